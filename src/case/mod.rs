@@ -1,0 +1,479 @@
+//! Case files: loading, validation and selection.
+//!
+//! A case file is data (see [`model`]); loading checks it three ways, each naming file, line,
+//! column and field: TOML syntax, the Rust model (`deny_unknown_fields` catches typos), and
+//! `schemas/case.schema.json` (value rules: id form, levels, revisions, areas). The shipped cases
+//! are compiled into the binary, so an installed `authconform` needs no checkout.
+
+pub mod model;
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::Path;
+use std::sync::OnceLock;
+
+use include_dir::{Dir, include_dir};
+
+pub use model::{CaseFile, Feature, Role, Step};
+
+use crate::record::Level;
+use crate::spec::Revision;
+
+static BUILTIN: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/cases");
+static BUILTIN_SCHEMAS: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/schemas");
+
+/// A schema shipped under `schemas/`, by file name.
+pub fn schema_text(name: &str) -> Option<&'static str> {
+    BUILTIN_SCHEMAS.get_file(name).and_then(|f| f.contents_utf8())
+}
+
+/// A loaded, validated case.
+#[derive(Debug, Clone)]
+pub struct Case {
+    pub file: CaseFile,
+    /// Where it came from (for messages).
+    pub path: String,
+}
+
+impl Case {
+    pub fn id(&self) -> &str {
+        &self.file.id
+    }
+    /// The requirement id without the variant suffix.
+    pub fn requirement(&self) -> &str {
+        self.file.id.split('.').next().unwrap_or(&self.file.id)
+    }
+    /// Level at a revision; `Info` when the requirement is not part of it.
+    pub fn level_at(&self, rev: Revision) -> Level {
+        if !self.file.specs.iter().any(|s| s == rev.as_str()) {
+            return Level::Info;
+        }
+        self.file
+            .levels
+            .get(rev.as_str())
+            .copied()
+            .unwrap_or(self.file.level)
+            .into()
+    }
+}
+
+/// A case file (or config file) error, located.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileError {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    /// Dotted path of the offending field (`steps[2].expect.status`), when known.
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for FileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: ", self.file, self.line, self.column)?;
+        if let Some(field) = &self.field {
+            write!(f, "field `{field}`: ")?;
+        }
+        write!(f, "{}", self.message)
+    }
+}
+
+impl std::error::Error for FileError {}
+
+/// All the errors of a load (every file is checked, so one run shows every mistake).
+#[derive(Debug, Clone)]
+pub struct LoadErrors(pub Vec<FileError>);
+
+impl fmt::Display for LoadErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for LoadErrors {}
+
+/// 1-based line and column of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    (line, col)
+}
+
+/// Turns a TOML/serde error into a located [`FileError`].
+pub fn toml_error(file: &str, text: &str, e: &toml::de::Error) -> FileError {
+    let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+    let message = e.message().trim().to_string();
+    // serde names the field in its messages (`unknown field `x``, `missing field `y``).
+    let field = extract_backticked(&message);
+    FileError {
+        file: file.to_string(),
+        line,
+        column,
+        field,
+        message,
+    }
+}
+
+fn extract_backticked(msg: &str) -> Option<String> {
+    let start = msg.find('`')? + 1;
+    let len = msg[start..].find('`')?;
+    Some(msg[start..start + len].to_string())
+}
+
+/// Byte span of the value at a JSON-pointer-like path (`["steps", "2", "expect"]`) in TOML text.
+pub fn span_of(text: &str, path: &[String]) -> Option<std::ops::Range<usize>> {
+    use toml::de::{DeTable, DeValue};
+    let root = DeTable::parse(text).ok()?;
+    let mut span = root.span();
+    let mut cur_table = Some(root.get_ref());
+    let mut cur_array: Option<&toml::de::DeArray<'_>> = None;
+    for seg in path {
+        if let Some(t) = cur_table.take() {
+            let (k, v) = t.iter().find(|(k, _)| k.get_ref().as_ref() == seg.as_str())?;
+            span = k.span();
+            descend(v.get_ref(), &mut cur_table, &mut cur_array);
+        } else if let Some(a) = cur_array.take() {
+            let i: usize = seg.parse().ok()?;
+            let v = a.get(i)?;
+            span = v.span();
+            descend(v.get_ref(), &mut cur_table, &mut cur_array);
+        } else {
+            break;
+        }
+    }
+    fn descend<'a, 'i>(
+        v: &'a DeValue<'i>,
+        t: &mut Option<&'a DeTable<'i>>,
+        a: &mut Option<&'a toml::de::DeArray<'i>>,
+    ) {
+        match v {
+            DeValue::Table(x) => *t = Some(x),
+            DeValue::Array(x) => *a = Some(x),
+            _ => {}
+        }
+    }
+    Some(span)
+}
+
+fn catalogue() -> &'static BTreeSet<String> {
+    static IDS: OnceLock<BTreeSet<String>> = OnceLock::new();
+    IDS.get_or_init(|| {
+        let v: serde_json::Value =
+            serde_json::from_str(schema_text("requirements.json").unwrap_or("{}"))
+                .unwrap_or_default();
+        v["requirements"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|r| r["id"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    })
+}
+
+/// Is `id` a catalogue requirement id (optionally with a variant)?
+pub fn is_requirement_id(id: &str) -> bool {
+    catalogue().contains(id.split('.').next().unwrap_or(id))
+}
+
+fn case_validator() -> &'static jsonschema::Validator {
+    static V: OnceLock<jsonschema::Validator> = OnceLock::new();
+    V.get_or_init(|| {
+        let schema: serde_json::Value =
+            serde_json::from_str(schema_text("case.schema.json").expect("case schema shipped"))
+                .expect("case.schema.json is valid JSON");
+        jsonschema::draft202012::new(&schema).expect("case.schema.json is a valid schema")
+    })
+}
+
+/// Parses and validates one case file. `rel` is its path relative to the cases root
+/// (`<area>/<id>.toml`), which must agree with the file's `area` and `id`.
+pub fn parse_case(display: &str, rel: &Path, text: &str) -> Result<Case, Vec<FileError>> {
+    let at = |path: &[String], field: String, message: String| {
+        let (line, column) = span_of(text, path)
+            .map(|s| line_col(text, s.start))
+            .unwrap_or((1, 1));
+        FileError {
+            file: display.to_string(),
+            line,
+            column,
+            field: Some(field),
+            message,
+        }
+    };
+    // Value rules first: they give exact paths, where serde's errors inside steps only give
+    // the step's table.
+    let raw: toml::Table = toml::from_str(text).map_err(|e| vec![toml_error(display, text, &e)])?;
+    let json = serde_json::to_value(&raw).unwrap_or_default();
+    let mut errors: Vec<FileError> = case_validator()
+        .iter_errors(&json)
+        .map(|e| {
+            let path: Vec<String> = e
+                .instance_path()
+                .as_str()
+                .split('/')
+                .skip(1)
+                .map(|s| s.replace("~1", "/").replace("~0", "~"))
+                .collect();
+            let field = if path.is_empty() {
+                "(top level)".to_string()
+            } else {
+                dotted(&path)
+            };
+            at(&path, field, e.to_string())
+        })
+        .collect();
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let file: CaseFile = toml::from_str(text).map_err(|e| vec![toml_error(display, text, &e)])?;
+    if !is_requirement_id(&file.id) {
+        errors.push(at(
+            &["id".into()],
+            "id".into(),
+            format!(
+                "{:?} is not a requirement id of the catalogue (../shared/requirements.md)",
+                file.id
+            ),
+        ));
+    }
+    let stem = rel.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+    if stem != file.id {
+        errors.push(at(
+            &["id".into()],
+            "id".into(),
+            format!("id {:?} must match the file name {stem:?}.toml", file.id),
+        ));
+    }
+    let dir = rel
+        .parent()
+        .and_then(|p| p.file_name())
+        .and_then(|s| s.to_str())
+        .unwrap_or("");
+    if dir != file.area {
+        errors.push(at(
+            &["area".into()],
+            "area".into(),
+            format!("area {:?} must match the directory {dir:?}", file.area),
+        ));
+    }
+    if file.fault.is_none() == file.no_fault.is_none() {
+        errors.push(at(
+            &["id".into()],
+            "fault".into(),
+            "a case declares exactly one of `fault` (its negative control in the reference server) and `no_fault` (why it cannot have one)".into(),
+        ));
+    }
+    for (rev, _) in file.levels.iter() {
+        if !file.specs.contains(rev) {
+            errors.push(at(
+                &["levels".into(), rev.clone()],
+                format!("levels.{rev}"),
+                format!("a level is given for {rev} but {rev} is not in `specs`"),
+            ));
+        }
+    }
+    if errors.is_empty() {
+        Ok(Case {
+            file,
+            path: display.to_string(),
+        })
+    } else {
+        Err(errors)
+    }
+}
+
+fn dotted(path: &[String]) -> String {
+    let mut s = String::new();
+    for seg in path {
+        if seg.chars().all(|c| c.is_ascii_digit()) {
+            s.push_str(&format!("[{seg}]"));
+        } else {
+            if !s.is_empty() {
+                s.push('.');
+            }
+            s.push_str(seg);
+        }
+    }
+    s
+}
+
+fn finish(mut cases: Vec<Case>, mut errors: Vec<FileError>) -> Result<Vec<Case>, LoadErrors> {
+    let mut seen = BTreeSet::new();
+    for c in &cases {
+        if !seen.insert(c.id().to_string()) {
+            errors.push(FileError {
+                file: c.path.clone(),
+                line: 1,
+                column: 1,
+                field: Some("id".into()),
+                message: format!("duplicate case id {:?}", c.id()),
+            });
+        }
+    }
+    if !errors.is_empty() {
+        return Err(LoadErrors(errors));
+    }
+    cases.sort_by(|a, b| (area_rank(&a.file.area), a.id()).cmp(&(area_rank(&b.file.area), b.id())));
+    Ok(cases)
+}
+
+/// Areas in the order a client meets them, so reports read like a walk through the flow.
+pub const AREAS: &[&str] = &[
+    "challenge",
+    "prm",
+    "as_metadata",
+    "pkce",
+    "redirect_uri",
+    "authorization_code",
+    "dcr",
+    "cimd",
+    "token_endpoint",
+    "token_lifecycle",
+    "revocation",
+    "audience",
+    "scopes",
+    "transport",
+    "client_credentials",
+    "extras",
+];
+
+fn area_rank(a: &str) -> usize {
+    AREAS.iter().position(|x| *x == a).unwrap_or(AREAS.len())
+}
+
+/// The cases compiled into the binary.
+pub fn load_builtin() -> Result<Vec<Case>, LoadErrors> {
+    let mut cases = Vec::new();
+    let mut errors = Vec::new();
+    for dir in BUILTIN.dirs() {
+        for f in dir.files() {
+            let rel = f.path();
+            if rel.extension().and_then(|e| e.to_str()) != Some("toml") {
+                continue;
+            }
+            let display = format!("cases/{}", rel.display());
+            let text = f.contents_utf8().unwrap_or("");
+            match parse_case(&display, rel, text) {
+                Ok(c) => cases.push(c),
+                Err(e) => errors.extend(e),
+            }
+        }
+    }
+    finish(cases, errors)
+}
+
+/// The cases of a directory (`--cases DIR`): `DIR/<area>/<id>.toml`.
+pub fn load_dir(root: &Path) -> Result<Vec<Case>, LoadErrors> {
+    let mut cases = Vec::new();
+    let mut errors = Vec::new();
+    let io_err = |p: &Path, e: std::io::Error| FileError {
+        file: p.display().to_string(),
+        line: 1,
+        column: 1,
+        field: None,
+        message: format!("cannot read: {e}"),
+    };
+    let areas = match std::fs::read_dir(root) {
+        Ok(r) => r,
+        Err(e) => return Err(LoadErrors(vec![io_err(root, e)])),
+    };
+    let mut dirs: Vec<_> = areas.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+    dirs.sort();
+    for area in dirs.into_iter().filter(|p| p.is_dir()) {
+        let mut files: Vec<_> = match std::fs::read_dir(&area) {
+            Ok(r) => r.filter_map(|e| e.ok()).map(|e| e.path()).collect(),
+            Err(e) => {
+                errors.push(io_err(&area, e));
+                continue;
+            }
+        };
+        files.sort();
+        for f in files {
+            if f.extension().and_then(|e| e.to_str()) != Some("toml") {
+                continue;
+            }
+            let rel = f.strip_prefix(root).unwrap_or(&f).to_path_buf();
+            match std::fs::read_to_string(&f) {
+                Ok(text) => match parse_case(&f.display().to_string(), &rel, &text) {
+                    Ok(c) => cases.push(c),
+                    Err(e) => errors.extend(e),
+                },
+                Err(e) => errors.push(io_err(&f, e)),
+            }
+        }
+    }
+    if cases.is_empty() && errors.is_empty() {
+        errors.push(FileError {
+            file: root.display().to_string(),
+            line: 1,
+            column: 1,
+            field: None,
+            message: "no case files (expected <area>/<id>.toml)".into(),
+        });
+    }
+    finish(cases, errors)
+}
+
+/// `--only` / `--skip` / `--level` selection.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    pub only: Vec<String>,
+    pub skip: Vec<String>,
+    /// Keep cases at this declared level or stricter.
+    pub level: Option<Level>,
+}
+
+impl Selection {
+    /// A pattern matches a case id (exactly, or as a glob like `prm-*`), its requirement id (so
+    /// `rs-400-malformed-auth` selects its variants), or its area.
+    pub fn matches(pattern: &str, case: &Case) -> bool {
+        if pattern == case.id() || pattern == case.requirement() || pattern == case.file.area {
+            return true;
+        }
+        globset::Glob::new(pattern)
+            .map(|g| g.compile_matcher().is_match(case.id()))
+            .unwrap_or(false)
+    }
+
+    pub fn keeps(&self, case: &Case) -> bool {
+        if !self.only.is_empty() && !self.only.iter().any(|p| Self::matches(p, case)) {
+            return false;
+        }
+        if self.skip.iter().any(|p| Self::matches(p, case)) {
+            return false;
+        }
+        if let Some(max) = self.level
+            && Level::from(case.file.level) > max
+        {
+            return false;
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_cases_load() {
+        let cases = load_builtin().unwrap_or_else(|e| panic!("{e}"));
+        assert!(cases.len() >= 40, "only {} cases", cases.len());
+    }
+
+    #[test]
+    fn line_col_counts_from_one() {
+        assert_eq!(line_col("a\nbc\nd", 3), (2, 2));
+        assert_eq!(line_col("abc", 0), (1, 1));
+    }
+}

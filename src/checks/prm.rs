@@ -1,0 +1,359 @@
+//! Protected Resource Metadata: RFC 9728 §2 (members), §3.1 (well-known URL), §3.2 (response),
+//! §3.3 (validation); MCP 2025-11-25 §4.1, §4.2, §8.1.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::https_rule;
+use crate::discovery;
+use crate::http::Request;
+use crate::runner::actions::require_doc;
+use crate::runner::{CaseCtx, Stop, StepResult};
+
+/// prm-wellknown-path: PRM at the path-inserted or root well-known URL.
+pub fn wellknown(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let d = ctx.discovery(on)?.clone();
+    if let Some(a) = d.attempts.iter().find(|a| a.source != "header" && a.doc().is_some()) {
+        ctx.pass(format!("PRM served at the {} well-known URL {}", a.source, a.url));
+        return Ok(());
+    }
+    if d.attempts.iter().any(|a| a.source == "header" && a.doc().is_some()) {
+        ctx.warn(
+            "PRM is not served at any well-known URL; allowed (the 401 challenge names it), but clients that probe well-known URLs first will not find it",
+        );
+        return Ok(());
+    }
+    ctx.fail("PRM is served neither at a well-known URL nor at a URL named by the challenge")
+}
+
+/// prm-unauthenticated: no PRM source demands credentials.
+pub fn unauthenticated(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let d = ctx.discovery(on)?.clone();
+    for a in &d.attempts {
+        if let Ok(r) = &a.result
+            && (r.status == 401 || r.status == 403)
+        {
+            return ctx.fail(format!(
+                "{} answered {} to an unauthenticated request: a client cannot discover how to authenticate",
+                a.url, r.status
+            ));
+        }
+    }
+    let d_doc = require_doc(&d, "Protected Resource Metadata")?;
+    let _ = d_doc;
+    ctx.pass("PRM is served without credentials");
+    Ok(())
+}
+
+/// prm-resource-match (RFC 9728 §3.3): `resource` identical to the URL the metadata URL was
+/// derived from. A same-origin parent path is a warning: lenient clients accept it.
+pub fn resource_match(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let d = ctx.discovery(on)?.clone();
+    require_doc(&d, "Protected Resource Metadata")?;
+    let expected = d.identifier.clone();
+    for a in d.attempts.iter() {
+        let Some(doc) = a.doc() else { continue };
+        let got = match doc.get("resource") {
+            Some(Value::String(s)) => s.clone(),
+            Some(v) => return ctx.fail(format!("PRM at {} has a non-string resource: {v}", a.url)),
+            None => return ctx.fail(format!("PRM at {} has no resource member", a.url)),
+        };
+        if got == expected {
+            ctx.pass(format!("PRM at {} ({}) names resource {got:?}, identical to the MCP URL", a.url, a.source));
+        } else if is_parent(&got, &expected) {
+            ctx.warn(format!(
+                "PRM at {} names {got:?}, a parent of the MCP URL {expected:?}: only lenient clients accept this (RFC 9728 §3.3 demands identity)",
+                a.url
+            ));
+        } else {
+            return ctx.fail(format!(
+                "PRM at {} ({}) names resource {got:?}, but the MCP URL is {expected:?}; RFC 9728 §3.3 clients must reject it",
+                a.url, a.source
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Same origin, and `parent`'s path is a proper prefix (at a segment boundary) of `child`'s.
+fn is_parent(parent: &str, child: &str) -> bool {
+    let (Ok(p), Ok(c)) = (url::Url::parse(parent), url::Url::parse(child)) else {
+        return false;
+    };
+    if p.origin() != c.origin() || p.query().is_some() || p.fragment().is_some() {
+        return false;
+    }
+    let pp = p.path().trim_end_matches('/');
+    let cp = c.path();
+    cp.len() > pp.len() && cp.starts_with(pp) && cp.as_bytes()[pp.len()] == b'/'
+}
+
+/// prm-resource-form (MCP 8.1, RFC 8707 §2): absolute, lowercase scheme and host, no fragment;
+/// no query and no trailing slash as SHOULDs (warnings).
+pub fn resource_form(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let d = ctx.discovery(on)?.clone();
+    let doc = require_doc(&d, "Protected Resource Metadata")?;
+    let Some(Value::String(r)) = doc.get("resource") else {
+        return ctx.fail("PRM has no string `resource`");
+    };
+    let r = r.clone();
+    // Judge the raw string: a URL type would lowercase and repair what we must observe.
+    let Some((scheme, rest)) = r.split_once("://") else {
+        return ctx.fail(format!("resource {r:?} is not an absolute URI"));
+    };
+    if scheme.is_empty() || url::Url::parse(&r).is_err() {
+        return ctx.fail(format!("resource {r:?} is not an absolute URI"));
+    }
+    if r.contains('#') {
+        return ctx.fail(format!("resource {r:?} has a fragment (RFC 8707 §2 forbids it)"));
+    }
+    if scheme != scheme.to_ascii_lowercase() {
+        return ctx.fail(format!("resource {r:?}: the scheme is not lowercase"));
+    }
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    let host = authority.rsplit('@').next().unwrap_or(authority);
+    if host != host.to_ascii_lowercase() {
+        return ctx.fail(format!("resource {r:?}: the host is not lowercase"));
+    }
+    ctx.pass(format!("resource {r:?} is absolute, lowercase, without fragment"));
+    if r.contains('?') {
+        ctx.warn(format!("resource {r:?} has a query component (SHOULD NOT, RFC 8707 §2)"));
+    }
+    let path = rest.find('/').map(|i| &rest[i..]).unwrap_or("");
+    let path = path.split('?').next().unwrap_or("");
+    if path.len() > 1 && path.ends_with('/') {
+        ctx.warn(format!("resource {r:?} ends with a slash (MCP 8.1 prefers none)"));
+    }
+    Ok(())
+}
+
+/// prm-authorization-servers (MCP 4.1): non-empty array of issuer identifiers (https, no
+/// query or fragment, not a metadata URL).
+pub fn authorization_servers(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let d = ctx.discovery(on)?.clone();
+    let doc = require_doc(&d, "Protected Resource Metadata")?;
+    let list = match doc.get("authorization_servers") {
+        None => return ctx.fail("PRM has no authorization_servers (MCP 4.1 requires at least one)"),
+        Some(Value::Array(a)) if a.is_empty() => {
+            return ctx.fail("authorization_servers is empty (MCP 4.1 requires at least one)");
+        }
+        Some(Value::Array(a)) => a.clone(),
+        Some(v) => return ctx.fail(format!("authorization_servers is not an array: {v}")),
+    };
+    for v in list {
+        let Value::String(s) = v else {
+            return ctx.fail(format!("authorization_servers holds a non-string: {v}"));
+        };
+        if url::Url::parse(&s).is_err() {
+            return ctx.fail(format!("{s:?} is not an absolute URL"));
+        }
+        if s.contains("/.well-known/") {
+            return ctx.fail(format!(
+                "{s:?} is a metadata URL; authorization_servers lists issuer identifiers"
+            ));
+        }
+        if s.contains('?') || s.contains('#') {
+            return ctx.fail(format!("{s:?} has a query or fragment; an issuer has neither"));
+        }
+        https_rule(ctx, "authorization server", &s)?;
+    }
+    Ok(())
+}
+
+/// prm-as-reachable: some listed issuer resolves, via the MCP discovery order, to metadata
+/// whose `issuer` is that same string.
+pub async fn as_reachable(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let d = ctx.discovery(on)?.clone();
+    let doc = require_doc(&d, "Protected Resource Metadata")?;
+    let issuers: Vec<String> = doc
+        .get("authorization_servers")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    if issuers.is_empty() {
+        return ctx.fail("PRM lists no authorization server to reach");
+    }
+    let mut problems = Vec::new();
+    for issuer in issuers {
+        let saved = crate::runner::actions::discover_as_literal(ctx, issuer.clone(), "auto").await?;
+        let crate::runner::Saved::Discovery(ad) = saved else { continue };
+        match ad.doc() {
+            Some(m) => match m.get("issuer").and_then(Value::as_str) {
+                Some(i) if i == issuer => {
+                    ctx.pass(format!("{issuer} resolves to metadata at {}", ad.chosen().map(|a| a.url.as_str()).unwrap_or("")));
+                    return Ok(());
+                }
+                other => problems.push(format!("{issuer}: metadata issuer is {other:?}")),
+            },
+            None => problems.push(format!("{issuer}: no metadata at any discovery URL")),
+        }
+    }
+    ctx.fail(format!("no listed authorization server is reachable: {}", problems.join("; ")))
+}
+
+/// prm-no-empty-values (RFC 9728 §3.2): no member with an empty value, except
+/// `bearer_methods_supported: []`, which RFC 9728 §2 allows.
+pub fn no_empty_values(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let d = ctx.discovery(on)?.clone();
+    let doc = require_doc(&d, "Protected Resource Metadata")?;
+    for (k, v) in &doc {
+        let empty = match v {
+            Value::Null => true,
+            Value::String(s) => s.is_empty(),
+            Value::Array(a) => a.is_empty() && k != "bearer_methods_supported",
+            Value::Object(o) => o.is_empty(),
+            _ => false,
+        };
+        if empty {
+            return ctx.fail(format!("member {k:?} has an empty value ({v}); RFC 9728 §3.2 says omit it"));
+        }
+    }
+    ctx.pass(format!("none of the {} members is empty", doc.len()));
+    Ok(())
+}
+
+fn is_prm(r: &crate::http::Response) -> bool {
+    r.status == 200 && r.json().is_some_and(|v| v.get("resource").is_some())
+}
+
+/// prm-trailing-slash-insertion (RFC 9728 §3.1): the well-known URL built with the slash after
+/// the host dropped serves the PRM; the naive concatenation (`.../oauth-protected-resource//mcp`,
+/// or a trailing `/` for a root resource) must not be the only place it lives.
+pub async fn trailing_slash(ctx: &mut CaseCtx<'_>) -> StepResult {
+    let Some(resource) = ctx.env.target.resource.clone() else {
+        return Err(Stop::Skip("no MCP endpoint given".into()));
+    };
+    let correct = discovery::prm_rfc_url(&resource).map_err(Stop::Error)?;
+    let u = url::Url::parse(&resource).map_err(|e| Stop::Error(e.to_string()))?;
+    let naive = if u.path() == "/" || u.path().is_empty() {
+        format!("{}{}/", discovery::origin(&u), discovery::PRM_SUFFIX)
+    } else {
+        format!("{}{}/{}", discovery::origin(&u), discovery::PRM_SUFFIX, u.path())
+    };
+    let ok = ctx
+        .send(Request::new("GET", correct.clone(), "PRM at the RFC 9728 §3.1 well-known URL"))
+        .await
+        .map(|r| is_prm(&r))
+        .unwrap_or(false);
+    if ok {
+        ctx.pass(format!("PRM served at {correct}"));
+        return Ok(());
+    }
+    let naive_ok = ctx
+        .send(Request::new("GET", naive.clone(), "PRM at the mis-joined well-known URL"))
+        .await
+        .map(|r| is_prm(&r))
+        .unwrap_or(false);
+    if naive_ok {
+        return ctx.fail(format!(
+            "PRM is served at {naive} but not at {correct}: the slash after the host was not dropped before insertion"
+        ));
+    }
+    Err(Stop::Skip(format!(
+        "PRM is served at neither {correct} nor {naive}: the server does not use path-inserted discovery"
+    )))
+}
+
+/// prm-consistent-sources (RFC 9728 §3.3): every source that serves PRM agrees on `resource`
+/// and `authorization_servers`.
+pub fn consistent_sources(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let d = ctx.discovery(on)?.clone();
+    let docs: Vec<(String, serde_json::Map<String, Value>)> = d
+        .attempts
+        .iter()
+        .filter_map(|a| a.doc().map(|m| (a.url.clone(), m)))
+        .collect();
+    if docs.len() < 2 {
+        return Err(Stop::Skip(format!(
+            "PRM is served by {} source(s); nothing to compare",
+            docs.len()
+        )));
+    }
+    let (u0, first) = &docs[0];
+    for (u, doc) in &docs[1..] {
+        for key in ["resource", "authorization_servers"] {
+            if first.get(key) != doc.get(key) {
+                return ctx.fail(format!(
+                    "{key} differs: {} at {u0} but {} at {u}",
+                    first.get(key).unwrap_or(&Value::Null),
+                    doc.get(key).unwrap_or(&Value::Null)
+                ));
+            }
+        }
+    }
+    ctx.pass(format!("{} PRM sources agree on resource and authorization_servers", docs.len()));
+    Ok(())
+}
+
+/// prm-https (OAuth 2.1 §1.5, MCP 11.3): PRM is not served over plain http.
+pub async fn https(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let d = ctx.discovery(on)?.clone();
+    require_doc(&d, "Protected Resource Metadata")?;
+    let served: Vec<String> = d.attempts.iter().filter(|a| a.doc().is_some()).map(|a| a.url.clone()).collect();
+    for u in &served {
+        if u.to_ascii_lowercase().starts_with("http:") {
+            return https_rule(ctx, "the PRM URL", u);
+        }
+    }
+    // Served over https: the same URL over plain http must not answer with the document.
+    let plain = format!("http{}", &served[0]["https".len()..]);
+    match ctx.send(Request::new("GET", plain.clone(), "the PRM URL over plain http")).await {
+        Ok(r) if is_prm(&r) => ctx.fail(format!("PRM is also served over plain http at {plain}")),
+        Ok(r) => {
+            ctx.pass(format!("plain http answered {} without the document", r.status));
+            Ok(())
+        }
+        Err(e) => {
+            ctx.pass(format!("plain http refused ({e})"));
+            Ok(())
+        }
+    }
+}
+
+/// prm-fuzz-paths: odd suffixes on the well-known path get 404 or the document, never a 5xx,
+/// never file contents; an HTML 200 (a single-page app catching every path) is a warning.
+pub async fn fuzz_paths(ctx: &mut CaseCtx<'_>, args: &BTreeMap<String, toml::Value>) -> StepResult {
+    let Some(resource) = ctx.env.target.resource.clone() else {
+        return Err(Stop::Skip("no MCP endpoint given".into()));
+    };
+    let u = url::Url::parse(&resource).map_err(|e| Stop::Error(e.to_string()))?;
+    let base = format!("{}{}", discovery::origin(&u), discovery::PRM_SUFFIX);
+    let suffixes: Vec<String> = args
+        .get("suffixes")
+        .and_then(|v| v.as_array())
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    if suffixes.is_empty() {
+        return Err(Stop::Error("prm_fuzz_paths needs args.suffixes".into()));
+    }
+    for s in suffixes {
+        let s = if s == "LONG" { format!("/{}", "a".repeat(8192)) } else { s };
+        let url = format!("{base}{s}");
+        let r = match ctx.send(Request::new("GET", url.clone(), "odd well-known path")).await {
+            Ok(r) => r,
+            Err(e) => return Err(Stop::Error(format!("no answer to {url}: {e}"))),
+        };
+        if r.status >= 500 {
+            return ctx.fail(format!("{} answered {}", short(&url), r.status));
+        }
+        let text = r.text();
+        if text.contains("root:x:0:0") || text.contains("[boot loader]") {
+            return ctx.fail(format!("{} returned what looks like a system file", short(&url)));
+        }
+        if r.status == 200 && r.media_type().as_deref() == Some("text/html") {
+            ctx.warn(format!("{} answered 200 with HTML (a catch-all page)", short(&url)));
+        } else {
+            ctx.pass(format!("{} -> {}", short(&url), r.status));
+        }
+    }
+    Ok(())
+}
+
+fn short(u: &str) -> String {
+    if u.len() > 120 {
+        format!("{}…({} bytes)", &u[..u.floor_char_boundary(100)], u.len())
+    } else {
+        u.to_string()
+    }
+}

@@ -1,0 +1,496 @@
+//! The command line: argument definitions and the glue from arguments to library calls. The
+//! binary (`src/main.rs`) only calls [`main`] and exits with its code.
+//!
+//! Exit codes: 0 = no MUST case failed or errored (or every verdict matched `--expect`);
+//! 1 = otherwise; 2 = bad usage, bad configuration, bad case file.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::case::{self, Case, Selection};
+use crate::expectations;
+use crate::http::{Http, HttpConfig};
+use crate::record::{CaseResult, Level, RunReport, TargetInfo};
+use crate::redact::Redactor;
+use crate::reference;
+use crate::report::{self, console::Console, sanitize_terminal};
+use crate::runner::{self, RunEnv};
+use crate::spec::{Revision, SpecChoice};
+use crate::target::{self, Target};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "authconform",
+    version,
+    about = "Conformance suite for MCP authorization: OAuth 2.1 as the Model Context Protocol profiles it",
+    long_about = None,
+    after_help = "Exit codes: 0 = no MUST case failed or errored (or all verdicts match --expect); 1 = otherwise; 2 = bad usage, config or case file."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the cases against a target (with no target: the built-in reference server).
+    Run(RunArgs),
+    /// List the cases: id, area, level, role, title, references.
+    List(ListArgs),
+    /// Serve the built-in reference server in the foreground.
+    Reference(ReferenceArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The MCP endpoint to test (discovery starts from an unauthenticated request).
+    #[arg(long, value_name = "URL", conflicts_with = "config")]
+    pub resource: Option<String>,
+    /// An authorization server to test alone (RS cases are skipped).
+    #[arg(long, value_name = "URL", conflicts_with = "config")]
+    pub issuer: Option<String>,
+    /// A TOML target profile.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Run against the built-in reference server with this fault (a case id). Repeatable.
+    #[arg(long = "reference-fault", value_name = "ID", conflicts_with_all = ["resource", "issuer", "config"])]
+    pub reference_faults: Vec<String>,
+    /// Run the case files of DIR (`DIR/<area>/<id>.toml`) instead of the shipped ones.
+    #[arg(long, value_name = "DIR")]
+    pub cases: Option<PathBuf>,
+    /// Only cases matching PATTERN (id, requirement id, area, or glob like `prm-*`). Repeatable.
+    #[arg(long, value_name = "PATTERN")]
+    pub only: Vec<String>,
+    /// Skip cases matching PATTERN. Repeatable.
+    #[arg(long, value_name = "PATTERN")]
+    pub skip: Vec<String>,
+    /// Keep cases at this level or stricter (must = MUST only).
+    #[arg(long, value_enum)]
+    pub level: Option<LevelArg>,
+    /// MCP revision to grade at: 2025-06-18, 2025-11-25, 2026-07-28 or auto.
+    #[arg(long, default_value = "auto", value_parser = parse_spec)]
+    pub spec: SpecChoice,
+    /// Folder for junit.xml, report.html and results.json.
+    #[arg(long, value_name = "DIR", default_value = "reports")]
+    pub report_dir: PathBuf,
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Expected verdicts (TOML `[verdicts]` id = status): the run passes only if all match.
+    #[arg(long, value_name = "FILE")]
+    pub expect: Option<PathBuf>,
+    /// Write the run's verdicts as an expectations file.
+    #[arg(long, value_name = "FILE")]
+    pub write_expect: Option<PathBuf>,
+    /// Extra trusted CA certificates (PEM), e.g. a test server's.
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+    /// Bytes of a response body read at most.
+    #[arg(long, value_name = "BYTES")]
+    pub max_body: Option<usize>,
+    /// Seconds one exchange may take, body included.
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
+    /// Cases run at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// Print each failure's details and exchanges.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// No colours (also when NO_COLOR is set or output is not a terminal).
+    #[arg(long)]
+    pub no_color: bool,
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum)]
+pub enum LevelArg {
+    Must,
+    Should,
+    May,
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long, value_name = "DIR")]
+    pub cases: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ReferenceArgs {
+    /// Port on 127.0.0.1 (0 = any free port).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Inject this fault (a case id). Repeatable.
+    #[arg(long = "fault", value_name = "ID")]
+    pub faults: Vec<String>,
+}
+
+fn parse_spec(s: &str) -> Result<SpecChoice, String> {
+    s.parse()
+}
+
+/// Entry point of the binary: parses arguments, runs, returns the exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return 2;
+        }
+    };
+    rt.block_on(async {
+        match cli.command {
+            Command::Run(a) => run(a).await,
+            Command::List(a) => list(a),
+            Command::Reference(a) => serve_reference(a).await,
+        }
+    })
+}
+
+fn load_cases(dir: Option<&Path>) -> Result<Vec<Case>, i32> {
+    let r = match dir {
+        Some(d) => case::load_dir(d),
+        None => case::load_builtin(),
+    };
+    r.map_err(|e| {
+        eprintln!("error: invalid case files:\n{}", sanitize_terminal(&e.to_string()));
+        2
+    })
+}
+
+fn list(a: ListArgs) -> i32 {
+    let cases = match load_cases(a.cases.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        let v: Vec<_> = cases
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "id": c.id(), "area": c.file.area, "level": Level::from(c.file.level).as_str(),
+                    "role": c.file.role.as_str(), "title": c.file.title, "refs": c.file.refs,
+                    "specs": c.file.specs,
+                })
+            })
+            .collect();
+        let _ = writeln!(out, "{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        for c in &cases {
+            let _ = writeln!(
+                out,
+                "{:<40} {:<12} {:<6} {:<2} {}  [{}]",
+                c.id(),
+                c.file.area,
+                Level::from(c.file.level).as_str(),
+                c.file.role.as_str(),
+                c.file.title,
+                c.file.refs.join("; ")
+            );
+        }
+    }
+    0
+}
+
+async fn serve_reference(a: ReferenceArgs) -> i32 {
+    let cases = match load_cases(None) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if let Err(code) = check_faults(&a.faults, &cases) {
+        return code;
+    }
+    let r = match reference::start(reference::Options {
+        port: a.port,
+        faults: a.faults.clone(),
+    })
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    // The CA goes to a file so other clients (curl, an MCP client) can trust the reference.
+    let ca_path = std::env::temp_dir().join(format!("authconform-reference-ca-{}.pem", r.addr.port()));
+    if let Err(e) = std::fs::write(&ca_path, &r.ca.ca_pem) {
+        eprintln!("error: cannot write {}: {e}", ca_path.display());
+        return 2;
+    }
+    println!(
+        "{}",
+        serde_json::json!({ "issuer": r.issuer, "resource": r.resource, "ca": ca_path, "faults": a.faults })
+    );
+    let _ = std::io::stdout().flush();
+    eprintln!("reference server on https://{} (Ctrl-C to stop)", r.addr);
+    let _ = tokio::signal::ctrl_c().await;
+    r.shutdown();
+    0
+}
+
+fn check_faults(faults: &[String], cases: &[Case]) -> Result<(), i32> {
+    for f in faults {
+        if !cases.iter().any(|c| c.id() == f) {
+            eprintln!("error: --reference-fault {f:?} names no case (see `authconform list`)");
+            return Err(2);
+        }
+        if !reference::FAULTS.contains(&f.as_str()) {
+            eprintln!("error: the reference server has no fault for {f:?} (its case declares no_fault)");
+            return Err(2);
+        }
+    }
+    Ok(())
+}
+
+fn usage_error(msg: impl std::fmt::Display) -> i32 {
+    eprintln!("error: {}", sanitize_terminal(&msg.to_string()));
+    2
+}
+
+async fn run(a: RunArgs) -> i32 {
+    let all_cases = match load_cases(a.cases.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let known_ids: Vec<String> = all_cases.iter().map(|c| c.id().to_string()).collect();
+    let selection = Selection {
+        only: a.only.clone(),
+        skip: a.skip.clone(),
+        level: a.level.map(|l| match l {
+            LevelArg::Must => Level::Must,
+            LevelArg::Should => Level::Should,
+            LevelArg::May => Level::May,
+        }),
+    };
+    for p in &a.only {
+        if !all_cases.iter().any(|c| Selection::matches(p, c)) {
+            return usage_error(format!("--only {p:?} matches no case (see `authconform list`)"));
+        }
+    }
+    let cases: Vec<Case> = all_cases.into_iter().filter(|c| selection.keeps(c)).collect();
+    if let Err(code) = check_faults(&a.reference_faults, &cases) {
+        return code;
+    }
+    let expect = match &a.expect {
+        Some(p) => match expectations::load(p) {
+            Ok(e) => Some(e),
+            Err(e) => return usage_error(e),
+        },
+        None => None,
+    };
+
+    // HTTP limits: defaults, then the profile, then flags.
+    let mut http_cfg = HttpConfig::default();
+    let mut target = Target {
+        resource: a.resource.clone(),
+        issuer: a.issuer.clone(),
+    };
+    let mut kind = if a.resource.is_some() { "resource" } else { "issuer" };
+    if let Some(p) = &a.config {
+        let profile = match target::load_profile(p) {
+            Ok(pr) => pr,
+            Err(e) => return usage_error(e),
+        };
+        let base = p.parent().unwrap_or(Path::new("."));
+        if let Err(e) = profile.http.apply(base, &mut http_cfg) {
+            return usage_error(format!("{}: {e}", p.display()));
+        }
+        target.resource = profile.target.resource;
+        target.issuer = profile.target.issuer;
+        kind = "config";
+    }
+    for (flag, v) in [("--resource", &target.resource), ("--issuer", &target.issuer)] {
+        if let Some(u) = v
+            && let Err(e) = target::check_url(u)
+        {
+            return usage_error(format!("{flag}: {e}"));
+        }
+    }
+    if let Some(n) = a.max_body {
+        if n == 0 {
+            return usage_error("--max-body must be at least 1");
+        }
+        http_cfg.max_body = n;
+    }
+    if let Some(s) = a.timeout {
+        http_cfg.timeout = Duration::from_secs(s.max(1));
+    }
+    if let Some(f) = &a.cacert {
+        match std::fs::read(f) {
+            Ok(pem) => http_cfg.extra_roots_pem.push(pem),
+            Err(e) => return usage_error(format!("--cacert {}: {e}", f.display())),
+        }
+    }
+
+    let mut reference_server = None;
+    if target.resource.is_none() && target.issuer.is_none() {
+        match reference::start(reference::Options {
+            port: 0,
+            faults: a.reference_faults.clone(),
+        })
+        .await
+        {
+            Ok(r) => {
+                eprintln!(
+                    "no target given: running against the built-in reference server at https://{}{}",
+                    r.addr,
+                    if a.reference_faults.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" with fault(s) {}", a.reference_faults.join(", "))
+                    }
+                );
+                http_cfg.extra_roots_pem.push(r.ca.ca_pem.clone().into_bytes());
+                target.resource = Some(r.resource.clone());
+                target.issuer = None;
+                kind = "reference";
+                reference_server = Some(r);
+            }
+            Err(e) => return usage_error(e),
+        }
+    }
+
+    let redactor = Redactor::new();
+    let http = match Http::new(http_cfg, redactor) {
+        Ok(h) => h,
+        Err(e) => return usage_error(e),
+    };
+    let spec = runner::choose_revision(&http, target.resource.as_deref(), a.spec).await;
+    let revision: Revision = spec.graded.parse().unwrap_or(Revision::FALLBACK);
+    let color = !a.no_color && std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal();
+    let console = Arc::new(Console::new(color, a.verbose));
+    eprintln!(
+        "grading at MCP {} ({}); {} case(s)",
+        spec.graded,
+        sanitize_terminal(&spec.detection),
+        cases.len()
+    );
+
+    let target_info = TargetInfo {
+        kind: kind.to_string(),
+        resource: target.resource.clone(),
+        issuer: target.issuer.clone(),
+        faults: a.reference_faults.clone(),
+    };
+    let env = Arc::new(RunEnv {
+        http,
+        target,
+        revision,
+    });
+    let started_at = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let t0 = Instant::now();
+    let collected: Arc<Mutex<Vec<CaseResult>>> = Arc::new(Mutex::new(Vec::new()));
+    let order: Vec<String> = cases.iter().map(|c| c.id().to_string()).collect();
+    let sink = collected.clone();
+    let con = console.clone();
+    let run_fut = runner::run_all(env, cases, a.concurrency, move |r| {
+        println!("{}", con.case_line(r));
+        if let Ok(mut v) = sink.lock() {
+            v.push(r.clone());
+        }
+    });
+    // Ctrl-C stops the run, but the reports are still written from what finished.
+    let interrupted = tokio::select! {
+        _ = run_fut => false,
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("interrupted: writing reports for the cases that finished");
+            true
+        }
+    };
+    let mut results = collected.lock().map(|v| v.clone()).unwrap_or_default();
+    results.sort_by_key(|r| order.iter().position(|o| *o == r.id).unwrap_or(usize::MAX));
+    let report_data = RunReport {
+        tool: "authconform".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        target: target_info,
+        spec,
+        started_at,
+        duration_ms: t0.elapsed().as_millis() as u64,
+        interrupted,
+        summary: RunReport::summarize(&results),
+        results,
+    };
+    if let Some(r) = reference_server {
+        r.shutdown();
+    }
+
+    let dir = &a.report_dir;
+    let json = a.json.clone().unwrap_or_else(|| dir.join("results.json"));
+    let junit = a.junit.clone().unwrap_or_else(|| dir.join("junit.xml"));
+    let html = a.html.clone().unwrap_or_else(|| dir.join("report.html"));
+    match report::write_all(&report_data, Some(&json), Some(&junit), Some(&html)) {
+        Ok(paths) => {
+            let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+            eprintln!("reports: {}", names.join(", "));
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    }
+    println!("{}", console.summary(&report_data));
+    if let Some(p) = &a.write_expect {
+        let header = format!(
+            "Expected verdicts for `authconform run --expect`; written by --write-expect.\nTarget: {} {}",
+            report_data.target.kind,
+            report_data.target.resource.as_deref().or(report_data.target.issuer.as_deref()).unwrap_or("")
+        );
+        if let Err(e) = std::fs::write(p, expectations::render(&report_data.results, &header)) {
+            eprintln!("error: cannot write {}: {e}", p.display());
+            return 2;
+        }
+    }
+    if interrupted {
+        return 1;
+    }
+    match expect {
+        Some(exp) => {
+            let cmp = expectations::compare(&exp, &report_data.results, &known_ids);
+            for (id, want, got) in &cmp.mismatches {
+                println!("verdict changed: {id}: expected {}, got {}", want.as_str(), got.as_str());
+            }
+            for (id, got) in &cmp.unlisted {
+                println!("not in {}: {id} ({})", exp.path, got.as_str());
+            }
+            for id in &cmp.stale {
+                println!("stale entry in {}: {id} (no such case)", exp.path);
+            }
+            println!(
+                "expectations {}: {} matched, {} changed, {} unlisted, {} stale",
+                exp.path,
+                cmp.matched,
+                cmp.mismatches.len(),
+                cmp.unlisted.len(),
+                cmp.stale.len()
+            );
+            if cmp.ok() { 0 } else { 1 }
+        }
+        None => {
+            if report_data.results.iter().any(CaseResult::gates) {
+                1
+            } else {
+                0
+            }
+        }
+    }
+}

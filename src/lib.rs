@@ -1,0 +1,23 @@
+//! authconform: a conformance suite for MCP authorization (OAuth 2.1 as the Model Context
+//! Protocol profiles it), run against live servers.
+//!
+//! Data flows one way: [`case`] files are loaded and validated, the [`runner`] executes them
+//! against a [`target`] through the bounded [`http`] client and produces [`record`]s, and the
+//! [`report`] writers turn those records into console lines, JUnit, HTML and JSON. The
+//! [`reference`] server is an independent implementation of a compliant AS + RS, with one fault
+//! per case for negative controls; it shares no validation code with the checks.
+
+pub mod case;
+pub mod checks;
+pub mod cli;
+pub mod discovery;
+pub mod expectations;
+pub mod http;
+pub mod record;
+pub mod redact;
+pub mod reference;
+pub mod report;
+pub mod runner;
+pub mod spec;
+pub mod target;
+pub mod www_authenticate;

@@ -1,0 +1,193 @@
+//! The records a run produces. The runner fills them; every reporter (console, JUnit, HTML, JSON)
+//! reads them after the fact. Nothing in here formats a report, and nothing in a reporter runs a
+//! check: that separation is what lets a new output format be added without touching execution.
+//!
+//! Every string in these records that came from the server under test is untrusted: reporters must
+//! escape it for their medium (HTML, XML, terminal). Secrets are redacted before a record is built
+//! (see [`crate::redact`]), so a reporter never sees a token.
+
+use serde::{Deserialize, Serialize};
+
+/// The four verdicts of the results contract (`schemas/results.schema.json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// The behaviour the requirement asks for was observed.
+    Passed,
+    /// The server violated the requirement; the exchanges prove it.
+    Failed,
+    /// The feature is absent or not configured; `message` says why.
+    Skipped,
+    /// The suite could not tell (network error, login failed, bad response to a prerequisite).
+    Errored,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Passed => "passed",
+            Status::Failed => "failed",
+            Status::Skipped => "skipped",
+            Status::Errored => "errored",
+        }
+    }
+}
+
+/// Requirement level as graded for the revision of the run. `Info` is a requirement that does
+/// not exist in the graded revision (or is informational by nature): it is reported, never gates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Level {
+    Must,
+    Should,
+    May,
+    Info,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Must => "MUST",
+            Level::Should => "SHOULD",
+            Level::May => "MAY",
+            Level::Info => "INFO",
+        }
+    }
+}
+
+/// One HTTP request/response pair, as sent and received, with secrets already redacted.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Exchange {
+    /// Why the harness sent this request (e.g. "unauthenticated MCP request").
+    pub note: String,
+    pub method: String,
+    /// The URL exactly as sent (raw string; never normalised for display).
+    pub url: String,
+    pub request_headers: Vec<(String, String)>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_body: Option<String>,
+    /// `None` when no response arrived (see `error`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    pub response_headers: Vec<(String, String)>,
+    /// Up to the excerpt limit, lossily decoded as UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_body: Option<String>,
+    /// The body was cut at the configured cap (the server sent more, or never finished).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub body_truncated: bool,
+    /// Transport error (connect refused, timeout, TLS...), when there is no full response.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub duration_ms: u64,
+}
+
+/// The verdict of one case.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CaseResult {
+    pub id: String,
+    pub area: String,
+    /// Level at the graded revision (`INFO` when the requirement is not part of it).
+    pub level: Level,
+    pub role: String,
+    pub title: String,
+    pub refs: Vec<String>,
+    pub status: Status,
+    /// A failure that is a tolerated deviation (e.g. plain http on a loopback target): reported,
+    /// never counted as a requirement failure.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub warning: bool,
+    /// One-line verdict reason.
+    pub message: String,
+    /// Longer explanation: what was checked, each observation (pass or fail).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<String>,
+    /// The spec revision this verdict was graded at.
+    pub spec: String,
+    pub duration_ms: u64,
+    pub exchanges: Vec<Exchange>,
+}
+
+impl CaseResult {
+    /// Does this result make the run fail (exit 1) when no expectations file is given?
+    pub fn gates(&self) -> bool {
+        self.level == Level::Must
+            && (self.status == Status::Errored || (self.status == Status::Failed && !self.warning))
+    }
+}
+
+/// What the run was pointed at.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct TargetInfo {
+    /// `reference` (built-in), `resource`, `issuer` or `config`.
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// Faults injected into the built-in reference server.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Summary {
+    pub total: usize,
+    pub passed: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    pub errored: usize,
+    /// Failed results flagged as warnings (included in `failed`).
+    pub warnings: usize,
+}
+
+/// How the graded revision was chosen.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct SpecInfo {
+    /// The revision every result was graded at.
+    pub graded: String,
+    /// `flag` (from --spec) or `auto`.
+    pub source: String,
+    /// What detection observed (or why it was inconclusive).
+    pub detection: String,
+}
+
+/// A whole run: everything every reporter needs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunReport {
+    pub tool: String,
+    pub version: String,
+    pub target: TargetInfo,
+    pub spec: SpecInfo,
+    /// RFC 3339 UTC.
+    pub started_at: String,
+    pub duration_ms: u64,
+    /// The run was cut short (Ctrl-C, or the target stopped answering): results are partial.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
+    pub summary: Summary,
+    pub results: Vec<CaseResult>,
+}
+
+impl RunReport {
+    pub fn summarize(results: &[CaseResult]) -> Summary {
+        let mut s = Summary {
+            total: results.len(),
+            ..Summary::default()
+        };
+        for r in results {
+            match r.status {
+                Status::Passed => s.passed += 1,
+                Status::Failed => {
+                    s.failed += 1;
+                    if r.warning {
+                        s.warnings += 1;
+                    }
+                }
+                Status::Skipped => s.skipped += 1,
+                Status::Errored => s.errored += 1,
+            }
+        }
+        s
+    }
+}

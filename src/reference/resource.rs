@@ -1,0 +1,223 @@
+//! The MCP resource server side: the protected `/mcp` endpoint (MCP 2025-11-25 §9, RFC 6750 §3)
+//! and its Protected Resource Metadata (RFC 9728).
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Method};
+use axum::response::Response;
+use serde_json::json;
+
+use super::{Ref, json};
+
+/// Where the PRM lives for this resource (the RFC 9728 §3.1 path-inserted form), and what the
+/// 401 challenge points at.
+fn prm_path(s: &Ref) -> &'static str {
+    if s.fault("prm-trailing-slash-insertion") {
+        "/.well-known/oauth-protected-resource//mcp"
+    } else if s.fault("prm-wellknown-path") {
+        "/meta/protected-resource"
+    } else if s.fault("rs-401-discovery-mechanism") {
+        "/mcp/.well-known/oauth-protected-resource"
+    } else {
+        "/.well-known/oauth-protected-resource/mcp"
+    }
+}
+
+fn challenge(s: &Ref, error: Option<&str>) -> String {
+    let scheme = if s.fault("rs-401-bearer-scheme") { "Token" } else { "Bearer" };
+    let mut parts = Vec::new();
+    if let Some(e) = error {
+        parts.push(format!("error=\"{e}\""));
+    }
+    let url = if s.fault("rs-401-resource-metadata-url") {
+        prm_path(s).to_string()
+    } else if let (true, Some(plain)) = (s.fault("prm-https"), &s.plain_origin) {
+        format!("{plain}{}", prm_path(s))
+    } else {
+        format!("{}{}", s.origin, prm_path(s))
+    };
+    if !s.fault("rs-401-discovery-mechanism") {
+        parts.push(format!("resource_metadata=\"{url}\""));
+    }
+    if !s.fault("rs-401-scope-hint") {
+        parts.push("scope=\"mcp:tools\"".to_string());
+    }
+    format!("{scheme} {}", parts.join(", "))
+}
+
+fn unauthorized(s: &Ref, error: Option<&str>, status: u16) -> Response {
+    let body = match error {
+        Some(e) => json!({ "error": e }),
+        None => json!({ "error": "unauthorized", "error_description": "authorization required" }),
+    };
+    let mut r = json(status, body);
+    if let Ok(v) = challenge(s, error).parse() {
+        r.headers_mut().insert("www-authenticate", v);
+    }
+    r
+}
+
+fn server_error() -> Response {
+    json(500, json!({ "error": "server_error" }))
+}
+
+/// What the bearer credential of a request amounts to (RFC 6750 §2.1 syntax, by hand).
+enum Credential {
+    None,
+    Malformed,
+    /// Syntactically a token; not one this server issued.
+    Unknown(String),
+}
+
+fn credential(s: &Ref, headers: &HeaderMap) -> Result<Credential, Response> {
+    let values: Vec<&[u8]> = headers
+        .get_all("authorization")
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
+    if values.is_empty() {
+        return Ok(Credential::None);
+    }
+    if values.len() > 1 {
+        if s.fault("rs-400-malformed-auth.double-header") {
+            return Err(server_error());
+        }
+        return Ok(Credential::Malformed);
+    }
+    let v = values[0];
+    if !v.iter().all(|b| (0x20..0x7f).contains(b)) {
+        if s.fault("rs-400-malformed-auth.non-ascii") {
+            return Err(server_error());
+        }
+        return Ok(Credential::Malformed);
+    }
+    let v = std::str::from_utf8(v).unwrap_or("");
+    let (scheme, rest) = v.split_once(' ').unwrap_or((v, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(Credential::Malformed);
+    }
+    if rest.is_empty() {
+        if s.fault("rs-400-malformed-auth.empty") {
+            return Err(server_error());
+        }
+        return Ok(Credential::Malformed);
+    }
+    if rest.len() > 8192 && s.fault("rs-400-malformed-auth.long-token") {
+        return Err(server_error());
+    }
+    // b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+    let body = rest.trim_end_matches('=');
+    let ok = !body.is_empty()
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b));
+    if !ok {
+        return Ok(Credential::Malformed);
+    }
+    Ok(Credential::Unknown(rest.to_string()))
+}
+
+/// `/mcp`: every method needs a valid bearer token (MCP 2025-11-25 §9.1).
+pub fn mcp(s: &Ref, method: &Method, headers: &HeaderMap, _body: &[u8]) -> Response {
+    let cred = match credential(s, headers) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    match cred {
+        Credential::None => {
+            if *method == Method::POST && s.fault("rs-401-no-token") {
+                return json(200, json!({ "jsonrpc": "2.0", "id": 1, "result": {
+                    "protocolVersion": "2025-11-25", "capabilities": {},
+                    "serverInfo": { "name": "authconform-reference", "version": "0" } } }));
+            }
+            if *method == Method::GET && s.fault("rs-401-all-methods.get") {
+                return Response::builder()
+                    .status(200)
+                    .header("content-type", "text/event-stream")
+                    .body(Body::from("event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\"}\n\n"))
+                    .unwrap_or_default();
+            }
+            if *method == Method::DELETE && s.fault("rs-401-all-methods.delete") {
+                return Response::builder().status(204).body(Body::empty()).unwrap_or_default();
+            }
+            let error = s.fault("rs-401-no-error-without-creds").then_some("invalid_token");
+            unauthorized(s, error, 401)
+        }
+        Credential::Malformed => unauthorized(s, Some("invalid_request"), 400),
+        Credential::Unknown(token) => {
+            if s.fault("rs-401-invalid-token.fake-jwt") && token.split('.').count() == 3 {
+                return json(200, json!({ "jsonrpc": "2.0", "id": 1, "result": {} }));
+            }
+            if s.fault("rs-401-invalid-token") {
+                return json(403, json!({ "error": "forbidden" }));
+            }
+            if s.fault("rs-401-invalid-token.error-code") {
+                return unauthorized(s, None, 401);
+            }
+            // No token has been issued by this reference yet that could match.
+            unauthorized(s, Some("invalid_token"), 401)
+        }
+    }
+}
+
+fn prm_document(s: &Ref, for_root: bool) -> serde_json::Value {
+    let resource = if s.fault("prm-resource-match") {
+        "https://mcp-backend.internal:8443/mcp".to_string()
+    } else if s.fault("prm-resource-form") {
+        format!("{}#main", s.resource)
+    } else {
+        s.resource.clone()
+    };
+    let issuer = if s.fault("asm-issuer-form") {
+        format!("{}?tenant=1", s.issuer)
+    } else if s.fault("prm-as-reachable") {
+        format!("{}/tenant-gone", s.origin)
+    } else if s.fault("prm-authorization-servers") {
+        format!("{}/.well-known/oauth-authorization-server/as", s.origin)
+    } else if for_root && s.fault("prm-consistent-sources") {
+        format!("{}/as-legacy", s.origin)
+    } else {
+        s.issuer.clone()
+    };
+    let mut doc = json!({
+        "resource": resource,
+        "authorization_servers": [issuer],
+        "scopes_supported": if s.fault("prm-scopes-supported") { json!(["*"]) } else { json!(["mcp:tools", "mcp:admin"]) },
+        "bearer_methods_supported": if s.fault("prm-bearer-methods") { json!(["header", "query"]) } else { json!(["header"]) },
+        "resource_name": "authconform reference MCP server",
+    });
+    if s.fault("prm-no-empty-values") {
+        doc["resource_documentation"] = json!("");
+    }
+    doc
+}
+
+/// PRM routes: the path-inserted form (RFC 9728 §3.1) and the root form MCP clients fall back
+/// to. Returns `None` for paths that are not PRM.
+pub fn metadata(s: &Ref, method: &Method, path: &str, headers: &HeaderMap) -> Option<Response> {
+    if path.contains('\0') || path.contains("%00") {
+        if s.fault("prm-fuzz-paths") && path.starts_with("/.well-known/oauth-protected-resource") {
+            return Some(server_error());
+        }
+        return None;
+    }
+    let root = path == "/.well-known/oauth-protected-resource";
+    if path != prm_path(s) && !root {
+        return None;
+    }
+    if root && (s.fault("prm-wellknown-path") || s.fault("rs-401-discovery-mechanism")) {
+        return None;
+    }
+    if *method != Method::GET && *method != Method::HEAD {
+        return Some(json(405, json!({ "error": "method_not_allowed" })));
+    }
+    if s.fault("prm-unauthenticated") && headers.get("authorization").is_none() {
+        return Some(unauthorized(s, None, 401));
+    }
+    let mut r = json(200, prm_document(s, root));
+    if s.fault("prm-200-json")
+        && let Ok(v) = "text/plain".parse()
+    {
+        r.headers_mut().insert("content-type", v);
+    }
+    Some(r)
+}

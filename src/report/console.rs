@@ -1,0 +1,307 @@
+//! Live progress lines and the end-of-run summary on the terminal.
+//!
+//! Server-derived text reaches a terminal here, so every such string goes through
+//! [`super::sanitize_terminal`] (via `one_line`): an ESC from the server must be shown, never
+//! obeyed. The only escape sequences in the output are the colours this module adds itself.
+
+use colored::{ColoredString, Colorize};
+
+use crate::record::{CaseResult, RunReport, Status};
+use crate::report::{fmt_ms, one_line};
+
+/// A progress line has to stay one terminal line; these keep a hostile message from flooding it.
+const ID_CHARS: usize = 120;
+const MESSAGE_CHARS: usize = 300;
+const DETAIL_CHARS: usize = 1000;
+
+pub struct Console {
+    color: bool,
+    verbose: bool,
+}
+
+impl Console {
+    pub fn new(color: bool, verbose: bool) -> Self {
+        Console { color, verbose }
+    }
+
+    /// `colored` decides on its own (env vars, global override) whether to emit escapes; we only
+    /// let it see the text when colour was asked for, so `color: false` is plain whatever the
+    /// global state says.
+    fn paint(&self, text: &str, style: fn(&str) -> ColoredString) -> String {
+        if self.color {
+            style(text).to_string()
+        } else {
+            text.to_owned()
+        }
+    }
+
+    fn tag(&self, r: &CaseResult) -> String {
+        let (text, style): (&str, fn(&str) -> ColoredString) = match r.status {
+            Status::Passed => ("PASS", |s| s.green()),
+            Status::Failed if r.warning => ("WARN", |s| s.yellow()),
+            Status::Failed => ("FAIL", |s| s.red().bold()),
+            Status::Skipped => ("SKIP", |s| s.cyan()),
+            Status::Errored => ("ERR ", |s| s.magenta().bold()),
+        };
+        self.paint(text, style)
+    }
+
+    /// One line per finished case: `FAIL MUST   prm-01  message`. In verbose mode a failure or
+    /// error is followed by its details and a compact trace of its exchanges, indented.
+    pub fn case_line(&self, r: &CaseResult) -> String {
+        let mut out = format!(
+            "{} {:<6} {}  {}",
+            self.tag(r),
+            r.level.as_str(),
+            one_line(&r.id, ID_CHARS),
+            one_line(&r.message, MESSAGE_CHARS)
+        );
+        if self.verbose && matches!(r.status, Status::Failed | Status::Errored) {
+            for d in &r.details {
+                out.push_str("\n      ");
+                out.push_str(&one_line(d, DETAIL_CHARS));
+            }
+            for ex in &r.exchanges {
+                let outcome = match (ex.status, &ex.error) {
+                    (Some(s), _) => s.to_string(),
+                    (None, Some(e)) => format!("error: {}", one_line(e, MESSAGE_CHARS)),
+                    (None, None) => "no response".to_owned(),
+                };
+                out.push_str(&format!(
+                    "\n      > {} {} -> {}",
+                    one_line(&ex.method, 16),
+                    one_line(&ex.url, DETAIL_CHARS),
+                    outcome
+                ));
+            }
+        }
+        out
+    }
+
+    /// The end-of-run block: what was graded, the counts, timings, and every gating failure.
+    pub fn summary(&self, report: &RunReport) -> String {
+        let s = &report.summary;
+        let mut lines = Vec::new();
+
+        let mut target = one_line(&report.target.kind, ID_CHARS);
+        for v in [&report.target.resource, &report.target.issuer]
+            .into_iter()
+            .flatten()
+        {
+            target.push(' ');
+            target.push_str(&one_line(v, MESSAGE_CHARS));
+        }
+        lines.push(format!(
+            "{} {} against {}",
+            one_line(&report.tool, ID_CHARS),
+            one_line(&report.version, ID_CHARS),
+            target
+        ));
+        if !report.target.faults.is_empty() {
+            let faults: Vec<String> = report
+                .target
+                .faults
+                .iter()
+                .map(|f| one_line(f, ID_CHARS))
+                .collect();
+            lines.push(format!("Injected faults: {}", faults.join(", ")));
+        }
+        lines.push(format!(
+            "Graded against {} ({}: {})",
+            self.paint(&one_line(&report.spec.graded, ID_CHARS), |t| t.bold()),
+            one_line(&report.spec.source, ID_CHARS),
+            one_line(&report.spec.detection, MESSAGE_CHARS)
+        ));
+
+        let count = |n: usize, word: &str, style: fn(&str) -> ColoredString| {
+            let text = format!("{n} {word}");
+            if n > 0 {
+                self.paint(&text, style)
+            } else {
+                text
+            }
+        };
+        let mut failed = count(s.failed, "failed", |t| t.red().bold());
+        if s.warnings > 0 {
+            failed.push_str(&format!(
+                " ({} warning{})",
+                s.warnings,
+                if s.warnings == 1 { "" } else { "s" }
+            ));
+        }
+        lines.push(format!(
+            "{} case{}: {}, {}, {}, {}",
+            s.total,
+            if s.total == 1 { "" } else { "s" },
+            count(s.passed, "passed", |t| t.green()),
+            failed,
+            count(s.skipped, "skipped", |t| t.cyan()),
+            count(s.errored, "errored", |t| t.magenta().bold()),
+        ));
+
+        let mut timing = format!("Duration: {}", fmt_ms(report.duration_ms));
+        if let Some(slow) = report.results.iter().rev().max_by_key(|r| r.duration_ms) {
+            timing.push_str(&format!(
+                " (slowest case: {} {})",
+                one_line(&slow.id, ID_CHARS),
+                fmt_ms(slow.duration_ms)
+            ));
+        }
+        lines.push(timing);
+
+        if report.interrupted {
+            lines.push(self.paint("Run interrupted: results are partial.", |t| {
+                t.yellow().bold()
+            }));
+        }
+
+        let gating: Vec<&CaseResult> = report.results.iter().filter(|r| r.gates()).collect();
+        if gating.is_empty() {
+            lines.push("No gating failures.".to_owned());
+        } else {
+            lines.push(format!("Gating failures ({}):", gating.len()));
+            // Plain lines even in verbose mode: the details were already printed as cases ran.
+            let plain = Console {
+                color: self.color,
+                verbose: false,
+            };
+            for r in gating {
+                lines.push(format!("  {}", plain.case_line(r)));
+            }
+        }
+
+        let mut out = lines.join("\n");
+        out.push('\n');
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::testutil::hostile_report;
+
+    /// Remove the SGR sequences (`ESC [ params m`) this module emits, and only those.
+    fn strip_own_sgr(s: &str) -> String {
+        let mut out = String::new();
+        let mut rest = s;
+        while let Some(i) = rest.find("\x1b[") {
+            out.push_str(&rest[..i]);
+            let after = &rest[i + 2..];
+            let end = after
+                .find(|c: char| !(c.is_ascii_digit() || c == ';'))
+                .expect("unterminated escape");
+            assert_eq!(&after[end..end + 1], "m", "non-SGR escape in {s:?}");
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    fn assert_clean(s: &str, allow_newlines: bool) {
+        for c in s.chars() {
+            let ok_ws = c == '\t' || (allow_newlines && c == '\n');
+            assert!(
+                (!c.is_control() || ok_ws)
+                    && !matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'),
+                "raw {c:?} in {s:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn plain_lines_have_no_escapes() {
+        let report = hostile_report();
+        for verbose in [false, true] {
+            let con = Console::new(false, verbose);
+            for r in &report.results {
+                let line = con.case_line(r);
+                assert!(!line.contains('\x1b'), "{line:?}");
+                assert_clean(&line, verbose);
+                if !verbose {
+                    assert!(!line.contains('\n'), "{line:?}");
+                }
+            }
+            let sum = con.summary(&report);
+            assert!(!sum.contains('\x1b'), "{sum}");
+            assert_clean(&sum, true);
+        }
+    }
+
+    /// One test for everything that touches colored's process-global override, so parallel
+    /// tests cannot flip it under each other.
+    #[test]
+    fn colour_override_handling() {
+        colored::control::set_override(true);
+        let report = hostile_report();
+        let forced_plain = Console::new(false, true).case_line(&report.results[1]);
+        let con = Console::new(true, true);
+        let lines: Vec<String> = report.results.iter().map(|r| con.case_line(r)).collect();
+        let sum = con.summary(&report);
+        colored::control::unset_override();
+
+        assert!(!forced_plain.contains('\x1b'), "{forced_plain:?}");
+        assert!(lines[1].contains('\x1b'), "colour expected: {:?}", lines[1]);
+        for l in lines.iter().chain([&sum]) {
+            assert_clean(&strip_own_sgr(l), true);
+        }
+    }
+
+    #[test]
+    fn tags_and_fields() {
+        let report = hostile_report();
+        let con = Console::new(false, false);
+        let tags: Vec<String> = report
+            .results
+            .iter()
+            .map(|r| con.case_line(r)[..4].to_owned())
+            .collect();
+        assert_eq!(
+            tags,
+            ["PASS", "FAIL", "WARN", "ERR ", "SKIP", "PASS", "FAIL"]
+        );
+        let line = con.case_line(&report.results[0]);
+        assert!(
+            line.starts_with("PASS MUST   prm-ok  message <script>"),
+            "{line}"
+        );
+        assert!(line.contains("\\x1b[31m") && line.contains("\\nsecond line"));
+    }
+
+    #[test]
+    fn verbose_adds_details_for_problems_only() {
+        let report = hostile_report();
+        let con = Console::new(false, true);
+        let failed = con.case_line(&report.results[1]);
+        let mut lines = failed.lines();
+        lines.next();
+        assert!(lines.next().unwrap().starts_with("      detail one"));
+        assert!(failed.contains("      > GET https://example.test/mcp?x="));
+        assert!(failed.contains("-> 401"));
+        let errored = con.case_line(&report.results[3]);
+        assert!(errored.contains("-> error: connection refused"));
+        assert!(!con.case_line(&report.results[0]).contains('\n'));
+    }
+
+    #[test]
+    fn summary_lists_gating_failures() {
+        let report = hostile_report();
+        let sum = Console::new(false, true).summary(&report);
+        assert!(sum.contains("Graded against 2025-06-18 (auto: MCP-Protocol-Version header"));
+        assert!(sum.contains("7 cases: 2 passed, 3 failed (1 warning), 1 skipped, 1 errored"));
+        assert!(sum.contains("Duration: 4.321 s"));
+        assert!(sum.contains("Run interrupted"));
+        let gating: Vec<&str> = sum
+            .lines()
+            .skip_while(|l| !l.starts_with("Gating"))
+            .collect();
+        assert_eq!(gating[0], "Gating failures (2):");
+        assert!(gating[1].starts_with("  FAIL MUST   token-fail"));
+        assert!(gating[2].starts_with("  ERR  MUST   prm-err"));
+        assert_eq!(
+            gating.len(),
+            3,
+            "warnings, INFO and SHOULD failures do not gate"
+        );
+    }
+}

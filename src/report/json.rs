@@ -1,0 +1,103 @@
+//! The machine-readable results file. Its shape is the contract in `schemas/results.schema.json`;
+//! strings are written exactly as recorded (JSON escaping is enough, no display sanitizing), so
+//! consumers get the raw evidence.
+
+use crate::record::RunReport;
+
+pub fn to_string(report: &RunReport) -> String {
+    let mut s = serde_json::to_string_pretty(report)
+        // The records are plain structs of strings, numbers and enums: serialization has no
+        // failure path (no maps with non-string keys, no custom serializers).
+        .expect("RunReport serializes to JSON");
+    s.push('\n');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::testutil::hostile_report;
+    use serde_json::Value;
+
+    fn validator() -> jsonschema::Validator {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/results.schema.json");
+        let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        jsonschema::draft202012::new(&schema).expect("schema compiles")
+    }
+
+    fn assert_valid(v: &jsonschema::Validator, instance: &Value) {
+        let errors: Vec<String> = v
+            .iter_errors(instance)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "schema violations: {errors:#?}");
+    }
+
+    #[test]
+    fn output_validates_against_schema_and_round_trips() {
+        let v = validator();
+        let report = hostile_report();
+        let text = to_string(&report);
+        let instance: Value = serde_json::from_str(&text).unwrap();
+        assert_valid(&v, &instance);
+        let back: RunReport = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, report);
+    }
+
+    #[test]
+    fn minimal_report_validates() {
+        let mut report = hostile_report();
+        report.interrupted = false;
+        report.target = Default::default();
+        report.target.kind = "reference".into();
+        report.results.truncate(0);
+        report.summary = RunReport::summarize(&report.results);
+        assert_valid(
+            &validator(),
+            &serde_json::from_str(&to_string(&report)).unwrap(),
+        );
+    }
+
+    #[test]
+    fn schema_rejects_what_serde_never_writes() {
+        let v = validator();
+        let good: Value = serde_json::from_str(&to_string(&hostile_report())).unwrap();
+        type Mutation = Box<dyn Fn(&mut Value)>;
+        let mutations: Vec<(&str, Mutation)> = vec![
+            ("extra top-level field", Box::new(|v| v["extra"] = 1.into())),
+            (
+                "bad status",
+                Box::new(|v| v["results"][0]["status"] = "pass".into()),
+            ),
+            (
+                "bad level",
+                Box::new(|v| v["results"][0]["level"] = "must".into()),
+            ),
+            (
+                "header not a pair",
+                Box::new(|v| {
+                    v["results"][0]["exchanges"][0]["request_headers"][0] = serde_json::json!(["a"])
+                }),
+            ),
+            (
+                "missing message",
+                Box::new(|v| {
+                    v["results"][0].as_object_mut().unwrap().remove("message");
+                }),
+            ),
+            (
+                "extra exchange field",
+                Box::new(|v| v["results"][0]["exchanges"][0]["x"] = 1.into()),
+            ),
+            (
+                "negative duration",
+                Box::new(|v| v["duration_ms"] = (-1).into()),
+            ),
+        ];
+        for (what, mutate) in mutations {
+            let mut bad = good.clone();
+            mutate(&mut bad);
+            assert!(!v.is_valid(&bad), "schema accepted: {what}");
+        }
+    }
+}

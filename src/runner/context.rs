@@ -1,0 +1,253 @@
+//! Per-case execution state: what earlier steps saved, the exchanges that prove the verdict, and
+//! the observations that become the report's details.
+
+use std::collections::HashMap;
+
+use serde_json::{Value, json};
+
+use crate::http::{Http, HttpError, Request, Response};
+use crate::record::Exchange;
+use crate::spec::Revision;
+use crate::target::Target;
+
+/// What a run shares between cases.
+pub struct RunEnv {
+    pub http: Http,
+    pub target: Target,
+    pub revision: Revision,
+}
+
+/// One request a discovery step tried, and what came back.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    /// Which rule produced the URL (`header`, `path_inserted`, `root`, `oauth`, `oidc`...).
+    pub source: &'static str,
+    pub url: String,
+    pub result: Result<Response, String>,
+}
+
+impl Attempt {
+    /// A usable metadata document: 200 with a JSON object body.
+    pub fn doc(&self) -> Option<serde_json::Map<String, Value>> {
+        match &self.result {
+            Ok(r) if r.status == 200 => match r.json() {
+                Some(Value::Object(m)) => Some(m),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+    pub fn response(&self) -> Option<&Response> {
+        self.result.as_ref().ok()
+    }
+}
+
+/// The outcome of a discovery step.
+#[derive(Debug, Clone)]
+pub struct Discovery {
+    /// PRM: the identifier the well-known URLs were derived from. AS: the issuer.
+    pub identifier: String,
+    /// The unauthenticated MCP response whose challenge started PRM discovery.
+    pub probe: Option<Response>,
+    pub attempts: Vec<Attempt>,
+    /// Index of the attempt a client would use (the first usable one, in order).
+    pub chosen: Option<usize>,
+}
+
+impl Discovery {
+    pub fn chosen(&self) -> Option<&Attempt> {
+        self.chosen.map(|i| &self.attempts[i])
+    }
+    pub fn doc(&self) -> Option<serde_json::Map<String, Value>> {
+        self.chosen().and_then(Attempt::doc)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Saved {
+    Response { url: String, response: Response },
+    Discovery(Discovery),
+}
+
+impl Saved {
+    /// The response an `expect` step inspects (for a discovery: the chosen document's).
+    pub fn response(&self) -> Option<(&str, &Response)> {
+        match self {
+            Saved::Response { url, response } => Some((url, response)),
+            Saved::Discovery(d) => d
+                .chosen()
+                .and_then(|a| a.response().map(|r| (a.url.as_str(), r))),
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        let resp = |url: &str, r: &Response| {
+            let mut headers = serde_json::Map::new();
+            for (n, v) in &r.headers {
+                headers.entry(n.clone()).or_insert_with(|| Value::String(v.clone()));
+            }
+            json!({ "url": url, "status": r.status, "header": headers, "doc": r.json() })
+        };
+        match self {
+            Saved::Response { url, response } => resp(url, response),
+            Saved::Discovery(d) => {
+                let mut v = match d.chosen() {
+                    Some(a) => match &a.result {
+                        Ok(r) => resp(&a.url, r),
+                        Err(_) => json!({}),
+                    },
+                    None => json!({}),
+                };
+                v["identifier"] = Value::String(d.identifier.clone());
+                v["issuer"] = Value::String(d.identifier.clone());
+                v
+            }
+        }
+    }
+}
+
+/// Why a case stopped before its last step.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stop {
+    Fail(String),
+    Skip(String),
+    Error(String),
+}
+
+pub type StepResult = Result<(), Stop>;
+
+pub struct CaseCtx<'a> {
+    pub env: &'a RunEnv,
+    pub saved: HashMap<String, Saved>,
+    pub exchanges: Vec<Exchange>,
+    /// Observations, in order (passes and failures alike): the report's long description.
+    pub details: Vec<String>,
+    /// Tolerated deviations (e.g. plain http on loopback): the case fails as a warning.
+    pub warnings: Vec<String>,
+    /// The last positive observation: a passed case's message.
+    pub last_pass: Option<String>,
+}
+
+impl<'a> CaseCtx<'a> {
+    pub fn new(env: &'a RunEnv) -> Self {
+        Self {
+            env,
+            saved: HashMap::new(),
+            exchanges: Vec::new(),
+            details: Vec::new(),
+            warnings: Vec::new(),
+            last_pass: None,
+        }
+    }
+
+    /// Sends a request and records the exchange as evidence.
+    pub async fn send(&mut self, req: Request) -> Result<Response, HttpError> {
+        let (res, ex) = self.env.http.send(req).await;
+        self.exchanges.push(ex);
+        res
+    }
+
+    pub fn pass(&mut self, msg: impl Into<String>) {
+        let msg = msg.into();
+        self.details.push(format!("ok: {msg}"));
+        self.last_pass = Some(msg);
+    }
+
+    pub fn warn(&mut self, msg: impl Into<String>) {
+        let msg = msg.into();
+        self.details.push(format!("warning: {msg}"));
+        self.warnings.push(msg);
+    }
+
+    pub fn note(&mut self, msg: impl Into<String>) {
+        self.details.push(msg.into());
+    }
+
+    pub fn fail(&mut self, msg: impl Into<String>) -> StepResult {
+        Err(self.failed(msg))
+    }
+
+    /// Records a failure and returns the [`Stop`] to propagate.
+    pub fn failed(&mut self, msg: impl Into<String>) -> Stop {
+        let msg = msg.into();
+        self.details.push(format!("FAILED: {msg}"));
+        Stop::Fail(msg)
+    }
+
+    pub fn discovery(&self, name: &str) -> Result<&Discovery, Stop> {
+        match self.saved.get(name) {
+            Some(Saved::Discovery(d)) => Ok(d),
+            Some(_) => Err(Stop::Error(format!("`{name}` is not a discovery result"))),
+            None => Err(Stop::Error(format!("nothing saved as `{name}`"))),
+        }
+    }
+
+    pub fn response(&self, name: &str) -> Result<(&str, &Response), Stop> {
+        match self.saved.get(name) {
+            Some(s) => s.response().ok_or_else(|| {
+                Stop::Error(format!("`{name}` holds no usable response"))
+            }),
+            None => Err(Stop::Error(format!("nothing saved as `{name}`"))),
+        }
+    }
+
+    /// The template view: `target.*` plus every saved value.
+    fn vars(&self) -> Value {
+        let t = &self.env.target;
+        let mut v = json!({
+            "target": {
+                "resource": t.resource,
+                "issuer": t.issuer,
+            },
+            "spec": self.env.revision.as_str(),
+        });
+        if let Some(r) = &t.resource
+            && let Ok(u) = url::Url::parse(r)
+        {
+            v["target"]["origin"] = Value::String(crate::discovery::origin(&u));
+        }
+        for (k, s) in &self.saved {
+            v[k] = s.to_json();
+        }
+        v
+    }
+
+    /// Expands `${a.b.c}` references. Unresolvable references are an error naming them.
+    pub fn expand(&self, template: &str) -> Result<String, String> {
+        if !template.contains("${") {
+            return Ok(template.to_string());
+        }
+        let vars = self.vars();
+        let mut out = String::new();
+        let mut rest = template;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let end = after
+                .find('}')
+                .ok_or_else(|| format!("unterminated ${{ in {template:?}"))?;
+            let path = &after[..end];
+            let mut cur = &vars;
+            for seg in path.split('.') {
+                cur = match cur {
+                    Value::Object(m) => m.get(seg).unwrap_or(&Value::Null),
+                    Value::Array(a) => seg
+                        .parse::<usize>()
+                        .ok()
+                        .and_then(|i| a.get(i))
+                        .unwrap_or(&Value::Null),
+                    _ => &Value::Null,
+                };
+            }
+            match cur {
+                Value::String(s) => out.push_str(s),
+                Value::Number(n) => out.push_str(&n.to_string()),
+                Value::Bool(b) => out.push_str(&b.to_string()),
+                _ => return Err(format!("`${{{path}}}` has no value")),
+            }
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+}

@@ -1,0 +1,234 @@
+//! Declarative expectations over one response: status, headers, content type, JSON Schema,
+//! JSON pointer values, OAuth error codes and the Bearer challenge.
+
+use serde_json::Value;
+
+use super::context::{CaseCtx, Stop, StepResult};
+use crate::case::model::{Absent, ChallengeExpect, Expect, JsonExpect};
+use crate::http::Response;
+use crate::www_authenticate;
+
+pub fn check(ctx: &mut CaseCtx<'_>, url: &str, r: &Response, e: &Expect) -> StepResult {
+    if let Some(allowed) = &e.status {
+        if allowed.contains(&r.status) {
+            ctx.pass(format!("status {} (expected one of {allowed:?})", r.status));
+        } else {
+            return ctx.fail(format!(
+                "{url} answered {} (expected one of {allowed:?})",
+                r.status
+            ));
+        }
+    }
+    if e.no_5xx {
+        if r.status >= 500 {
+            return ctx.fail(format!("{url} answered {} (a server error)", r.status));
+        }
+        ctx.pass(format!("status {} (no server error)", r.status));
+    }
+    for h in &e.headers_present {
+        if r.header(h).is_none() {
+            return ctx.fail(format!("the response has no {h} header"));
+        }
+        ctx.pass(format!("{h} header present"));
+    }
+    if let Some(ct) = &e.content_type {
+        match r.media_type() {
+            Some(m) if m.eq_ignore_ascii_case(ct) => ctx.pass(format!("Content-Type {m}")),
+            Some(m) => return ctx.fail(format!("Content-Type is {m:?}, expected {ct}")),
+            None => return ctx.fail(format!("no Content-Type header (expected {ct})")),
+        }
+    }
+    let needs_json =
+        e.json_object || e.schema.is_some() || !e.json.is_empty() || e.error.is_some();
+    let doc = if needs_json {
+        match r.json() {
+            Some(v) => Some(v),
+            None if r.truncated => {
+                return ctx.fail(format!(
+                    "the body exceeds the {} byte cap or never finished",
+                    ctx.env.http.config().max_body
+                ));
+            }
+            None => return ctx.fail("the body is not JSON"),
+        }
+    } else {
+        None
+    };
+    if e.json_object {
+        if !doc.as_ref().is_some_and(Value::is_object) {
+            return ctx.fail("the body is JSON but not an object");
+        }
+        ctx.pass("the body is a JSON object");
+    }
+    if let (Some(schema), Some(doc)) = (&e.schema, &doc) {
+        schema_check(ctx, schema, doc)?;
+    }
+    if let Some(doc) = &doc {
+        for j in &e.json {
+            json_check(ctx, doc, j)?;
+        }
+    }
+    if let (Some(codes), Some(doc)) = (&e.error, &doc) {
+        match doc.get("error").and_then(Value::as_str) {
+            Some(c) if codes.iter().any(|x| x == c) => ctx.pass(format!("error code {c:?}")),
+            Some(c) => return ctx.fail(format!("error code {c:?}, expected one of {codes:?}")),
+            None => return ctx.fail(format!("no `error` member, expected one of {codes:?}")),
+        }
+    }
+    if let Some(c) = &e.challenge {
+        challenge_check(ctx, r, c)?;
+    }
+    Ok(())
+}
+
+fn schema_check(ctx: &mut CaseCtx<'_>, name: &str, doc: &Value) -> StepResult {
+    let text = crate::case::schema_text(name)
+        .ok_or_else(|| Stop::Error(format!("schema {name} is not shipped")))?;
+    let schema: Value =
+        serde_json::from_str(text).map_err(|e| Stop::Error(format!("schema {name}: {e}")))?;
+    let validator = jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .map_err(|e| Stop::Error(format!("schema {name}: {e}")))?;
+    let errors: Vec<String> = validator
+        .iter_errors(doc)
+        .take(10)
+        .map(|e| {
+            let at = e.instance_path().as_str().to_string();
+            format!("{}: {e}", if at.is_empty() { "/".into() } else { at })
+        })
+        .collect();
+    if errors.is_empty() {
+        ctx.pass(format!("the document satisfies {name}"));
+        Ok(())
+    } else {
+        for e in &errors[1..] {
+            ctx.note(format!("also: {e}"));
+        }
+        ctx.fail(format!("violates {name}: {}", errors[0]))
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn toml_to_json(ctx: &CaseCtx<'_>, v: &toml::Value) -> Result<Value, Stop> {
+    Ok(match v {
+        toml::Value::String(s) => Value::String(ctx.expand(s).map_err(Stop::Error)?),
+        other => serde_json::to_value(other).map_err(|e| Stop::Error(e.to_string()))?,
+    })
+}
+
+fn json_check(ctx: &mut CaseCtx<'_>, doc: &Value, j: &JsonExpect) -> StepResult {
+    let p = &j.pointer;
+    let Some(v) = doc.pointer(p) else {
+        return match j.absent {
+            Absent::Fail => ctx.fail(format!("{p} is absent")),
+            Absent::Pass => {
+                ctx.pass(format!("{p} is absent (the rule applies only when present)"));
+                Ok(())
+            }
+            Absent::Skip => Err(Stop::Skip(format!("{p} is absent: the feature is not offered"))),
+        };
+    };
+    if let Some(k) = &j.kind {
+        if type_name(v) != k {
+            return ctx.fail(format!("{p} is a JSON {} ({v}), expected {k}", type_name(v)));
+        }
+        ctx.pass(format!("{p} is a JSON {k}"));
+    }
+    if let Some(want) = &j.equals {
+        let want = toml_to_json(ctx, want)?;
+        if *v != want {
+            return ctx.fail(format!("{p} is {v}, expected {want}"));
+        }
+        ctx.pass(format!("{p} is {want}"));
+    }
+    if let Some(item) = &j.contains {
+        let item = toml_to_json(ctx, item)?;
+        match v.as_array() {
+            Some(a) if a.contains(&item) => ctx.pass(format!("{p} contains {item}")),
+            Some(_) => return ctx.fail(format!("{p} ({v}) does not contain {item}")),
+            None => return ctx.fail(format!("{p} is not an array ({v})")),
+        }
+    }
+    if let Some(items) = &j.contains_none {
+        let Some(a) = v.as_array() else {
+            return ctx.fail(format!("{p} is not an array ({v})"));
+        };
+        for item in items {
+            let item = toml_to_json(ctx, item)?;
+            if a.contains(&item) {
+                return ctx.fail(format!("{p} contains {item}"));
+            }
+        }
+        ctx.pass(format!("{p} contains none of the forbidden values"));
+    }
+    if j.non_empty {
+        let empty = match v {
+            Value::Array(a) => a.is_empty(),
+            Value::String(s) => s.is_empty(),
+            Value::Object(o) => o.is_empty(),
+            _ => false,
+        };
+        if empty {
+            return ctx.fail(format!("{p} is empty"));
+        }
+        ctx.pass(format!("{p} is not empty"));
+    }
+    Ok(())
+}
+
+/// The response's challenges, parsed; a malformed header is a failure with the parse position.
+pub fn challenges(ctx: &mut CaseCtx<'_>, r: &Response) -> Result<Vec<www_authenticate::Challenge>, Stop> {
+    let values: Vec<&str> = r.header_all("www-authenticate").collect();
+    if values.is_empty() {
+        return Err(ctx.failed("the response has no WWW-Authenticate header"));
+    }
+    match www_authenticate::parse_all(values) {
+        Ok(c) if c.is_empty() => Err(ctx.failed("WWW-Authenticate holds no challenge")),
+        Ok(c) => Ok(c),
+        Err(e) => Err(ctx.failed(format!(
+            "WWW-Authenticate does not parse (RFC 9110 §11.6.1): {e}"
+        ))),
+    }
+}
+
+fn challenge_check(ctx: &mut CaseCtx<'_>, r: &Response, e: &ChallengeExpect) -> StepResult {
+    let all = challenges(ctx, r)?;
+    let scheme = e.scheme.as_deref().unwrap_or("Bearer");
+    let Some(c) = all.iter().find(|c| c.is_scheme(scheme)) else {
+        let got: Vec<&str> = all.iter().map(|c| c.scheme.as_str()).collect();
+        return ctx.fail(format!("no {scheme} challenge (schemes offered: {got:?})"));
+    };
+    ctx.pass(format!("{} challenge present", c.scheme));
+    for p in &e.params_present {
+        match c.param(p) {
+            Some(v) if !v.is_empty() => ctx.pass(format!("challenge carries {p}={v:?}")),
+            Some(_) => return ctx.fail(format!("challenge parameter {p} is empty")),
+            None => return ctx.fail(format!("challenge has no {p} parameter")),
+        }
+    }
+    for p in &e.params_absent {
+        if let Some(v) = c.param(p) {
+            return ctx.fail(format!("challenge carries {p}={v:?}"));
+        }
+        ctx.pass(format!("challenge has no {p} parameter"));
+    }
+    for (p, want) in &e.params {
+        match c.param(p) {
+            Some(v) if v == want => ctx.pass(format!("challenge {p}={v:?}")),
+            Some(v) => return ctx.fail(format!("challenge {p}={v:?}, expected {want:?}")),
+            None => return ctx.fail(format!("challenge has no {p} parameter (expected {want:?})")),
+        }
+    }
+    Ok(())
+}

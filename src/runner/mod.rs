@@ -1,0 +1,314 @@
+//! The runner: executes cases against a target and produces [`CaseResult`] records. It formats
+//! nothing; reporters read the records afterwards.
+
+pub mod actions;
+pub mod context;
+pub mod expect;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_util::StreamExt;
+
+use crate::case::{Case, Feature, Step};
+use crate::checks;
+use crate::http::Request;
+use crate::record::{CaseResult, SpecInfo, Status};
+use crate::spec::{Revision, SpecChoice};
+pub use context::{CaseCtx, RunEnv, Saved, Stop, StepResult};
+
+/// Runs one case to a verdict. Never panics on server behaviour; every way a step can end is a
+/// status.
+pub async fn run_case(env: &RunEnv, case: &Case) -> CaseResult {
+    let started = Instant::now();
+    let mut ctx = CaseCtx::new(env);
+    let level = case.level_at(env.revision);
+    let outcome = match missing_feature(env, case) {
+        Some(reason) => Err(Stop::Skip(reason)),
+        None => run_steps(&mut ctx, case).await,
+    };
+    let (status, warning, message) = match outcome {
+        Ok(()) if !ctx.warnings.is_empty() => (Status::Failed, true, ctx.warnings[0].clone()),
+        Ok(()) => (
+            Status::Passed,
+            false,
+            ctx.last_pass
+                .clone()
+                .unwrap_or_else(|| "all expectations held".into()),
+        ),
+        Err(Stop::Fail(m)) => (Status::Failed, false, m),
+        Err(Stop::Skip(m)) => (Status::Skipped, false, m),
+        Err(Stop::Error(m)) => (Status::Errored, false, m),
+    };
+    let redactor = env.http.redactor();
+    CaseResult {
+        id: case.id().to_string(),
+        area: case.file.area.clone(),
+        level,
+        role: case.file.role.as_str().to_string(),
+        title: case.file.title.clone(),
+        refs: case.file.refs.clone(),
+        status,
+        warning,
+        message: redactor.text(&message),
+        details: ctx.details.iter().map(|d| redactor.text(d)).collect(),
+        spec: env.revision.as_str().to_string(),
+        duration_ms: started.elapsed().as_millis() as u64,
+        exchanges: ctx.exchanges,
+    }
+}
+
+fn missing_feature(env: &RunEnv, case: &Case) -> Option<String> {
+    for f in &case.file.requires {
+        match f {
+            Feature::Resource if env.target.resource.is_none() => {
+                return Some("no MCP endpoint given (--resource): this checks the resource server".into());
+            }
+            Feature::Issuer if env.target.issuer.is_none() && env.target.resource.is_none() => {
+                return Some("no authorization server given (--issuer) or discoverable".into());
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+async fn run_steps(ctx: &mut CaseCtx<'_>, case: &Case) -> StepResult {
+    for step in &case.file.steps {
+        match step {
+            Step::McpRequest {
+                method,
+                rpc,
+                authorization,
+                authorization_size,
+                headers,
+                note,
+                save,
+                expect,
+            } => {
+                let saved = actions::mcp_request(
+                    ctx,
+                    actions::McpRequest {
+                        method,
+                        rpc,
+                        authorization,
+                        authorization_size: *authorization_size,
+                        headers,
+                        note: note.as_deref(),
+                    },
+                )
+                .await?;
+                finish_action(ctx, saved, save.as_deref().unwrap_or("last"), expect.as_ref())?;
+            }
+            Step::Http {
+                method,
+                url,
+                headers,
+                body,
+                note,
+                skip_if_unresolved,
+                save,
+                expect,
+            } => {
+                let saved = actions::http(
+                    ctx,
+                    actions::HttpStep {
+                        method,
+                        url,
+                        headers,
+                        body: body.as_deref(),
+                        note: note.as_deref(),
+                        skip_if_unresolved: skip_if_unresolved.as_deref(),
+                    },
+                )
+                .await?;
+                finish_action(ctx, saved, save.as_deref().unwrap_or("last"), expect.as_ref())?;
+            }
+            Step::DiscoverPrm { via, save, expect } => {
+                let saved = actions::discover_prm(ctx, via).await?;
+                finish_action(ctx, saved, save, expect.as_ref())?;
+            }
+            Step::DiscoverAs {
+                issuer,
+                via,
+                save,
+                expect,
+            } => {
+                let saved = actions::discover_as(ctx, issuer.as_deref(), via).await?;
+                finish_action(ctx, saved, save, expect.as_ref())?;
+            }
+            Step::Expect { on, expect } => {
+                let saved = ctx
+                    .saved
+                    .get(on)
+                    .cloned()
+                    .ok_or_else(|| Stop::Error(format!("nothing saved as `{on}`")))?;
+                expect_on(ctx, &saved, on, expect)?;
+            }
+            Step::Check { name, on, args } => {
+                checks::run(ctx, name, on.as_deref(), args).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn finish_action(
+    ctx: &mut CaseCtx<'_>,
+    saved: Saved,
+    name: &str,
+    expect: Option<&crate::case::model::Expect>,
+) -> StepResult {
+    ctx.saved.insert(name.to_string(), saved.clone());
+    if let Some(e) = expect {
+        expect_on(ctx, &saved, name, e)?;
+    }
+    Ok(())
+}
+
+fn expect_on(
+    ctx: &mut CaseCtx<'_>,
+    saved: &Saved,
+    name: &str,
+    e: &crate::case::model::Expect,
+) -> StepResult {
+    match saved.response() {
+        Some((url, r)) => {
+            let (url, r) = (url.to_string(), r.clone());
+            expect::check(ctx, &url, &r, e)
+        }
+        None => match saved {
+            // A discovery that found no document: the expectation is about that document, so
+            // its absence is what the server did wrong, not something the suite failed to see.
+            Saved::Discovery(d) if d.attempts.iter().any(|a| a.result.is_ok()) => ctx.fail(format!(
+                "no usable document at {}",
+                d.attempts.iter().map(|a| a.url.as_str()).collect::<Vec<_>>().join(", ")
+            )),
+            _ => Err(Stop::Error(format!("`{name}` holds no response"))),
+        },
+    }
+}
+
+/// Picks the revision to grade at. `auto` asks the server: a 2026-07-28 server answers the
+/// stateless `server/discover`, older ones the `initialize` handshake. Most protected servers
+/// answer 401 to both before any dispatch; then detection is inconclusive and the fallback
+/// revision is graded, saying so.
+pub async fn choose_revision(env_http: &crate::http::Http, resource: Option<&str>, choice: SpecChoice) -> SpecInfo {
+    if let SpecChoice::Fixed(r) = choice {
+        return SpecInfo {
+            graded: r.as_str().into(),
+            source: "flag".into(),
+            detection: "--spec".into(),
+        };
+    }
+    let fallback = |why: String| SpecInfo {
+        graded: Revision::FALLBACK.as_str().into(),
+        source: "auto".into(),
+        detection: format!("{why}; graded at {} (choose with --spec)", Revision::FALLBACK),
+    };
+    let Some(resource) = resource else {
+        return fallback("no MCP endpoint to ask".into());
+    };
+    let mut observations = Vec::new();
+    for (rpc, rev) in [
+        ("server/discover", Revision::V2026_07_28),
+        ("initialize", Revision::V2026_07_28),
+    ] {
+        let (body, headers) = actions::mcp_body(rpc, rev);
+        let mut req = Request::new("POST", resource, format!("revision detection: {rpc}"))
+            .header("Content-Type", "application/json")
+            .header("Accept", "application/json, text/event-stream")
+            .body(body);
+        for (n, v) in headers {
+            req = req.header(n, v);
+        }
+        let (res, _) = env_http.send(req).await;
+        match res {
+            Ok(r) if r.status == 200 => {
+                let text = r.text();
+                // An SSE answer carries the JSON in `data:` lines.
+                let json = r.json().or_else(|| {
+                    text.lines()
+                        .filter_map(|l| l.strip_prefix("data:"))
+                        .find_map(|d| serde_json::from_str(d.trim()).ok())
+                });
+                let result = json.as_ref().and_then(|j| j.get("result"));
+                let mut versions: Vec<String> = Vec::new();
+                if let Some(v) = result.and_then(|r| r.get("protocolVersion")).and_then(|v| v.as_str()) {
+                    versions.push(v.to_string());
+                }
+                if let Some(a) = result.and_then(|r| r.get("supportedVersions")).and_then(|v| v.as_array()) {
+                    versions.extend(a.iter().filter_map(|v| v.as_str().map(str::to_string)));
+                }
+                if let Some(best) = versions
+                    .iter()
+                    .filter_map(|v| Revision::from_protocol_version(v))
+                    .max()
+                {
+                    return SpecInfo {
+                        graded: best.as_str().into(),
+                        source: "auto".into(),
+                        detection: format!("{rpc} answered without authorization, versions {versions:?}"),
+                    };
+                }
+                observations.push(format!("{rpc}: 200 without a known protocol version"));
+            }
+            Ok(r) => observations.push(format!("{rpc}: {}", r.status)),
+            Err(e) => observations.push(format!("{rpc}: {e}")),
+        }
+    }
+    fallback(format!(
+        "detection inconclusive ({}): the server requires authorization before it says which revision it speaks",
+        observations.join(", ")
+    ))
+}
+
+/// Runs the cases with bounded concurrency, calling `on_result` as each finishes (console
+/// progress), and returns the results in case order.
+pub async fn run_all(
+    env: Arc<RunEnv>,
+    cases: Vec<Case>,
+    concurrency: usize,
+    on_result: impl Fn(&CaseResult) + Send + Sync,
+) -> Vec<CaseResult> {
+    let n = cases.len();
+    let mut slots: Vec<Option<CaseResult>> = vec![None; n];
+    let mut stream = futures_util::stream::iter(cases.into_iter().enumerate().map(|(i, case)| {
+        let env = env.clone();
+        async move {
+            // Each case in its own task: a panic in one check must not take the run down.
+            let id = case.id().to_string();
+            let c2 = case.clone();
+            let handle = tokio::spawn(async move { run_case(&env, &c2).await });
+            let r = match handle.await {
+                Ok(r) => r,
+                Err(e) => crashed(&case, format!("internal error while running {id}: {e}")),
+            };
+            (i, r)
+        }
+    }))
+    .buffer_unordered(concurrency.max(1));
+    while let Some((i, r)) = stream.next().await {
+        on_result(&r);
+        slots[i] = Some(r);
+    }
+    slots.into_iter().flatten().collect()
+}
+
+fn crashed(case: &Case, msg: String) -> CaseResult {
+    CaseResult {
+        id: case.id().to_string(),
+        area: case.file.area.clone(),
+        level: case.file.level.into(),
+        role: case.file.role.as_str().into(),
+        title: case.file.title.clone(),
+        refs: case.file.refs.clone(),
+        status: Status::Errored,
+        warning: false,
+        message: msg,
+        details: vec![],
+        spec: String::new(),
+        duration_ms: 0,
+        exchanges: vec![],
+    }
+}
