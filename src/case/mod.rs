@@ -217,19 +217,29 @@ pub fn parse_case(display: &str, rel: &Path, text: &str) -> Result<Case, Vec<Fil
     let mut errors: Vec<FileError> = case_validator()
         .iter_errors(&json)
         .map(|e| {
-            let path: Vec<String> = e
+            let mut path: Vec<String> = e
                 .instance_path()
                 .as_str()
                 .split('/')
                 .skip(1)
                 .map(|s| s.replace("~1", "/").replace("~0", "~"))
                 .collect();
+            // An unknown key is reported at its parent; point at the key itself, since that is
+            // the typo the author has to fix.
+            let mut message = e.to_string();
+            if let jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } =
+                e.kind()
+                && let Some(first) = unexpected.first()
+            {
+                path.push(first.clone());
+                message = format!("unknown key `{first}` (not part of the case format)");
+            }
             let field = if path.is_empty() {
                 "(top level)".to_string()
             } else {
                 dotted(&path)
             };
-            at(&path, field, e.to_string())
+            at(&path, field, message)
         })
         .collect();
     if !errors.is_empty() {
@@ -272,6 +282,36 @@ pub fn parse_case(display: &str, rel: &Path, text: &str) -> Result<Case, Vec<Fil
             "fault".into(),
             "a case declares exactly one of `fault` (its negative control in the reference server) and `no_fault` (why it cannot have one)".into(),
         ));
+    }
+    for (i, step) in file.steps.iter().enumerate() {
+        let here = |k: &str| vec!["steps".to_string(), i.to_string(), k.to_string()];
+        match step {
+            Step::Check { name, .. } if !crate::checks::NAMES.contains(&name.as_str()) => {
+                errors.push(at(
+                    &here("name"),
+                    format!("steps[{i}].name"),
+                    format!("unknown check {name:?} (known: {})", crate::checks::NAMES.join(", ")),
+                ));
+            }
+            _ => {}
+        }
+        let expect = match step {
+            Step::McpRequest { expect, .. }
+            | Step::Http { expect, .. }
+            | Step::DiscoverPrm { expect, .. }
+            | Step::DiscoverAs { expect, .. } => expect.as_ref(),
+            Step::Expect { expect, .. } => Some(expect),
+            Step::Check { .. } => None,
+        };
+        if let Some(schema) = expect.and_then(|e| e.schema.as_ref())
+            && schema_text(schema).is_none()
+        {
+            errors.push(at(
+                &["steps".into(), i.to_string(), "expect".into(), "schema".into()],
+                format!("steps[{i}].expect.schema"),
+                format!("no schema {schema:?} under schemas/"),
+            ));
+        }
     }
     for (rev, _) in file.levels.iter() {
         if !file.specs.contains(rev) {
