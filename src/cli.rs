@@ -38,7 +38,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the cases against a target (with no target: the built-in reference server).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List the cases: id, area, level, role, title, references.
     List(ListArgs),
     /// Serve the built-in reference server in the foreground.
@@ -147,7 +147,10 @@ pub fn main() -> i32 {
             return if e.use_stderr() { 2 } else { 0 };
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -156,7 +159,7 @@ pub fn main() -> i32 {
     };
     rt.block_on(async {
         match cli.command {
-            Command::Run(a) => run(a).await,
+            Command::Run(a) => run(*a).await,
             Command::List(a) => list(a),
             Command::Reference(a) => serve_reference(a).await,
         }
@@ -169,7 +172,10 @@ fn load_cases(dir: Option<&Path>) -> Result<Vec<Case>, i32> {
         None => case::load_builtin(),
     };
     r.map_err(|e| {
-        eprintln!("error: invalid case files:\n{}", sanitize_terminal(&e.to_string()));
+        eprintln!(
+            "error: invalid case files:\n{}",
+            sanitize_terminal(&e.to_string())
+        );
         2
     })
 }
@@ -191,7 +197,11 @@ fn list(a: ListArgs) -> i32 {
                 })
             })
             .collect();
-        let _ = writeln!(out, "{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&v).unwrap_or_default()
+        );
     } else {
         for c in &cases {
             let _ = writeln!(
@@ -230,7 +240,8 @@ async fn serve_reference(a: ReferenceArgs) -> i32 {
         }
     };
     // The CA goes to a file so other clients (curl, an MCP client) can trust the reference.
-    let ca_path = std::env::temp_dir().join(format!("authconform-reference-ca-{}.pem", r.addr.port()));
+    let ca_path =
+        std::env::temp_dir().join(format!("authconform-reference-ca-{}.pem", r.addr.port()));
     if let Err(e) = std::fs::write(&ca_path, &r.ca.ca_pem) {
         eprintln!("error: cannot write {}: {e}", ca_path.display());
         return 2;
@@ -253,7 +264,9 @@ fn check_faults(faults: &[String], cases: &[Case]) -> Result<(), i32> {
             return Err(2);
         }
         if !reference::FAULTS.contains(&f.as_str()) {
-            eprintln!("error: the reference server has no fault for {f:?} (its case declares no_fault)");
+            eprintln!(
+                "error: the reference server has no fault for {f:?} (its case declares no_fault)"
+            );
             return Err(2);
         }
     }
@@ -282,10 +295,15 @@ async fn run(a: RunArgs) -> i32 {
     };
     for p in &a.only {
         if !all_cases.iter().any(|c| Selection::matches(p, c)) {
-            return usage_error(format!("--only {p:?} matches no case (see `authconform list`)"));
+            return usage_error(format!(
+                "--only {p:?} matches no case (see `authconform list`)"
+            ));
         }
     }
-    let cases: Vec<Case> = all_cases.into_iter().filter(|c| selection.keeps(c)).collect();
+    let cases: Vec<Case> = all_cases
+        .into_iter()
+        .filter(|c| selection.keeps(c))
+        .collect();
     if let Err(code) = check_faults(&a.reference_faults, &cases) {
         return code;
     }
@@ -303,7 +321,11 @@ async fn run(a: RunArgs) -> i32 {
         resource: a.resource.clone(),
         issuer: a.issuer.clone(),
     };
-    let mut kind = if a.resource.is_some() { "resource" } else { "issuer" };
+    let mut kind = if a.resource.is_some() {
+        "resource"
+    } else {
+        "issuer"
+    };
     if let Some(p) = &a.config {
         let profile = match target::load_profile(p) {
             Ok(pr) => pr,
@@ -317,7 +339,10 @@ async fn run(a: RunArgs) -> i32 {
         target.issuer = profile.target.issuer;
         kind = "config";
     }
-    for (flag, v) in [("--resource", &target.resource), ("--issuer", &target.issuer)] {
+    for (flag, v) in [
+        ("--resource", &target.resource),
+        ("--issuer", &target.issuer),
+    ] {
         if let Some(u) = v
             && let Err(e) = target::check_url(u)
         {
@@ -358,7 +383,9 @@ async fn run(a: RunArgs) -> i32 {
                         format!(" with fault(s) {}", a.reference_faults.join(", "))
                     }
                 );
-                http_cfg.extra_roots_pem.push(r.ca.ca_pem.clone().into_bytes());
+                http_cfg
+                    .extra_roots_pem
+                    .push(r.ca.ca_pem.clone().into_bytes());
                 target.resource = Some(r.resource.clone());
                 target.issuer = None;
                 kind = "reference";
@@ -375,7 +402,8 @@ async fn run(a: RunArgs) -> i32 {
     };
     let spec = runner::choose_revision(&http, target.resource.as_deref(), a.spec).await;
     let revision: Revision = spec.graded.parse().unwrap_or(Revision::FALLBACK);
-    let color = !a.no_color && std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal();
+    let color =
+        !a.no_color && std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal();
     let console = Arc::new(Console::new(color, a.verbose));
     eprintln!(
         "grading at MCP {} ({}); {} case(s)",
@@ -453,7 +481,12 @@ async fn run(a: RunArgs) -> i32 {
         let header = format!(
             "Expected verdicts for `authconform run --expect`; written by --write-expect.\nTarget: {} {}",
             report_data.target.kind,
-            report_data.target.resource.as_deref().or(report_data.target.issuer.as_deref()).unwrap_or("")
+            report_data
+                .target
+                .resource
+                .as_deref()
+                .or(report_data.target.issuer.as_deref())
+                .unwrap_or("")
         );
         if let Err(e) = std::fs::write(p, expectations::render(&report_data.results, &header)) {
             eprintln!("error: cannot write {}: {e}", p.display());
@@ -467,7 +500,11 @@ async fn run(a: RunArgs) -> i32 {
         Some(exp) => {
             let cmp = expectations::compare(&exp, &report_data.results, &known_ids);
             for (id, want, got) in &cmp.mismatches {
-                println!("verdict changed: {id}: expected {}, got {}", want.as_str(), got.as_str());
+                println!(
+                    "verdict changed: {id}: expected {}, got {}",
+                    want.as_str(),
+                    got.as_str()
+                );
             }
             for (id, got) in &cmp.unlisted {
                 println!("not in {}: {id} ({})", exp.path, got.as_str());

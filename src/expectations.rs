@@ -100,7 +100,12 @@ pub fn render(results: &[CaseResult], header: &str) -> String {
         let note = if r.status == Status::Passed {
             String::new()
         } else {
-            let m: String = r.message.chars().filter(|c| !c.is_control()).take(110).collect();
+            let m: String = r
+                .message
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(110)
+                .collect();
             format!("  # {m}")
         };
         s.push_str(&format!("\"{}\" = \"{}\"{note}\n", r.id, r.status.as_str()));

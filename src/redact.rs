@@ -242,7 +242,10 @@ mod tests {
             r.text("<p>your token s3cr3t-token-value</p>"),
             "<p>your token [redacted 18 bytes]</p>"
         );
-        assert!(r.header("Authorization", "Bearer s3cr3t-token-value", true).contains("redacted"));
+        assert!(
+            r.header("Authorization", "Bearer s3cr3t-token-value", true)
+                .contains("redacted")
+        );
     }
 
     #[test]
@@ -266,10 +269,17 @@ mod tests {
     fn cookies_and_jwks() {
         let r = Redactor::new();
         assert_eq!(
-            r.header("Set-Cookie", "_session=abc123; Path=/interaction/x; HttpOnly", false),
+            r.header(
+                "Set-Cookie",
+                "_session=abc123; Path=/interaction/x; HttpOnly",
+                false
+            ),
             "_session=[redacted]; Path=/interaction/x; HttpOnly"
         );
-        assert_eq!(r.header("Cookie", "a=1; b=2", false), "a=[redacted]; b=[redacted]");
+        assert_eq!(
+            r.header("Cookie", "a=1; b=2", false),
+            "a=[redacted]; b=[redacted]"
+        );
         let j = r.body(r#"{"keys":[{"kty":"RSA","n":"nnn","e":"AQAB","d":"PRIVATE"}]}"#);
         assert!(!j.contains("PRIVATE") && j.contains("nnn"));
     }

@@ -58,7 +58,9 @@ impl FromStr for Revision {
             .into_iter()
             .find(|r| r.as_str() == s)
             .ok_or_else(|| {
-                format!("unknown MCP revision {s:?} (expected 2025-06-18, 2025-11-25 or 2026-07-28)")
+                format!(
+                    "unknown MCP revision {s:?} (expected 2025-06-18, 2025-11-25 or 2026-07-28)"
+                )
             })
     }
 }

@@ -19,13 +19,19 @@ fn shipped_ids_match_the_catalogue() {
         .filter(|id| {
             !id.is_empty()
                 && id.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-                && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
                 && id.contains('-')
         })
         .map(str::to_string)
         .collect();
     let shipped: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/requirements.json")).unwrap(),
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/schemas/requirements.json"
+        ))
+        .unwrap(),
     )
     .unwrap();
     let shipped: BTreeSet<String> = shipped["requirements"]
@@ -37,7 +43,10 @@ fn shipped_ids_match_the_catalogue() {
     assert_eq!(shipped.len(), 313);
     let missing: Vec<_> = from_md.difference(&shipped).collect();
     let extra: Vec<_> = shipped.difference(&from_md).collect();
-    assert!(missing.is_empty() && extra.is_empty(), "missing {missing:?}, extra {extra:?}");
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing {missing:?}, extra {extra:?}"
+    );
 }
 
 #[test]

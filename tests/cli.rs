@@ -28,13 +28,15 @@ fn results(dir: &Path) -> serde_json::Value {
 }
 
 fn validate_results(v: &serde_json::Value) {
-    let schema: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string("schemas/results.schema.json").unwrap(),
-    )
-    .unwrap();
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string("schemas/results.schema.json").unwrap())
+            .unwrap();
     let validator = jsonschema::draft202012::new(&schema).unwrap();
     let errors: Vec<String> = validator.iter_errors(v).map(|e| e.to_string()).collect();
-    assert!(errors.is_empty(), "results.json violates its schema: {errors:?}");
+    assert!(
+        errors.is_empty(),
+        "results.json violates its schema: {errors:?}"
+    );
 }
 
 /// A case file in a scratch cases dir, `<dir>/<area>/<name>.toml`.
@@ -69,18 +71,36 @@ fn default_run_passes_against_the_reference_and_writes_three_reports() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let v = results(out.path());
     validate_results(&v);
-    assert_eq!(v["summary"]["passed"], v["summary"]["total"], "{}", text(&o));
+    assert_eq!(
+        v["summary"]["passed"],
+        v["summary"]["total"],
+        "{}",
+        text(&o)
+    );
     assert_eq!(v["target"]["kind"], "reference");
     assert!(out.path().join("junit.xml").exists());
     let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
     // Self-contained: nothing is loaded from elsewhere.
     let doc = scraper::Html::parse_document(&html);
-    for el in doc.root_element().descendants().filter_map(scraper::ElementRef::wrap) {
+    for el in doc
+        .root_element()
+        .descendants()
+        .filter_map(scraper::ElementRef::wrap)
+    {
         let name = el.value().name();
-        assert!(!matches!(name, "script" | "link" | "img" | "iframe" | "object" | "embed"), "<{name}> in report");
+        assert!(
+            !matches!(
+                name,
+                "script" | "link" | "img" | "iframe" | "object" | "embed"
+            ),
+            "<{name}> in report"
+        );
         for (attr, val) in el.value().attrs() {
             if attr == "src" || attr == "href" {
-                assert!(val.starts_with('#'), "{attr}={val} points outside the report");
+                assert!(
+                    val.starts_with('#'),
+                    "{attr}={val} points outside the report"
+                );
             }
         }
     }
@@ -91,8 +111,13 @@ fn default_run_passes_against_the_reference_and_writes_three_reports() {
 fn a_fault_makes_its_case_fail_with_exit_1() {
     let out = tempfile::tempdir().unwrap();
     let o = run(&[
-        "run", "--reference-fault", "prm-resource-match", "--only", "prm-resource-match",
-        "--report-dir", out.path().to_str().unwrap(),
+        "run",
+        "--reference-fault",
+        "prm-resource-match",
+        "--only",
+        "prm-resource-match",
+        "--report-dir",
+        out.path().to_str().unwrap(),
     ]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let v = results(out.path());
@@ -119,7 +144,10 @@ fn bad_value_inside_a_step_is_located() {
     let o = run(&["run", "--cases", d.path().to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     let t = text(&o);
-    assert!(t.contains("rs-401-no-token.toml:16:1: field `steps[0].expect.content_type`"), "{t}");
+    assert!(
+        t.contains("rs-401-no-token.toml:16:1: field `steps[0].expect.content_type`"),
+        "{t}"
+    );
 }
 
 #[test]
@@ -133,13 +161,21 @@ fn level_and_id_errors_are_located() {
     let d = case_dir("challenge", "rs-401-no-such-thing", &body);
     let o = run(&["list", "--cases", d.path().to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o).contains(":1:1: field `id`: \"rs-401-no-such-thing\" is not a requirement id"), "{}", text(&o));
+    assert!(
+        text(&o).contains(":1:1: field `id`: \"rs-401-no-such-thing\" is not a requirement id"),
+        "{}",
+        text(&o)
+    );
 
     let d = case_dir("prm", "rs-401-no-token", GOOD);
     let t = text(&run(&["list", "--cases", d.path().to_str().unwrap()]));
     assert!(t.contains("field `area`"), "{t}");
 
-    let d = case_dir("challenge", "rs-401-no-token", "id = \"rs-401-no-token\"\ntitle = \"broken\n");
+    let d = case_dir(
+        "challenge",
+        "rs-401-no-token",
+        "id = \"rs-401-no-token\"\ntitle = \"broken\n",
+    );
     let o = run(&["list", "--cases", d.path().to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("rs-401-no-token.toml:2:"), "{}", text(&o));
@@ -149,26 +185,53 @@ fn level_and_id_errors_are_located() {
 fn bad_config_exits_2_naming_file_line_and_field() {
     let d = tempfile::tempdir().unwrap();
     let p = d.path().join("target.toml");
-    std::fs::write(&p, "[target]\nresource = \"http://127.0.0.1:9/mcp\"\n\n[http]\ntimeout_sec = 3\n").unwrap();
+    std::fs::write(
+        &p,
+        "[target]\nresource = \"http://127.0.0.1:9/mcp\"\n\n[http]\ntimeout_sec = 3\n",
+    )
+    .unwrap();
     let o = run(&["run", "--config", p.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     let t = text(&o);
-    assert!(t.contains("target.toml:5:1") && t.contains("timeout_sec"), "{t}");
+    assert!(
+        t.contains("target.toml:5:1") && t.contains("timeout_sec"),
+        "{t}"
+    );
 
     std::fs::write(&p, "[target]\nresource = \"ftp://example.test/mcp\"\n").unwrap();
     let o = run(&["run", "--config", p.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o).contains("target.toml:2:1: field `target.resource`"), "{}", text(&o));
+    assert!(
+        text(&o).contains("target.toml:2:1: field `target.resource`"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]
 fn usage_errors_exit_2() {
-    assert_eq!(run(&["run", "--reference-fault", "no-such-case"]).status.code(), Some(2));
-    assert_eq!(run(&["run", "--only", "zzz-nothing"]).status.code(), Some(2));
+    assert_eq!(
+        run(&["run", "--reference-fault", "no-such-case"])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        run(&["run", "--only", "zzz-nothing"]).status.code(),
+        Some(2)
+    );
     assert_eq!(run(&["run", "--spec", "2024-01-01"]).status.code(), Some(2));
     assert_eq!(run(&["frobnicate"]).status.code(), Some(2));
     assert_eq!(
-        run(&["run", "--resource", "http://127.0.0.1:9/mcp", "--reference-fault", "rs-401-no-token"]).status.code(),
+        run(&[
+            "run",
+            "--resource",
+            "http://127.0.0.1:9/mcp",
+            "--reference-fault",
+            "rs-401-no-token"
+        ])
+        .status
+        .code(),
         Some(2)
     );
 }
@@ -178,16 +241,34 @@ fn unreachable_target_gives_errored_cases_and_reports() {
     // Port 9 (discard) is closed on loopback: connection refused, quickly.
     let out = tempfile::tempdir().unwrap();
     let o = run(&[
-        "run", "--resource", "http://127.0.0.1:9/mcp", "--timeout", "2",
-        "--report-dir", out.path().to_str().unwrap(),
+        "run",
+        "--resource",
+        "http://127.0.0.1:9/mcp",
+        "--timeout",
+        "2",
+        "--report-dir",
+        out.path().to_str().unwrap(),
     ]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let v = results(out.path());
     validate_results(&v);
-    let statuses: Vec<&str> = v["results"].as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
-    assert!(statuses.iter().all(|s| *s == "errored" || *s == "skipped"), "{statuses:?}");
+    let statuses: Vec<&str> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert!(
+        statuses.iter().all(|s| *s == "errored" || *s == "skipped"),
+        "{statuses:?}"
+    );
     assert!(statuses.contains(&"errored"));
-    assert!(v["results"][0]["message"].as_str().unwrap().contains("127.0.0.1:9"));
+    assert!(
+        v["results"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("127.0.0.1:9")
+    );
 }
 
 #[test]
@@ -196,26 +277,68 @@ fn expectations_gate_the_run() {
     let exp = d.path().join("expected.toml");
     let rd = d.path().join("r");
     let rd = rd.to_str().unwrap();
-    let o = run(&["run", "--reference-fault", "asm-issuer-match", "--only", "as_metadata",
-                  "--report-dir", rd, "--write-expect", exp.to_str().unwrap()]);
+    let o = run(&[
+        "run",
+        "--reference-fault",
+        "asm-issuer-match",
+        "--only",
+        "as_metadata",
+        "--report-dir",
+        rd,
+        "--write-expect",
+        exp.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let written = std::fs::read_to_string(&exp).unwrap();
-    assert!(written.contains("\"asm-issuer-match\" = \"failed\""), "{written}");
+    assert!(
+        written.contains("\"asm-issuer-match\" = \"failed\""),
+        "{written}"
+    );
 
     // The same run with the written expectations passes.
-    let o = run(&["run", "--reference-fault", "asm-issuer-match", "--only", "as_metadata",
-                  "--report-dir", rd, "--expect", exp.to_str().unwrap()]);
+    let o = run(&[
+        "run",
+        "--reference-fault",
+        "asm-issuer-match",
+        "--only",
+        "as_metadata",
+        "--report-dir",
+        rd,
+        "--expect",
+        exp.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 
     // Without the fault the verdict changes: the gate fails and says which case.
-    let o = run(&["run", "--only", "as_metadata", "--report-dir", rd, "--expect", exp.to_str().unwrap()]);
+    let o = run(&[
+        "run",
+        "--only",
+        "as_metadata",
+        "--report-dir",
+        rd,
+        "--expect",
+        exp.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o).contains("verdict changed: asm-issuer-match: expected failed, got passed"), "{}", text(&o));
+    assert!(
+        text(&o).contains("verdict changed: asm-issuer-match: expected failed, got passed"),
+        "{}",
+        text(&o)
+    );
 
     // A stale entry is reported.
     std::fs::write(&exp, format!("{written}\"asm-iss-flag\" = \"passed\"\n")).unwrap();
-    let o = run(&["run", "--reference-fault", "asm-issuer-match", "--only", "as_metadata",
-                  "--report-dir", rd, "--expect", exp.to_str().unwrap()]);
+    let o = run(&[
+        "run",
+        "--reference-fault",
+        "asm-issuer-match",
+        "--only",
+        "as_metadata",
+        "--report-dir",
+        rd,
+        "--expect",
+        exp.to_str().unwrap(),
+    ]);
     assert!(text(&o).contains("stale entry"), "{}", text(&o));
 }
 
@@ -224,7 +347,12 @@ fn list_names_every_case() {
     let o = run(&["list", "--json"]);
     assert_eq!(o.status.code(), Some(0));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let ids: Vec<&str> = v.as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
     assert!(ids.len() >= 47);
     assert!(ids.contains(&"rs-401-no-token") && ids.contains(&"asm-jwks-uri"));
     for c in v.as_array().unwrap() {

@@ -46,7 +46,13 @@ fn run_one(case: &Case, faults: Vec<String>) -> Result<authconform::record::Case
 }
 
 fn explain(r: &authconform::record::CaseResult) -> String {
-    format!("{} {}: {}\n  {}", r.status.as_str(), r.id, r.message, r.details.join("\n  "))
+    format!(
+        "{} {}: {}\n  {}",
+        r.status.as_str(),
+        r.id,
+        r.message,
+        r.details.join("\n  ")
+    )
 }
 
 fn main() {
@@ -57,54 +63,88 @@ fn main() {
     // Bookkeeping: every case has a fault or says why not; every fault names a case.
     {
         let cases = cases.clone();
-        trials.push(Trial::test("faults::every-case-has-its-negative-control", move || {
-            let mut problems = Vec::new();
-            for c in cases.iter() {
-                let has = reference::FAULTS.contains(&c.id());
-                match (&c.file.fault, has) {
-                    (Some(_), false) => problems.push(format!("{} declares a fault the reference does not implement", c.id())),
-                    (None, true) => problems.push(format!("{} declares no_fault but the reference has a fault for it", c.id())),
-                    _ => {}
+        trials.push(Trial::test(
+            "faults::every-case-has-its-negative-control",
+            move || {
+                let mut problems = Vec::new();
+                for c in cases.iter() {
+                    let has = reference::FAULTS.contains(&c.id());
+                    match (&c.file.fault, has) {
+                        (Some(_), false) => problems.push(format!(
+                            "{} declares a fault the reference does not implement",
+                            c.id()
+                        )),
+                        (None, true) => problems.push(format!(
+                            "{} declares no_fault but the reference has a fault for it",
+                            c.id()
+                        )),
+                        _ => {}
+                    }
                 }
-            }
-            for f in reference::FAULTS {
-                if !cases.iter().any(|c| c.id() == *f) {
-                    problems.push(format!("reference fault {f} names no case"));
+                for f in reference::FAULTS {
+                    if !cases.iter().any(|c| c.id() == *f) {
+                        problems.push(format!("reference fault {f} names no case"));
+                    }
                 }
-            }
-            let no_fault = cases.iter().filter(|c| c.file.no_fault.is_some()).count();
-            if no_fault * 10 > cases.len() {
-                problems.push(format!("{no_fault} cases have no negative control: the list must stay short"));
-            }
-            if problems.is_empty() { Ok(()) } else { Err(problems.join("\n").into()) }
-        }));
+                let no_fault = cases.iter().filter(|c| c.file.no_fault.is_some()).count();
+                if no_fault * 10 > cases.len() {
+                    problems.push(format!(
+                        "{no_fault} cases have no negative control: the list must stay short"
+                    ));
+                }
+                if problems.is_empty() {
+                    Ok(())
+                } else {
+                    Err(problems.join("\n").into())
+                }
+            },
+        ));
     }
 
     for c in cases.iter() {
         let area = c.file.area.clone();
         let compliant = c.clone();
-        trials.push(Trial::test(format!("{area}::{}::passes-on-reference", c.id()), move || {
-            let r = run_one(&compliant, vec![])?;
-            if r.status == Status::Passed && !r.warning {
-                Ok(())
-            } else {
-                Err(format!("expected passed against the compliant reference\n{}", explain(&r)).into())
-            }
-        }));
-        if c.file.fault.is_some() {
-            let faulty = c.clone();
-            trials.push(Trial::test(format!("{area}::{}::fails-with-its-fault", c.id()), move || {
-                let r = run_one(&faulty, vec![faulty.id().to_string()])?;
-                if r.status == Status::Failed {
-                    // The failure must carry evidence: at least one exchange.
-                    if r.exchanges.is_empty() {
-                        return Err(format!("failed without any recorded exchange\n{}", explain(&r)).into());
-                    }
+        trials.push(Trial::test(
+            format!("{area}::{}::passes-on-reference", c.id()),
+            move || {
+                let r = run_one(&compliant, vec![])?;
+                if r.status == Status::Passed && !r.warning {
                     Ok(())
                 } else {
-                    Err(format!("expected failed with fault {}\n{}", faulty.id(), explain(&r)).into())
+                    Err(format!(
+                        "expected passed against the compliant reference\n{}",
+                        explain(&r)
+                    )
+                    .into())
                 }
-            }));
+            },
+        ));
+        if c.file.fault.is_some() {
+            let faulty = c.clone();
+            trials.push(Trial::test(
+                format!("{area}::{}::fails-with-its-fault", c.id()),
+                move || {
+                    let r = run_one(&faulty, vec![faulty.id().to_string()])?;
+                    if r.status == Status::Failed {
+                        // The failure must carry evidence: at least one exchange.
+                        if r.exchanges.is_empty() {
+                            return Err(format!(
+                                "failed without any recorded exchange\n{}",
+                                explain(&r)
+                            )
+                            .into());
+                        }
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "expected failed with fault {}\n{}",
+                            faulty.id(),
+                            explain(&r)
+                        )
+                        .into())
+                    }
+                },
+            ));
         }
     }
     libtest_mimic::run(&args, trials).exit();

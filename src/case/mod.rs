@@ -24,7 +24,9 @@ static BUILTIN_SCHEMAS: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/schemas");
 
 /// A schema shipped under `schemas/`, by file name.
 pub fn schema_text(name: &str) -> Option<&'static str> {
-    BUILTIN_SCHEMAS.get_file(name).and_then(|f| f.contents_utf8())
+    BUILTIN_SCHEMAS
+        .get_file(name)
+        .and_then(|f| f.contents_utf8())
 }
 
 /// A loaded, validated case.
@@ -103,7 +105,12 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    let col = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
     (line, col)
 }
 
@@ -137,7 +144,9 @@ pub fn span_of(text: &str, path: &[String]) -> Option<std::ops::Range<usize>> {
     let mut cur_array: Option<&toml::de::DeArray<'_>> = None;
     for seg in path {
         if let Some(t) = cur_table.take() {
-            let (k, v) = t.iter().find(|(k, _)| k.get_ref().as_ref() == seg.as_str())?;
+            let (k, v) = t
+                .iter()
+                .find(|(k, _)| k.get_ref().as_ref() == seg.as_str())?;
             span = k.span();
             descend(v.get_ref(), &mut cur_table, &mut cur_array);
         } else if let Some(a) = cur_array.take() {
@@ -290,7 +299,10 @@ pub fn parse_case(display: &str, rel: &Path, text: &str) -> Result<Case, Vec<Fil
                 errors.push(at(
                     &here("name"),
                     format!("steps[{i}].name"),
-                    format!("unknown check {name:?} (known: {})", crate::checks::NAMES.join(", ")),
+                    format!(
+                        "unknown check {name:?} (known: {})",
+                        crate::checks::NAMES.join(", ")
+                    ),
                 ));
             }
             _ => {}
@@ -307,7 +319,12 @@ pub fn parse_case(display: &str, rel: &Path, text: &str) -> Result<Case, Vec<Fil
             && schema_text(schema).is_none()
         {
             errors.push(at(
-                &["steps".into(), i.to_string(), "expect".into(), "schema".into()],
+                &[
+                    "steps".into(),
+                    i.to_string(),
+                    "expect".into(),
+                    "schema".into(),
+                ],
                 format!("steps[{i}].expect.schema"),
                 format!("no schema {schema:?} under schemas/"),
             ));

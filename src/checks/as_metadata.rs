@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::https_rule;
 use crate::http::Request;
 use crate::runner::actions::require_doc;
-use crate::runner::{CaseCtx, Stop, StepResult};
+use crate::runner::{CaseCtx, StepResult, Stop};
 
 type Doc = serde_json::Map<String, Value>;
 
@@ -113,7 +113,9 @@ pub fn endpoints_https(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
 pub async fn registration_works(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     let doc = doc_of(ctx, on)?;
     let Some(Value::String(ep)) = doc.get("registration_endpoint") else {
-        return Err(Stop::Skip("no registration_endpoint advertised (DCR is optional: MAY)".into()));
+        return Err(Stop::Skip(
+            "no registration_endpoint advertised (DCR is optional: MAY)".into(),
+        ));
     };
     let body = serde_json::json!({
         "redirect_uris": ["http://127.0.0.1:8765/callback"],
@@ -136,7 +138,10 @@ pub async fn registration_works(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     }
     match r.status {
         200 | 201 if json.as_ref().and_then(|j| j.get("client_id")).is_some() => {
-            ctx.pass(format!("registration answered {} with a client_id", r.status));
+            ctx.pass(format!(
+                "registration answered {} with a client_id",
+                r.status
+            ));
             Ok(())
         }
         400 if json
@@ -167,7 +172,9 @@ pub async fn listed_endpoints_work(ctx: &mut CaseCtx<'_>, on: &str) -> StepResul
     let doc = doc_of(ctx, on)?;
     let mut seen = 0;
     for key in ["revocation_endpoint", "introspection_endpoint"] {
-        let Some(Value::String(ep)) = doc.get(key) else { continue };
+        let Some(Value::String(ep)) = doc.get(key) else {
+            continue;
+        };
         seen += 1;
         let req = Request::new("POST", ep.clone(), format!("{key} with an unknown token"))
             .header("Content-Type", "application/x-www-form-urlencoded")
@@ -193,8 +200,16 @@ pub async fn listed_endpoints_work(ctx: &mut CaseCtx<'_>, on: &str) -> StepResul
 /// they agree on the issuer and the endpoints.
 pub fn oidc_consistency(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     let d = ctx.discovery(on)?.clone();
-    let oauth = d.attempts.iter().find(|a| a.source.starts_with("oauth")).and_then(|a| a.doc().map(|m| (a.url.clone(), m)));
-    let oidc = d.attempts.iter().find(|a| a.source.starts_with("oidc")).and_then(|a| a.doc().map(|m| (a.url.clone(), m)));
+    let oauth = d
+        .attempts
+        .iter()
+        .find(|a| a.source.starts_with("oauth"))
+        .and_then(|a| a.doc().map(|m| (a.url.clone(), m)));
+    let oidc = d
+        .attempts
+        .iter()
+        .find(|a| a.source.starts_with("oidc"))
+        .and_then(|a| a.doc().map(|m| (a.url.clone(), m)));
     let (Some((ua, a)), Some((ub, b))) = (oauth, oidc) else {
         return Err(Stop::Skip(
             "only one of the RFC 8414 and OIDC documents is served; nothing to compare".into(),
@@ -226,7 +241,8 @@ pub async fn fuzz(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     let d = ctx.discovery(on)?.clone();
     require_doc(&d, "authorization server metadata")?;
     let u = d.chosen().map(|a| a.url.clone()).unwrap_or_default();
-    let probes: Vec<(&str, String, Vec<(&str, &str)>)> = vec![
+    type Probe<'a> = (&'a str, String, Vec<(&'a str, &'a str)>);
+    let probes: Vec<Probe<'_>> = vec![
         ("GET", format!("{u}x"), vec![]),
         ("GET", format!("{u}/"), vec![]),
         ("GET", format!("{u}/%2e%2e/%2e%2e/etc/passwd"), vec![]),
@@ -234,14 +250,26 @@ pub async fn fuzz(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
         ("GET", format!("{u}/{}", "a".repeat(8192)), vec![]),
         ("GET", u.clone(), vec![("Accept", "application/xml")]),
         ("HEAD", u.clone(), vec![]),
-        ("POST", u.clone(), vec![("Content-Type", "application/json")]),
+        (
+            "POST",
+            u.clone(),
+            vec![("Content-Type", "application/json")],
+        ),
     ];
     for (method, url, headers) in probes {
         let mut req = Request::new(method, url.clone(), "metadata request variant");
         for (n, v) in headers {
             req = req.header(n, v);
         }
-        let label = if url.len() > 100 { format!("{}…", &url[..90]) } else { url.clone() };
+        let label = if url.len() > 100 {
+            format!(
+                "{}… ({} bytes)",
+                url.chars().take(90).collect::<String>(),
+                url.len()
+            )
+        } else {
+            url.clone()
+        };
         match ctx.send(req).await {
             Ok(r) if r.status >= 500 => {
                 return ctx.fail(format!("{method} {label} answered {}", r.status));
@@ -268,13 +296,18 @@ pub async fn jwks(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     let u = u.clone();
     https_rule(ctx, "jwks_uri", &u)?;
     let r = ctx
-        .send(Request::new("GET", u.clone(), "the AS's JWK Set").header("Accept", "application/json"))
+        .send(
+            Request::new("GET", u.clone(), "the AS's JWK Set").header("Accept", "application/json"),
+        )
         .await
         .map_err(|e| Stop::Error(format!("no answer from {u}: {e}")))?;
     if r.status != 200 {
         return ctx.fail(format!("jwks_uri answered {}", r.status));
     }
-    let Some(keys) = r.json().and_then(|j| j.get("keys").and_then(Value::as_array).cloned()) else {
+    let Some(keys) = r
+        .json()
+        .and_then(|j| j.get("keys").and_then(Value::as_array).cloned())
+    else {
         return ctx.fail("jwks_uri did not return a JSON object with a `keys` array");
     };
     let mut kids = std::collections::BTreeSet::new();
@@ -285,7 +318,9 @@ pub async fn jwks(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
             }
         }
         if k.get("kty").and_then(Value::as_str) == Some("oct") || k.get("k").is_some() {
-            return ctx.fail(format!("key #{i} is a symmetric key (`oct`/`k`) published to everyone"));
+            return ctx.fail(format!(
+                "key #{i} is a symmetric key (`oct`/`k`) published to everyone"
+            ));
         }
         match k.get("kid").and_then(Value::as_str) {
             None => return ctx.fail(format!("key #{i} has no kid")),
@@ -298,6 +333,9 @@ pub async fn jwks(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     if keys.is_empty() {
         return ctx.fail("the key set is empty");
     }
-    ctx.pass(format!("{} public key(s), each with a distinct kid", keys.len()));
+    ctx.pass(format!(
+        "{} public key(s), each with a distinct kid",
+        keys.len()
+    ));
     Ok(())
 }

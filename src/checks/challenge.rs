@@ -2,13 +2,16 @@
 //! in the challenge or PRM at a well-known URL), RFC 9728 §5.1.
 
 use super::https_rule;
-use crate::runner::{CaseCtx, Stop, StepResult};
+use crate::runner::{CaseCtx, StepResult, Stop};
 use crate::spec::Revision;
 
 /// rs-401-discovery-mechanism: the header's URL yields PRM, or a well-known URL does.
 pub fn discovery_mechanism(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     let d = ctx.discovery(on)?.clone();
-    let via_header = d.attempts.iter().any(|a| a.source == "header" && a.doc().is_some());
+    let via_header = d
+        .attempts
+        .iter()
+        .any(|a| a.source == "header" && a.doc().is_some());
     let via_wk = d
         .attempts
         .iter()

@@ -9,7 +9,7 @@ pub mod prm;
 use std::collections::BTreeMap;
 
 use crate::http::is_loopback_url;
-use crate::runner::{CaseCtx, Stop, StepResult};
+use crate::runner::{CaseCtx, StepResult, Stop};
 
 /// Every name a case file may use; the loader rejects others.
 pub const NAMES: &[&str] = &[

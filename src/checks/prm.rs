@@ -9,16 +9,26 @@ use super::https_rule;
 use crate::discovery;
 use crate::http::Request;
 use crate::runner::actions::require_doc;
-use crate::runner::{CaseCtx, Stop, StepResult};
+use crate::runner::{CaseCtx, StepResult, Stop};
 
 /// prm-wellknown-path: PRM at the path-inserted or root well-known URL.
 pub fn wellknown(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     let d = ctx.discovery(on)?.clone();
-    if let Some(a) = d.attempts.iter().find(|a| a.source != "header" && a.doc().is_some()) {
-        ctx.pass(format!("PRM served at the {} well-known URL {}", a.source, a.url));
+    if let Some(a) = d
+        .attempts
+        .iter()
+        .find(|a| a.source != "header" && a.doc().is_some())
+    {
+        ctx.pass(format!(
+            "PRM served at the {} well-known URL {}",
+            a.source, a.url
+        ));
         return Ok(());
     }
-    if d.attempts.iter().any(|a| a.source == "header" && a.doc().is_some()) {
+    if d.attempts
+        .iter()
+        .any(|a| a.source == "header" && a.doc().is_some())
+    {
         ctx.warn(
             "PRM is not served at any well-known URL; allowed (the 401 challenge names it), but clients that probe well-known URLs first will not find it",
         );
@@ -60,7 +70,10 @@ pub fn resource_match(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
             None => return ctx.fail(format!("PRM at {} has no resource member", a.url)),
         };
         if got == expected {
-            ctx.pass(format!("PRM at {} ({}) names resource {got:?}, identical to the MCP URL", a.url, a.source));
+            ctx.pass(format!(
+                "PRM at {} ({}) names resource {got:?}, identical to the MCP URL",
+                a.url, a.source
+            ));
         } else if is_parent(&got, &expected) {
             ctx.warn(format!(
                 "PRM at {} names {got:?}, a parent of the MCP URL {expected:?}: only lenient clients accept this (RFC 9728 §3.3 demands identity)",
@@ -106,7 +119,9 @@ pub fn resource_form(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
         return ctx.fail(format!("resource {r:?} is not an absolute URI"));
     }
     if r.contains('#') {
-        return ctx.fail(format!("resource {r:?} has a fragment (RFC 8707 §2 forbids it)"));
+        return ctx.fail(format!(
+            "resource {r:?} has a fragment (RFC 8707 §2 forbids it)"
+        ));
     }
     if scheme != scheme.to_ascii_lowercase() {
         return ctx.fail(format!("resource {r:?}: the scheme is not lowercase"));
@@ -116,14 +131,20 @@ pub fn resource_form(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     if host != host.to_ascii_lowercase() {
         return ctx.fail(format!("resource {r:?}: the host is not lowercase"));
     }
-    ctx.pass(format!("resource {r:?} is absolute, lowercase, without fragment"));
+    ctx.pass(format!(
+        "resource {r:?} is absolute, lowercase, without fragment"
+    ));
     if r.contains('?') {
-        ctx.warn(format!("resource {r:?} has a query component (SHOULD NOT, RFC 8707 §2)"));
+        ctx.warn(format!(
+            "resource {r:?} has a query component (SHOULD NOT, RFC 8707 §2)"
+        ));
     }
     let path = rest.find('/').map(|i| &rest[i..]).unwrap_or("");
     let path = path.split('?').next().unwrap_or("");
     if path.len() > 1 && path.ends_with('/') {
-        ctx.warn(format!("resource {r:?} ends with a slash (MCP 8.1 prefers none)"));
+        ctx.warn(format!(
+            "resource {r:?} ends with a slash (MCP 8.1 prefers none)"
+        ));
     }
     Ok(())
 }
@@ -134,7 +155,9 @@ pub fn authorization_servers(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     let d = ctx.discovery(on)?.clone();
     let doc = require_doc(&d, "Protected Resource Metadata")?;
     let list = match doc.get("authorization_servers") {
-        None => return ctx.fail("PRM has no authorization_servers (MCP 4.1 requires at least one)"),
+        None => {
+            return ctx.fail("PRM has no authorization_servers (MCP 4.1 requires at least one)");
+        }
         Some(Value::Array(a)) if a.is_empty() => {
             return ctx.fail("authorization_servers is empty (MCP 4.1 requires at least one)");
         }
@@ -154,7 +177,9 @@ pub fn authorization_servers(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
             ));
         }
         if s.contains('?') || s.contains('#') {
-            return ctx.fail(format!("{s:?} has a query or fragment; an issuer has neither"));
+            return ctx.fail(format!(
+                "{s:?} has a query or fragment; an issuer has neither"
+            ));
         }
         https_rule(ctx, "authorization server", &s)?;
     }
@@ -169,19 +194,29 @@ pub async fn as_reachable(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     let issuers: Vec<String> = doc
         .get("authorization_servers")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     if issuers.is_empty() {
         return ctx.fail("PRM lists no authorization server to reach");
     }
     let mut problems = Vec::new();
     for issuer in issuers {
-        let saved = crate::runner::actions::discover_as_literal(ctx, issuer.clone(), "auto").await?;
-        let crate::runner::Saved::Discovery(ad) = saved else { continue };
+        let saved =
+            crate::runner::actions::discover_as_literal(ctx, issuer.clone(), "auto").await?;
+        let crate::runner::Saved::Discovery(ad) = saved else {
+            continue;
+        };
         match ad.doc() {
             Some(m) => match m.get("issuer").and_then(Value::as_str) {
                 Some(i) if i == issuer => {
-                    ctx.pass(format!("{issuer} resolves to metadata at {}", ad.chosen().map(|a| a.url.as_str()).unwrap_or("")));
+                    ctx.pass(format!(
+                        "{issuer} resolves to metadata at {}",
+                        ad.chosen().map(|a| a.url.as_str()).unwrap_or("")
+                    ));
                     return Ok(());
                 }
                 other => problems.push(format!("{issuer}: metadata issuer is {other:?}")),
@@ -189,7 +224,10 @@ pub async fn as_reachable(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
             None => problems.push(format!("{issuer}: no metadata at any discovery URL")),
         }
     }
-    ctx.fail(format!("no listed authorization server is reachable: {}", problems.join("; ")))
+    ctx.fail(format!(
+        "no listed authorization server is reachable: {}",
+        problems.join("; ")
+    ))
 }
 
 /// prm-no-empty-values (RFC 9728 §3.2): no member with an empty value, except
@@ -206,7 +244,9 @@ pub fn no_empty_values(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
             _ => false,
         };
         if empty {
-            return ctx.fail(format!("member {k:?} has an empty value ({v}); RFC 9728 §3.2 says omit it"));
+            return ctx.fail(format!(
+                "member {k:?} has an empty value ({v}); RFC 9728 §3.2 says omit it"
+            ));
         }
     }
     ctx.pass(format!("none of the {} members is empty", doc.len()));
@@ -229,10 +269,19 @@ pub async fn trailing_slash(ctx: &mut CaseCtx<'_>) -> StepResult {
     let naive = if u.path() == "/" || u.path().is_empty() {
         format!("{}{}/", discovery::origin(&u), discovery::PRM_SUFFIX)
     } else {
-        format!("{}{}/{}", discovery::origin(&u), discovery::PRM_SUFFIX, u.path())
+        format!(
+            "{}{}/{}",
+            discovery::origin(&u),
+            discovery::PRM_SUFFIX,
+            u.path()
+        )
     };
     let ok = ctx
-        .send(Request::new("GET", correct.clone(), "PRM at the RFC 9728 §3.1 well-known URL"))
+        .send(Request::new(
+            "GET",
+            correct.clone(),
+            "PRM at the RFC 9728 §3.1 well-known URL",
+        ))
         .await
         .map(|r| is_prm(&r))
         .unwrap_or(false);
@@ -241,7 +290,11 @@ pub async fn trailing_slash(ctx: &mut CaseCtx<'_>) -> StepResult {
         return Ok(());
     }
     let naive_ok = ctx
-        .send(Request::new("GET", naive.clone(), "PRM at the mis-joined well-known URL"))
+        .send(Request::new(
+            "GET",
+            naive.clone(),
+            "PRM at the mis-joined well-known URL",
+        ))
         .await
         .map(|r| is_prm(&r))
         .unwrap_or(false);
@@ -282,7 +335,10 @@ pub fn consistent_sources(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
             }
         }
     }
-    ctx.pass(format!("{} PRM sources agree on resource and authorization_servers", docs.len()));
+    ctx.pass(format!(
+        "{} PRM sources agree on resource and authorization_servers",
+        docs.len()
+    ));
     Ok(())
 }
 
@@ -290,7 +346,12 @@ pub fn consistent_sources(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
 pub async fn https(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     let d = ctx.discovery(on)?.clone();
     require_doc(&d, "Protected Resource Metadata")?;
-    let served: Vec<String> = d.attempts.iter().filter(|a| a.doc().is_some()).map(|a| a.url.clone()).collect();
+    let served: Vec<String> = d
+        .attempts
+        .iter()
+        .filter(|a| a.doc().is_some())
+        .map(|a| a.url.clone())
+        .collect();
     for u in &served {
         if u.to_ascii_lowercase().starts_with("http:") {
             return https_rule(ctx, "the PRM URL", u);
@@ -298,10 +359,20 @@ pub async fn https(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     }
     // Served over https: the same URL over plain http must not answer with the document.
     let plain = format!("http{}", &served[0]["https".len()..]);
-    match ctx.send(Request::new("GET", plain.clone(), "the PRM URL over plain http")).await {
+    match ctx
+        .send(Request::new(
+            "GET",
+            plain.clone(),
+            "the PRM URL over plain http",
+        ))
+        .await
+    {
         Ok(r) if is_prm(&r) => ctx.fail(format!("PRM is also served over plain http at {plain}")),
         Ok(r) => {
-            ctx.pass(format!("plain http answered {} without the document", r.status));
+            ctx.pass(format!(
+                "plain http answered {} without the document",
+                r.status
+            ));
             Ok(())
         }
         Err(e) => {
@@ -322,15 +393,26 @@ pub async fn fuzz_paths(ctx: &mut CaseCtx<'_>, args: &BTreeMap<String, toml::Val
     let suffixes: Vec<String> = args
         .get("suffixes")
         .and_then(|v| v.as_array())
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     if suffixes.is_empty() {
         return Err(Stop::Error("prm_fuzz_paths needs args.suffixes".into()));
     }
     for s in suffixes {
-        let s = if s == "LONG" { format!("/{}", "a".repeat(8192)) } else { s };
+        let s = if s == "LONG" {
+            format!("/{}", "a".repeat(8192))
+        } else {
+            s
+        };
         let url = format!("{base}{s}");
-        let r = match ctx.send(Request::new("GET", url.clone(), "odd well-known path")).await {
+        let r = match ctx
+            .send(Request::new("GET", url.clone(), "odd well-known path"))
+            .await
+        {
             Ok(r) => r,
             Err(e) => return Err(Stop::Error(format!("no answer to {url}: {e}"))),
         };
@@ -339,10 +421,16 @@ pub async fn fuzz_paths(ctx: &mut CaseCtx<'_>, args: &BTreeMap<String, toml::Val
         }
         let text = r.text();
         if text.contains("root:x:0:0") || text.contains("[boot loader]") {
-            return ctx.fail(format!("{} returned what looks like a system file", short(&url)));
+            return ctx.fail(format!(
+                "{} returned what looks like a system file",
+                short(&url)
+            ));
         }
         if r.status == 200 && r.media_type().as_deref() == Some("text/html") {
-            ctx.warn(format!("{} answered 200 with HTML (a catch-all page)", short(&url)));
+            ctx.warn(format!(
+                "{} answered 200 with HTML (a catch-all page)",
+                short(&url)
+            ));
         } else {
             ctx.pass(format!("{} -> {}", short(&url), r.status));
         }
@@ -352,7 +440,11 @@ pub async fn fuzz_paths(ctx: &mut CaseCtx<'_>, args: &BTreeMap<String, toml::Val
 
 fn short(u: &str) -> String {
     if u.len() > 120 {
-        format!("{}…({} bytes)", &u[..u.floor_char_boundary(100)], u.len())
+        format!(
+            "{}…({} bytes)",
+            u.chars().take(100).collect::<String>(),
+            u.len()
+        )
     } else {
         u.to_string()
     }

@@ -13,10 +13,16 @@ use super::{Ref, json};
 /// A fresh P-256 public key as a JWK (RFC 7518 §6.2.1).
 pub fn public_jwk() -> Value {
     let kp = rcgen::KeyPair::generate().ok();
-    let raw = kp.as_ref().map(|k| k.public_key_raw().to_vec()).unwrap_or_default();
+    let raw = kp
+        .as_ref()
+        .map(|k| k.public_key_raw().to_vec())
+        .unwrap_or_default();
     // Uncompressed point: 0x04 || x (32 bytes) || y (32 bytes).
     let (x, y) = if raw.len() == 65 {
-        (URL_SAFE_NO_PAD.encode(&raw[1..33]), URL_SAFE_NO_PAD.encode(&raw[33..65]))
+        (
+            URL_SAFE_NO_PAD.encode(&raw[1..33]),
+            URL_SAFE_NO_PAD.encode(&raw[33..65]),
+        )
     } else {
         (String::new(), String::new())
     };
@@ -83,10 +89,16 @@ fn metadata(s: &Ref, oidc: bool) -> Value {
         o.remove("token_endpoint_auth_methods_supported");
     }
     if s.fault("asm-cimd-flag") {
-        o.insert("client_id_metadata_document_supported".into(), json!("false"));
+        o.insert(
+            "client_id_metadata_document_supported".into(),
+            json!("false"),
+        );
     }
     if s.fault("asm-protected-resources") {
-        o.insert("protected_resources".into(), json!(["https://old.example/mcp"]));
+        o.insert(
+            "protected_resources".into(),
+            json!(["https://old.example/mcp"]),
+        );
     }
     if s.fault("asm-value-types") {
         o.insert("scopes_supported".into(), json!("mcp:tools mcp:admin"));
@@ -98,12 +110,20 @@ fn metadata(s: &Ref, oidc: bool) -> Value {
 fn metadata_kind(path: &str) -> Option<bool> {
     match path {
         "/.well-known/oauth-authorization-server/as" => Some(false),
-        "/.well-known/openid-configuration/as" | "/as/.well-known/openid-configuration" => Some(true),
+        "/.well-known/openid-configuration/as" | "/as/.well-known/openid-configuration" => {
+            Some(true)
+        }
         _ => None,
     }
 }
 
-pub fn handle(s: &Ref, method: &Method, path: &str, _headers: &HeaderMap, body: &[u8]) -> Option<Response> {
+pub fn handle(
+    s: &Ref,
+    method: &Method,
+    path: &str,
+    _headers: &HeaderMap,
+    body: &[u8],
+) -> Option<Response> {
     if let Some(oidc) = metadata_kind(path) {
         if s.fault("asm-available") {
             return None;
@@ -170,17 +190,28 @@ fn acceptable_redirect(u: &str) -> bool {
 
 fn register(s: &Ref, body: &[u8]) -> Response {
     let Ok(Value::Object(req)) = serde_json::from_slice::<Value>(body) else {
-        return json(400, json!({ "error": "invalid_client_metadata", "error_description": "body is not a JSON object" }));
+        return json(
+            400,
+            json!({ "error": "invalid_client_metadata", "error_description": "body is not a JSON object" }),
+        );
     };
     let uris: Vec<String> = match req.get("redirect_uris") {
         Some(Value::Array(a)) if !a.is_empty() => {
-            let v: Vec<String> = a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect();
+            let v: Vec<String> = a
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect();
             if v.len() != a.len() {
                 return json(400, json!({ "error": "invalid_redirect_uri" }));
             }
             v
         }
-        _ => return json(400, json!({ "error": "invalid_redirect_uri", "error_description": "redirect_uris is required" })),
+        _ => {
+            return json(
+                400,
+                json!({ "error": "invalid_redirect_uri", "error_description": "redirect_uris is required" }),
+            );
+        }
     };
     if !uris.iter().all(|u| acceptable_redirect(u)) {
         return json(400, json!({ "error": "invalid_redirect_uri" }));

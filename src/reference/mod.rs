@@ -144,7 +144,10 @@ pub async fn start(opts: Options) -> Result<Reference, StartError> {
     })?;
     listener
         .set_nonblocking(true)
-        .map_err(|source| StartError::Bind { port: opts.port, source })?;
+        .map_err(|source| StartError::Bind {
+            port: opts.port,
+            source,
+        })?;
     let addr = listener.local_addr().map_err(|source| StartError::Bind {
         port: opts.port,
         source,
@@ -159,7 +162,9 @@ pub async fn start(opts: Options) -> Result<Reference, StartError> {
         let l = tokio::net::TcpListener::bind(("127.0.0.1", 0))
             .await
             .map_err(|source| StartError::Bind { port: 0, source })?;
-        let p = l.local_addr().map_err(|source| StartError::Bind { port: 0, source })?;
+        let p = l
+            .local_addr()
+            .map_err(|source| StartError::Bind { port: 0, source })?;
         plain_origin = Some(format!("http://127.0.0.1:{}", p.port()));
         plain_listener = Some(l);
     }
@@ -190,7 +195,10 @@ pub async fn start(opts: Options) -> Result<Reference, StartError> {
     .map_err(|e| StartError::Tls(e.to_string()))?;
     let handle = axum_server::Handle::new();
     let server = axum_server::from_tcp_rustls(listener, config)
-        .map_err(|source| StartError::Bind { port: opts.port, source })?
+        .map_err(|source| StartError::Bind {
+            port: opts.port,
+            source,
+        })?
         .handle(handle.clone());
     tokio::spawn(async move {
         let _ = server.serve(app.into_make_service()).await;
@@ -207,7 +215,8 @@ pub async fn start(opts: Options) -> Result<Reference, StartError> {
 
 impl Reference {
     pub fn shutdown(self) {
-        self.handle.graceful_shutdown(Some(Duration::from_millis(200)));
+        self.handle
+            .graceful_shutdown(Some(Duration::from_millis(200)));
         if let Some(p) = self.plain {
             p.abort();
         }

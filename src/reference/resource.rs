@@ -23,7 +23,11 @@ fn prm_path(s: &Ref) -> &'static str {
 }
 
 fn challenge(s: &Ref, error: Option<&str>) -> String {
-    let scheme = if s.fault("rs-401-bearer-scheme") { "Token" } else { "Bearer" };
+    let scheme = if s.fault("rs-401-bearer-scheme") {
+        "Token"
+    } else {
+        "Bearer"
+    };
     let mut parts = Vec::new();
     if let Some(e) = error {
         parts.push(format!("error=\"{e}\""));
@@ -68,7 +72,7 @@ enum Credential {
     Unknown(String),
 }
 
-fn credential(s: &Ref, headers: &HeaderMap) -> Result<Credential, Response> {
+fn credential(s: &Ref, headers: &HeaderMap) -> Result<Credential, Box<Response>> {
     let values: Vec<&[u8]> = headers
         .get_all("authorization")
         .iter()
@@ -79,14 +83,14 @@ fn credential(s: &Ref, headers: &HeaderMap) -> Result<Credential, Response> {
     }
     if values.len() > 1 {
         if s.fault("rs-400-malformed-auth.double-header") {
-            return Err(server_error());
+            return Err(Box::new(server_error()));
         }
         return Ok(Credential::Malformed);
     }
     let v = values[0];
     if !v.iter().all(|b| (0x20..0x7f).contains(b)) {
         if s.fault("rs-400-malformed-auth.non-ascii") {
-            return Err(server_error());
+            return Err(Box::new(server_error()));
         }
         return Ok(Credential::Malformed);
     }
@@ -97,12 +101,12 @@ fn credential(s: &Ref, headers: &HeaderMap) -> Result<Credential, Response> {
     }
     if rest.is_empty() {
         if s.fault("rs-400-malformed-auth.empty") {
-            return Err(server_error());
+            return Err(Box::new(server_error()));
         }
         return Ok(Credential::Malformed);
     }
     if rest.len() > 8192 && s.fault("rs-400-malformed-auth.long-token") {
-        return Err(server_error());
+        return Err(Box::new(server_error()));
     }
     // b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
     let body = rest.trim_end_matches('=');
@@ -120,14 +124,17 @@ fn credential(s: &Ref, headers: &HeaderMap) -> Result<Credential, Response> {
 pub fn mcp(s: &Ref, method: &Method, headers: &HeaderMap, _body: &[u8]) -> Response {
     let cred = match credential(s, headers) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match cred {
         Credential::None => {
             if *method == Method::POST && s.fault("rs-401-no-token") {
-                return json(200, json!({ "jsonrpc": "2.0", "id": 1, "result": {
+                return json(
+                    200,
+                    json!({ "jsonrpc": "2.0", "id": 1, "result": {
                     "protocolVersion": "2025-11-25", "capabilities": {},
-                    "serverInfo": { "name": "authconform-reference", "version": "0" } } }));
+                    "serverInfo": { "name": "authconform-reference", "version": "0" } } }),
+                );
             }
             if *method == Method::GET && s.fault("rs-401-all-methods.get") {
                 return Response::builder()
@@ -137,9 +144,14 @@ pub fn mcp(s: &Ref, method: &Method, headers: &HeaderMap, _body: &[u8]) -> Respo
                     .unwrap_or_default();
             }
             if *method == Method::DELETE && s.fault("rs-401-all-methods.delete") {
-                return Response::builder().status(204).body(Body::empty()).unwrap_or_default();
+                return Response::builder()
+                    .status(204)
+                    .body(Body::empty())
+                    .unwrap_or_default();
             }
-            let error = s.fault("rs-401-no-error-without-creds").then_some("invalid_token");
+            let error = s
+                .fault("rs-401-no-error-without-creds")
+                .then_some("invalid_token");
             unauthorized(s, error, 401)
         }
         Credential::Malformed => unauthorized(s, Some("invalid_request"), 400),

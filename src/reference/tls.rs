@@ -2,7 +2,9 @@
 //! host): a fresh CA and a loopback leaf certificate per start, so the reference is served over
 //! https exactly as a production AS must be, without any file on disk unless asked.
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
+};
 
 pub struct LocalCa {
     /// PEM of the CA certificate: what a client must trust.

@@ -98,7 +98,8 @@ fn unescape_bytes(s: &str) -> Vec<u8> {
         if b[i] == b'\\'
             && i + 3 < b.len()
             && b[i + 1] == b'x'
-            && let Ok(v) = u8::from_str_radix(std::str::from_utf8(&b[i + 2..i + 4]).unwrap_or(""), 16)
+            && let Ok(v) =
+                u8::from_str_radix(std::str::from_utf8(&b[i + 2..i + 4]).unwrap_or(""), 16)
         {
             out.push(v);
             i += 4;
@@ -147,7 +148,12 @@ pub async fn http(ctx: &mut CaseCtx<'_>, s: HttpStep<'_>) -> Result<Saved, Stop>
     Ok(Saved::Response { url, response })
 }
 
-async fn fetch_attempt(ctx: &mut CaseCtx<'_>, source: &'static str, url: String, what: &str) -> Attempt {
+async fn fetch_attempt(
+    ctx: &mut CaseCtx<'_>,
+    source: &'static str,
+    url: String,
+    what: &str,
+) -> Attempt {
     let req = Request::new("GET", url.clone(), format!("{what} ({source})"))
         .header("Accept", "application/json");
     let result = ctx.send(req).await.map_err(|e| e.to_string());
@@ -247,7 +253,9 @@ pub async fn issuer_for(ctx: &mut CaseCtx<'_>, template: Option<&str>) -> Result
         return Ok(i.clone());
     }
     if ctx.env.target.resource.is_none() {
-        return Err(Stop::Skip("no authorization server given (--issuer or --resource)".into()));
+        return Err(Stop::Skip(
+            "no authorization server given (--issuer or --resource)".into(),
+        ));
     }
     let prm = match ctx.saved.get("prm") {
         Some(s) => s.clone(),
@@ -266,7 +274,11 @@ pub async fn issuer_for(ctx: &mut CaseCtx<'_>, template: Option<&str>) -> Result
             "no Protected Resource Metadata found, so no authorization server to test (see the prm-* cases)".into(),
         ));
     };
-    match doc.get("authorization_servers").and_then(|v| v.as_array()).and_then(|a| a.first()) {
+    match doc
+        .get("authorization_servers")
+        .and_then(|v| v.as_array())
+        .and_then(|a| a.first())
+    {
         Some(serde_json::Value::String(s)) => Ok(s.clone()),
         _ => Err(Stop::Error(
             "the PRM lists no authorization server (see prm-authorization-servers)".into(),
@@ -276,14 +288,22 @@ pub async fn issuer_for(ctx: &mut CaseCtx<'_>, template: Option<&str>) -> Result
 
 /// AS metadata discovery in the MCP order. `auto` stops at the first usable document;
 /// `oauth` / `oidc` try only that family; `all` fetches every candidate.
-pub async fn discover_as(ctx: &mut CaseCtx<'_>, issuer: Option<&str>, via: &str) -> Result<Saved, Stop> {
+pub async fn discover_as(
+    ctx: &mut CaseCtx<'_>,
+    issuer: Option<&str>,
+    via: &str,
+) -> Result<Saved, Stop> {
     let issuer = issuer_for(ctx, issuer).await?;
     discover_as_literal(ctx, issuer, via).await
 }
 
 /// AS metadata discovery for an issuer string taken as is (never expanded as a template: it may
 /// come from the server).
-pub async fn discover_as_literal(ctx: &mut CaseCtx<'_>, issuer: String, via: &str) -> Result<Saved, Stop> {
+pub async fn discover_as_literal(
+    ctx: &mut CaseCtx<'_>,
+    issuer: String,
+    via: &str,
+) -> Result<Saved, Stop> {
     let cands = discovery::as_candidates(&issuer).map_err(Stop::Error)?;
     let mut d = Discovery {
         identifier: issuer,
@@ -326,8 +346,11 @@ pub fn require_doc(
     d.doc().ok_or_else(|| {
         Stop::Error(format!(
             "no {what} could be retrieved (tried {}), so this requirement cannot be judged",
-            d.attempts.iter().map(|a| a.url.as_str()).collect::<Vec<_>>().join(", ")
+            d.attempts
+                .iter()
+                .map(|a| a.url.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ))
     })
 }
-

@@ -84,7 +84,9 @@ impl Saved {
         let resp = |url: &str, r: &Response| {
             let mut headers = serde_json::Map::new();
             for (n, v) in &r.headers {
-                headers.entry(n.clone()).or_insert_with(|| Value::String(v.clone()));
+                headers
+                    .entry(n.clone())
+                    .or_insert_with(|| Value::String(v.clone()));
             }
             json!({ "url": url, "status": r.status, "header": headers, "doc": r.json() })
         };
@@ -184,9 +186,9 @@ impl<'a> CaseCtx<'a> {
 
     pub fn response(&self, name: &str) -> Result<(&str, &Response), Stop> {
         match self.saved.get(name) {
-            Some(s) => s.response().ok_or_else(|| {
-                Stop::Error(format!("`{name}` holds no usable response"))
-            }),
+            Some(s) => s
+                .response()
+                .ok_or_else(|| Stop::Error(format!("`{name}` holds no usable response"))),
             None => Err(Stop::Error(format!("nothing saved as `{name}`"))),
         }
     }

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::context::{CaseCtx, Stop, StepResult};
+use super::context::{CaseCtx, StepResult, Stop};
 use crate::case::model::{Absent, ChallengeExpect, Expect, JsonExpect};
 use crate::http::Response;
 use crate::www_authenticate;
@@ -38,8 +38,7 @@ pub fn check(ctx: &mut CaseCtx<'_>, url: &str, r: &Response, e: &Expect) -> Step
             None => return ctx.fail(format!("no Content-Type header (expected {ct})")),
         }
     }
-    let needs_json =
-        e.json_object || e.schema.is_some() || !e.json.is_empty() || e.error.is_some();
+    let needs_json = e.json_object || e.schema.is_some() || !e.json.is_empty() || e.error.is_some();
     let doc = if needs_json {
         match r.json() {
             Some(v) => Some(v),
@@ -133,15 +132,22 @@ fn json_check(ctx: &mut CaseCtx<'_>, doc: &Value, j: &JsonExpect) -> StepResult 
         return match j.absent {
             Absent::Fail => ctx.fail(format!("{p} is absent")),
             Absent::Pass => {
-                ctx.pass(format!("{p} is absent (the rule applies only when present)"));
+                ctx.pass(format!(
+                    "{p} is absent (the rule applies only when present)"
+                ));
                 Ok(())
             }
-            Absent::Skip => Err(Stop::Skip(format!("{p} is absent: the feature is not offered"))),
+            Absent::Skip => Err(Stop::Skip(format!(
+                "{p} is absent: the feature is not offered"
+            ))),
         };
     };
     if let Some(k) = &j.kind {
         if type_name(v) != k {
-            return ctx.fail(format!("{p} is a JSON {} ({v}), expected {k}", type_name(v)));
+            return ctx.fail(format!(
+                "{p} is a JSON {} ({v}), expected {k}",
+                type_name(v)
+            ));
         }
         ctx.pass(format!("{p} is a JSON {k}"));
     }
@@ -188,7 +194,10 @@ fn json_check(ctx: &mut CaseCtx<'_>, doc: &Value, j: &JsonExpect) -> StepResult 
 }
 
 /// The response's challenges, parsed; a malformed header is a failure with the parse position.
-pub fn challenges(ctx: &mut CaseCtx<'_>, r: &Response) -> Result<Vec<www_authenticate::Challenge>, Stop> {
+pub fn challenges(
+    ctx: &mut CaseCtx<'_>,
+    r: &Response,
+) -> Result<Vec<www_authenticate::Challenge>, Stop> {
     let values: Vec<&str> = r.header_all("www-authenticate").collect();
     if values.is_empty() {
         return Err(ctx.failed("the response has no WWW-Authenticate header"));
@@ -227,7 +236,11 @@ fn challenge_check(ctx: &mut CaseCtx<'_>, r: &Response, e: &ChallengeExpect) -> 
         match c.param(p) {
             Some(v) if v == want => ctx.pass(format!("challenge {p}={v:?}")),
             Some(v) => return ctx.fail(format!("challenge {p}={v:?}, expected {want:?}")),
-            None => return ctx.fail(format!("challenge has no {p} parameter (expected {want:?})")),
+            None => {
+                return ctx.fail(format!(
+                    "challenge has no {p} parameter (expected {want:?})"
+                ));
+            }
         }
     }
     Ok(())

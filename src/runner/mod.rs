@@ -15,7 +15,7 @@ use crate::checks;
 use crate::http::Request;
 use crate::record::{CaseResult, SpecInfo, Status};
 use crate::spec::{Revision, SpecChoice};
-pub use context::{CaseCtx, RunEnv, Saved, Stop, StepResult};
+pub use context::{CaseCtx, RunEnv, Saved, StepResult, Stop};
 
 /// Runs one case to a verdict. Never panics on server behaviour; every way a step can end is a
 /// status.
@@ -62,7 +62,9 @@ fn missing_feature(env: &RunEnv, case: &Case) -> Option<String> {
     for f in &case.file.requires {
         match f {
             Feature::Resource if env.target.resource.is_none() => {
-                return Some("no MCP endpoint given (--resource): this checks the resource server".into());
+                return Some(
+                    "no MCP endpoint given (--resource): this checks the resource server".into(),
+                );
             }
             Feature::Issuer if env.target.issuer.is_none() && env.target.resource.is_none() => {
                 return Some("no authorization server given (--issuer) or discoverable".into());
@@ -98,7 +100,12 @@ async fn run_steps(ctx: &mut CaseCtx<'_>, case: &Case) -> StepResult {
                     },
                 )
                 .await?;
-                finish_action(ctx, saved, save.as_deref().unwrap_or("last"), expect.as_ref())?;
+                finish_action(
+                    ctx,
+                    saved,
+                    save.as_deref().unwrap_or("last"),
+                    expect.as_ref(),
+                )?;
             }
             Step::Http {
                 method,
@@ -122,7 +129,12 @@ async fn run_steps(ctx: &mut CaseCtx<'_>, case: &Case) -> StepResult {
                     },
                 )
                 .await?;
-                finish_action(ctx, saved, save.as_deref().unwrap_or("last"), expect.as_ref())?;
+                finish_action(
+                    ctx,
+                    saved,
+                    save.as_deref().unwrap_or("last"),
+                    expect.as_ref(),
+                )?;
             }
             Step::DiscoverPrm { via, save, expect } => {
                 let saved = actions::discover_prm(ctx, via).await?;
@@ -180,10 +192,16 @@ fn expect_on(
         None => match saved {
             // A discovery that found no document: the expectation is about that document, so
             // its absence is what the server did wrong, not something the suite failed to see.
-            Saved::Discovery(d) if d.attempts.iter().any(|a| a.result.is_ok()) => ctx.fail(format!(
-                "no usable document at {}",
-                d.attempts.iter().map(|a| a.url.as_str()).collect::<Vec<_>>().join(", ")
-            )),
+            Saved::Discovery(d) if d.attempts.iter().any(|a| a.result.is_ok()) => {
+                ctx.fail(format!(
+                    "no usable document at {}",
+                    d.attempts
+                        .iter()
+                        .map(|a| a.url.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            }
             _ => Err(Stop::Error(format!("`{name}` holds no response"))),
         },
     }
@@ -193,7 +211,11 @@ fn expect_on(
 /// stateless `server/discover`, older ones the `initialize` handshake. Most protected servers
 /// answer 401 to both before any dispatch; then detection is inconclusive and the fallback
 /// revision is graded, saying so.
-pub async fn choose_revision(env_http: &crate::http::Http, resource: Option<&str>, choice: SpecChoice) -> SpecInfo {
+pub async fn choose_revision(
+    env_http: &crate::http::Http,
+    resource: Option<&str>,
+    choice: SpecChoice,
+) -> SpecInfo {
     if let SpecChoice::Fixed(r) = choice {
         return SpecInfo {
             graded: r.as_str().into(),
@@ -204,7 +226,10 @@ pub async fn choose_revision(env_http: &crate::http::Http, resource: Option<&str
     let fallback = |why: String| SpecInfo {
         graded: Revision::FALLBACK.as_str().into(),
         source: "auto".into(),
-        detection: format!("{why}; graded at {} (choose with --spec)", Revision::FALLBACK),
+        detection: format!(
+            "{why}; graded at {} (choose with --spec)",
+            Revision::FALLBACK
+        ),
     };
     let Some(resource) = resource else {
         return fallback("no MCP endpoint to ask".into());
@@ -234,10 +259,16 @@ pub async fn choose_revision(env_http: &crate::http::Http, resource: Option<&str
                 });
                 let result = json.as_ref().and_then(|j| j.get("result"));
                 let mut versions: Vec<String> = Vec::new();
-                if let Some(v) = result.and_then(|r| r.get("protocolVersion")).and_then(|v| v.as_str()) {
+                if let Some(v) = result
+                    .and_then(|r| r.get("protocolVersion"))
+                    .and_then(|v| v.as_str())
+                {
                     versions.push(v.to_string());
                 }
-                if let Some(a) = result.and_then(|r| r.get("supportedVersions")).and_then(|v| v.as_array()) {
+                if let Some(a) = result
+                    .and_then(|r| r.get("supportedVersions"))
+                    .and_then(|v| v.as_array())
+                {
                     versions.extend(a.iter().filter_map(|v| v.as_str().map(str::to_string)));
                 }
                 if let Some(best) = versions
@@ -248,7 +279,9 @@ pub async fn choose_revision(env_http: &crate::http::Http, resource: Option<&str
                     return SpecInfo {
                         graded: best.as_str().into(),
                         source: "auto".into(),
-                        detection: format!("{rpc} answered without authorization, versions {versions:?}"),
+                        detection: format!(
+                            "{rpc} answered without authorization, versions {versions:?}"
+                        ),
                     };
                 }
                 observations.push(format!("{rpc}: 200 without a known protocol version"));
