@@ -200,16 +200,17 @@ pub async fn listed_endpoints_work(ctx: &mut CaseCtx<'_>, on: &str) -> StepResul
 /// they agree on the issuer and the endpoints.
 pub fn oidc_consistency(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     let d = ctx.discovery(on)?.clone();
-    let oauth = d
-        .attempts
-        .iter()
-        .find(|a| a.source.starts_with("oauth"))
-        .and_then(|a| a.doc().map(|m| (a.url.clone(), m)));
-    let oidc = d
-        .attempts
-        .iter()
-        .find(|a| a.source.starts_with("oidc"))
-        .and_then(|a| a.doc().map(|m| (a.url.clone(), m)));
+    // The first document each family serves (OIDC may live only at the appended form).
+    let first_doc = |fam: &str| {
+        d.attempts
+            .iter()
+            .filter(|a| a.source.starts_with(fam))
+            .find_map(|a| a.doc().map(|m| (a.url.clone(), m)))
+    };
+    let (oauth, oidc) = (first_doc("oauth"), first_doc("oidc"));
+    if oauth.is_none() && oidc.is_none() {
+        require_doc(&d, "authorization server metadata")?;
+    }
     let (Some((ua, a)), Some((ub, b))) = (oauth, oidc) else {
         return Err(Stop::Skip(
             "only one of the RFC 8414 and OIDC documents is served; nothing to compare".into(),

@@ -219,7 +219,10 @@ pub async fn as_reachable(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
                     ));
                     return Ok(());
                 }
-                other => problems.push(format!("{issuer}: metadata issuer is {other:?}")),
+                Some(other) => {
+                    problems.push(format!("{issuer}: its metadata states issuer {other:?}"))
+                }
+                None => problems.push(format!("{issuer}: its metadata has no string issuer")),
             },
             None => problems.push(format!("{issuer}: no metadata at any discovery URL")),
         }

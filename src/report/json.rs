@@ -1,6 +1,7 @@
 //! The machine-readable results file. Its shape is the contract in `schemas/results.schema.json`;
-//! strings are written exactly as recorded (JSON escaping is enough, no display sanitizing), so
-//! consumers get the raw evidence.
+//! strings keep exactly the recorded evidence. Characters a terminal would act on but JSON does
+//! not have to escape (DEL, C1 controls, bidi overrides) are written as `\uXXXX` escapes, so
+//! `cat results.json` is inert while a JSON parser reads back the same strings.
 
 use crate::record::RunReport;
 
@@ -10,7 +11,25 @@ pub fn to_string(report: &RunReport) -> String {
         // failure path (no maps with non-string keys, no custom serializers).
         .expect("RunReport serializes to JSON");
     s.push('\n');
-    s
+    escape_terminal_active(&s)
+}
+
+/// In serialized JSON such characters can only occur inside strings (everything outside is
+/// ASCII), so escaping them in the text is the same as escaping them in every string.
+fn escape_terminal_active(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        let cp = c as u32;
+        if (0x7f..=0x9f).contains(&cp)
+            || (0x202a..=0x202e).contains(&cp)
+            || (0x2066..=0x2069).contains(&cp)
+        {
+            out.push_str(&format!("\\u{cp:04x}"));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -18,6 +37,19 @@ mod tests {
     use super::*;
     use crate::report::testutil::hostile_report;
     use serde_json::Value;
+
+    #[test]
+    fn terminal_active_characters_are_escaped_but_round_trip() {
+        let report = hostile_report();
+        let text = to_string(&report);
+        assert!(
+            !text
+                .chars()
+                .any(|c| ('\u{7f}'..='\u{9f}').contains(&c) || c == '\u{202e}')
+        );
+        let back: RunReport = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, report);
+    }
 
     fn validator() -> jsonschema::Validator {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/results.schema.json");
