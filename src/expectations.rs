@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::case::{FileError, line_col, span_of, toml_error};
+use crate::case::{FileError, line_col, read_text, span_of, toml_error};
 use crate::record::{CaseResult, Status};
 
 #[derive(Debug, Deserialize)]
@@ -24,14 +24,7 @@ pub struct Expectations {
 }
 
 pub fn load(path: &Path) -> Result<Expectations, FileError> {
-    let display = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| FileError {
-        file: display.clone(),
-        line: 1,
-        column: 1,
-        field: None,
-        message: format!("cannot read: {e}"),
-    })?;
+    let (display, text) = read_text(path)?;
     let f: File = toml::from_str(&text).map_err(|e| toml_error(&display, &text, &e))?;
     for id in f.verdicts.keys() {
         if !crate::case::is_requirement_id(id) {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::case::{FileError, line_col, span_of, toml_error};
+use crate::case::{FileError, line_col, read_text, span_of, toml_error};
 use crate::http::HttpConfig;
 
 /// What the run points at. Either may be absent: no resource → RS cases are skipped.
@@ -71,14 +71,7 @@ impl ProfileHttp {
 
 /// Reads and validates a profile; errors are located like case-file errors.
 pub fn load_profile(path: &Path) -> Result<Profile, FileError> {
-    let display = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| FileError {
-        file: display.clone(),
-        line: 1,
-        column: 1,
-        field: None,
-        message: format!("cannot read: {e}"),
-    })?;
+    let (display, text) = read_text(path)?;
     let profile: Profile = toml::from_str(&text).map_err(|e| toml_error(&display, &text, &e))?;
     let at = |path: &[&str], message: String| {
         let p: Vec<String> = path.iter().map(|s| s.to_string()).collect();

@@ -114,6 +114,21 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
+/// Reads a text file for loading; a read failure is a located error like any other.
+pub fn read_text(path: &Path) -> Result<(String, String), FileError> {
+    let display = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(t) => Ok((display, t)),
+        Err(e) => Err(FileError {
+            file: display,
+            line: 1,
+            column: 1,
+            field: None,
+            message: format!("cannot read: {e}"),
+        }),
+    }
+}
+
 /// Turns a TOML/serde error into a located [`FileError`].
 pub fn toml_error(file: &str, text: &str, e: &toml::de::Error) -> FileError {
     let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));

@@ -223,15 +223,21 @@ pub async fn discover_prm(ctx: &mut CaseCtx<'_>, via: &str) -> Result<Saved, Sto
             }
         }
     }
+    Ok(finish_discovery(ctx, d, "PRM"))
+}
+
+/// Picks the document a client would use (the first usable one, in order) and notes every
+/// attempt for the report.
+fn finish_discovery(ctx: &mut CaseCtx<'_>, mut d: Discovery, what: &str) -> Saved {
     d.chosen = d.attempts.iter().position(|a| a.doc().is_some());
     for a in &d.attempts {
         let status = match &a.result {
             Ok(r) => format!("{}", r.status),
             Err(e) => format!("error: {e}"),
         };
-        ctx.note(format!("PRM {} {} -> {status}", a.source, a.url));
+        ctx.note(format!("{what} {} {} -> {status}", a.source, a.url));
     }
-    Ok(Saved::Discovery(d))
+    Saved::Discovery(d)
 }
 
 /// The `resource_metadata` parameter of the response's Bearer challenge, if any.
@@ -327,15 +333,7 @@ pub async fn discover_as_literal(
             break;
         }
     }
-    d.chosen = d.attempts.iter().position(|a| a.doc().is_some());
-    for a in &d.attempts {
-        let status = match &a.result {
-            Ok(r) => format!("{}", r.status),
-            Err(e) => format!("error: {e}"),
-        };
-        ctx.note(format!("AS metadata {} {} -> {status}", a.source, a.url));
-    }
-    Ok(Saved::Discovery(d))
+    Ok(finish_discovery(ctx, d, "AS metadata"))
 }
 
 /// Shorthand for checks: a prerequisite discovery that found nothing usable.

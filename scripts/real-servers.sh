@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# Runs authconform against the real target servers of ../shared/targets and checks each run's
+# verdicts against tests/expected/<target>.toml.
+#
+#   scripts/real-servers.sh           # check: exit 1 if any verdict differs from its expectation file
+#   scripts/real-servers.sh --write   # bless: rewrite tests/expected/<target>.toml from the runs
+#
+# Targets (all on 127.0.0.1):
+#   oidc-provider-strict        oidc-provider/start.sh              PORT=4000  --resource http://127.0.0.1:4000/api
+#   oidc-provider-misconfigured oidc-provider/start-misconfigured.sh PORT=4001 --resource http://127.0.0.1:4001/api
+#   mcp-ts                      mcp-ts/start.sh                     PORT=3000 (AS 3001) --resource http://127.0.0.1:3000/mcp
+#
+# Environment:
+#   AUTHCONFORM_SHARED   the shared/ folder (default: <repo>/../shared)
+#   AUTHCONFORM_BIN      the binary (default: target/release/authconform, relative to the repo root)
+#   START_TIMEOUT        seconds to wait for each server (default 120: first start runs npm install)
+#   TARGETS_HOME         where the start scripts install the servers (their default: ~/.cache/authconform-targets)
+# Reports go to reports/<target>/ and server logs to reports/servers/<target>.log.
+set -euo pipefail
+
+usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; }
+MODE=check
+for arg in "$@"; do
+  case "$arg" in
+    --write) MODE=write ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "error: unknown argument: $arg" >&2; usage >&2; exit 2 ;;
+  esac
+done
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+SHARED="${AUTHCONFORM_SHARED:-$ROOT/../shared}"
+TARGETS="$SHARED/targets"
+BIN="${AUTHCONFORM_BIN:-target/release/authconform}"
+START_TIMEOUT="${START_TIMEOUT:-120}"
+LOGDIR="reports/servers"
+
+[ -d "$TARGETS" ] || { echo "error: no target scripts at $TARGETS (set AUTHCONFORM_SHARED)" >&2; exit 2; }
+[ -x "$BIN" ] || { echo "error: no binary at $BIN (cargo build --release, or set AUTHCONFORM_BIN)" >&2; exit 2; }
+command -v curl >/dev/null || { echo "error: curl is required" >&2; exit 2; }
+command -v node >/dev/null || { echo "error: node is required" >&2; exit 2; }
+mkdir -p "$LOGDIR" tests/expected
+
+# name|start script (relative to $TARGETS)|port|resource
+TARGET_LIST=(
+  "oidc-provider-strict|oidc-provider/start.sh|4000|http://127.0.0.1:4000/api"
+  "oidc-provider-misconfigured|oidc-provider/start-misconfigured.sh|4001|http://127.0.0.1:4001/api"
+  "mcp-ts|mcp-ts/start.sh|3000|http://127.0.0.1:3000/mcp"
+)
+
+declare -A PID=()
+cleanup() {
+  local name pid
+  for name in "${!PID[@]}"; do
+    pid="${PID[$name]}"
+    # Each server runs in its own process group (setsid), so npm children die with it too.
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+  done
+  for name in "${!PID[@]}"; do
+    pid="${PID[$name]}"
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then
+      kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+  done
+  PID=()
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+answers() { curl -s -o /dev/null --max-time 3 "http://127.0.0.1:$1/"; }
+
+show_log() {
+  echo "---- last 40 lines of $LOGDIR/$1.log ----" >&2
+  tail -n 40 "$LOGDIR/$1.log" >&2 || true
+  echo "----" >&2
+}
+
+start() { # name script port
+  local name="$1" script="$2" port="$3"
+  if answers "$port"; then
+    echo "error: something already answers on 127.0.0.1:$port; stop it before running $name" >&2
+    exit 2
+  fi
+  echo "starting $name on port $port ($script)"
+  local -a cmd=(env "PORT=$port" bash "$TARGETS/$script")
+  command -v setsid >/dev/null && cmd=(setsid "${cmd[@]}")
+  "${cmd[@]}" </dev/null >"$LOGDIR/$name.log" 2>&1 &
+  PID[$name]=$!
+}
+
+wait_up() { # name port
+  local name="$1" port="$2" t0=$SECONDS
+  while ! answers "$port"; do
+    if ! kill -0 "${PID[$name]}" 2>/dev/null; then
+      echo "error: $name exited before answering on port $port" >&2
+      show_log "$name"; exit 1
+    fi
+    if (( SECONDS - t0 >= START_TIMEOUT )); then
+      echo "error: $name did not answer on port $port within ${START_TIMEOUT}s" >&2
+      show_log "$name"; exit 1
+    fi
+    sleep 1
+  done
+  echo "$name answers on port $port after $((SECONDS - t0))s"
+}
+
+IFS='|' read -r n1 s1 p1 _ <<<"${TARGET_LIST[0]}"
+IFS='|' read -r n2 s2 p2 _ <<<"${TARGET_LIST[1]}"
+IFS='|' read -r n3 s3 p3 _ <<<"${TARGET_LIST[2]}"
+# Both oidc-provider scripts install into the same folder: start the second only once the first
+# is up, so two npm installs never race. mcp-ts installs elsewhere and starts at once.
+start "$n1" "$s1" "$p1"
+start "$n3" "$s3" "$p3"
+wait_up "$n1" "$p1"
+start "$n2" "$s2" "$p2"
+wait_up "$n2" "$p2"
+wait_up "$n3" "$p3"
+
+fail=0
+declare -a SUMMARY=()
+for entry in "${TARGET_LIST[@]}"; do
+  IFS='|' read -r name _ port resource <<<"$entry"
+  expect="tests/expected/$name.toml"
+  args=(run --resource "$resource" --report-dir "reports/$name" --no-color)
+  if [ "$MODE" = write ]; then
+    args+=(--write-expect "$expect")
+  else
+    [ -f "$expect" ] || { echo "error: $expect is missing (run with --write to create it)" >&2; fail=1; SUMMARY+=("$name: no expectation file"); continue; }
+    args+=(--expect "$expect")
+  fi
+  echo
+  echo "==== $name: $BIN ${args[*]}"
+  t0=$SECONDS
+  set +e
+  "$BIN" "${args[@]}"
+  rc=$?
+  set -e
+  # --write: exit 1 only means MUST findings (expected on real servers); 2 is a usage/config error.
+  if [ "$MODE" = write ] && [ "$rc" -le 1 ]; then
+    SUMMARY+=("$name: wrote $expect (exit $rc, $((SECONDS - t0))s)")
+  elif [ "$rc" -eq 0 ]; then
+    SUMMARY+=("$name: ok ($((SECONDS - t0))s)")
+  else
+    SUMMARY+=("$name: FAILED, exit $rc ($((SECONDS - t0))s)")
+    fail=1
+  fi
+  if ! kill -0 "${PID[$name]}" 2>/dev/null; then
+    echo "error: $name stopped during the run" >&2
+    show_log "$name"; fail=1
+  fi
+done
+
+echo
+echo "real servers:"
+printf '  %s\n' "${SUMMARY[@]}"
+if [ "$fail" -ne 0 ]; then
+  [ "$MODE" = check ] && echo "a verdict changed: review reports/<target>/results.json; if the change is right, rerun with --write and commit the diff" >&2
+  exit 1
+fi
