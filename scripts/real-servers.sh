@@ -18,11 +18,11 @@
 # Reports go to reports/<target>/ and server logs to reports/servers/<target>.log.
 set -euo pipefail
 
-usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; }
-MODE=check
+usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; }
+MODE="check"
 for arg in "$@"; do
   case "$arg" in
-    --write) MODE=write ;;
+    --write) MODE="write" ;;
     -h|--help) usage; exit 0 ;;
     *) echo "error: unknown argument: $arg" >&2; usage >&2; exit 2 ;;
   esac
@@ -42,11 +42,11 @@ command -v curl >/dev/null || { echo "error: curl is required" >&2; exit 2; }
 command -v node >/dev/null || { echo "error: node is required" >&2; exit 2; }
 mkdir -p "$LOGDIR" tests/expected
 
-# name|start script (relative to $TARGETS)|port|resource
+# name|start script (relative to $TARGETS)|ports it must answer on (space-separated)|resource
 TARGET_LIST=(
   "oidc-provider-strict|oidc-provider/start.sh|4000|http://127.0.0.1:4000/api"
   "oidc-provider-misconfigured|oidc-provider/start-misconfigured.sh|4001|http://127.0.0.1:4001/api"
-  "mcp-ts|mcp-ts/start.sh|3000|http://127.0.0.1:3000/mcp"
+  "mcp-ts|mcp-ts/start.sh|3000 3001|http://127.0.0.1:3000/mcp"
 )
 
 declare -A PID=()
@@ -79,33 +79,38 @@ show_log() {
   echo "----" >&2
 }
 
-start() { # name script port
-  local name="$1" script="$2" port="$3"
-  if answers "$port"; then
-    echo "error: something already answers on 127.0.0.1:$port; stop it before running $name" >&2
-    exit 2
-  fi
-  echo "starting $name on port $port ($script)"
+start() { # name script "port [other ports]"
+  local name="$1" script="$2" ports="$3" port
+  for port in $ports; do
+    if answers "$port"; then
+      echo "error: something already answers on 127.0.0.1:$port; stop it before running $name" >&2
+      exit 2
+    fi
+  done
+  port="${ports%% *}"
+  echo "starting $name on port(s) $ports ($script)"
   local -a cmd=(env "PORT=$port" bash "$TARGETS/$script")
   command -v setsid >/dev/null && cmd=(setsid "${cmd[@]}")
   "${cmd[@]}" </dev/null >"$LOGDIR/$name.log" 2>&1 &
   PID[$name]=$!
 }
 
-wait_up() { # name port
-  local name="$1" port="$2" t0=$SECONDS
-  while ! answers "$port"; do
-    if ! kill -0 "${PID[$name]}" 2>/dev/null; then
-      echo "error: $name exited before answering on port $port" >&2
-      show_log "$name"; exit 1
-    fi
-    if (( SECONDS - t0 >= START_TIMEOUT )); then
-      echo "error: $name did not answer on port $port within ${START_TIMEOUT}s" >&2
-      show_log "$name"; exit 1
-    fi
-    sleep 1
+wait_up() { # name "port [other ports]"
+  local name="$1" ports="$2" port t0=$SECONDS
+  for port in $ports; do
+    while ! answers "$port"; do
+      if ! kill -0 "${PID[$name]}" 2>/dev/null; then
+        echo "error: $name exited before answering on port $port" >&2
+        show_log "$name"; exit 1
+      fi
+      if (( SECONDS - t0 >= START_TIMEOUT )); then
+        echo "error: $name did not answer on port $port within ${START_TIMEOUT}s" >&2
+        show_log "$name"; exit 1
+      fi
+      sleep 1
+    done
   done
-  echo "$name answers on port $port after $((SECONDS - t0))s"
+  echo "$name answers on port(s) $ports after $((SECONDS - t0))s"
 }
 
 IFS='|' read -r n1 s1 p1 _ <<<"${TARGET_LIST[0]}"
@@ -123,7 +128,7 @@ wait_up "$n3" "$p3"
 fail=0
 declare -a SUMMARY=()
 for entry in "${TARGET_LIST[@]}"; do
-  IFS='|' read -r name _ port resource <<<"$entry"
+  IFS='|' read -r name _ _ resource <<<"$entry"
   expect="tests/expected/$name.toml"
   args=(run --resource "$resource" --report-dir "reports/$name" --no-color)
   if [ "$MODE" = write ]; then
