@@ -50,8 +50,7 @@ pub fn unauthenticated(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
             ));
         }
     }
-    let d_doc = require_doc(&d, "Protected Resource Metadata")?;
-    let _ = d_doc;
+    require_doc(&d, "Protected Resource Metadata")?;
     ctx.pass("PRM is served without credentials");
     Ok(())
 }

@@ -157,11 +157,7 @@ async fn fetch_attempt(
     let req = Request::new("GET", url.clone(), format!("{what} ({source})"))
         .header("Accept", "application/json");
     let result = ctx.send(req).await.map_err(|e| e.to_string());
-    Attempt {
-        source,
-        url,
-        result,
-    }
+    Attempt::new(source, url, result)
 }
 
 /// PRM discovery. `auto` is the client order (header URL wins; else path-inserted, then root);

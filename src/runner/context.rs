@@ -24,18 +24,31 @@ pub struct Attempt {
     pub source: &'static str,
     pub url: String,
     pub result: Result<Response, String>,
+    /// The usable document, parsed once: discovery and several checks ask for it.
+    doc: Option<serde_json::Map<String, Value>>,
 }
 
 impl Attempt {
-    /// A usable metadata document: 200 with a JSON object body.
-    pub fn doc(&self) -> Option<serde_json::Map<String, Value>> {
-        match &self.result {
+    pub fn new(source: &'static str, url: String, result: Result<Response, String>) -> Self {
+        // Usable means 200 with a JSON object body.
+        let doc = match &result {
             Ok(r) if r.status == 200 => match r.json() {
                 Some(Value::Object(m)) => Some(m),
                 _ => None,
             },
             _ => None,
+        };
+        Self {
+            source,
+            url,
+            result,
+            doc,
         }
+    }
+
+    /// The usable metadata document, if this attempt returned one.
+    pub fn doc(&self) -> Option<serde_json::Map<String, Value>> {
+        self.doc.clone()
     }
     pub fn response(&self) -> Option<&Response> {
         self.result.as_ref().ok()
@@ -101,7 +114,6 @@ impl Saved {
                     None => json!({}),
                 };
                 v["identifier"] = Value::String(d.identifier.clone());
-                v["issuer"] = Value::String(d.identifier.clone());
                 v
             }
         }
@@ -180,15 +192,6 @@ impl<'a> CaseCtx<'a> {
         match self.saved.get(name) {
             Some(Saved::Discovery(d)) => Ok(d),
             Some(_) => Err(Stop::Error(format!("`{name}` is not a discovery result"))),
-            None => Err(Stop::Error(format!("nothing saved as `{name}`"))),
-        }
-    }
-
-    pub fn response(&self, name: &str) -> Result<(&str, &Response), Stop> {
-        match self.saved.get(name) {
-            Some(s) => s
-                .response()
-                .ok_or_else(|| Stop::Error(format!("`{name}` holds no usable response"))),
             None => Err(Stop::Error(format!("nothing saved as `{name}`"))),
         }
     }
