@@ -1,24 +1,27 @@
 #!/usr/bin/env bash
 # Runs authconform against the real target servers of ../shared/targets and checks each run's
-# verdicts against tests/expected/<target>.toml.
+# verdicts against tests/expected/<run>.toml.
 #
 #   scripts/real-servers.sh           # check: exit 1 if any verdict differs from its expectation file
-#   scripts/real-servers.sh --write   # bless: rewrite tests/expected/<target>.toml from the runs
+#   scripts/real-servers.sh --write   # bless: rewrite tests/expected/<run>.toml from the runs
 #
-# Targets (all on 127.0.0.1):
-#   oidc-provider-strict        oidc-provider/start.sh              PORT=4000  --resource http://127.0.0.1:4000/api
-#   oidc-provider-misconfigured oidc-provider/start-misconfigured.sh PORT=4001 --resource http://127.0.0.1:4001/api
-#   mcp-ts                      mcp-ts/start.sh                     PORT=3000 (AS 3001) --resource http://127.0.0.1:3000/mcp
+# Runs (all on 127.0.0.1, one server at a time, each started fresh and stopped after its run):
+#   oidc-provider-strict        oidc-provider/start.sh              PORT=4000  profiles/oidc-provider-strict.toml
+#   oidc-provider-misconfigured oidc-provider/start-misconfigured.sh PORT=4001 profiles/oidc-provider-misconfigured.toml
+#   mcp-ts, mcp-ts-flow         mcp-ts/start.sh                     PORT=3000 (AS 3001) profiles/mcp-ts.toml
+# The MCP TypeScript SDK example rate-limits by client IP (20 registrations an hour, 100
+# authorization and 50 token requests per 15 minutes), which the whole suite exceeds; it runs in
+# two halves, each against a freshly started server.
 #
 # Environment:
 #   AUTHCONFORM_SHARED   the shared/ folder (default: <repo>/../shared)
 #   AUTHCONFORM_BIN      the binary (default: target/release/authconform, relative to the repo root)
 #   START_TIMEOUT        seconds to wait for each server (default 120: first start runs npm install)
 #   TARGETS_HOME         where the start scripts install the servers (their default: ~/.cache/authconform-targets)
-# Reports go to reports/<target>/ and server logs to reports/servers/<target>.log.
+# Reports go to reports/<run>/ and server logs to reports/servers/<run>.log.
 set -euo pipefail
 
-usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
 MODE="check"
 for arg in "$@"; do
   case "$arg" in
@@ -42,11 +45,17 @@ command -v curl >/dev/null || { echo "error: curl is required" >&2; exit 2; }
 command -v node >/dev/null || { echo "error: node is required" >&2; exit 2; }
 mkdir -p "$LOGDIR" tests/expected
 
-# name|start script (relative to $TARGETS)|ports it must answer on (space-separated)|resource
-TARGET_LIST=(
-  "oidc-provider-strict|oidc-provider/start.sh|4000|http://127.0.0.1:4000/api"
-  "oidc-provider-misconfigured|oidc-provider/start-misconfigured.sh|4001|http://127.0.0.1:4001/api"
-  "mcp-ts|mcp-ts/start.sh|3000 3001|http://127.0.0.1:3000/mcp"
+# The profiles' secrets: oidc-provider's development login takes any password.
+export OIDC_PASSWORD="${OIDC_PASSWORD:-authconform}"
+export OIDC_STATIC_SECRET="${OIDC_STATIC_SECRET:-static-secret}"
+
+FLOW_AREAS=(--only authorization_code --only token_endpoint --only token_lifecycle)
+# run name|start script (relative to $TARGETS)|ports it must answer on|profile|selection
+RUN_LIST=(
+  "oidc-provider-strict|oidc-provider/start.sh|4000|profiles/oidc-provider-strict.toml|"
+  "oidc-provider-misconfigured|oidc-provider/start-misconfigured.sh|4001|profiles/oidc-provider-misconfigured.toml|"
+  "mcp-ts|mcp-ts/start.sh|3000 3001|profiles/mcp-ts.toml|--skip authorization_code --skip token_endpoint --skip token_lifecycle"
+  "mcp-ts-flow|mcp-ts/start.sh|3000 3001|profiles/mcp-ts.toml|${FLOW_AREAS[*]}"
 )
 
 declare -A PID=()
@@ -113,29 +122,22 @@ wait_up() { # name "port [other ports]"
   echo "$name answers on port(s) $ports after $((SECONDS - t0))s"
 }
 
-IFS='|' read -r n1 s1 p1 _ <<<"${TARGET_LIST[0]}"
-IFS='|' read -r n2 s2 p2 _ <<<"${TARGET_LIST[1]}"
-IFS='|' read -r n3 s3 p3 _ <<<"${TARGET_LIST[2]}"
-# Both oidc-provider scripts install into the same folder: start the second only once the first
-# is up, so two npm installs never race. mcp-ts installs elsewhere and starts at once.
-start "$n1" "$s1" "$p1"
-start "$n3" "$s3" "$p3"
-wait_up "$n1" "$p1"
-start "$n2" "$s2" "$p2"
-wait_up "$n2" "$p2"
-wait_up "$n3" "$p3"
-
 fail=0
 declare -a SUMMARY=()
-for entry in "${TARGET_LIST[@]}"; do
-  IFS='|' read -r name _ _ resource <<<"$entry"
+for entry in "${RUN_LIST[@]}"; do
+  IFS='|' read -r name script ports profile selection <<<"$entry"
+  start "$name" "$script" "$ports"
+  wait_up "$name" "$ports"
   expect="tests/expected/$name.toml"
-  args=(run --resource "$resource" --report-dir "reports/$name" --no-color)
+  # shellcheck disable=SC2206 # the selection is a list of flags
+  args=(run --config "$profile" --report-dir "reports/$name" --no-color $selection)
   if [ "$MODE" = write ]; then
     args+=(--write-expect "$expect")
-  else
-    [ -f "$expect" ] || { echo "error: $expect is missing (run with --write to create it)" >&2; fail=1; SUMMARY+=("$name: no expectation file"); continue; }
+  elif [ -f "$expect" ]; then
     args+=(--expect "$expect")
+  else
+    echo "error: $expect is missing (run with --write to create it)" >&2
+    fail=1; SUMMARY+=("$name: no expectation file"); cleanup; continue
   fi
   echo
   echo "==== $name: $BIN ${args[*]}"
@@ -157,6 +159,7 @@ for entry in "${TARGET_LIST[@]}"; do
     echo "error: $name stopped during the run" >&2
     show_log "$name"; fail=1
   fi
+  cleanup
 done
 
 echo

@@ -98,6 +98,11 @@ pub struct RunArgs {
     /// Seconds one exchange may take, body included.
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<u64>,
+    /// Longest a case may wait on purpose (code and token expiry probes); cases that need
+    /// longer are skipped, saying how long they need. Overrides the profile's
+    /// `timing.max_wait_secs`.
+    #[arg(long, value_name = "SECS")]
+    pub max_wait: Option<u64>,
     /// Cases run at once.
     #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
@@ -326,6 +331,7 @@ async fn run(a: RunArgs) -> i32 {
     } else {
         "issuer"
     };
+    let mut profile_used = target::Profile::default();
     if let Some(p) = &a.config {
         let profile = match target::load_profile(p) {
             Ok(pr) => pr,
@@ -335,8 +341,9 @@ async fn run(a: RunArgs) -> i32 {
         if let Err(e) = profile.http.apply(base, &mut http_cfg) {
             return usage_error(format!("{}: {e}", p.display()));
         }
-        target.resource = profile.target.resource;
-        target.issuer = profile.target.issuer;
+        target.resource = profile.target.resource.clone();
+        target.issuer = profile.target.issuer.clone();
+        profile_used = profile;
         kind = "config";
     }
     for (flag, v) in [
@@ -388,6 +395,7 @@ async fn run(a: RunArgs) -> i32 {
                     .push(r.ca.ca_pem.clone().into_bytes());
                 target.resource = Some(r.resource.clone());
                 target.issuer = None;
+                profile_used = r.profile();
                 kind = "reference";
                 reference_server = Some(r);
             }
@@ -418,10 +426,25 @@ async fn run(a: RunArgs) -> i32 {
         issuer: target.issuer.clone(),
         faults: a.reference_faults.clone(),
     };
+    if let Some(w) = a.max_wait {
+        profile_used.timing.max_wait_secs = Some(w);
+    }
+    let callback = match crate::callback::Listener::start(&profile_used.callback).await {
+        Ok(l) => l,
+        Err(e) => {
+            return usage_error(format!(
+                "callback listener on 127.0.0.1:{}: {e}",
+                profile_used.callback.port.unwrap_or(0)
+            ));
+        }
+    };
     let env = Arc::new(RunEnv {
         http,
         target,
         revision,
+        profile: profile_used,
+        callback,
+        registered: Default::default(),
     });
     let started_at = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)

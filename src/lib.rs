@@ -7,12 +7,15 @@
 //! [`reference`] server is an independent implementation of a compliant AS + RS, with one fault
 //! per case for negative controls; it shares no validation code with the checks.
 
+pub mod callback;
 pub mod case;
 pub mod checks;
 pub mod cli;
+pub mod client;
 pub mod discovery;
 pub mod expectations;
 pub mod http;
+pub mod login;
 pub mod record;
 pub mod redact;
 pub mod reference;

@@ -27,6 +27,42 @@ pub struct Profile {
     pub target: ProfileTarget,
     #[serde(default)]
     pub http: ProfileHttp,
+    /// Pre-registered clients (else Dynamic Client Registration provides them).
+    #[serde(default)]
+    pub clients: Vec<crate::client::ClientConfig>,
+    /// Defaults of every authorization request.
+    #[serde(default)]
+    pub authorization: AuthorizationConfig,
+    /// Dynamic Client Registration defaults.
+    #[serde(default)]
+    pub registration: crate::client::RegistrationConfig,
+    /// How a test user logs in and consents.
+    #[serde(default)]
+    pub login: crate::login::LoginConfig,
+    /// The loopback listener that receives authorization responses in a browser (`manual`).
+    #[serde(default)]
+    pub callback: crate::callback::CallbackConfig,
+    #[serde(default)]
+    pub timing: TimingConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizationConfig {
+    /// `scope` of authorization requests (omitted when unset).
+    pub scope: Option<String>,
+    /// Send the RFC 8707 `resource` parameter (the MCP endpoint) in authorization and token
+    /// requests, as MCP clients must. Default true when a resource is known.
+    pub resource: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TimingConfig {
+    /// The longest a case may wait on purpose (code or token expiry); longer cases are skipped.
+    pub max_wait_secs: Option<u64>,
+    /// How long the AS says its authorization codes live; `code-lifetime` waits one second more.
+    pub code_lifetime_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -36,6 +72,8 @@ pub struct ProfileTarget {
     pub issuer: Option<String>,
     /// Optional display name.
     pub name: Option<String>,
+    /// The AS is an MCP proxy that redirects to an upstream AS (MCP 11.7 consent rules apply).
+    pub proxy: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -72,7 +110,8 @@ impl ProfileHttp {
 /// Reads and validates a profile; errors are located like case-file errors.
 pub fn load_profile(path: &Path) -> Result<Profile, FileError> {
     let (display, text) = read_text(path)?;
-    let profile: Profile = toml::from_str(&text).map_err(|e| toml_error(&display, &text, &e))?;
+    let mut profile: Profile =
+        toml::from_str(&text).map_err(|e| toml_error(&display, &text, &e))?;
     let at = |path: &[&str], message: String| {
         let p: Vec<String> = path.iter().map(|s| s.to_string()).collect();
         let (line, column) = span_of(&text, &p)
@@ -100,10 +139,52 @@ pub fn load_profile(path: &Path) -> Result<Profile, FileError> {
             "a profile names `target.resource` (an MCP endpoint) or `target.issuer` (an authorization server)".into(),
         ));
     }
+    for (i, c) in profile.clients.iter_mut().enumerate() {
+        let idx = format!("clients[{i}]");
+        c.validate()
+            .and_then(|()| c.load_secret())
+            .map_err(|(field, m)| at_index(&text, &display, "clients", i, field, &idx, m))?;
+    }
+    profile
+        .login
+        .validate()
+        .and_then(|()| profile.login.load_password())
+        .map_err(|(field, m)| at(&["login", field], m))?;
     if profile.http.max_body == Some(0) {
         return Err(at(&["http", "max_body"], "must be at least 1 byte".into()));
     }
     Ok(profile)
+}
+
+/// A located error inside an array of tables (`[[clients]]`): the span of the table's field.
+fn at_index(
+    text: &str,
+    display: &str,
+    array: &str,
+    index: usize,
+    field: &'static str,
+    label: &str,
+    message: String,
+) -> FileError {
+    // serde_spanned does not index arrays of tables; find the n-th `[[array]]` header instead.
+    let header = format!("[[{array}]]");
+    let start = text
+        .match_indices(&header)
+        .nth(index)
+        .map(|(i, _)| i)
+        .unwrap_or(0);
+    let rel = text[start..]
+        .find(&format!("\n{field}"))
+        .map(|i| start + i + 1)
+        .unwrap_or(start);
+    let (line, column) = line_col(text, rel);
+    FileError {
+        file: display.to_string(),
+        line,
+        column,
+        field: Some(format!("{label}.{field}")),
+        message,
+    }
 }
 
 /// A target URL must be absolute http(s) with a host.

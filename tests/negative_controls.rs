@@ -38,6 +38,20 @@ fn run_one(case: &Case, faults: Vec<String>) -> Result<authconform::record::Case
                 issuer: None,
             },
             revision: Revision::V2025_11_25,
+            profile: {
+                let mut p = r.profile();
+                // The reference's own consent is what an MCP proxy's consent looks like.
+                if case
+                    .file
+                    .requires
+                    .contains(&authconform::case::Feature::Proxy)
+                {
+                    p.target.proxy = Some(true);
+                }
+                p
+            },
+            callback: None,
+            registered: Default::default(),
         };
         let result = runner::run_case(&env, case).await;
         r.shutdown();

@@ -326,10 +326,22 @@ pub fn parse_case(display: &str, rel: &Path, text: &str) -> Result<Case, Vec<Fil
             Step::McpRequest { expect, .. }
             | Step::Http { expect, .. }
             | Step::DiscoverPrm { expect, .. }
-            | Step::DiscoverAs { expect, .. } => expect.as_ref(),
+            | Step::DiscoverAs { expect, .. }
+            | Step::Token { expect, .. } => expect.as_ref(),
             Step::Expect { expect, .. } => Some(expect),
-            Step::Check { .. } => None,
+            Step::Check { .. } | Step::Client { .. } | Step::Authorize { .. } => None,
         };
+        if let Step::Token { auth: Some(a), .. } = step
+            && !["none", "basic", "post", "both", "query", "omit"].contains(&a.as_str())
+        {
+            errors.push(at(
+                &here("auth"),
+                format!("steps[{i}].auth"),
+                format!(
+                    "unknown client authentication {a:?} (none, basic, post, both, query, omit)"
+                ),
+            ));
+        }
         if let Some(schema) = expect.and_then(|e| e.schema.as_ref())
             && schema_text(schema).is_none()
         {

@@ -54,6 +54,8 @@ pub enum Feature {
     Resource,
     /// An authorization server, given (`--issuer`) or discovered from the resource's PRM.
     Issuer,
+    /// The AS is an MCP proxy in front of an upstream AS (profile `target.proxy = true`).
+    Proxy,
 }
 
 /// One case file.
@@ -86,7 +88,84 @@ pub struct CaseFile {
     /// Why this case can have no reference fault (the list of such cases stays short).
     #[serde(default)]
     pub no_fault: Option<String>,
+    /// Variants: the steps run once per variant (each a fresh start), `${v.<name>}` naming the
+    /// variant's values. The case fails if any variant fails.
+    #[serde(default)]
+    pub variants: Vec<Variant>,
     pub steps: Vec<Step>,
+}
+
+/// One variant of a case: a label for reports and the values its steps refer to as `${v.name}`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Variant {
+    pub label: String,
+    /// The values, as templates (they may refer to what earlier steps saved).
+    #[serde(flatten)]
+    pub vars: BTreeMap<String, String>,
+}
+
+/// Public (no secret, `token_endpoint_auth_method=none`) or confidential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientKind {
+    #[default]
+    Public,
+    Confidential,
+}
+
+/// The kind of registered redirect URI a case needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RedirectKind {
+    /// Whatever the client has.
+    #[default]
+    Any,
+    /// An `https` URI on a non-loopback host (most redirect-matching probes transform its host).
+    Https,
+    /// An `http` loopback IP literal (RFC 8252 §7.3 rules).
+    Loopback,
+}
+
+/// What a case makes of an outcome the step did not ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Judge {
+    /// The requirement is violated.
+    #[default]
+    Fail,
+    /// A tolerated deviation: the case fails as a warning.
+    Warn,
+    /// The requirement holds; the case ends here, passed.
+    Pass,
+    /// The case cannot run against this target (feature absent): skipped.
+    Skip,
+    /// The suite could not tell.
+    Error,
+}
+
+/// What an authorization request must lead to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthzExpect {
+    /// A redirect to the requested redirect URI carrying a `code` (and no `error`).
+    #[default]
+    Code,
+    /// No code: an error redirect to a registered URI or an error page (O21 4.1.2.1).
+    Rejected,
+    /// The AS must not redirect to the supplied (untrusted) URI at all: an error page.
+    NoRedirect,
+    /// An error redirect to the registered URI with `error=` (the URI is trusted).
+    ErrorRedirect,
+    /// Record whatever happens; later steps judge.
+    Any,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Consent {
+    #[default]
+    Approve,
+    Deny,
 }
 
 /// One step: an action that talks to the target and saves what it observed, or an expectation
@@ -161,6 +240,116 @@ pub enum Step {
         #[serde(default)]
         expect: Option<Expect>,
     },
+    /// Provides an OAuth client: one from the target profile, or a fresh one by Dynamic Client
+    /// Registration (RFC 7591).
+    Client {
+        #[serde(default = "default_client")]
+        save: String,
+        #[serde(default)]
+        kind: ClientKind,
+        /// Always register a new client (no state shared with other cases).
+        #[serde(default)]
+        fresh: bool,
+        #[serde(default)]
+        redirect: RedirectKind,
+        /// Redirect URIs to register (templates, sent as given); implies `fresh`.
+        #[serde(default)]
+        redirect_uris: Vec<String>,
+        /// Extra registration metadata.
+        #[serde(default)]
+        metadata: BTreeMap<String, toml::Value>,
+        /// What a refused registration means (default: the suite could not provision: errored).
+        #[serde(default = "default_error")]
+        refused: Judge,
+        /// What an accepted registration means (default: carry on).
+        #[serde(default)]
+        accepted: Option<Judge>,
+    },
+    /// An authorization request (O21 4.1.1) driven through the login and consent of the
+    /// profile's login driver, up to the redirect back to the client, which is recorded and
+    /// never followed.
+    Authorize {
+        #[serde(default = "default_client")]
+        client: String,
+        #[serde(default = "default_auth")]
+        save: String,
+        /// The `redirect_uri` value, sent exactly as given (default: the client's first).
+        #[serde(default)]
+        redirect_uri: Option<String>,
+        /// Parameters added or replaced (templates; `""` sends an empty value).
+        #[serde(default)]
+        params: BTreeMap<String, String>,
+        /// Default parameters not to send (`code_challenge`, `state`, `redirect_uri`...).
+        #[serde(default)]
+        omit: Vec<String>,
+        /// Raw text appended to the query (duplicate parameters), already encoded.
+        #[serde(default)]
+        extra: Option<String>,
+        /// The PKCE verifier (template); the S256 challenge is computed from it.
+        #[serde(default)]
+        verifier: Option<String>,
+        /// Name of a browser session (cookies) to reuse across authorizations of this case.
+        #[serde(default)]
+        session: Option<String>,
+        /// Drive the login and consent (false: stop at the first page the AS shows).
+        #[serde(default = "default_true")]
+        login: bool,
+        #[serde(default)]
+        consent: Consent,
+        #[serde(default)]
+        expect: AuthzExpect,
+        /// Allowed `error` codes of an error redirect.
+        #[serde(default)]
+        error: Option<Vec<String>>,
+        /// What a code means where the step expected none (default: fail).
+        #[serde(default)]
+        accepted: Judge,
+        /// What an error page means where an error redirect was expected (default: fail).
+        #[serde(default)]
+        error_page: Judge,
+    },
+    /// A token request (O21 3.2) with the client's authentication, usually redeeming a saved
+    /// authorization's code.
+    Token {
+        #[serde(default = "default_client")]
+        client: String,
+        /// The saved authorization whose code, verifier and redirect URI are used.
+        #[serde(default)]
+        from: Option<String>,
+        /// `grant_type` (`""` omits it).
+        #[serde(default = "default_grant")]
+        grant_type: String,
+        #[serde(default)]
+        params: BTreeMap<String, String>,
+        #[serde(default)]
+        omit: Vec<String>,
+        /// Raw text appended to the body, already encoded.
+        #[serde(default)]
+        extra: Option<String>,
+        /// Client authentication: the client's method by default; `none` (only `client_id`),
+        /// `basic`, `post`, `both` (Basic and body), `query` (in the URL), `omit` (nothing).
+        #[serde(default)]
+        auth: Option<String>,
+        /// A secret to present instead of the client's (template).
+        #[serde(default)]
+        secret: Option<String>,
+        #[serde(default = "default_post")]
+        method: String,
+        /// Send the parameters as a JSON object instead of a form.
+        #[serde(default)]
+        json_body: bool,
+        /// When `from` holds no code: `pass` (nothing to redeem is the conforming outcome),
+        /// `skip`, or `error` (default).
+        #[serde(default = "default_error")]
+        if_no_code: Judge,
+        /// Send `n` identical requests at once (race probes); all are recorded, the first saved.
+        #[serde(default)]
+        parallel: Option<usize>,
+        #[serde(default = "default_token")]
+        save: String,
+        #[serde(default)]
+        expect: Option<Expect>,
+    },
     /// Expectations over a saved response.
     Expect { on: String, expect: Expect },
     /// A named check implemented in Rust (`src/checks/`), for rules a declarative expectation
@@ -174,6 +363,24 @@ pub enum Step {
     },
 }
 
+fn default_client() -> String {
+    "client".into()
+}
+fn default_auth() -> String {
+    "auth".into()
+}
+fn default_token() -> String {
+    "token".into()
+}
+fn default_grant() -> String {
+    "authorization_code".into()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_error() -> Judge {
+    Judge::Error
+}
 fn default_post() -> String {
     "POST".into()
 }
@@ -218,6 +425,16 @@ pub struct Expect {
     /// JSON pointer assertions on the body.
     #[serde(default)]
     pub json: Vec<JsonExpect>,
+    /// Header names that must be absent.
+    #[serde(default)]
+    pub headers_absent: Vec<String>,
+    /// Each header must be present and contain the value as a comma-separated directive,
+    /// compared case-insensitively (`cache-control = "no-store"`).
+    #[serde(default)]
+    pub header_directives: BTreeMap<String, String>,
+    /// JSON pointers that must be absent (no `access_token` in a refusal).
+    #[serde(default)]
+    pub json_absent: Vec<String>,
     /// The OAuth `error` code of a JSON error body must be one of these.
     #[serde(default)]
     pub error: Option<Vec<String>>,

@@ -3,8 +3,11 @@
 //! names the sections it covers; case files call these by name (`do = "check"`).
 
 pub mod as_metadata;
+pub mod authorization_code;
 pub mod challenge;
+pub mod pkce;
 pub mod prm;
+pub mod token_endpoint;
 
 use std::collections::BTreeMap;
 
@@ -35,6 +38,32 @@ pub const NAMES: &[&str] = &[
     "asm_oidc_consistency",
     "asm_fuzz",
     "asm_jwks",
+    "pkce_plain",
+    "pkce_default_method",
+    "pkce_not_leaked",
+    "code_state_echo",
+    "code_state_on_error",
+    "code_state_absent",
+    "code_iss",
+    "code_empty_like_omitted",
+    "code_params_unique",
+    "code_error_format",
+    "code_no_redirect_before_login",
+    "code_frame_protection",
+    "code_referrer_policy",
+    "code_redirect_fragment",
+    "code_consent_required",
+    "code_entropy",
+    "code_lifetime",
+    "tokens_revoked",
+    "tokens_still_valid",
+    "code_resource_binding",
+    "registered_query_kept",
+    "token_response_shape",
+    "token_charset",
+    "token_short_lived",
+    "token_one_of_parallel",
+    "token_fuzz",
 ];
 
 pub async fn run(
@@ -67,6 +96,34 @@ pub async fn run(
         "asm_oidc_consistency" => as_metadata::oidc_consistency(ctx, &on_or("asm")),
         "asm_fuzz" => as_metadata::fuzz(ctx, &on_or("asm")).await,
         "asm_jwks" => as_metadata::jwks(ctx, &on_or("asm")).await,
+        "pkce_plain" => pkce::plain(ctx, &on_or("auth")),
+        "pkce_default_method" => pkce::default_method(ctx, &on_or("auth")).await,
+        "pkce_not_leaked" => pkce::not_leaked(ctx, &on_or("auth")),
+        "code_state_echo" => authorization_code::state_echo(ctx, &on_or("auth")),
+        "code_state_on_error" => authorization_code::state_on_error(ctx, &on_or("auth")),
+        "code_state_absent" => authorization_code::state_absent(ctx, &on_or("auth")),
+        "code_iss" => authorization_code::iss(ctx, &on_or("auth")),
+        "code_empty_like_omitted" => authorization_code::empty_like_omitted(ctx),
+        "code_params_unique" => authorization_code::params_unique(ctx, &on_or("auth")),
+        "code_error_format" => authorization_code::error_format(ctx, &on_or("auth")),
+        "code_no_redirect_before_login" => {
+            authorization_code::no_redirect_before_login(ctx, &on_or("auth"))
+        }
+        "code_frame_protection" => authorization_code::frame_protection(ctx, &on_or("auth")),
+        "code_referrer_policy" => authorization_code::referrer_policy(ctx, &on_or("auth")),
+        "code_redirect_fragment" => authorization_code::redirect_fragment(ctx, &on_or("auth")),
+        "code_consent_required" => authorization_code::consent_required(ctx, &on_or("auth")),
+        "code_entropy" => authorization_code::entropy(ctx, args).await,
+        "code_lifetime" => authorization_code::lifetime(ctx, &on_or("auth")).await,
+        "tokens_revoked" => authorization_code::tokens_revoked(ctx, &on_or("token")).await,
+        "tokens_still_valid" => authorization_code::tokens_still_valid(ctx, &on_or("token")).await,
+        "code_resource_binding" => authorization_code::resource_binding(ctx, &on_or("token")).await,
+        "registered_query_kept" => authorization_code::registered_query_kept(ctx, &on_or("auth")),
+        "token_response_shape" => token_endpoint::response_shape(ctx, &on_or("token")),
+        "token_charset" => token_endpoint::token_charset(ctx, &on_or("token")),
+        "token_short_lived" => token_endpoint::short_lived(ctx, &on_or("token")),
+        "token_one_of_parallel" => token_endpoint::one_of_parallel(ctx),
+        "token_fuzz" => token_endpoint::fuzz(ctx, args).await,
         other => Err(Stop::Error(format!("unknown check {other:?}"))),
     }
 }

@@ -53,6 +53,7 @@ fn metadata(s: &Ref, oidc: bool) -> Value {
         "token_endpoint": token_endpoint,
         "registration_endpoint": format!("{base}/register"),
         "revocation_endpoint": format!("{base}/revoke"),
+        "authorization_response_iss_parameter_supported": true,
         "jwks_uri": format!("{base}/jwks.json"),
         "scopes_supported": ["mcp:tools", "mcp:admin"],
         "response_types_supported": ["code"],
@@ -165,6 +166,10 @@ pub fn handle(
                 return Some(json(405, json!({ "error": "method_not_allowed" })));
             }
             // RFC 7009 §2.2: an unknown or invalid token is not an error.
+            let form = super::authorize::pairs(&String::from_utf8_lossy(body));
+            if let Some((_, t)) = form.iter().find(|(k, _)| k == "token") {
+                s.store.lock().unwrap_or_else(|e| e.into_inner()).revoke(t);
+            }
             Some(json(200, json!({})))
         }
         _ => None,
@@ -173,7 +178,17 @@ pub fn handle(
 
 /// Is this a redirect URI we accept at registration? https, or http on a loopback IP literal
 /// (MCP 11.3, RFC 8252 §7.3); no fragment.
-fn acceptable_redirect(u: &str) -> bool {
+fn acceptable_redirect(s: &Ref, u: &str) -> bool {
+    if s.fault("redir-dangerous-scheme") && !u.contains('#') {
+        return true;
+    }
+    if s.fault("redir-private-scheme-no-dot")
+        && let Some((scheme, _)) = u.split_once(':')
+        && !scheme.contains('.')
+        && !scheme.starts_with("http")
+    {
+        return true;
+    }
     if u.contains('#') {
         return false;
     }
@@ -181,9 +196,19 @@ fn acceptable_redirect(u: &str) -> bool {
         return !rest.is_empty() && !rest.starts_with('/');
     }
     if let Some(rest) = u.strip_prefix("http://") {
-        let host = rest.split(['/', '?']).next().unwrap_or("");
-        let host = host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host);
-        return host == "127.0.0.1" || host == "[::1]" || host == "localhost";
+        let authority = rest.split(['/', '?']).next().unwrap_or("");
+        let host = if authority.starts_with('[') {
+            authority.split_inclusive(']').next().unwrap_or("")
+        } else {
+            authority
+                .rsplit_once(':')
+                .map(|(h, _)| h)
+                .unwrap_or(authority)
+        };
+        return host == "127.0.0.1"
+            || host == "[::1]"
+            || host == "localhost"
+            || s.fault("redir-http-nonloopback-registration");
     }
     false
 }
@@ -213,7 +238,7 @@ fn register(s: &Ref, body: &[u8]) -> Response {
             );
         }
     };
-    if !uris.iter().all(|u| acceptable_redirect(u)) {
+    if !uris.iter().all(|u| acceptable_redirect(s, u)) {
         return json(400, json!({ "error": "invalid_redirect_uri" }));
     }
     let method = req

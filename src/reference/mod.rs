@@ -10,8 +10,11 @@
 //! would pass where it should not. Everything here is written against the RFC text directly.
 
 mod authorization;
+mod authorize;
+mod grants;
 mod resource;
 mod tls;
+mod token;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -79,6 +82,103 @@ pub const FAULTS: &[&str] = &[
     "asm-fuzz",
     "asm-jwks-uri",
     "asm-value-types",
+    // Authorization code flow: PKCE, redirect URIs, codes, token endpoint
+    "pkce-required-public",
+    "pkce-required-confidential",
+    "pkce-no-challenge-token-reject",
+    "pkce-verifier-mismatch",
+    "pkce-verifier-missing",
+    "pkce-downgrade",
+    "pkce-plain-rejected",
+    "pkce-method-default-plain",
+    "pkce-unknown-method",
+    "pkce-verifier-syntax",
+    "pkce-challenge-syntax",
+    "pkce-positive",
+    "pkce-challenge-not-leaked",
+    "pkce-duplicate-param",
+    "pkce-s256-challenge-as-verifier",
+    "redir-exact-positive",
+    "redir-trailing-slash",
+    "redir-host-case",
+    "redir-scheme-case",
+    "redir-path-case",
+    "redir-added-query",
+    "redir-extra-path",
+    "redir-fragment",
+    "redir-userinfo",
+    "redir-percent-encoding",
+    "redir-http-vs-https",
+    "redir-default-port.443",
+    "redir-default-port.other",
+    "redir-host-variants",
+    "redir-wildcard",
+    "redir-loopback-port-any",
+    "redir-loopback-path",
+    "redir-loopback-ipv6.accept",
+    "redir-loopback-ipv6.cross",
+    "redir-localhost-vs-127",
+    "redir-localhost-port",
+    "redir-loopback-lookalikes",
+    "redir-loopback-https",
+    "redir-http-nonloopback-registration",
+    "redir-dangerous-scheme",
+    "redir-private-scheme-no-dot",
+    "redir-missing-multi",
+    "redir-duplicate-param",
+    "redir-invalid-client-no-redirect",
+    "redir-error-after-validation-only.valid-uri",
+    "redir-error-after-validation-only.invalid-uri",
+    "redir-token-endpoint-consistency",
+    "redir-registered-query-positive",
+    "redir-registered-query-mismatch",
+    "code-single-use",
+    "code-replay-revokes",
+    "code-replay-invalid-no-revoke",
+    "code-concurrent-redeem",
+    "code-lifetime",
+    "code-client-binding",
+    "code-client-missing",
+    "code-redirect-binding",
+    "code-resource-binding",
+    "code-state-echo",
+    "code-state-on-error",
+    "code-iss-param",
+    "code-response-type",
+    "code-get-support",
+    "code-unknown-param-ignored",
+    "code-empty-param",
+    "code-entropy",
+    "code-open-redirector",
+    "code-consent-clickjacking",
+    "code-response-param-unique",
+    "code-error-response-format",
+    "code-access-denied",
+    "code-state-optional",
+    "code-referrer-policy",
+    "code-redirect-fragment-fix",
+    "code-public-client-consent",
+    "tok-post-only",
+    "tok-form-encoded",
+    "tok-error-format",
+    "tok-invalid-client-basic",
+    "tok-invalid-client-unknown",
+    "tok-confidential-needs-auth",
+    "tok-multi-auth-methods",
+    "tok-auth-method-mismatch",
+    "tok-unsupported-grant",
+    "tok-unauthorized-client",
+    "tok-missing-param",
+    "tok-duplicate-param",
+    "tok-empty-as-omitted",
+    "tok-unknown-param",
+    "tok-no-store",
+    "tok-response-shape",
+    "tok-fuzz",
+    "tok-client-creds-in-query",
+    "tok-pragma-no-cache",
+    "tok-token-charset",
+    "at-short-lived",
 ];
 
 /// How to start the reference.
@@ -98,17 +198,48 @@ pub(crate) struct Ref {
     pub plain_origin: Option<String>,
     pub faults: BTreeSet<String>,
     pub jwk: serde_json::Value,
+    /// Registered clients (pre-registered and DCR), as their metadata documents.
     pub clients: std::sync::Mutex<Vec<serde_json::Value>>,
+    pub username: String,
+    pub password: String,
+    pub store: std::sync::Mutex<grants::Store>,
 }
 
 impl Ref {
     pub fn fault(&self, id: &str) -> bool {
         self.faults.contains(id)
     }
+    pub fn client(&self, id: &str) -> Option<serde_json::Value> {
+        self.clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|c| c.get("client_id").and_then(|v| v.as_str()) == Some(id))
+            .cloned()
+    }
+}
+
+/// The pre-registered clients: public with an https and with a loopback redirect URI, and a
+/// confidential one (`client_secret_basic`), the shapes the cases ask for.
+fn preregistered(secret: &str) -> Vec<serde_json::Value> {
+    use serde_json::json;
+    vec![
+        json!({ "client_id": "ref-public", "token_endpoint_auth_method": "none",
+                "redirect_uris": ["https://client.test/cb"] }),
+        json!({ "client_id": "ref-loopback", "token_endpoint_auth_method": "none",
+                "redirect_uris": ["http://127.0.0.1/cb"] }),
+        json!({ "client_id": "ref-confidential", "token_endpoint_auth_method": "client_secret_basic",
+                "client_secret": secret, "redirect_uris": ["https://client.test/cb"] }),
+    ]
 }
 
 /// A running reference server; dropping it does not stop it, [`Reference::shutdown`] does.
 pub struct Reference {
+    /// The test user's name and password (the login form accepts only these).
+    pub username: String,
+    pub password: String,
+    /// Pre-registered clients, as a profile lists them.
+    pub clients: Vec<crate::client::ClientConfig>,
     pub issuer: String,
     pub resource: String,
     pub addr: SocketAddr,
@@ -169,6 +300,9 @@ pub async fn start(opts: Options) -> Result<Reference, StartError> {
         plain_listener = Some(l);
     }
 
+    let password = grants::random_id(12);
+    let secret = grants::random_id(24);
+    let clients = preregistered(&secret);
     let state = Arc::new(Ref {
         issuer: format!("{origin}/as"),
         resource: format!("{origin}/mcp"),
@@ -176,7 +310,10 @@ pub async fn start(opts: Options) -> Result<Reference, StartError> {
         plain_origin,
         faults,
         jwk: authorization::public_jwk(),
-        clients: std::sync::Mutex::new(Vec::new()),
+        clients: std::sync::Mutex::new(clients.clone()),
+        username: "alice".into(),
+        password: password.clone(),
+        store: std::sync::Mutex::new(grants::Store::default()),
     });
     let app = Router::new().fallback(dispatch).with_state(state.clone());
 
@@ -203,7 +340,30 @@ pub async fn start(opts: Options) -> Result<Reference, StartError> {
     tokio::spawn(async move {
         let _ = server.serve(app.into_make_service()).await;
     });
+    let client_configs = clients
+        .iter()
+        .map(|c| crate::client::ClientConfig {
+            client_id: c["client_id"].as_str().unwrap_or("").to_string(),
+            auth_method: c["token_endpoint_auth_method"]
+                .as_str()
+                .unwrap_or("none")
+                .to_string(),
+            secret_env: None,
+            redirect_uris: c["redirect_uris"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|u| u.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            secret: c["client_secret"].as_str().map(str::to_string),
+        })
+        .collect();
     Ok(Reference {
+        username: "alice".into(),
+        password,
+        clients: client_configs,
         issuer: state.issuer.clone(),
         resource: state.resource.clone(),
         addr,
@@ -214,6 +374,20 @@ pub async fn start(opts: Options) -> Result<Reference, StartError> {
 }
 
 impl Reference {
+    /// The profile a run against this reference uses: its clients, its test user, the form
+    /// login, and its short code lifetime (so code-lifetime can be observed in a test run).
+    pub fn profile(&self) -> crate::target::Profile {
+        let mut p = crate::target::Profile::default();
+        p.target.resource = Some(self.resource.clone());
+        p.clients = self.clients.clone();
+        p.authorization.scope = Some("mcp:tools".into());
+        p.login.username = Some(self.username.clone());
+        p.login.password = Some(self.password.clone());
+        p.timing.code_lifetime_secs = Some(grants::CODE_TTL.as_secs());
+        p.timing.max_wait_secs = Some(grants::CODE_TTL.as_secs() + 5);
+        p
+    }
+
     pub fn shutdown(self) {
         self.handle
             .graceful_shutdown(Some(Duration::from_millis(200)));
@@ -233,6 +407,14 @@ async fn dispatch(
     body: Bytes,
 ) -> Response {
     let path = uri.path();
+    let query = uri.query().unwrap_or("");
+    match path {
+        "/as/authorize" => return authorize::authorize(&s, &method, query, &headers, &body),
+        "/as/login" if method == Method::POST => return authorize::login(&s, &headers, &body),
+        "/as/consent" => return authorize::consent(&s, &method, query, &headers, &body),
+        "/as/token" => return token::token(&s, &method, query, &headers, &body),
+        _ => {}
+    }
     if path == "/mcp" {
         return resource::mcp(&s, &method, &headers, &body);
     }

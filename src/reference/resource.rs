@@ -156,6 +156,14 @@ pub fn mcp(s: &Ref, method: &Method, headers: &HeaderMap, _body: &[u8]) -> Respo
         }
         Credential::Malformed => unauthorized(s, Some("invalid_request"), 400),
         Credential::Unknown(token) => {
+            if super::token::valid_access_token(s, &token, &s.resource) {
+                return json(
+                    200,
+                    json!({ "jsonrpc": "2.0", "id": 1, "result": {
+                    "protocolVersion": "2025-11-25", "capabilities": {},
+                    "serverInfo": { "name": "authconform-reference", "version": "0" } } }),
+                );
+            }
             if s.fault("rs-401-invalid-token.fake-jwt") && token.split('.').count() == 3 {
                 return json(200, json!({ "jsonrpc": "2.0", "id": 1, "result": {} }));
             }

@@ -15,6 +15,20 @@ pub struct RunEnv {
     pub http: Http,
     pub target: Target,
     pub revision: Revision,
+    /// Clients, login, authorization defaults and timing from the target profile.
+    pub profile: crate::target::Profile,
+    /// The redirect-capture listener, when the profile configures one.
+    pub callback: Option<crate::callback::Listener>,
+    /// Clients registered for cases that did not ask for a fresh one, by what was asked:
+    /// registration endpoints are rate-limited (the MCP TypeScript SDK allows 20 an hour).
+    pub registered: tokio::sync::Mutex<HashMap<String, crate::client::Client>>,
+}
+
+impl RunEnv {
+    /// The longest a case may wait on purpose (code or token expiry).
+    pub fn max_wait(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.profile.timing.max_wait_secs.unwrap_or(0))
+    }
 }
 
 /// One request a discovery step tried, and what came back.
@@ -80,6 +94,8 @@ impl Discovery {
 pub enum Saved {
     Response { url: String, response: Response },
     Discovery(Discovery),
+    Client(crate::client::Client),
+    Authorization(Box<super::flow::Authorization>),
 }
 
 impl Saved {
@@ -90,6 +106,7 @@ impl Saved {
             Saved::Discovery(d) => d
                 .chosen()
                 .and_then(|a| a.response().map(|r| (a.url.as_str(), r))),
+            Saved::Client(_) | Saved::Authorization(_) => None,
         }
     }
 
@@ -104,6 +121,8 @@ impl Saved {
             json!({ "url": url, "status": r.status, "header": headers, "doc": r.json() })
         };
         match self {
+            Saved::Client(c) => c.to_json(),
+            Saved::Authorization(a) => a.to_json(),
             Saved::Response { url, response } => resp(url, response),
             Saved::Discovery(d) => {
                 let mut v = match d.chosen() {
@@ -120,9 +139,41 @@ impl Saved {
     }
 }
 
+fn long_state() -> String {
+    let unit = "aZ09-._~ %41+/?=&;#é✓𝄞";
+    let mut s = String::new();
+    while s.len() < 1024 {
+        s.push_str(unit);
+    }
+    s
+}
+
+/// Template filters: `${client.redirect.host|upper}`.
+fn apply_filter(v: &str, filter: Option<&str>) -> Result<String, String> {
+    Ok(match filter {
+        None => v.to_string(),
+        Some("upper") => v.to_uppercase(),
+        Some("lower") => v.to_lowercase(),
+        // Percent-encodes the first character (`/cb` → `/%63b`): same resource to a decoder,
+        // a different string to a simple comparison.
+        Some("pct_first") => {
+            let mut chars = v.char_indices();
+            match chars.find(|(_, c)| c.is_ascii_alphanumeric()) {
+                Some((i, c)) => format!("{}%{:02X}{}", &v[..i], c as u32, &v[i + 1..]),
+                None => v.to_string(),
+            }
+        }
+        // Percent-encodes every dot (`client.test` → `client%2Etest`).
+        Some("pct_dots") => v.replace('.', "%2E"),
+        Some(f) => return Err(format!("unknown template filter |{f}")),
+    })
+}
+
 /// Why a case stopped before its last step.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Stop {
+    /// The requirement was seen to hold before the last step (a refused registration).
+    Pass(String),
     Fail(String),
     Skip(String),
     Error(String),
@@ -140,6 +191,12 @@ pub struct CaseCtx<'a> {
     pub warnings: Vec<String>,
     /// The last positive observation: a passed case's message.
     pub last_pass: Option<String>,
+    /// Browser sessions (cookie jars) named by `authorize` steps.
+    pub sessions: HashMap<String, crate::login::Browser>,
+    /// Every response of the last parallel request (race probes).
+    pub parallel: Vec<Response>,
+    /// The current variant's values (`${v.name}`), as templates.
+    pub variant: std::collections::BTreeMap<String, String>,
 }
 
 impl<'a> CaseCtx<'a> {
@@ -151,6 +208,9 @@ impl<'a> CaseCtx<'a> {
             details: Vec::new(),
             warnings: Vec::new(),
             last_pass: None,
+            sessions: HashMap::new(),
+            parallel: Vec::new(),
+            variant: Default::default(),
         }
     }
 
@@ -205,6 +265,12 @@ impl<'a> CaseCtx<'a> {
                 "issuer": t.issuer,
             },
             "spec": self.env.revision.as_str(),
+            "gen": {
+                // 1 KiB of what state values get mangled by: percent signs, plus, spaces,
+                // reserved characters, non-ASCII (RFC 6749 §4.1.2 wants it back unchanged).
+                "state_long": long_state(),
+                "verifier": super::flow::new_verifier(),
+            },
         });
         if let Some(r) = &t.resource
             && let Ok(u) = url::Url::parse(r)
@@ -231,7 +297,26 @@ impl<'a> CaseCtx<'a> {
             let end = after
                 .find('}')
                 .ok_or_else(|| format!("unterminated ${{ in {template:?}"))?;
-            let path = &after[..end];
+            let (path, filter) = match after[..end].split_once('|') {
+                Some((p, f)) => (p, Some(f)),
+                None => (&after[..end], None),
+            };
+            rest = &after[end + 1..];
+            // A variant value is itself a template over what was saved (never over `v.`).
+            if let Some(name) = path.strip_prefix("v.") {
+                let t = self
+                    .variant
+                    .get(name)
+                    .ok_or_else(|| format!("`${{{path}}}`: the variant has no {name}"))?;
+                if t.contains("${v.") {
+                    return Err(format!(
+                        "variant value {name} refers to another variant value"
+                    ));
+                }
+                let v = self.expand(t)?;
+                out.push_str(&apply_filter(&v, filter)?);
+                continue;
+            }
             let mut cur = &vars;
             for seg in path.split('.') {
                 cur = match cur {
@@ -244,13 +329,13 @@ impl<'a> CaseCtx<'a> {
                     _ => &Value::Null,
                 };
             }
-            match cur {
-                Value::String(s) => out.push_str(s),
-                Value::Number(n) => out.push_str(&n.to_string()),
-                Value::Bool(b) => out.push_str(&b.to_string()),
+            let text = match cur {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                Value::Bool(b) => b.to_string(),
                 _ => return Err(format!("`${{{path}}}` has no value")),
-            }
-            rest = &after[end + 1..];
+            };
+            out.push_str(&apply_filter(&text, filter)?);
         }
         out.push_str(rest);
         Ok(out)

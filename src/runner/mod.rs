@@ -4,6 +4,7 @@
 pub mod actions;
 pub mod context;
 pub mod expect;
+pub mod flow;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -25,7 +26,7 @@ pub async fn run_case(env: &RunEnv, case: &Case) -> CaseResult {
     let level = case.level_at(env.revision);
     let outcome = match missing_feature(env, case) {
         Some(reason) => Err(Stop::Skip(reason)),
-        None => run_steps(&mut ctx, case).await,
+        None => run_variants(&mut ctx, case).await,
     };
     let (status, warning, message) = match outcome {
         Ok(()) if !ctx.warnings.is_empty() => (Status::Failed, true, ctx.warnings[0].clone()),
@@ -36,6 +37,11 @@ pub async fn run_case(env: &RunEnv, case: &Case) -> CaseResult {
                 .clone()
                 .unwrap_or_else(|| "all expectations held".into()),
         ),
+        Err(Stop::Pass(m)) if !ctx.warnings.is_empty() => {
+            let _ = m;
+            (Status::Failed, true, ctx.warnings[0].clone())
+        }
+        Err(Stop::Pass(m)) => (Status::Passed, false, m),
         Err(Stop::Fail(m)) => (Status::Failed, false, m),
         Err(Stop::Skip(m)) => (Status::Skipped, false, m),
         Err(Stop::Error(m)) => (Status::Errored, false, m),
@@ -69,10 +75,63 @@ fn missing_feature(env: &RunEnv, case: &Case) -> Option<String> {
             Feature::Issuer if env.target.issuer.is_none() && env.target.resource.is_none() => {
                 return Some("no authorization server given (--issuer) or discoverable".into());
             }
+            Feature::Proxy if env.profile.target.proxy != Some(true) => {
+                return Some(
+                    "the AS is not declared an MCP proxy (profile target.proxy = true)".into(),
+                );
+            }
             _ => {}
         }
     }
     None
+}
+
+/// Runs the steps once, or once per variant (each from a clean slate but the discovered
+/// metadata), and combines the verdicts: any failure fails the case and every failing variant is
+/// named; otherwise any error errors it; a case whose variants all skip is skipped.
+async fn run_variants(ctx: &mut CaseCtx<'_>, case: &Case) -> StepResult {
+    let variants = &case.file.variants;
+    if variants.is_empty() {
+        return run_steps(ctx, case).await;
+    }
+    let (mut fails, mut errors, mut skips, mut passes) = (vec![], vec![], vec![], 0);
+    for v in variants {
+        ctx.saved.retain(|k, _| k == "asm" || k == "prm");
+        ctx.sessions.clear();
+        ctx.variant = v.vars.clone();
+        ctx.note(format!("variant {}:", v.label));
+        match run_steps(ctx, case).await {
+            Ok(()) | Err(Stop::Pass(_)) => passes += 1,
+            Err(Stop::Fail(m)) => fails.push(format!("[{}] {m}", v.label)),
+            Err(Stop::Error(m)) => errors.push(format!("[{}] {m}", v.label)),
+            Err(Stop::Skip(m)) => skips.push(format!("[{}] {m}", v.label)),
+        }
+    }
+    let n = variants.len();
+    if !fails.is_empty() {
+        return Err(Stop::Fail(format!(
+            "{} of {n} variants failed: {}",
+            fails.len(),
+            fails.join("; ")
+        )));
+    }
+    if !errors.is_empty() {
+        return Err(Stop::Error(format!(
+            "{} of {n} variants could not be judged: {}",
+            errors.len(),
+            errors.join("; ")
+        )));
+    }
+    if passes == 0 {
+        return Err(Stop::Skip(skips.join("; ")));
+    }
+    let skipped = if skips.is_empty() {
+        String::new()
+    } else {
+        format!(" ({} skipped: {})", skips.len(), skips.join("; "))
+    };
+    ctx.last_pass = Some(format!("all {passes} variants held{skipped}"));
+    Ok(())
 }
 
 async fn run_steps(ctx: &mut CaseCtx<'_>, case: &Case) -> StepResult {
@@ -156,6 +215,102 @@ async fn run_steps(ctx: &mut CaseCtx<'_>, case: &Case) -> StepResult {
                     .cloned()
                     .ok_or_else(|| Stop::Error(format!("nothing saved as `{on}`")))?;
                 expect_on(ctx, &saved, on, expect)?;
+            }
+            Step::Client {
+                save,
+                kind,
+                fresh,
+                redirect,
+                redirect_uris,
+                metadata,
+                refused,
+                accepted,
+            } => {
+                let c = crate::client::provision(
+                    ctx,
+                    crate::client::Want {
+                        kind: *kind,
+                        fresh: *fresh,
+                        redirect: *redirect,
+                        redirect_uris,
+                        metadata,
+                        refused: *refused,
+                        accepted: *accepted,
+                    },
+                )
+                .await?;
+                ctx.saved.insert(save.clone(), Saved::Client(c));
+            }
+            Step::Authorize {
+                client,
+                save,
+                redirect_uri,
+                params,
+                omit,
+                extra,
+                verifier,
+                session,
+                login,
+                consent,
+                expect,
+                error,
+                accepted,
+                error_page,
+            } => {
+                let a = flow::authorize(
+                    ctx,
+                    flow::Authorize {
+                        client,
+                        redirect_uri: redirect_uri.as_deref(),
+                        params,
+                        omit,
+                        extra: extra.as_deref(),
+                        verifier: verifier.as_deref(),
+                        session: session.as_deref(),
+                        login: *login,
+                        consent: *consent,
+                    },
+                )
+                .await?;
+                ctx.saved
+                    .insert(save.clone(), Saved::Authorization(Box::new(a.clone())));
+                flow::judge(ctx, &a, *expect, error.as_deref(), *accepted, *error_page)?;
+            }
+            Step::Token {
+                client,
+                from,
+                grant_type,
+                params,
+                omit,
+                extra,
+                auth,
+                secret,
+                method,
+                json_body,
+                if_no_code,
+                parallel,
+                save,
+                expect,
+            } => {
+                let saved = flow::token(
+                    ctx,
+                    flow::Token {
+                        client,
+                        from: from.as_deref(),
+                        grant_type,
+                        params,
+                        omit,
+                        extra: extra.as_deref(),
+                        auth: auth.as_deref(),
+                        secret: secret.as_deref(),
+                        method,
+                        json_body: *json_body,
+                        if_no_code: *if_no_code,
+                        parallel: *parallel,
+                    },
+                )
+                .await?;
+                finish_action(ctx, saved, save, expect.as_ref())?;
             }
             Step::Check { name, on, args } => {
                 checks::run(ctx, name, on.as_deref(), args).await?;

@@ -1,0 +1,691 @@
+//! Authorization code handling (O21 4.1.2, 4.1.3, 7.5.3, 7.10, 7.12.2; RFC 9207; RFC 9700):
+//! what the callback carries, what the login and consent pages send, and how codes behave
+//! when redeemed twice, late, or by the wrong party.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::case::model::Consent;
+use crate::http::Request;
+use crate::login::{Outcome, PageSeen};
+use crate::runner::flow::{self, Authorization};
+use crate::runner::{CaseCtx, Saved, StepResult, Stop};
+
+fn auth(ctx: &CaseCtx<'_>, on: &str) -> Result<Authorization, Stop> {
+    flow::authorization(ctx, on).cloned()
+}
+
+fn callback(a: &Authorization) -> Result<flow::Callback, Stop> {
+    a.callback.clone().ok_or_else(|| {
+        Stop::Error(format!(
+            "no authorization response to inspect: the AS {}",
+            a.describe()
+        ))
+    })
+}
+
+/// `code-state-echo`: the state comes back exactly (or the AS refuses a state it will not keep).
+pub fn state_echo(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let a = auth(ctx, on)?;
+    let sent = a.param("state").unwrap_or("").to_string();
+    let cb = callback(&a)?;
+    if cb.get("code").is_none() && cb.get("error") == Some("invalid_request") {
+        ctx.pass(format!(
+            "the AS refused the {}-byte state with invalid_request (allowed)",
+            sent.len()
+        ));
+        return Ok(());
+    }
+    match cb.get("state") {
+        Some(s) if s == sent => {
+            ctx.pass(format!("the {}-byte state came back byte for byte", sent.len()));
+            Ok(())
+        }
+        Some(s) => ctx.fail(format!(
+            "the state came back changed: sent {} bytes, got {} bytes (first difference at byte {})",
+            sent.len(),
+            s.len(),
+            sent.bytes()
+                .zip(s.bytes())
+                .position(|(x, y)| x != y)
+                .unwrap_or(sent.len().min(s.len()))
+        )),
+        None => ctx.fail("the callback carries no state"),
+    }
+}
+
+/// `code-state-on-error` / `code-access-denied`: an error redirect carries the original state.
+pub fn state_on_error(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let a = auth(ctx, on)?;
+    let sent = a.param("state").unwrap_or("").to_string();
+    let cb = callback(&a)?;
+    if cb.get("error").is_none() {
+        return Err(Stop::Error(format!(
+            "no error redirect to inspect: the AS {}",
+            a.describe()
+        )));
+    }
+    match cb.get("state") {
+        Some(s) if s == sent => {
+            ctx.pass("the error redirect carries the original state");
+            Ok(())
+        }
+        Some(_) => ctx.fail("the error redirect carries a different state"),
+        None => ctx.fail("the error redirect carries no state"),
+    }
+}
+
+/// `code-state-optional`: without `state` the flow works and none is invented.
+pub fn state_absent(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let a = auth(ctx, on)?;
+    let cb = callback(&a)?;
+    match cb.get("state") {
+        None => {
+            ctx.pass("no state sent, none returned");
+            Ok(())
+        }
+        Some(s) => ctx.fail(format!(
+            "no state was sent, but the callback has state={s:?}"
+        )),
+    }
+}
+
+/// What an authorization came to, as a comparable class: `code`, `error=X` or `page N`.
+fn outcome_class(a: &Authorization) -> String {
+    match (&a.journey.outcome, a.callback.as_ref()) {
+        (Outcome::Redirected { .. }, Some(cb)) => match (cb.get("code"), cb.get("error")) {
+            (Some(_), None) => "a code".into(),
+            (_, Some(e)) => format!("error={e}"),
+            _ => "a redirect without code or error".into(),
+        },
+        (Outcome::Page { status, .. }, _) => format!("a page (status {status})"),
+        (Outcome::Redirected { .. }, None) => "a redirect".into(),
+    }
+}
+
+/// `code-empty-param` (O21 3.1): a parameter sent empty is treated as omitted, so the two
+/// requests saved as `omitted` and `empty` must end the same way (and not in a server error).
+pub fn empty_like_omitted(ctx: &mut CaseCtx<'_>) -> StepResult {
+    let omitted = auth(ctx, "omitted")?;
+    let empty = auth(ctx, "empty")?;
+    if let Outcome::Page { status, .. } = &empty.journey.outcome
+        && *status >= 500
+    {
+        return ctx.fail(format!(
+            "the empty parameter caused a server error ({status})"
+        ));
+    }
+    let (o, e) = (outcome_class(&omitted), outcome_class(&empty));
+    if o == e {
+        ctx.pass(format!("omitted and empty both led to {o}"));
+        Ok(())
+    } else {
+        ctx.fail(format!(
+            "the empty parameter was not treated as omitted: omitted led to {o}, empty to {e}"
+        ))
+    }
+}
+
+/// `code-iss-param` (RFC 9207): `iss` equals the issuer; required when the metadata says so.
+pub fn iss(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let a = auth(ctx, on)?;
+    let cb = callback(&a)?;
+    let doc = ctx.discovery("asm").ok().and_then(|d| d.doc());
+    let issuer = doc
+        .as_ref()
+        .and_then(|d| d.get("issuer"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| Stop::Error("no issuer in the AS metadata to compare with".into()))?;
+    let flag = doc
+        .as_ref()
+        .and_then(|d| d.get("authorization_response_iss_parameter_supported"))
+        == Some(&Value::Bool(true));
+    match cb.get("iss") {
+        Some(i) if i == issuer => {
+            ctx.pass(format!("iss={i:?} equals the metadata issuer"));
+            Ok(())
+        }
+        Some(i) => ctx.fail(format!(
+            "iss={i:?} differs from the metadata issuer {issuer:?} (RFC 9207 §2.4: exact comparison)"
+        )),
+        None if flag => ctx.fail(
+            "the metadata sets authorization_response_iss_parameter_supported, but the callback has no iss",
+        ),
+        None => ctx.fail(
+            "the callback has no iss (RFC 9207 mix-up defence; the metadata does not advertise it either)",
+        ),
+    }
+}
+
+/// `code-response-param-unique`: code, state and iss appear at most once.
+pub fn params_unique(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let a = auth(ctx, on)?;
+    let cb = callback(&a)?;
+    for k in ["code", "state", "iss"] {
+        if cb.count(k) > 1 {
+            return ctx.fail(format!("the callback carries {k} {} times", cb.count(k)));
+        }
+    }
+    ctx.pass("code, state and iss each appear at most once in the callback");
+    Ok(())
+}
+
+fn error_chars_ok(s: &str) -> bool {
+    // O21 4.1.2.1: %x20-21 / %x23-5B / %x5D-7E (no `"` and no `\`).
+    s.bytes().all(|b| {
+        (0x20..=0x21).contains(&b) || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b)
+    })
+}
+
+const AUTHZ_ERRORS: &[&str] = &[
+    "invalid_request",
+    "unauthorized_client",
+    "access_denied",
+    "unsupported_response_type",
+    "invalid_scope",
+    "server_error",
+    "temporarily_unavailable",
+    // OIDC Core §3.1.2.6, RFC 8707, RFC 9470: registered extensions.
+    "interaction_required",
+    "login_required",
+    "account_selection_required",
+    "consent_required",
+    "invalid_request_uri",
+    "invalid_request_object",
+    "request_not_supported",
+    "request_uri_not_supported",
+    "registration_not_supported",
+    "invalid_target",
+];
+
+/// `code-error-response-format`: a well-formed error redirect.
+pub fn error_format(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let a = auth(ctx, on)?;
+    let cb = callback(&a)?;
+    let Some(e) = cb.get("error") else {
+        return Err(Stop::Error(format!(
+            "no error redirect to inspect: the AS {}",
+            a.describe()
+        )));
+    };
+    if cb.get("code").is_some() {
+        return ctx.fail("the error redirect also carries a code");
+    }
+    if !AUTHZ_ERRORS.contains(&e) {
+        return ctx.fail(format!(
+            "error={e:?} is not a defined authorization error code"
+        ));
+    }
+    if let Some(d) = cb.get("error_description")
+        && !error_chars_ok(d)
+    {
+        return ctx.fail(format!(
+            "error_description has characters outside %x20-21/%x23-5B/%x5D-7E: {d:?}"
+        ));
+    }
+    if let Some(u) = cb.get("error_uri")
+        && (!error_chars_ok(u) || url::Url::parse(u).is_err())
+    {
+        return ctx.fail(format!(
+            "error_uri {u:?} is not a URI of the allowed characters"
+        ));
+    }
+    ctx.pass(format!("error={e} is well-formed, with no code beside it"));
+    Ok(())
+}
+
+/// `code-open-redirector`: before the user authenticated, no redirect to the client at all.
+pub fn no_redirect_before_login(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let a = auth(ctx, on)?;
+    match &a.journey.outcome {
+        Outcome::Page { status, .. } => {
+            ctx.pass(format!(
+                "the AS showed a page (status {status}) and did not redirect to the new client before any login"
+            ));
+            Ok(())
+        }
+        Outcome::Redirected { .. } => ctx.fail(format!(
+            "before any user authenticated, the AS {} (a silent redirect to a URI an attacker registered)",
+            a.describe()
+        )),
+    }
+}
+
+fn interaction_pages(a: &Authorization) -> Vec<&PageSeen> {
+    a.journey
+        .pages
+        .iter()
+        .filter(|p| p.kind == "login" || p.kind == "consent")
+        .collect()
+}
+
+/// `code-consent-clickjacking`: login and consent pages refuse framing.
+pub fn frame_protection(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let a = auth(ctx, on)?;
+    let pages = interaction_pages(&a);
+    if pages.is_empty() {
+        return Err(Stop::Skip(
+            "the AS showed no login or consent page (it approves without a user)".into(),
+        ));
+    }
+    for p in pages {
+        let h = |n: &str| {
+            p.headers
+                .iter()
+                .filter(|(k, _)| k == n)
+                .map(|(_, v)| v.to_ascii_lowercase())
+                .collect::<Vec<_>>()
+        };
+        let xfo = h("x-frame-options")
+            .iter()
+            .any(|v| v.trim() == "deny" || v.trim() == "sameorigin");
+        let csp = h("content-security-policy")
+            .iter()
+            .any(|v| v.contains("frame-ancestors"));
+        if !xfo && !csp {
+            return ctx.fail(format!(
+                "the {} page at {} can be framed: no X-Frame-Options DENY/SAMEORIGIN and no CSP frame-ancestors",
+                p.kind, p.url
+            ));
+        }
+        ctx.pass(format!("the {} page refuses framing", p.kind));
+    }
+    Ok(())
+}
+
+/// `code-referrer-policy`: pages that lead to the redirect drop path and query from `Referer`.
+pub fn referrer_policy(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    const SAFE: &[&str] = &[
+        "no-referrer",
+        "same-origin",
+        "origin",
+        "strict-origin",
+        "strict-origin-when-cross-origin",
+    ];
+    let a = auth(ctx, on)?;
+    let pages = interaction_pages(&a);
+    if pages.is_empty() {
+        return Err(Stop::Skip(
+            "the AS showed no login or consent page (it approves without a user)".into(),
+        ));
+    }
+    for p in pages {
+        let header = p
+            .headers
+            .iter()
+            .filter(|(k, _)| k == "referrer-policy")
+            .flat_map(|(_, v)| v.split(','))
+            .map(|t| t.trim().to_ascii_lowercase())
+            .rfind(|t| !t.is_empty());
+        let policy = header.or_else(|| p.meta_referrer.clone().map(|m| m.to_ascii_lowercase()));
+        match policy {
+            Some(pol) if SAFE.contains(&pol.as_str()) => {
+                ctx.pass(format!("the {} page sets Referrer-Policy {pol}", p.kind))
+            }
+            Some(pol) => {
+                return ctx.fail(format!(
+                    "the {} page sets referrer policy {pol:?}, which leaks path and query",
+                    p.kind
+                ));
+            }
+            None => {
+                return ctx.fail(format!(
+                    "the {} page at {} sets no referrer policy",
+                    p.kind, p.url
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `code-redirect-fragment-fix`: the callback `Location` ends with a fragment.
+pub fn redirect_fragment(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let a = auth(ctx, on)?;
+    match &a.journey.outcome {
+        Outcome::Redirected { raw, .. } if raw.contains('#') => {
+            ctx.pass("the callback Location carries a fragment");
+            Ok(())
+        }
+        Outcome::Redirected { .. } => {
+            ctx.fail("the callback Location has no fragment (RFC 9700 fragment mitigation, MAY)")
+        }
+        Outcome::Page { .. } => Err(Stop::Error(format!("no callback: the AS {}", a.describe()))),
+    }
+}
+
+/// `code-public-client-consent`: a new public client gets a consent step, even for a user who
+/// is logged in already.
+pub fn consent_required(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let a = auth(ctx, on)?;
+    if a.code().is_none() {
+        return Err(Stop::Error(format!("no code: the AS {}", a.describe())));
+    }
+    if a.journey
+        .interactions
+        .iter()
+        .any(|i| *i == "consent" || *i == "deny")
+    {
+        ctx.pass("the AS asked the logged-in user to consent before the first code for a new public client");
+        Ok(())
+    } else {
+        ctx.fail(format!(
+            "the AS issued a code to a never-seen public client without any user interaction ({} requests, interactions: {:?})",
+            a.journey.pages.len(),
+            a.journey.interactions
+        ))
+    }
+}
+
+/// `code-entropy`: codes are unpredictable: distinct, long, without shared structure.
+pub async fn entropy(ctx: &mut CaseCtx<'_>, args: &BTreeMap<String, toml::Value>) -> StepResult {
+    let n = args
+        .get("samples")
+        .and_then(toml::Value::as_integer)
+        .unwrap_or(20)
+        .clamp(5, 100) as usize;
+    let empty = BTreeMap::new();
+    let mut codes = Vec::new();
+    for _ in 0..n {
+        let a = flow::authorize(
+            ctx,
+            flow::Authorize {
+                client: "client",
+                redirect_uri: None,
+                params: &empty,
+                omit: &[],
+                extra: None,
+                verifier: None,
+                session: Some("entropy"),
+                login: true,
+                consent: Consent::Approve,
+            },
+        )
+        .await?;
+        match a.code() {
+            Some(c) => codes.push(c.to_string()),
+            None => {
+                return Err(Stop::Error(format!(
+                    "no code to sample: the AS {}",
+                    a.describe()
+                )));
+            }
+        }
+    }
+    let distinct: std::collections::BTreeSet<&String> = codes.iter().collect();
+    if distinct.len() != codes.len() {
+        return ctx.fail(format!(
+            "{} of {n} codes repeat",
+            codes.len() - distinct.len()
+        ));
+    }
+    let shortest = codes.iter().map(String::len).min().unwrap_or(0);
+    // Longest prefix shared by all codes: fixed prefixes are fine, the rest must vary.
+    let prefix = (0..shortest)
+        .take_while(|&i| {
+            codes
+                .iter()
+                .all(|c| c.as_bytes()[i] == codes[0].as_bytes()[i])
+        })
+        .count();
+    let varying = shortest - prefix;
+    // Characters that ever differ between samples, per position, as an upper bound on entropy
+    // would need many samples; the floor below is what 128 bits need in base64url (22 chars).
+    if varying < 22 {
+        return ctx.fail(format!(
+            "codes vary in only {varying} characters after a {prefix}-character shared prefix: fewer than the 22 base64url characters 128 bits need"
+        ));
+    }
+    let numeric: Vec<u128> = codes
+        .iter()
+        .filter_map(|c| c[prefix..].parse::<u128>().ok())
+        .collect();
+    if numeric.len() == codes.len() {
+        return ctx.fail("the codes are numbers: sequential or counter-based codes are guessable");
+    }
+    ctx.pass(format!(
+        "{n} codes, all distinct, {varying}+ varying characters each"
+    ));
+    Ok(())
+}
+
+/// `code-lifetime`: a code redeemed after its lifetime is refused.
+pub async fn lifetime(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let life = ctx.env.profile.timing.code_lifetime_secs.unwrap_or(600);
+    let wait = Duration::from_secs(life + 1);
+    if wait > ctx.env.max_wait() {
+        return Err(Stop::Skip(format!(
+            "needs a wait of {} s (code lifetime {life} s + 1); allow it with --max-wait {} (or timing.max_wait_secs)",
+            wait.as_secs(),
+            wait.as_secs()
+        )));
+    }
+    let a = auth(ctx, on)?;
+    if a.code().is_none() {
+        return Err(Stop::Error(format!("no code: the AS {}", a.describe())));
+    }
+    ctx.note(format!(
+        "waiting {} s before redeeming the code",
+        wait.as_secs()
+    ));
+    tokio::time::sleep(wait).await;
+    let params = BTreeMap::new();
+    let saved = flow::token(ctx, super::pkce::token_opts(on, &params)).await?;
+    let r = saved
+        .response()
+        .map(|(_, r)| r.clone())
+        .ok_or_else(|| Stop::Error("no token response".into()))?;
+    let err = r
+        .json()
+        .and_then(|d| d.get("error").and_then(Value::as_str).map(str::to_string));
+    match (r.status, err.as_deref()) {
+        (400, Some("invalid_grant")) => {
+            ctx.pass(format!(
+                "a code redeemed {} s after issue was refused with invalid_grant",
+                wait.as_secs()
+            ));
+            Ok(())
+        }
+        (200, _) => ctx.fail(format!(
+            "a code redeemed {} s after issue still bought tokens",
+            wait.as_secs()
+        )),
+        (s, e) => ctx.fail(format!(
+            "the late redemption answered {s} error={e:?}, expected 400 invalid_grant"
+        )),
+    }
+}
+
+/// Tokens from a saved token response: do they still work? Uses the refresh token if there is
+/// one, else the MCP endpoint with the access token.
+async fn tokens_work(ctx: &mut CaseCtx<'_>, on: &str) -> Result<(bool, String), Stop> {
+    let doc = match ctx.saved.get(on) {
+        Some(Saved::Response { response, .. }) if response.status == 200 => response.json(),
+        _ => None,
+    }
+    .ok_or_else(|| Stop::Error(format!("`{on}` holds no successful token response")))?;
+    if let Some(rt) = doc.get("refresh_token").and_then(Value::as_str) {
+        let params: BTreeMap<String, String> = [("refresh_token".to_string(), rt.to_string())]
+            .into_iter()
+            .collect();
+        let mut opts = super::pkce::token_opts(on, &params);
+        opts.from = None;
+        opts.grant_type = "refresh_token";
+        let saved = flow::token(ctx, opts).await?;
+        let r = saved.response().map(|(_, r)| r.clone());
+        let s = r.as_ref().map(|r| r.status).unwrap_or(0);
+        return Ok((
+            s == 200,
+            format!("refreshing with the first refresh token answered {s}"),
+        ));
+    }
+    let (Some(at), Some(resource)) = (
+        doc.get("access_token").and_then(Value::as_str),
+        ctx.env.target.resource.clone(),
+    ) else {
+        return Err(Stop::Skip(
+            "no refresh token was issued and no MCP endpoint is known to try the access token at"
+                .into(),
+        ));
+    };
+    let (body, headers) = crate::runner::actions::mcp_body("initialize", ctx.env.revision);
+    let mut req = Request::new(
+        "POST",
+        resource.clone(),
+        "use the first access token at the MCP endpoint",
+    )
+    .header("Content-Type", "application/json")
+    .header("Accept", "application/json, text/event-stream")
+    .header("Authorization", format!("Bearer {at}"))
+    .body(body);
+    for (n, v) in headers {
+        req = req.header(n, v);
+    }
+    let r = ctx
+        .send(req)
+        .await
+        .map_err(|e| Stop::Error(format!("{resource}: {e}")))?;
+    Ok((
+        r.status < 300,
+        format!(
+            "the MCP endpoint answered {} to the first access token",
+            r.status
+        ),
+    ))
+}
+
+/// `code-replay-revokes`: after a replayed code, the tokens of the first redemption are dead.
+pub async fn tokens_revoked(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let (works, what) = tokens_work(ctx, on).await?;
+    if works {
+        ctx.fail(format!(
+            "after the code was replayed, the first tokens still work: {what}"
+        ))
+    } else {
+        ctx.pass(format!(
+            "the first tokens were revoked after the replay: {what}"
+        ));
+        Ok(())
+    }
+}
+
+/// `code-replay-invalid-no-revoke`: an invalid replay must not revoke the legitimate tokens.
+pub async fn tokens_still_valid(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let (works, what) = tokens_work(ctx, on).await?;
+    if works {
+        ctx.pass(format!(
+            "the first tokens survived an invalid replay: {what}"
+        ));
+        Ok(())
+    } else {
+        ctx.fail(format!(
+            "an invalid replay (wrong verifier) revoked the legitimate tokens: {what}"
+        ))
+    }
+}
+
+/// `code-resource-binding`: a token request naming another resource gets `invalid_target`, or
+/// a token that still works only at the MCP endpoint.
+pub async fn resource_binding(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let r = match ctx.saved.get(on) {
+        Some(Saved::Response { response, .. }) => response.clone(),
+        _ => return Err(Stop::Error(format!("`{on}` holds no token response"))),
+    };
+    if r.status != 200 {
+        let e = r
+            .json()
+            .and_then(|d| d.get("error").and_then(Value::as_str).map(str::to_string));
+        if r.status >= 400 && r.status < 500 && e.is_some() {
+            ctx.pass(format!(
+                "the AS refused the other resource: {} error={}",
+                r.status,
+                e.unwrap_or_default()
+            ));
+            return Ok(());
+        }
+        return ctx.fail(format!(
+            "the token request answered {} without an OAuth error",
+            r.status
+        ));
+    }
+    let (works, what) = tokens_work_at_resource(ctx, &r).await?;
+    if works {
+        ctx.pass(format!(
+            "the token was still bound to the MCP endpoint: {what}"
+        ));
+        Ok(())
+    } else {
+        ctx.fail(format!(
+            "tokens were issued for a resource other than the one authorized, and they do not work at the authorized MCP endpoint: {what}"
+        ))
+    }
+}
+
+async fn tokens_work_at_resource(
+    ctx: &mut CaseCtx<'_>,
+    r: &crate::http::Response,
+) -> Result<(bool, String), Stop> {
+    let doc = r.json().unwrap_or(Value::Null);
+    if let Some(p) = doc
+        .get("access_token")
+        .and_then(Value::as_str)
+        .and_then(|t| {
+            let parts: Vec<&str> = t.split('.').collect();
+            (parts.len() == 3).then(|| parts[1].to_string())
+        })
+        .and_then(|p| {
+            use base64::Engine;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(p.trim_end_matches('='))
+                .ok()
+        })
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+    {
+        let aud = p.get("aud").cloned().unwrap_or(Value::Null);
+        let resource = ctx.env.target.resource.clone().unwrap_or_default();
+        let ok = aud == Value::String(resource.clone())
+            || aud
+                .as_array()
+                .is_some_and(|a| a.iter().all(|x| x == &Value::String(resource.clone())));
+        return Ok((ok, format!("the access token's aud is {aud}")));
+    }
+    // An opaque token: try it at the MCP endpoint (without its refresh token, so the probe
+    // uses the access token itself).
+    let doc_no_rt = {
+        let mut d = doc.clone();
+        if let Some(o) = d.as_object_mut() {
+            o.remove("refresh_token");
+        }
+        d
+    };
+    let mut probe = r.clone();
+    probe.body = doc_no_rt.to_string().into_bytes();
+    ctx.saved.insert(
+        "resource_probe".into(),
+        Saved::Response {
+            url: String::new(),
+            response: probe,
+        },
+    );
+    tokens_work(ctx, "resource_probe").await
+}
+
+/// `redir-registered-query-positive`: the callback keeps the registered query and appends.
+pub fn registered_query_kept(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let a = auth(ctx, on)?;
+    let sent = a.redirect_uri.clone().unwrap_or_default();
+    let Some(loc) = a.location() else {
+        return Err(Stop::Error(format!("no callback: the AS {}", a.describe())));
+    };
+    if loc.starts_with(&format!("{sent}&")) {
+        ctx.pass(format!("the callback keeps the registered query: {}", sent));
+        Ok(())
+    } else {
+        ctx.fail(format!(
+            "the callback does not start with the registered URI and its query ({sent:?}&...)"
+        ))
+    }
+}

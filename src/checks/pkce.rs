@@ -1,0 +1,140 @@
+//! PKCE (O21 4.1.1, 4.1.3; RFC 7636): the rules that depend on what the AS advertises or on
+//! what a code reveals.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::Value;
+
+use crate::runner::flow::{self, Authorization};
+use crate::runner::{CaseCtx, StepResult, Stop};
+
+fn advertises_plain(ctx: &CaseCtx<'_>) -> bool {
+    ctx.discovery("asm")
+        .ok()
+        .and_then(|d| d.doc())
+        .and_then(|d| d.get("code_challenge_methods_supported").cloned())
+        .and_then(|v| v.as_array().cloned())
+        .is_some_and(|a| a.iter().any(|m| m == "plain"))
+}
+
+/// `pkce-plain-rejected`: `plain` must be refused unless advertised; MCP servers should refuse
+/// it anyway (a tolerated deviation when advertised).
+pub fn plain(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let a = flow::authorization(ctx, on)?.clone();
+    let plain = advertises_plain(ctx);
+    if a.code().is_none() {
+        ctx.pass(format!(
+            "code_challenge_method=plain was refused: the AS {}",
+            a.describe()
+        ));
+        return Ok(());
+    }
+    if plain {
+        ctx.warn(
+            "the AS accepts code_challenge_method=plain (it advertises it; MCP clients must use S256 and MCP-focused servers should refuse plain)",
+        );
+        Ok(())
+    } else {
+        ctx.fail("the AS issued a code for code_challenge_method=plain although code_challenge_methods_supported does not list plain")
+    }
+}
+
+/// `pkce-method-default-plain`: a challenge without a method means `plain` (O21 4.1.1).
+pub async fn default_method(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let a = flow::authorization(ctx, on)?.clone();
+    if a.code().is_none() {
+        ctx.pass(format!(
+            "a code_challenge without code_challenge_method (= plain) was refused: the AS {}",
+            a.describe()
+        ));
+        return Ok(());
+    }
+    if !advertises_plain(ctx) {
+        return ctx.fail(
+            "the AS issued a code for a challenge without a method, which means plain, while it does not support plain: it treated the challenge as S256 or ignored it",
+        );
+    }
+    // plain is supported: only verifier == challenge may redeem the code.
+    let challenge = a.param("code_challenge").unwrap_or("").to_string();
+    let params = [("code_verifier".to_string(), challenge)]
+        .into_iter()
+        .collect();
+    let saved = flow::token(ctx, token_opts(on, &params)).await?;
+    let ok = saved.response().is_some_and(|(_, r)| r.status == 200);
+    if ok {
+        ctx.pass("the challenge was treated as plain: verifier == challenge redeemed the code");
+        Ok(())
+    } else {
+        ctx.fail("a challenge without a method was not treated as plain: verifier == challenge was refused")
+    }
+}
+
+pub fn token_opts<'a>(
+    from: &'a str,
+    params: &'a std::collections::BTreeMap<String, String>,
+) -> flow::Token<'a> {
+    flow::Token {
+        client: "client",
+        from: Some(from),
+        grant_type: "authorization_code",
+        params,
+        omit: &[],
+        extra: None,
+        auth: None,
+        secret: None,
+        method: "POST",
+        json_body: false,
+        if_no_code: crate::case::model::Judge::Error,
+        parallel: None,
+    }
+}
+
+fn jwt_payload(s: &str) -> Option<String> {
+    let parts: Vec<&str> = s.split('.').collect();
+    if parts.len() != 3 {
+        return None;
+    }
+    let bytes = URL_SAFE_NO_PAD
+        .decode(parts[1].trim_end_matches('='))
+        .ok()?;
+    String::from_utf8(bytes).ok()
+}
+
+/// `pkce-challenge-not-leaked`: neither the callback nor a readable code carries the challenge.
+pub fn not_leaked(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let a: Authorization = flow::authorization(ctx, on)?.clone();
+    let (Some(challenge), Some(cb)) = (a.challenge.clone(), a.callback.clone()) else {
+        return Err(Stop::Error(
+            "no callback with a challenge to inspect".into(),
+        ));
+    };
+    for (k, v) in cb.query.iter().chain(cb.fragment.iter()) {
+        if v.contains(&challenge) {
+            return ctx.fail(format!(
+                "the callback parameter {k} carries the code_challenge"
+            ));
+        }
+        if let Some(p) = jwt_payload(v) {
+            if p.contains(&challenge) {
+                return ctx.fail(format!(
+                    "the {k} is an unencrypted JWT whose payload holds the code_challenge"
+                ));
+            }
+            ctx.note(format!(
+                "the {k} is a readable JWT; it does not hold the challenge"
+            ));
+        }
+    }
+    ctx.pass("the challenge is not readable from the authorization response");
+    Ok(())
+}
+
+/// Reads `expires_in` or, for a JWT, `exp - iat` of an access token response.
+pub fn lifetime(doc: &Value) -> Option<i64> {
+    if let Some(n) = doc.get("expires_in").and_then(Value::as_i64) {
+        return Some(n);
+    }
+    let at = doc.get("access_token")?.as_str()?;
+    let p: Value = serde_json::from_str(&jwt_payload(at)?).ok()?;
+    Some(p.get("exp")?.as_i64()? - p.get("iat")?.as_i64()?)
+}

@@ -1,0 +1,177 @@
+//! Token endpoint responses (O21 3.2.3, 3.2.4; RFC 6749 A.12, A.17, §5.1) and robustness.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::http::{Request, Response};
+use crate::runner::{CaseCtx, Saved, StepResult, Stop};
+
+fn ok_response(ctx: &CaseCtx<'_>, on: &str) -> Result<Response, Stop> {
+    match ctx.saved.get(on) {
+        Some(Saved::Response { response, .. }) if response.status == 200 => Ok(response.clone()),
+        Some(Saved::Response { response, .. }) => Err(Stop::Error(format!(
+            "the token request answered {}, so there is no successful response to inspect",
+            response.status
+        ))),
+        _ => Err(Stop::Error(format!("`{on}` holds no token response"))),
+    }
+}
+
+/// `tok-response-shape`: access_token and token_type Bearer; expires_in a number; scope a string.
+pub fn response_shape(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let r = ok_response(ctx, on)?;
+    let Some(doc) = r.json() else {
+        return ctx.fail("the token response is not JSON");
+    };
+    match doc.get("access_token") {
+        Some(Value::String(s)) if !s.is_empty() => ctx.pass("access_token is a non-empty string"),
+        other => return ctx.fail(format!("access_token is {other:?}, not a non-empty string")),
+    }
+    match doc.get("token_type") {
+        Some(Value::String(t))
+            if t.eq_ignore_ascii_case("bearer") || t.eq_ignore_ascii_case("dpop") =>
+        {
+            ctx.pass(format!("token_type {t}"))
+        }
+        other => return ctx.fail(format!("token_type is {other:?}, expected \"Bearer\"")),
+    }
+    match doc.get("expires_in") {
+        None => ctx.note("no expires_in (RECOMMENDED)"),
+        Some(Value::Number(n)) if n.as_u64().is_some() => ctx.pass(format!("expires_in {n}")),
+        Some(other) => {
+            return ctx.fail(format!("expires_in is {other}, not a non-negative integer"));
+        }
+    }
+    if let Some(s) = doc.get("scope")
+        && !s.is_string()
+    {
+        return ctx.fail(format!("scope is {s}, not a space-separated string"));
+    }
+    Ok(())
+}
+
+/// `tok-token-charset`: tokens use only visible ASCII (RFC 6749 A.12, A.17).
+pub fn token_charset(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let r = ok_response(ctx, on)?;
+    let doc = r.json().unwrap_or(Value::Null);
+    for k in ["access_token", "refresh_token"] {
+        if let Some(t) = doc.get(k).and_then(Value::as_str) {
+            if let Some(c) = t.chars().find(|c| !(' '..='~').contains(c)) {
+                return ctx.fail(format!(
+                    "{k} contains {:?} (U+{:04X}), outside %x20-7E",
+                    c, c as u32
+                ));
+            }
+            ctx.pass(format!("{k} uses visible ASCII only"));
+        }
+    }
+    Ok(())
+}
+
+/// `at-short-lived`: short access token lifetimes (≤ 1 h pass; ≤ 24 h warn; longer fail).
+pub fn short_lived(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let r = ok_response(ctx, on)?;
+    let doc = r.json().unwrap_or(Value::Null);
+    let Some(secs) = super::pkce::lifetime(&doc) else {
+        return ctx.fail("the token response gives no expires_in and the token carries no readable exp: no bounded lifetime is advertised");
+    };
+    if secs <= 3600 {
+        ctx.pass(format!("access tokens live {secs} s (≤ 1 h)"));
+        Ok(())
+    } else if secs <= 86_400 {
+        ctx.warn(format!(
+            "access tokens live {secs} s: over an hour, up to a day"
+        ));
+        Ok(())
+    } else {
+        ctx.fail(format!(
+            "access tokens live {secs} s ({} days): MCP 11.2 wants short-lived tokens",
+            secs / 86_400
+        ))
+    }
+}
+
+/// `code-concurrent-redeem`: of parallel redemptions of one code, exactly one succeeds.
+pub fn one_of_parallel(ctx: &mut CaseCtx<'_>) -> StepResult {
+    let all = ctx.parallel.clone();
+    if all.len() < 2 {
+        return Err(Stop::Error("no parallel responses to compare".into()));
+    }
+    let ok = all
+        .iter()
+        .filter(|r| r.status == 200 && r.json().is_some_and(|d| d.get("access_token").is_some()))
+        .count();
+    match ok {
+        1 => {
+            ctx.pass(format!(
+                "exactly one of {} parallel redemptions succeeded",
+                all.len()
+            ));
+            Ok(())
+        }
+        0 => Err(Stop::Error(format!(
+            "none of {} parallel redemptions succeeded (statuses {:?}): nothing to judge",
+            all.len(),
+            all.iter().map(|r| r.status).collect::<Vec<_>>()
+        ))),
+        n => ctx.fail(format!(
+            "{n} of {} parallel redemptions of one code got tokens (a race)",
+            all.len()
+        )),
+    }
+}
+
+/// `tok-fuzz`: hostile bodies get a 4xx, never a 5xx or a hang.
+pub async fn fuzz(ctx: &mut CaseCtx<'_>, _args: &BTreeMap<String, toml::Value>) -> StepResult {
+    let endpoint = crate::runner::flow::as_endpoint(ctx, "token_endpoint").await?;
+    let many: String = (0..10_000).map(|i| format!("p{i}=x&")).collect();
+    let bodies: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "huge parameter",
+            format!("grant_type=authorization_code&code={}", "A".repeat(200_000)).into_bytes(),
+        ),
+        (
+            "invalid UTF-8",
+            b"grant_type=authorization_code&code=\xff\xfe\xfd".to_vec(),
+        ),
+        (
+            "percent-encoded invalid UTF-8",
+            b"grant_type=authorization_code&code=%FF%FE".to_vec(),
+        ),
+        (
+            "NUL",
+            b"grant_type=authorization_code%00&code=a%00b".to_vec(),
+        ),
+        (
+            "10k parameters",
+            format!("{many}grant_type=authorization_code").into_bytes(),
+        ),
+        ("lone percent signs", b"grant_type=%&code=%zz%".to_vec()),
+    ];
+    let mut worst = None;
+    for (what, body) in bodies {
+        let req = Request::new(
+            "POST",
+            endpoint.clone(),
+            format!("token endpoint fuzz: {what}"),
+        )
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(body);
+        match ctx.send(req).await {
+            Ok(r) if r.status >= 500 => {
+                worst.get_or_insert(format!("{what}: {}", r.status));
+            }
+            Ok(r) => ctx.pass(format!("{what}: {}", r.status)),
+            Err(crate::http::HttpError::Timeout(d)) => {
+                worst.get_or_insert(format!("{what}: no answer within {d:?}"));
+            }
+            // A server that drops the connection on an absurd body has not failed.
+            Err(e) => ctx.note(format!("{what}: {e}")),
+        }
+    }
+    match worst {
+        Some(w) => ctx.fail(format!("the token endpoint broke on a hostile body: {w}")),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,413 @@
+//! OAuth clients the suite acts as: pre-registered ones from the target profile, or fresh ones
+//! made by Dynamic Client Registration (RFC 7591) so that one case's grants, consents and codes
+//! cannot leak into another's. (Client ID Metadata Documents will be a third source.)
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::case::model::{ClientKind, Judge, RedirectKind};
+use crate::http::Request;
+use crate::runner::{CaseCtx, Stop};
+
+/// A pre-registered client in the target profile (`[[clients]]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    pub client_id: String,
+    /// `none` (public), `client_secret_basic` or `client_secret_post`.
+    #[serde(default = "default_method")]
+    pub auth_method: String,
+    /// Environment variable holding the secret (secrets never live in profile files).
+    #[serde(default)]
+    pub secret_env: Option<String>,
+    pub redirect_uris: Vec<String>,
+    /// The secret, read from `secret_env` when the profile loads (or set by the built-in
+    /// reference profile).
+    #[serde(skip)]
+    pub secret: Option<String>,
+}
+
+fn default_method() -> String {
+    "none".into()
+}
+
+pub const AUTH_METHODS: &[&str] = &["none", "client_secret_basic", "client_secret_post"];
+
+impl ClientConfig {
+    /// Checks the entry and reads its secret; errors name the offending field.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.client_id.is_empty() {
+            return Err(("client_id", "must not be empty".into()));
+        }
+        if !AUTH_METHODS.contains(&self.auth_method.as_str()) {
+            return Err((
+                "auth_method",
+                format!(
+                    "{:?} is not one of {}",
+                    self.auth_method,
+                    AUTH_METHODS.join(", ")
+                ),
+            ));
+        }
+        if self.redirect_uris.is_empty() || self.redirect_uris.iter().any(String::is_empty) {
+            return Err((
+                "redirect_uris",
+                "list at least one registered redirect URI".into(),
+            ));
+        }
+        if self.auth_method != "none" && self.secret_env.is_none() && self.secret.is_none() {
+            return Err((
+                "secret_env",
+                format!(
+                    "a {} client needs secret_env (the environment variable holding its secret)",
+                    self.auth_method
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Reads the secret from the environment.
+    pub fn load_secret(&mut self) -> Result<(), (&'static str, String)> {
+        if let Some(var) = &self.secret_env {
+            match std::env::var(var) {
+                Ok(v) if !v.is_empty() => self.secret = Some(v),
+                _ => {
+                    return Err((
+                        "secret_env",
+                        format!("environment variable {var} is not set"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn kind(&self) -> ClientKind {
+        if self.auth_method == "none" {
+            ClientKind::Public
+        } else {
+            ClientKind::Confidential
+        }
+    }
+}
+
+/// Registration defaults (`[registration]` in the profile).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrationConfig {
+    /// Extra client metadata sent with every registration (`scope`, `application_type`...).
+    #[serde(default)]
+    pub metadata: BTreeMap<String, toml::Value>,
+    /// `client_secret_basic` (default) or `client_secret_post` for confidential clients.
+    #[serde(default)]
+    pub confidential_method: Option<String>,
+}
+
+/// A client a case acts as.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub client_id: String,
+    pub secret: Option<String>,
+    pub auth_method: String,
+    pub redirect_uris: Vec<String>,
+    pub kind: ClientKind,
+    /// `profile` or `registration`.
+    pub source: &'static str,
+}
+
+impl Client {
+    pub fn to_json(&self) -> Value {
+        let first = self.redirect_uris.first().cloned().unwrap_or_default();
+        json!({
+            "client_id": self.client_id,
+            "auth_method": self.auth_method,
+            "redirect_uri": first,
+            "redirect_uris": self.redirect_uris,
+            "redirect": redirect_parts(&first),
+            "source": self.source,
+        })
+    }
+}
+
+/// The parts of a redirect URI, for case templates that build variants of it
+/// (`${client.redirect.scheme}://evil.${client.redirect.host}...`). Split by hand on the raw
+/// string: a URL type would normalise the very details the variants are about.
+pub fn redirect_parts(uri: &str) -> Value {
+    let (scheme, rest) = uri.split_once("://").unwrap_or(("", uri));
+    let (authority, path_query) = match rest.find(['/', '?', '#']) {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    let (path, query) = match path_query.split_once('?') {
+        Some((p, q)) => (p, format!("?{q}")),
+        None => (path_query, String::new()),
+    };
+    let (host, port) = if authority.starts_with('[') {
+        match authority.split_once("]:") {
+            Some((h, p)) => (format!("{h}]"), format!(":{p}")),
+            None => (authority.to_string(), String::new()),
+        }
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), format!(":{p}")),
+            None => (authority.to_string(), String::new()),
+        }
+    };
+    json!({ "scheme": scheme, "authority": authority, "host": host, "port": port,
+            "path": path, "query": query })
+}
+
+fn is_loopback_ip_redirect(u: &str) -> bool {
+    let host = redirect_parts(u)["host"].as_str().unwrap_or("").to_string();
+    u.starts_with("http://") && (host == "127.0.0.1" || host == "[::1]")
+}
+
+fn is_https_redirect(u: &str) -> bool {
+    u.starts_with("https://") && !is_loopback_ip_redirect(u)
+}
+
+fn fits(kind: RedirectKind, uri: &str) -> bool {
+    match kind {
+        RedirectKind::Any => true,
+        RedirectKind::Https => is_https_redirect(uri),
+        RedirectKind::Loopback => is_loopback_ip_redirect(uri),
+    }
+}
+
+/// What a `client` step asks for.
+pub struct Want<'a> {
+    pub kind: ClientKind,
+    pub fresh: bool,
+    pub redirect: RedirectKind,
+    pub redirect_uris: &'a [String],
+    pub metadata: &'a BTreeMap<String, toml::Value>,
+    pub refused: Judge,
+    pub accepted: Option<Judge>,
+}
+
+/// Provides a client: a fitting profile client unless the case wants a fresh one or specific
+/// redirect URIs, else one registered now.
+pub async fn provision(ctx: &mut CaseCtx<'_>, want: Want<'_>) -> Result<Client, Stop> {
+    let needs_registration =
+        want.fresh || !want.redirect_uris.is_empty() || !want.metadata.is_empty();
+    if !needs_registration
+        && let Some(c) = ctx.env.profile.clients.iter().find(|c| {
+            c.kind() == want.kind
+                && c.redirect_uris
+                    .first()
+                    .is_some_and(|u| fits(want.redirect, u))
+        })
+    {
+        let mut uris = c.redirect_uris.clone();
+        // The fitting URI first: it is the one requests use by default.
+        if let Some(i) = uris.iter().position(|u| fits(want.redirect, u)) {
+            uris.swap(0, i);
+        }
+        ctx.note(format!(
+            "client {} from the profile ({})",
+            c.client_id, c.auth_method
+        ));
+        return Ok(Client {
+            client_id: c.client_id.clone(),
+            secret: c.secret.clone(),
+            auth_method: c.auth_method.clone(),
+            redirect_uris: uris,
+            kind: c.kind(),
+            source: "profile",
+        });
+    }
+    if want.fresh {
+        return register(ctx, want).await;
+    }
+    // Shared registrations: one per shape of request, made once per run (the lock is held
+    // across the registration so concurrent cases do not register the same client twice).
+    let key = format!(
+        "{:?}|{:?}|{:?}|{:?}",
+        want.kind, want.redirect, want.redirect_uris, want.metadata
+    );
+    let env = ctx.env;
+    let mut cache = env.registered.lock().await;
+    if let Some(c) = cache.get(&key) {
+        ctx.note(format!(
+            "client {} (registered earlier in this run)",
+            c.client_id
+        ));
+        return Ok(c.clone());
+    }
+    let c = register(ctx, want).await?;
+    cache.insert(key, c.clone());
+    Ok(c)
+}
+
+async fn register(ctx: &mut CaseCtx<'_>, want: Want<'_>) -> Result<Client, Stop> {
+    let what = match want.kind {
+        ClientKind::Public => "public",
+        ClientKind::Confidential => "confidential",
+    };
+    let endpoint = crate::runner::flow::as_endpoint(ctx, "registration_endpoint")
+        .await
+        .map_err(|e| match e {
+            Stop::Skip(m) | Stop::Error(m) => Stop::Skip(format!(
+                "this case needs a fresh {what} client, the profile has none fitting and \
+                 Dynamic Client Registration is unavailable ({m})"
+            )),
+            other => other,
+        })?;
+    let mut uris = Vec::new();
+    for t in want.redirect_uris {
+        uris.push(ctx.expand(t).map_err(Stop::Error)?);
+    }
+    if uris.is_empty() {
+        uris.push(
+            match want.redirect {
+                RedirectKind::Loopback => "http://127.0.0.1/cb",
+                _ => "https://client.test/cb",
+            }
+            .to_string(),
+        );
+    }
+    let method = match want.kind {
+        ClientKind::Public => "none".to_string(),
+        ClientKind::Confidential => ctx
+            .env
+            .profile
+            .registration
+            .confidential_method
+            .clone()
+            .unwrap_or_else(|| "client_secret_basic".into()),
+    };
+    let mut body = Map::new();
+    body.insert("redirect_uris".into(), json!(uris));
+    body.insert("token_endpoint_auth_method".into(), json!(method));
+    body.insert(
+        "grant_types".into(),
+        json!(["authorization_code", "refresh_token"]),
+    );
+    body.insert("response_types".into(), json!(["code"]));
+    body.insert("client_name".into(), json!("authconform test client"));
+    if let Some(s) = &ctx.env.profile.authorization.scope {
+        body.insert("scope".into(), json!(s));
+    }
+    for (k, v) in ctx
+        .env
+        .profile
+        .registration
+        .metadata
+        .iter()
+        .chain(want.metadata.iter())
+    {
+        body.insert(k.clone(), toml_to_json(v));
+    }
+    let req = Request::new(
+        "POST",
+        endpoint.clone(),
+        format!("register a {what} client (RFC 7591)"),
+    )
+    .header("Content-Type", "application/json")
+    .header("Accept", "application/json")
+    .body(Value::Object(body).to_string());
+    let resp = ctx
+        .send(req)
+        .await
+        .map_err(|e| Stop::Error(format!("registration at {endpoint}: {e}")))?;
+    let doc = resp.json();
+    let client_id = doc
+        .as_ref()
+        .and_then(|d| d.get("client_id"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    if resp.status == 429 || resp.status >= 500 {
+        // Not a refusal of these redirect URIs: the AS would not say (rate limit, crash).
+        return Err(Stop::Error(format!(
+            "registration at {endpoint} answered {}: no client to run the case with",
+            resp.status
+        )));
+    }
+    let ok = (200..300).contains(&resp.status) && client_id.is_some();
+    if !ok {
+        let err = doc
+            .as_ref()
+            .and_then(|d| d.get("error"))
+            .and_then(Value::as_str)
+            .unwrap_or("-");
+        let msg = format!(
+            "the AS refused to register redirect URIs {uris:?}: {} error={err}",
+            resp.status
+        );
+        return Err(judged(ctx, want.refused, msg));
+    }
+    let client_id = client_id.unwrap_or_default();
+    let secret = doc
+        .as_ref()
+        .and_then(|d| d.get("client_secret"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    if let Some(s) = &secret {
+        ctx.env.http.redactor().add_secret(s);
+    }
+    if want.kind == ClientKind::Confidential && secret.is_none() {
+        return Err(Stop::Error(format!(
+            "registered confidential client {client_id} came back without a client_secret"
+        )));
+    }
+    if let Some(j) = want.accepted {
+        let msg = format!("the AS registered redirect URIs {uris:?} (client {client_id})");
+        match j {
+            Judge::Warn => ctx.warn(msg),
+            _ => return Err(judged(ctx, j, msg)),
+        }
+    } else {
+        ctx.note(format!("registered client {client_id} ({method})"));
+    }
+    Ok(Client {
+        client_id,
+        secret,
+        auth_method: method,
+        redirect_uris: uris,
+        kind: want.kind,
+        source: "registration",
+    })
+}
+
+/// Turns a judgement into the way a step ends. `Warn` cannot end a step; callers handle it.
+pub fn judged(ctx: &mut CaseCtx<'_>, j: Judge, msg: String) -> Stop {
+    match j {
+        Judge::Fail | Judge::Warn => ctx.failed(msg),
+        Judge::Pass => {
+            ctx.pass(msg.clone());
+            Stop::Pass(msg)
+        }
+        Judge::Skip => Stop::Skip(msg),
+        Judge::Error => Stop::Error(msg),
+    }
+}
+
+pub fn toml_to_json(v: &toml::Value) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_parts_keep_the_raw_text() {
+        let p = redirect_parts("https://Client.test:8443/cb/x?a=1");
+        assert_eq!(p["scheme"], "https");
+        assert_eq!(p["host"], "Client.test");
+        assert_eq!(p["port"], ":8443");
+        assert_eq!(p["path"], "/cb/x");
+        assert_eq!(p["query"], "?a=1");
+        let p = redirect_parts("http://[::1]:61023/cb");
+        assert_eq!(p["host"], "[::1]");
+        assert_eq!(p["port"], ":61023");
+        let p = redirect_parts("http://127.0.0.1/cb");
+        assert_eq!(p["port"], "");
+        assert!(is_loopback_ip_redirect("http://127.0.0.1:8765/callback"));
+        assert!(!is_loopback_ip_redirect("http://localhost:8765/callback"));
+        assert!(is_https_redirect("https://client.test/cb"));
+    }
+}

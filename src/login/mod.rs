@@ -1,0 +1,524 @@
+//! Login drivers: how the suite gets a test user through an authorization server's login and
+//! consent without a person, up to the moment the AS sends the browser back to the client.
+//!
+//! The browser here follows redirects itself (bounded, relative `Location` resolved against the
+//! current URL, cookies kept with `cookie_store`, which honours `Path` and `Domain`), and only
+//! while they stay on the AS (its origins plus `login.hosts`). The redirect that leaves the AS is
+//! the authorization response: it is recorded, never followed, so an attack redirect URI is never
+//! contacted.
+//!
+//! A driver that cannot finish (credentials refused, a page it cannot read) reports why; the
+//! case then ends `errored`, never `failed`: the server did nothing wrong that was observed.
+
+pub mod form;
+pub mod script;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use cookie_store::CookieStore;
+use serde::Deserialize;
+
+use crate::case::model::Consent;
+use crate::http::{Request, Response};
+use crate::runner::CaseCtx;
+
+/// `[login]` in the target profile.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LoginConfig {
+    #[serde(default)]
+    pub driver: Driver,
+    /// The test user (form and script drivers).
+    pub username: Option<String>,
+    /// Environment variable holding the test user's password.
+    pub password_env: Option<String>,
+    /// Read from `password_env` when the profile loads.
+    #[serde(skip)]
+    pub password: Option<String>,
+    /// Name of the username input (default: `login`, `username`, `email`... or the first text input).
+    pub username_field: Option<String>,
+    /// Name of the password input (default: the form's password input).
+    pub password_field: Option<String>,
+    /// Extra fields posted with the login form.
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
+    /// Origins besides the AS the browser may follow (an upstream identity provider).
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// The `script` driver's HTTP steps.
+    #[serde(default)]
+    pub steps: Vec<script::ScriptStep>,
+    /// Requests one login may take at most (default 20).
+    pub max_requests: Option<usize>,
+    /// How long `manual` waits for the person (default 300 s).
+    pub manual_timeout_secs: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Driver {
+    /// Fill HTML login and consent forms.
+    #[default]
+    Form,
+    /// A declared sequence of HTTP steps.
+    Script,
+    /// The AS approves without a user: follow redirects only.
+    Auto,
+    /// A person logs in with a browser; the callback listener or a pasted URL brings the response.
+    Manual,
+}
+
+impl LoginConfig {
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.driver == Driver::Script && self.steps.is_empty() {
+            return Err(("steps", "the script driver needs [[login.steps]]".into()));
+        }
+        if self.driver == Driver::Form && self.password_env.is_some() && self.username.is_none() {
+            return Err(("username", "password_env is set but username is not".into()));
+        }
+        for (i, s) in self.steps.iter().enumerate() {
+            s.validate()
+                .map_err(|m| ("steps", format!("steps[{i}]: {m}")))?;
+        }
+        Ok(())
+    }
+
+    pub fn load_password(&mut self) -> Result<(), (&'static str, String)> {
+        if let Some(var) = &self.password_env {
+            match std::env::var(var) {
+                Ok(v) => self.password = Some(v),
+                Err(_) => {
+                    return Err((
+                        "password_env",
+                        format!("environment variable {var} is not set"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A page the browser saw on the AS (login, consent or other), for header checks.
+#[derive(Debug, Clone)]
+pub struct PageSeen {
+    pub url: String,
+    pub status: u16,
+    /// `login`, `consent` or `page`.
+    pub kind: &'static str,
+    pub headers: Vec<(String, String)>,
+    pub meta_referrer: Option<String>,
+}
+
+/// Where the authorization request ended.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// The AS sent the browser away from itself: the `Location`, absolute, as the AS wrote it
+    /// (relative ones resolved), plus the raw header value.
+    Redirected { location: String, raw: String },
+    /// The AS showed a page the driver does not go past (an error page, or any page when
+    /// the driver does not log in).
+    Page {
+        url: String,
+        status: u16,
+        excerpt: String,
+    },
+}
+
+/// Everything one authorization request went through.
+#[derive(Debug, Clone)]
+pub struct Journey {
+    pub outcome: Outcome,
+    pub pages: Vec<PageSeen>,
+    /// Forms submitted (login, consent): the user interactions the AS asked for.
+    pub interactions: Vec<&'static str>,
+}
+
+/// A browser: a cookie jar and the origins it may follow redirects to.
+pub struct Browser {
+    jar: CookieStore,
+    allowed: Vec<String>,
+}
+
+impl Browser {
+    pub fn new(allowed: Vec<String>) -> Self {
+        Self {
+            jar: CookieStore::default(),
+            allowed,
+        }
+    }
+
+    fn allows(&self, absolute: &str) -> bool {
+        match url::Url::parse(absolute) {
+            Ok(u) => {
+                let o = u.origin().ascii_serialization();
+                self.allowed.contains(&o)
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// One request with the jar's cookies; stores what the response sets.
+    pub async fn send(
+        &mut self,
+        ctx: &mut CaseCtx<'_>,
+        mut req: Request,
+    ) -> Result<Response, String> {
+        let parsed = url::Url::parse(&req.url).ok();
+        if let Some(u) = &parsed {
+            let cookies: Vec<String> = self
+                .jar
+                .get_request_values(u)
+                .map(|(n, v)| format!("{n}={v}"))
+                .collect();
+            if !cookies.is_empty() {
+                req = req.header("Cookie", cookies.join("; "));
+            }
+        }
+        let url = req.url.clone();
+        let resp = ctx.send(req).await.map_err(|e| format!("{url}: {e}"))?;
+        if let Some(u) = &parsed {
+            for sc in resp.header_all("set-cookie") {
+                let _ = self.jar.parse(sc, u);
+            }
+        }
+        Ok(resp)
+    }
+}
+
+/// Resolves a `Location` against the URL it came from.
+pub fn resolve(base: &str, location: &str) -> Option<String> {
+    let b = url::Url::parse(base).ok()?;
+    b.join(location).ok().map(|u| u.to_string())
+}
+
+fn origin_of(u: &str) -> Option<String> {
+    url::Url::parse(u)
+        .ok()
+        .map(|u| u.origin().ascii_serialization())
+}
+
+fn is_html(r: &Response) -> bool {
+    r.media_type().is_some_and(|m| m.contains("html"))
+        || r.body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<')
+}
+
+fn excerpt(r: &Response) -> String {
+    let t = r.text();
+    let t: String = t.chars().take(300).collect();
+    t.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// What a driver is asked to do.
+pub struct Drive<'a> {
+    pub url: String,
+    /// The redirect URI sent (raw): a redirect starting with it leaves the AS even on an
+    /// allowed origin.
+    pub redirect_uri: Option<&'a str>,
+    pub consent: Consent,
+    /// Log in and consent (false: report the first page).
+    pub login: bool,
+}
+
+/// Runs the profile's driver. `Err` is a login that could not complete (the case errors).
+pub async fn drive(
+    ctx: &mut CaseCtx<'_>,
+    browser: &mut Browser,
+    d: Drive<'_>,
+) -> Result<Journey, String> {
+    let cfg = ctx.env.profile.login.clone();
+    match cfg.driver {
+        Driver::Manual => manual(ctx, &cfg, &d).await,
+        Driver::Script if d.login => script::run(ctx, browser, &cfg, &d).await,
+        Driver::Form | Driver::Auto | Driver::Script => {
+            let forms = cfg.driver == Driver::Form && d.login;
+            browse(ctx, browser, &cfg, &d, forms).await
+        }
+    }
+}
+
+/// Follows the AS's redirects and fills its forms until the AS sends the browser away.
+async fn browse(
+    ctx: &mut CaseCtx<'_>,
+    browser: &mut Browser,
+    cfg: &LoginConfig,
+    d: &Drive<'_>,
+    fill_forms: bool,
+) -> Result<Journey, String> {
+    let mut journey = Journey {
+        outcome: Outcome::Page {
+            url: String::new(),
+            status: 0,
+            excerpt: String::new(),
+        },
+        pages: Vec::new(),
+        interactions: Vec::new(),
+    };
+    let mut url = d.url.clone();
+    let mut method = "GET".to_string();
+    let mut body: Option<String> = None;
+    let max = cfg.max_requests.unwrap_or(20);
+    for _ in 0..max {
+        let mut req = Request::new(&method, url.clone(), "authorization: browser step");
+        if let Some(b) = body.take() {
+            req = req
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body(b);
+        }
+        req = req.header("Accept", "text/html,application/xhtml+xml,*/*;q=0.8");
+        let r = browser.send(ctx, req).await?;
+        if r.status == 429 {
+            return Err(format!(
+                "the AS rate-limited the request (429{}): run fewer cases against a fresh server",
+                r.header("retry-after")
+                    .map(|v| format!(", Retry-After: {v}"))
+                    .unwrap_or_default()
+            ));
+        }
+        if (300..400).contains(&r.status) {
+            let Some(loc) = r.header("location").map(str::to_string) else {
+                journey.outcome = Outcome::Page {
+                    url,
+                    status: r.status,
+                    excerpt: "a redirect status without Location".into(),
+                };
+                return Ok(journey);
+            };
+            let abs = resolve(&url, &loc).unwrap_or_else(|| loc.clone());
+            let to_client = d
+                .redirect_uri
+                .is_some_and(|ru| !ru.is_empty() && loc.starts_with(ru));
+            if to_client || !browser.allows(&abs) {
+                journey.outcome = Outcome::Redirected {
+                    // An absolute Location is kept as written: the checks compare raw text.
+                    location: if url::Url::parse(&loc).is_ok() {
+                        loc.clone()
+                    } else {
+                        abs
+                    },
+                    raw: loc,
+                };
+                return Ok(journey);
+            }
+            url = abs;
+            method = "GET".into();
+            continue;
+        }
+        let html = is_html(&r).then(|| form::parse(&r.text()));
+        let page = |kind| PageSeen {
+            url: url.clone(),
+            status: r.status,
+            kind,
+            headers: r.headers.clone(),
+            meta_referrer: html.as_ref().and_then(|p| p.meta_referrer.clone()),
+        };
+        let Some(p) = html.as_ref().filter(|p| !p.forms.is_empty() && fill_forms) else {
+            journey.pages.push(page("page"));
+            journey.outcome = Outcome::Page {
+                url,
+                status: r.status,
+                excerpt: excerpt(&r),
+            };
+            return Ok(journey);
+        };
+        if r.status >= 400 {
+            journey.pages.push(page("page"));
+            journey.outcome = Outcome::Page {
+                url,
+                status: r.status,
+                excerpt: excerpt(&r),
+            };
+            return Ok(journey);
+        }
+        if let Some(f) = p.forms.iter().find(|f| f.password.is_some()) {
+            journey.pages.push(page("login"));
+            if journey.interactions.contains(&"login") {
+                return Err(format!(
+                    "the login form came back after the credentials for {:?} were submitted \
+                     ({url}): the AS refused them. Check [login] username / password_env",
+                    cfg.username.as_deref().unwrap_or("")
+                ));
+            }
+            let fields = login_fields(cfg, f)?;
+            journey.interactions.push("login");
+            (method, url, body) = submit(&url, f, fields, None)?;
+            continue;
+        }
+        journey.pages.push(page("consent"));
+        match d.consent {
+            Consent::Approve => {
+                let Some((f, b)) = p.forms.iter().find_map(|f| {
+                    f.buttons
+                        .iter()
+                        .find(|b| b.approves())
+                        .map(|b| (f, Some(b)))
+                        .or_else(|| f.buttons.is_empty().then_some((f, None)))
+                }) else {
+                    return Err(format!(
+                        "the page at {url} has a form but no button that approves"
+                    ));
+                };
+                journey.interactions.push("consent");
+                (method, url, body) = submit(&url, f, f.fields.clone(), b)?;
+            }
+            Consent::Deny => {
+                journey.interactions.push("deny");
+                if let Some((f, b)) = p
+                    .forms
+                    .iter()
+                    .find_map(|f| f.buttons.iter().find(|b| b.denies()).map(|b| (f, b)))
+                {
+                    (method, url, body) = submit(&url, f, f.fields.clone(), Some(b))?;
+                } else if let Some(l) = p.links.iter().find(|l| l.denies()) {
+                    url = resolve(&url, &l.href)
+                        .ok_or_else(|| format!("bad cancel link {:?}", l.href))?;
+                    method = "GET".into();
+                } else {
+                    return Err(format!(
+                        "the consent page at {url} offers no button or link that denies"
+                    ));
+                }
+            }
+        }
+    }
+    Err(format!(
+        "no redirect back to the client after {max} requests (raise [login] max_requests?)"
+    ))
+}
+
+fn login_fields(cfg: &LoginConfig, f: &form::Form) -> Result<Vec<(String, String)>, String> {
+    let user = cfg.username.clone().unwrap_or_else(|| "authconform".into());
+    let password = cfg.password.clone().unwrap_or_default();
+    let pw_field = cfg
+        .password_field
+        .clone()
+        .or_else(|| f.password.clone())
+        .unwrap_or_else(|| "password".into());
+    let user_field = cfg
+        .username_field
+        .clone()
+        .or_else(|| {
+            ["login", "username", "user", "email", "identifier", "name"]
+                .iter()
+                .find(|n| f.text_inputs.iter().any(|t| t == *n))
+                .map(|n| n.to_string())
+        })
+        .or_else(|| f.text_inputs.first().cloned())
+        .ok_or_else(|| "the login form has no field for the username".to_string())?;
+    let mut fields: Vec<(String, String)> = f
+        .fields
+        .iter()
+        .filter(|(n, _)| *n != pw_field && *n != user_field && !cfg.fields.contains_key(n))
+        .cloned()
+        .collect();
+    fields.push((user_field, user));
+    fields.push((pw_field, password));
+    fields.extend(cfg.fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+    Ok(fields)
+}
+
+type Next = (String, String, Option<String>);
+
+fn submit(
+    page_url: &str,
+    f: &form::Form,
+    mut fields: Vec<(String, String)>,
+    button: Option<&form::Button>,
+) -> Result<Next, String> {
+    if let Some((n, v)) = button.and_then(|b| b.pair.clone()) {
+        fields.push((n, v));
+    }
+    let action = if f.action.is_empty() {
+        page_url.to_string()
+    } else {
+        resolve(page_url, &f.action).ok_or_else(|| format!("bad form action {:?}", f.action))?
+    };
+    let encoded = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields.iter())
+        .finish();
+    if f.method == "GET" {
+        let sep = if action.contains('?') { '&' } else { '?' };
+        Ok(("GET".into(), format!("{action}{sep}{encoded}"), None))
+    } else {
+        Ok(("POST".into(), action, Some(encoded)))
+    }
+}
+
+/// A person logs in: the URL is printed, the authorization response arrives at the callback
+/// listener or is pasted on standard input.
+async fn manual(
+    ctx: &mut CaseCtx<'_>,
+    cfg: &LoginConfig,
+    d: &Drive<'_>,
+) -> Result<Journey, String> {
+    let wait = Duration::from_secs(cfg.manual_timeout_secs.unwrap_or(300));
+    let listener = ctx.env.callback.clone();
+    eprintln!(
+        "\nmanual login: open this URL in a browser, log in and approve (or deny, as asked: {:?}).\n  {}\n\
+         Then paste the URL the browser ends on here{}:",
+        d.consent,
+        crate::report::sanitize_terminal(&d.url),
+        if listener.is_some() {
+            " (or let it reach the callback listener)"
+        } else {
+            ""
+        }
+    );
+    let from_stdin = async {
+        tokio::task::spawn_blocking(|| {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .map(|_| line.trim().to_string())
+        })
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .filter(|l| !l.is_empty())
+    };
+    let from_listener = async {
+        match &listener {
+            Some(l) => l.next(wait).await,
+            None => std::future::pending().await,
+        }
+    };
+    let got = tokio::time::timeout(wait, async {
+        tokio::select! {
+            l = from_stdin => l,
+            l = from_listener => l,
+        }
+    })
+    .await
+    .ok()
+    .flatten();
+    match got {
+        Some(location) => Ok(Journey {
+            outcome: Outcome::Redirected {
+                raw: location.clone(),
+                location,
+            },
+            pages: Vec::new(),
+            // The person was asked to approve or deny; what they did shows in the response.
+            interactions: vec![match d.consent {
+                Consent::Approve => "consent",
+                Consent::Deny => "deny",
+            }],
+        }),
+        None => Err(format!(
+            "manual login: no authorization response within {} s",
+            wait.as_secs()
+        )),
+    }
+}
+
+/// Origins a browser driving this AS may follow redirects to.
+pub fn allowed_origins(ctx: &CaseCtx<'_>, endpoints: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = endpoints.iter().filter_map(|e| origin_of(e)).collect();
+    for h in &ctx.env.profile.login.hosts {
+        if let Some(o) = origin_of(h) {
+            v.push(o);
+        }
+    }
+    v
+}

@@ -1,0 +1,681 @@
+//! The reference authorization endpoint (O21 4.1.1, 4.1.2) with its login and consent pages.
+//!
+//! Order of validation matters and is the point of several cases: the client and its redirect
+//! URI are checked first, and until both are trusted every error is a page, never a redirect
+//! (O21 4.1.2.1). Only then do errors go back to the client as `error=` redirects.
+//!
+//! Redirect URIs are compared as strings (RFC 3986 §6.2.1 simple comparison); the one exception
+//! is the port of a loopback IP literal (RFC 8252 §7.3). Each `redir-*` fault swaps in the
+//! broken matcher a real server has been seen to use.
+
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Method};
+use axum::response::Response;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::Value;
+
+use super::Ref;
+use super::grants::{Pending, random_id};
+
+/// Parameters in order, duplicates kept.
+pub fn pairs(raw: &str) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(raw.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn page(status: u16, title: &str, body_html: &str, s: &Ref) -> Response {
+    let mut b = Response::builder()
+        .status(status)
+        .header("content-type", "text/html; charset=utf-8")
+        .header("cache-control", "no-store");
+    if !s.fault("code-consent-clickjacking") {
+        b = b
+            .header("x-frame-options", "DENY")
+            .header("content-security-policy", "frame-ancestors 'none'");
+    }
+    if !s.fault("code-referrer-policy") {
+        b = b.header("referrer-policy", "no-referrer");
+    }
+    // Only fixed text and identifiers this server generated reach the page: nothing a client
+    // sent is echoed, so there is nothing to escape.
+    let html = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{title}</title></head><body><h1>{title}</h1>{body_html}</body></html>"
+    );
+    b.body(Body::from(html)).unwrap_or_default()
+}
+
+fn error_page(s: &Ref, why: &str) -> Response {
+    page(400, "Authorization error", &format!("<p>{why}</p>"), s)
+}
+
+fn redirect(location: &str) -> Response {
+    Response::builder()
+        .status(302)
+        .header("location", location)
+        .header("cache-control", "no-store")
+        .body(Body::empty())
+        .unwrap_or_default()
+}
+
+/// The authorization response: the registered URI (its query kept), `&`-joined parameters.
+fn respond(s: &Ref, p: &Pending, mut params: Vec<(&str, String)>) -> Response {
+    if let Some(st) = &p.state
+        && !(params.iter().any(|(k, _)| *k == "error") && s.fault("code-state-on-error"))
+    {
+        let st = if s.fault("code-state-echo") {
+            st.chars().take(64).collect()
+        } else {
+            st.clone()
+        };
+        params.push(("state", st));
+    }
+    let iss = if s.fault("code-iss-param") {
+        format!("{}/", s.issuer)
+    } else {
+        s.issuer.clone()
+    };
+    params.push(("iss", iss));
+    let base = if s.fault("redir-registered-query-positive") {
+        p.redirect_uri.split('?').next().unwrap_or("").to_string()
+    } else {
+        p.redirect_uri.clone()
+    };
+    let q = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())))
+        .finish();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    // A fragment on the redirect stops a browser from carrying an earlier fragment over
+    // (RFC 9700 §4.1.3).
+    let frag = if s.fault("code-redirect-fragment-fix") {
+        ""
+    } else {
+        "#_=_"
+    };
+    redirect(&format!("{base}{sep}{q}{frag}"))
+}
+
+fn error_redirect(s: &Ref, p: &Pending, error: &str, description: &str) -> Response {
+    let mut params = vec![
+        ("error", error.to_string()),
+        ("error_description", description.to_string()),
+    ];
+    if s.fault("code-error-response-format") {
+        params.push(("code", random_id(16)));
+        params[1].1 = format!("{description}\r\nat Authorize.validate (authorize.rs:120)");
+    }
+    respond(s, p, params)
+}
+
+fn is_loopback_literal(host: &str) -> bool {
+    host == "127.0.0.1" || host == "[::1]"
+}
+
+/// Splits `http://host:port/rest` into (scheme, host, port, rest) without a URL type.
+fn split(u: &str) -> Option<(&str, &str, &str, &str)> {
+    let (scheme, rest) = u.split_once("://")?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (auth, tail) = rest.split_at(end);
+    let (host, port) = if auth.starts_with('[') {
+        match auth.find(']') {
+            Some(i) => (&auth[..=i], auth[i + 1..].strip_prefix(':').unwrap_or("")),
+            None => (auth, ""),
+        }
+    } else {
+        match auth.rsplit_once(':') {
+            Some((h, p)) => (h, p),
+            None => (auth, ""),
+        }
+    };
+    Some((scheme, host, port, tail))
+}
+
+fn strip_port(u: &str) -> String {
+    match split(u) {
+        Some((sc, h, _, t)) => format!("{sc}://{h}{t}"),
+        None => u.to_string(),
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+/// Does the requested redirect URI match this registered one?
+fn matches(s: &Ref, registered: &str, given: &str) -> bool {
+    let f = |id: &str| s.fault(id);
+    let mut reg = registered.to_string();
+    let mut giv = given.to_string();
+    if f("redir-exact-positive") {
+        reg.push('/');
+    }
+    if f("redir-trailing-slash") {
+        giv = giv.trim_end_matches('/').to_string();
+    }
+    if f("redir-fragment") {
+        giv = giv.split('#').next().unwrap_or("").to_string();
+    }
+    if f("redir-added-query") && !reg.contains('?') {
+        giv = giv.split('?').next().unwrap_or("").to_string();
+    }
+    if f("redir-registered-query-mismatch") && reg.contains('?') {
+        giv = giv.split('?').next().unwrap_or("").to_string();
+        reg = reg.split('?').next().unwrap_or("").to_string();
+    }
+    if f("redir-percent-encoding") {
+        giv = percent_decode(&giv);
+    }
+    if f("redir-userinfo")
+        && let Some((sc, rest)) = giv.split_once("://")
+        && let Some((_, after)) = rest.split_once('@')
+    {
+        giv = format!("{sc}://{after}");
+    }
+    if f("redir-default-port.443") {
+        giv = giv.replacen(":443/", "/", 1);
+    }
+    if f("redir-default-port.other") && !giv.contains("127.0.0.1") {
+        giv = strip_port(&giv);
+    }
+    if f("redir-http-vs-https") {
+        giv = giv.replacen("http://", "https://", 1);
+    }
+    if f("redir-scheme-case") || f("redir-host-case") {
+        if let (Some((gs, gh, gp, gt)), true) = (split(&giv), true) {
+            let gs = if f("redir-scheme-case") {
+                gs.to_ascii_lowercase()
+            } else {
+                gs.to_string()
+            };
+            let gh = if f("redir-host-case") {
+                gh.to_ascii_lowercase()
+            } else {
+                gh.to_string()
+            };
+            let port = if gp.is_empty() {
+                String::new()
+            } else {
+                format!(":{gp}")
+            };
+            giv = format!("{gs}://{gh}{port}{gt}");
+        }
+    }
+    if f("redir-path-case") {
+        return reg.eq_ignore_ascii_case(&giv);
+    }
+    if f("redir-extra-path") && giv.starts_with(&reg) {
+        return true;
+    }
+    if f("redir-host-variants")
+        && let (Some((rs, rh, rp, rt)), Some((gs, gh, gp, gt))) = (split(&reg), split(&giv))
+    {
+        let gh = gh.trim_end_matches('.');
+        if rs == gs
+            && rp == gp
+            && rt == gt
+            && (gh == rh || gh.ends_with(&format!(".{rh}")) || gh.starts_with(&format!("{rh}.")))
+        {
+            return true;
+        }
+    }
+    if f("redir-wildcard") && reg.contains('*') {
+        let (pre, post) = reg.split_once('*').unwrap_or((&reg, ""));
+        return giv.starts_with(pre) && giv.ends_with(post) && giv.len() >= pre.len() + post.len();
+    }
+    // RFC 8252 §7.3: for a loopback IP literal, only the port may differ.
+    if let (Some((rs, rh, _, rt)), Some((gs, gh, _, gt))) = (split(&reg), split(&giv))
+        && rs == "http"
+        && is_loopback_literal(rh)
+    {
+        let scheme_ok = gs == "http" || f("redir-loopback-https") && gs == "https";
+        let host_ok = gh == rh
+            || f("redir-loopback-ipv6.cross") && is_loopback_literal(gh)
+            || f("redir-localhost-vs-127") && gh == "localhost"
+            || f("redir-loopback-lookalikes")
+                && (gh.starts_with("127.")
+                    || gh.starts_with("localhost")
+                    || gh == "0.0.0.0"
+                    || gh.contains("127.0.0.1")
+                    || gh.chars().all(|c| c.is_ascii_digit()));
+        let path_ok = gt == rt || f("redir-loopback-path");
+        let exact_port =
+            f("redir-loopback-port-any") || f("redir-loopback-ipv6.accept") && rh == "[::1]";
+        let port_ok = !exact_port || split(&reg).map(|x| x.2) == split(&giv).map(|x| x.2);
+        return scheme_ok && host_ok && path_ok && port_ok;
+    }
+    if f("redir-localhost-vs-127")
+        && let (Some((_, rh, rp, rt)), Some((_, gh, gp, gt))) = (split(&reg), split(&giv))
+        && rh == "localhost"
+        && gh == "127.0.0.1"
+    {
+        return rp == gp && rt == gt;
+    }
+    reg == giv
+}
+
+fn client_uris(c: &Value) -> Vec<String> {
+    c.get("redirect_uris")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn session_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all("cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix("ref_sid=").map(str::to_string))
+}
+
+fn valid_challenge(c: &str) -> bool {
+    // S256: BASE64URL(SHA256) without padding is always 43 characters (RFC 7636 §4.2).
+    c.len() == 43
+        && c.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// GET (and POST) `/as/authorize`.
+pub fn authorize(
+    s: &Ref,
+    method: &Method,
+    query: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
+    if *method == Method::GET && s.fault("code-get-support") {
+        return error_page(s, "use POST");
+    }
+    let raw = if *method == Method::POST {
+        String::from_utf8_lossy(body).into_owned()
+    } else {
+        query.to_string()
+    };
+    let all = pairs(&raw);
+    let count = |k: &str| all.iter().filter(|(n, _)| n == k).count();
+    // O21 3.1: parameters sent without a value are treated as omitted.
+    let get = |k: &str| -> Option<String> {
+        let v: Vec<&String> = all.iter().filter(|(n, _)| n == k).map(|(_, v)| v).collect();
+        let pick = if k == "code_challenge" && s.fault("pkce-duplicate-param") {
+            v.last()
+        } else {
+            v.first()
+        };
+        pick.map(|x| x.to_string())
+            .filter(|x| !x.is_empty() || (k == "scope" && s.fault("code-empty-param")))
+    };
+    // 1. The client.
+    let Some(client_id) = get("client_id") else {
+        return error_page(s, "client_id is missing");
+    };
+    let client = s.client(&client_id);
+    let Some(client) = client else {
+        if s.fault("redir-invalid-client-no-redirect")
+            && let Some(r) = get("redirect_uri")
+        {
+            return redirect(&format!("{r}?error=invalid_client"));
+        }
+        return error_page(s, "unknown client");
+    };
+    let registered = client_uris(&client);
+    let public = client
+        .get("token_endpoint_auth_method")
+        .and_then(Value::as_str)
+        == Some("none");
+
+    // Under this fault, request errors are found (and redirected) before the redirect URI
+    // has been validated: the bug O21 4.1.2.1 warns about.
+    if s.fault("redir-error-after-validation-only.invalid-uri")
+        && get("response_type").as_deref() != Some("code")
+        && let Some(r) = get("redirect_uri")
+    {
+        return redirect(&format!("{r}?error=unsupported_response_type"));
+    }
+
+    // 2. The redirect URI.
+    if count("redirect_uri") > 1 && !s.fault("redir-duplicate-param") {
+        return error_page(s, "redirect_uri given more than once");
+    }
+    let redirect_sent = get("redirect_uri").is_some();
+    let redirect_uri = match get("redirect_uri") {
+        Some(r) => {
+            if registered.iter().any(|reg| matches(s, reg, &r)) {
+                // The faulty server validated the first value and redirects to the last.
+                if s.fault("redir-duplicate-param") {
+                    all.iter()
+                        .rfind(|(n, _)| n == "redirect_uri")
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or(r)
+                } else {
+                    r
+                }
+            } else {
+                if s.fault("redir-localhost-port") && r.starts_with("http://localhost:") {
+                    return redirect(&format!("{r}?error=invalid_request"));
+                }
+                return error_page(s, "the redirect URI is not registered for this client");
+            }
+        }
+        None if registered.len() == 1 || s.fault("redir-missing-multi") => {
+            registered.first().cloned().unwrap_or_default()
+        }
+        None => return error_page(s, "redirect_uri is required: the client has several"),
+    };
+
+    let mut p = Pending {
+        client_id: client_id.clone(),
+        public,
+        redirect_uri,
+        redirect_sent,
+        state: get("state"),
+        challenge: None,
+        method: "S256".into(),
+        resource: get("resource"),
+        scope: get("scope"),
+        created: Instant::now(),
+    };
+    if s.fault("code-state-optional") && p.state.is_none() {
+        return error_redirect(s, &p, "invalid_request", "state is required");
+    }
+
+    // 3. From here on the redirect URI is trusted: errors go back to the client.
+    if s.fault("code-unknown-param-ignored") {
+        const KNOWN: &[&str] = &[
+            "response_type",
+            "client_id",
+            "redirect_uri",
+            "scope",
+            "state",
+            "code_challenge",
+            "code_challenge_method",
+            "resource",
+            "prompt",
+            "nonce",
+        ];
+        if all.iter().any(|(k, _)| !KNOWN.contains(&k.as_str())) {
+            return error_redirect(s, &p, "invalid_request", "unknown parameter");
+        }
+    }
+    if all.iter().any(|(k, _)| count(k) > 1)
+        && !(s.fault("pkce-duplicate-param") && count("code_challenge") > 1)
+    {
+        return error_redirect(
+            s,
+            &p,
+            "invalid_request",
+            "a parameter was sent more than once",
+        );
+    }
+    match get("response_type").as_deref() {
+        Some("code") => {}
+        Some("token") if s.fault("code-response-type") => {
+            let at = random_id(32);
+            let loc = format!("{}#access_token={at}&token_type=Bearer", p.redirect_uri);
+            return redirect(&loc);
+        }
+        None => return error_redirect(s, &p, "invalid_request", "response_type is required"),
+        Some(_) => {
+            if s.fault("redir-error-after-validation-only.valid-uri") {
+                return error_page(s, "unsupported response_type");
+            }
+            return error_redirect(s, &p, "unsupported_response_type", "only code is supported");
+        }
+    }
+    if let Some(sc) = &p.scope {
+        let ok = sc.is_empty() && s.fault("code-empty-param")
+            || sc
+                .split(' ')
+                .all(|t| ["mcp:tools", "mcp:admin"].contains(&t));
+        if !ok || sc.is_empty() {
+            return error_redirect(s, &p, "invalid_scope", "unknown scope");
+        }
+    }
+    // 4. PKCE (O21 4.1.1): required for every client, S256 only.
+    let method = get("code_challenge_method");
+    match get("code_challenge") {
+        None => {
+            let exempt = if public {
+                s.fault("pkce-required-public")
+            } else {
+                s.fault("pkce-required-confidential")
+                    || s.fault("pkce-no-challenge-token-reject")
+                    || s.fault("pkce-downgrade")
+            };
+            if !exempt {
+                return error_redirect(s, &p, "invalid_request", "code_challenge is required");
+            }
+        }
+        Some(c) => {
+            let m = match method.as_deref() {
+                Some("S256") => "S256",
+                None if s.fault("pkce-method-default-plain") => "S256",
+                Some("plain") if s.fault("pkce-plain-rejected") => "plain",
+                Some(_) if s.fault("pkce-unknown-method") => "S256",
+                _ => {
+                    return error_redirect(
+                        s,
+                        &p,
+                        "invalid_request",
+                        "code_challenge_method must be S256",
+                    );
+                }
+            };
+            if m == "S256" && !valid_challenge(&c) && !s.fault("pkce-challenge-syntax") {
+                return error_redirect(s, &p, "invalid_request", "malformed code_challenge");
+            }
+            p.challenge = Some(c);
+            p.method = m.into();
+        }
+    }
+    let prompt_none = get("prompt").as_deref() == Some("none");
+
+    // 5. Login, then consent.
+    let sid = session_id(headers);
+    let (logged_in, consented) = {
+        let st = s.store.lock().unwrap_or_else(|e| e.into_inner());
+        match sid.as_ref().and_then(|id| st.sessions.get(id)) {
+            Some(sess) => (sess.user.is_some(), sess.consented.contains(&client_id)),
+            None => (false, false),
+        }
+    };
+    if !logged_in && prompt_none && s.fault("code-open-redirector") {
+        return error_redirect(s, &p, "login_required", "no session");
+    }
+    let skip_consent = consented || (logged_in && public && s.fault("code-public-client-consent"));
+    let txn = s
+        .store
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .add_pending(p.clone());
+    if !logged_in {
+        return login_page(s, &txn, false);
+    }
+    if skip_consent {
+        return issue(s, &txn);
+    }
+    consent_page(s, &txn)
+}
+
+fn login_page(s: &Ref, txn: &str, failed: bool) -> Response {
+    let msg = if failed {
+        "<p role=\"alert\">Wrong username or password.</p>"
+    } else {
+        ""
+    };
+    page(
+        200,
+        "Sign in",
+        &format!(
+            "{msg}<form method=\"post\" action=\"/as/login\"><input type=\"hidden\" name=\"txn\" value=\"{txn}\">\
+             <label>User <input type=\"text\" name=\"username\"></label>\
+             <label>Password <input type=\"password\" name=\"password\"></label>\
+             <button type=\"submit\">Sign in</button></form>"
+        ),
+        s,
+    )
+}
+
+fn consent_page(s: &Ref, txn: &str) -> Response {
+    page(
+        200,
+        "Allow access?",
+        &format!(
+            "<p>A client asks for access to the reference MCP server.</p>\
+             <form method=\"post\" action=\"/as/consent\"><input type=\"hidden\" name=\"txn\" value=\"{txn}\">\
+             <button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button>\
+             <button type=\"submit\" name=\"decision\" value=\"approve\">Allow</button></form>"
+        ),
+        s,
+    )
+}
+
+/// POST `/as/login`.
+pub fn login(s: &Ref, headers: &HeaderMap, body: &[u8]) -> Response {
+    let f = pairs(&String::from_utf8_lossy(body));
+    let get = |k: &str| f.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let Some(txn) = get("txn") else {
+        return error_page(s, "missing transaction");
+    };
+    if !s
+        .store
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .pending
+        .contains_key(&txn)
+    {
+        return error_page(s, "unknown or expired transaction");
+    }
+    if get("username").as_deref() != Some(&s.username)
+        || get("password").as_deref() != Some(&s.password)
+    {
+        return login_page(s, &txn, true);
+    }
+    let sid = {
+        let mut st = s.store.lock().unwrap_or_else(|e| e.into_inner());
+        let sid = session_id(headers)
+            .filter(|id| st.sessions.contains_key(id))
+            .unwrap_or_else(|| st.new_session());
+        if let Some(sess) = st.sessions.get_mut(&sid) {
+            sess.user = Some(s.username.clone());
+        }
+        sid
+    };
+    Response::builder()
+        .status(303)
+        .header("location", format!("/as/consent?txn={txn}"))
+        .header(
+            "set-cookie",
+            format!("ref_sid={sid}; Path=/as; Secure; HttpOnly; SameSite=Lax"),
+        )
+        .body(Body::empty())
+        .unwrap_or_default()
+}
+
+/// GET (show) and POST (decide) `/as/consent`.
+pub fn consent(
+    s: &Ref,
+    method: &Method,
+    query: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
+    let raw = if *method == Method::POST {
+        String::from_utf8_lossy(body).into_owned()
+    } else {
+        query.to_string()
+    };
+    let f = pairs(&raw);
+    let get = |k: &str| f.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let Some(txn) = get("txn") else {
+        return error_page(s, "missing transaction");
+    };
+    let sid = session_id(headers);
+    let (p, logged_in, consented) = {
+        let st = s.store.lock().unwrap_or_else(|e| e.into_inner());
+        let sess = sid.as_ref().and_then(|id| st.sessions.get(id));
+        let p = st.pending.get(&txn).cloned();
+        let consented = match (&p, sess) {
+            (Some(p), Some(se)) => se.consented.contains(&p.client_id),
+            _ => false,
+        };
+        (p, sess.is_some_and(|x| x.user.is_some()), consented)
+    };
+    let Some(p) = p.filter(|p| p.created.elapsed().as_secs() < 600) else {
+        return error_page(s, "unknown or expired transaction");
+    };
+    if !logged_in {
+        return login_page(s, &txn, false);
+    }
+    if *method != Method::POST {
+        if consented || (p.public && s.fault("code-public-client-consent")) {
+            return issue(s, &txn);
+        }
+        return consent_page(s, &txn);
+    }
+    match get("decision").as_deref() {
+        Some("approve") => {
+            if let Some(id) = &sid
+                && let Some(sess) = s
+                    .store
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .sessions
+                    .get_mut(id)
+            {
+                sess.consented.insert(p.client_id.clone());
+            }
+            issue(s, &txn)
+        }
+        _ => {
+            s.store
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pending
+                .remove(&txn);
+            if s.fault("code-access-denied") {
+                return error_page(s, "access denied");
+            }
+            error_redirect(s, &p, "access_denied", "the user denied the request")
+        }
+    }
+}
+
+/// Issues the code for a consented transaction and redirects back to the client.
+fn issue(s: &Ref, txn: &str) -> Response {
+    let mut st = s.store.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(p) = st.pending.remove(txn) else {
+        drop(st);
+        return error_page(s, "unknown or expired transaction");
+    };
+    let code = if s.fault("code-entropy") {
+        st.seq += 1;
+        format!("code{:06}", st.seq)
+    } else if s.fault("pkce-challenge-not-leaked") {
+        // An unencrypted JWT-shaped code that carries the challenge.
+        let claims = serde_json::json!({ "cid": p.client_id, "code_challenge": p.challenge, "n": random_id(8) });
+        format!(
+            "eyJhbGciOiJub25lIn0.{}.",
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        )
+    } else {
+        random_id(32)
+    };
+    st.add_code(code.clone(), p.clone());
+    drop(st);
+    let mut params = vec![("code", code)];
+    if s.fault("code-response-param-unique") {
+        params.push(("code", random_id(8)));
+    }
+    respond(s, &p, params)
+}

@@ -1,0 +1,128 @@
+//! The reference AS's state: browser sessions, authorization transactions waiting for login
+//! and consent, codes, access and refresh tokens. In memory, bounded.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+/// How long the reference's codes live (O21 4.1.2 recommends at most 10 minutes). Short, so
+/// the code-lifetime case can observe expiry within a test run; the built-in profile says so.
+pub const CODE_TTL: Duration = Duration::from_secs(10);
+pub const ACCESS_TTL_SECS: u64 = 3600;
+/// Entries kept per map at most; a fuzz campaign must not grow the reference without limit.
+const CAP: usize = 10_000;
+
+#[derive(Default)]
+pub struct Session {
+    pub user: Option<String>,
+    pub consented: HashSet<String>,
+}
+
+/// An authorization request that passed validation and waits for login and consent.
+#[derive(Clone)]
+pub struct Pending {
+    pub client_id: String,
+    pub public: bool,
+    /// The redirect URI the response goes to (registered, validated).
+    pub redirect_uri: String,
+    /// Whether the request carried `redirect_uri` (then the token request must repeat it).
+    pub redirect_sent: bool,
+    pub state: Option<String>,
+    pub challenge: Option<String>,
+    pub method: String,
+    pub resource: Option<String>,
+    pub scope: Option<String>,
+    pub created: Instant,
+}
+
+#[derive(Clone)]
+pub struct CodeGrant {
+    pub p: Pending,
+    pub issued: Instant,
+    pub used: bool,
+    /// Tokens issued from this code (revoked when the code is replayed, O21 4.1.3).
+    pub tokens: Vec<String>,
+}
+
+#[derive(Clone)]
+pub struct TokenGrant {
+    pub client_id: String,
+    pub resource: Option<String>,
+    pub scope: Option<String>,
+    pub expires: Instant,
+    pub active: bool,
+}
+
+#[derive(Default)]
+pub struct Store {
+    pub sessions: HashMap<String, Session>,
+    pub pending: HashMap<String, Pending>,
+    pub codes: HashMap<String, CodeGrant>,
+    pub access: HashMap<String, TokenGrant>,
+    pub refresh: HashMap<String, TokenGrant>,
+    /// Counter for the code-entropy fault's guessable codes.
+    pub seq: u64,
+}
+
+pub fn random_id(bytes: usize) -> String {
+    let v: Vec<u8> = (0..bytes).map(|_| rand::random::<u8>()).collect();
+    URL_SAFE_NO_PAD.encode(v)
+}
+
+fn bound<V>(m: &mut HashMap<String, V>) {
+    if m.len() >= CAP {
+        m.clear();
+    }
+}
+
+impl Store {
+    pub fn new_session(&mut self) -> String {
+        bound(&mut self.sessions);
+        let id = random_id(24);
+        self.sessions.insert(id.clone(), Session::default());
+        id
+    }
+    pub fn add_pending(&mut self, p: Pending) -> String {
+        bound(&mut self.pending);
+        let id = random_id(16);
+        self.pending.insert(id.clone(), p);
+        id
+    }
+    pub fn add_code(&mut self, code: String, p: Pending) {
+        bound(&mut self.codes);
+        self.codes.insert(
+            code,
+            CodeGrant {
+                p,
+                issued: Instant::now(),
+                used: false,
+                tokens: Vec::new(),
+            },
+        );
+    }
+    /// Issues an access token and a refresh token.
+    pub fn issue(&mut self, g: TokenGrant, token: String) -> (String, String) {
+        bound(&mut self.access);
+        bound(&mut self.refresh);
+        let rt = random_id(32);
+        self.refresh.insert(
+            rt.clone(),
+            TokenGrant {
+                expires: Instant::now() + Duration::from_secs(86_400),
+                ..g.clone()
+            },
+        );
+        self.access.insert(token.clone(), g);
+        (token, rt)
+    }
+    pub fn revoke(&mut self, t: &str) {
+        if let Some(g) = self.access.get_mut(t) {
+            g.active = false;
+        }
+        if let Some(g) = self.refresh.get_mut(t) {
+            g.active = false;
+        }
+    }
+}

@@ -1,0 +1,470 @@
+//! The reference token endpoint (O21 3.2): client authentication (3.2.1), the
+//! authorization_code grant with PKCE (4.1.3) and the refresh_token grant with rotation (4.3).
+
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderMap, Method};
+use axum::response::Response;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::authorize::pairs;
+use super::grants::{ACCESS_TTL_SECS, CODE_TTL, TokenGrant, random_id};
+use super::{Ref, json};
+
+fn err(status: u16, code: &str, desc: &str) -> Response {
+    json(status, json!({ "error": code, "error_description": desc }))
+}
+
+fn token_error(s: &Ref, status: u16, code: &str, desc: &str) -> Response {
+    if s.fault("tok-error-format") {
+        return Response::builder()
+            .status(status)
+            .header("content-type", "text/html")
+            .body(axum::body::Body::from(format!(
+                "<h1>Error</h1><p>{code}</p>"
+            )))
+            .unwrap_or_default();
+    }
+    err(status, code, desc)
+}
+
+fn invalid_client(s: &Ref, basic_used: bool) -> Response {
+    if s.fault("tok-invalid-client-basic") {
+        return token_error(s, 400, "invalid_client", "client authentication failed");
+    }
+    let mut r = token_error(s, 401, "invalid_client", "client authentication failed");
+    if basic_used && let Ok(v) = "Basic realm=\"reference\"".parse() {
+        r.headers_mut().insert("www-authenticate", v);
+    }
+    r
+}
+
+/// `code_verifier = 43*128unreserved` (O21 4.1.1).
+fn verifier_syntax(v: &str) -> bool {
+    (43..=128).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+}
+
+fn b64url_sha256(v: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(v.as_bytes()))
+}
+
+fn pct_decode(v: &str) -> String {
+    url::form_urlencoded::parse(format!("x={v}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+pub fn token(s: &Ref, method: &Method, query: &str, headers: &HeaderMap, body: &[u8]) -> Response {
+    let get_ok = *method == Method::GET && s.fault("tok-post-only");
+    if *method != Method::POST && !get_ok {
+        return token_error(s, 405, "invalid_request", "use POST");
+    }
+    let ct = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if std::str::from_utf8(body).is_err() {
+        if s.fault("tok-fuzz") {
+            return err(500, "server_error", "utf-8 decode failed");
+        }
+        return token_error(s, 400, "invalid_request", "the body is not UTF-8");
+    }
+    let body_text = String::from_utf8_lossy(body).into_owned();
+    let all: Vec<(String, String)> = if get_ok {
+        pairs(query)
+    } else if ct == "application/json" && s.fault("tok-form-encoded") {
+        match serde_json::from_str::<Value>(&body_text) {
+            Ok(Value::Object(m)) => m
+                .into_iter()
+                .map(|(k, v)| (k, v.as_str().unwrap_or("").to_string()))
+                .collect(),
+            _ => Vec::new(),
+        }
+    } else if ct != "application/x-www-form-urlencoded" {
+        return token_error(
+            s,
+            400,
+            "invalid_request",
+            "use application/x-www-form-urlencoded",
+        );
+    } else {
+        pairs(&body_text)
+    };
+    if all.len() > 1000 {
+        return token_error(s, 400, "invalid_request", "too many parameters");
+    }
+    let mut query_creds = Vec::new();
+    if !get_ok {
+        query_creds = pairs(query);
+    }
+    let count = |k: &str| all.iter().filter(|(n, _)| n == k).count();
+    if all.iter().any(|(k, _)| count(k) > 1) && !s.fault("tok-duplicate-param") {
+        return token_error(
+            s,
+            400,
+            "invalid_request",
+            "a parameter was sent more than once",
+        );
+    }
+    // O21 3.2: an empty parameter is treated as omitted.
+    let get = |k: &str| -> Option<String> {
+        all.iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .filter(|v| !v.is_empty())
+    };
+    if s.fault("tok-unknown-param") && all.iter().any(|(k, _)| k == "foo") {
+        return token_error(s, 400, "invalid_request", "unknown parameter foo");
+    }
+
+    // Client authentication.
+    let basic = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, rest) = v.split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("basic")
+                .then(|| rest.trim().to_string())
+        })
+        .and_then(|b| STANDARD.decode(b).ok())
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|t| {
+            t.split_once(':')
+                .map(|(i, p)| (pct_decode(i), pct_decode(p)))
+        });
+    let body_secret = get("client_secret");
+    let (mut q_id, mut q_secret) = (None, None);
+    for (k, v) in &query_creds {
+        match k.as_str() {
+            "client_id" => q_id = Some(v.clone()),
+            "client_secret" => q_secret = Some(v.clone()),
+            _ => {}
+        }
+    }
+    if q_secret.is_some() && !s.fault("tok-client-creds-in-query") {
+        return token_error(
+            s,
+            400,
+            "invalid_request",
+            "credentials in the URL are not accepted",
+        );
+    }
+    if basic.is_some() && body_secret.is_some() && !s.fault("tok-multi-auth-methods") {
+        return token_error(
+            s,
+            400,
+            "invalid_request",
+            "more than one client authentication method",
+        );
+    }
+    let grant_type = get("grant_type");
+    let (client_id, presented, via) = match (&basic, &body_secret, &q_secret) {
+        (Some((id, sec)), _, _) => (Some(id.clone()), Some(sec.clone()), "client_secret_basic"),
+        (None, Some(sec), _) => (get("client_id"), Some(sec.clone()), "client_secret_post"),
+        // Only reachable under tok-client-creds-in-query: the faulty server takes them as if
+        // they had come the registered way.
+        (None, None, Some(sec)) => (q_id.clone(), Some(sec.clone()), "query"),
+        _ => (get("client_id"), None, "none"),
+    };
+    // Under code-client-missing, a public client's id is taken from the code itself.
+    let client_id = match client_id {
+        Some(c) => c,
+        None if s.fault("code-client-missing") => get("code")
+            .and_then(|c| {
+                s.store
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .codes
+                    .get(&c)
+                    .map(|g| g.p.client_id.clone())
+            })
+            .unwrap_or_default(),
+        None => return token_error(s, 400, "invalid_request", "client_id is required"),
+    };
+    let Some(client) = s.client(&client_id) else {
+        if s.fault("tok-invalid-client-unknown") {
+            return token_error(s, 400, "invalid_grant", "unknown code");
+        }
+        return invalid_client(s, basic.is_some());
+    };
+    let registered_method = client
+        .get("token_endpoint_auth_method")
+        .and_then(Value::as_str)
+        .unwrap_or("client_secret_basic")
+        .to_string();
+    let public = registered_method == "none";
+    if !public {
+        let secret = client.get("client_secret").and_then(Value::as_str);
+        match &presented {
+            None if s.fault("tok-confidential-needs-auth") => {}
+            None => return invalid_client(s, false),
+            Some(p) if Some(p.as_str()) != secret => return invalid_client(s, basic.is_some()),
+            Some(_) => {
+                if via != registered_method
+                    && via != "query"
+                    && !s.fault("tok-auth-method-mismatch")
+                {
+                    return invalid_client(s, basic.is_some());
+                }
+            }
+        }
+    }
+
+    match grant_type.as_deref() {
+        None => token_error(s, 400, "invalid_request", "grant_type is required"),
+        Some("authorization_code") => authorization_code(s, &client_id, public, &get),
+        Some("refresh_token") => refresh(s, &client_id, &get),
+        Some("client_credentials") if public => {
+            if s.fault("tok-unauthorized-client") {
+                return issue(
+                    s,
+                    TokenGrant {
+                        client_id,
+                        resource: None,
+                        scope: None,
+                        expires: Instant::now() + Duration::from_secs(ACCESS_TTL_SECS),
+                        active: true,
+                    },
+                    false,
+                );
+            }
+            token_error(
+                s,
+                400,
+                "unauthorized_client",
+                "public clients cannot use client_credentials",
+            )
+        }
+        Some("password") if s.fault("tok-unsupported-grant") => issue(
+            s,
+            TokenGrant {
+                client_id,
+                resource: None,
+                scope: None,
+                expires: Instant::now() + Duration::from_secs(ACCESS_TTL_SECS),
+                active: true,
+            },
+            true,
+        ),
+        Some(_) => token_error(s, 400, "unsupported_grant_type", "unsupported grant_type"),
+    }
+}
+
+fn authorization_code(
+    s: &Ref,
+    client_id: &str,
+    _public: bool,
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Response {
+    let Some(code) = get("code") else {
+        if s.fault("tok-missing-param") {
+            return err(500, "server_error", "missing code");
+        }
+        return token_error(s, 400, "invalid_request", "code is required");
+    };
+    let verifier = get("code_verifier");
+    let raw_verifier_empty = verifier.is_none() && s.fault("tok-empty-as-omitted");
+    let mut st = s.store.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(g) = st.codes.get(&code).cloned() else {
+        return token_error(s, 400, "invalid_grant", "unknown code");
+    };
+    let bound_ok = g.p.client_id == client_id || s.fault("code-client-binding");
+    // PKCE (O21 4.1.3): the verifier must be present if and only if a challenge was sent.
+    let pkce_ok = match (&g.p.challenge, &verifier) {
+        (Some(c), Some(v)) => {
+            (verifier_syntax(v) || s.fault("pkce-verifier-syntax"))
+                && (s.fault("pkce-verifier-mismatch")
+                    || (g.p.method == "plain" && v == c)
+                    || (g.p.method == "S256"
+                        && !s.fault("pkce-positive")
+                        && b64url_sha256(v) == *c)
+                    || (s.fault("pkce-positive") && v == c)
+                    || (s.fault("pkce-s256-challenge-as-verifier") && v == c))
+        }
+        (Some(_), None) => s.fault("pkce-verifier-missing") || raw_verifier_empty,
+        (None, Some(_)) => {
+            if !s.fault("pkce-downgrade") {
+                drop(st);
+                return token_error(
+                    s,
+                    400,
+                    "invalid_request",
+                    "code_verifier sent for a code issued without code_challenge",
+                );
+            }
+            true
+        }
+        (None, None) => {
+            s.fault("pkce-no-challenge-token-reject")
+                || s.fault("pkce-required-confidential")
+                || s.fault("pkce-required-public")
+        }
+    };
+    if g.used && !s.fault("code-single-use") && !s.fault("code-concurrent-redeem") {
+        // O21 4.1.3 / 7.5.3: a replayed code revokes what it issued, but only when the replay
+        // is otherwise valid; a bad replay must not let anyone revoke a user's tokens.
+        if (bound_ok && pkce_ok && !s.fault("code-replay-revokes"))
+            || s.fault("code-replay-invalid-no-revoke")
+        {
+            for t in &g.tokens {
+                st.revoke(t);
+            }
+        }
+        return token_error(s, 400, "invalid_grant", "code already used");
+    }
+    if g.issued.elapsed() > CODE_TTL && !s.fault("code-lifetime") {
+        return token_error(s, 400, "invalid_grant", "code expired");
+    }
+    if !bound_ok {
+        return token_error(s, 400, "invalid_grant", "code was issued to another client");
+    }
+    if g.p.redirect_sent
+        && get("redirect_uri").as_deref() != Some(g.p.redirect_uri.as_str())
+        && !s.fault("redir-token-endpoint-consistency")
+        && !s.fault("code-redirect-binding")
+    {
+        return token_error(
+            s,
+            400,
+            "invalid_grant",
+            "redirect_uri differs from the authorization request",
+        );
+    }
+    if !pkce_ok {
+        return token_error(s, 400, "invalid_grant", "PKCE verification failed");
+    }
+    let resource = match (get("resource"), &g.p.resource) {
+        (Some(r), Some(a)) if r != *a && !s.fault("code-resource-binding") => {
+            return token_error(
+                s,
+                400,
+                "invalid_target",
+                "resource differs from the authorized one",
+            );
+        }
+        (Some(r), _) => Some(r),
+        (None, a) => a.clone(),
+    };
+    if !s.fault("code-concurrent-redeem")
+        && let Some(c) = st.codes.get_mut(&code)
+    {
+        c.used = true;
+    }
+    let grant = TokenGrant {
+        client_id: client_id.to_string(),
+        resource,
+        scope: g.p.scope.clone(),
+        expires: Instant::now() + Duration::from_secs(ACCESS_TTL_SECS),
+        active: true,
+    };
+    let at = new_access_token(s);
+    let (at, rt) = st.issue(grant.clone(), at);
+    if let Some(c) = st.codes.get_mut(&code) {
+        c.tokens.push(at.clone());
+        c.tokens.push(rt.clone());
+    }
+    drop(st);
+    respond(s, &at, Some(&rt), &grant)
+}
+
+fn new_access_token(s: &Ref) -> String {
+    if s.fault("tok-token-charset") {
+        format!("tok\u{e9}n {}", random_id(24))
+    } else {
+        random_id(32)
+    }
+}
+
+fn refresh(s: &Ref, client_id: &str, get: &dyn Fn(&str) -> Option<String>) -> Response {
+    let Some(rt) = get("refresh_token") else {
+        if s.fault("tok-missing-param") {
+            return err(500, "server_error", "missing refresh_token");
+        }
+        return token_error(s, 400, "invalid_request", "refresh_token is required");
+    };
+    let mut st = s.store.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(g) = st.refresh.get(&rt).cloned() else {
+        return token_error(s, 400, "invalid_grant", "unknown refresh token");
+    };
+    if !g.active || g.client_id != client_id {
+        return token_error(
+            s,
+            400,
+            "invalid_grant",
+            "refresh token is not valid for this client",
+        );
+    }
+    // Rotation (O21 4.3.1): the presented refresh token is spent.
+    st.revoke(&rt);
+    let grant = TokenGrant {
+        expires: Instant::now() + Duration::from_secs(ACCESS_TTL_SECS),
+        ..g
+    };
+    let at = new_access_token(s);
+    let (at, rt2) = st.issue(grant.clone(), at);
+    drop(st);
+    respond(s, &at, Some(&rt2), &grant)
+}
+
+fn issue(s: &Ref, grant: TokenGrant, with_refresh: bool) -> Response {
+    let at = new_access_token(s);
+    let (at, rt) = s
+        .store
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .issue(grant.clone(), at);
+    respond(s, &at, with_refresh.then_some(rt.as_str()), &grant)
+}
+
+fn respond(s: &Ref, at: &str, rt: Option<&str>, g: &TokenGrant) -> Response {
+    let mut body = json!({
+        "access_token": at,
+        "token_type": "Bearer",
+        "expires_in": if s.fault("at-short-lived") { 30 * 86_400 } else { ACCESS_TTL_SECS },
+    });
+    if let Some(r) = rt {
+        body["refresh_token"] = json!(r);
+    }
+    if let Some(sc) = &g.scope {
+        body["scope"] = json!(sc);
+    }
+    if s.fault("tok-response-shape") {
+        body["expires_in"] = json!("3600");
+        if let Some(o) = body.as_object_mut() {
+            o.remove("token_type");
+        }
+    }
+    let mut b = Response::builder()
+        .status(200)
+        .header("content-type", "application/json");
+    if !s.fault("tok-no-store") {
+        b = b.header("cache-control", "no-store");
+    }
+    if !s.fault("tok-pragma-no-cache") {
+        b = b.header("pragma", "no-cache");
+    }
+    b.body(axum::body::Body::from(body.to_string()))
+        .unwrap_or_default()
+}
+
+/// Is this access token one the reference issued, still active and unexpired, for `resource`?
+pub fn valid_access_token(s: &Ref, token: &str, resource: &str) -> bool {
+    let st = s.store.lock().unwrap_or_else(|e| e.into_inner());
+    st.access.get(token).is_some_and(|g| {
+        g.active
+            && g.expires > Instant::now()
+            && g.resource.as_deref().is_none_or(|r| r == resource)
+    })
+}
