@@ -253,7 +253,20 @@ async fn serve_reference(a: ReferenceArgs) -> i32 {
     }
     println!(
         "{}",
-        serde_json::json!({ "issuer": r.issuer, "resource": r.resource, "ca": ca_path, "faults": a.faults })
+        serde_json::json!({
+            "issuer": r.issuer,
+            "resource": r.resource,
+            "ca": ca_path,
+            "faults": a.faults,
+            // What a profile needs to drive the reference's login (a throw-away test user).
+            "login": { "username": r.username, "password": r.password },
+            "clients": r.clients.iter().map(|c| serde_json::json!({
+                "client_id": c.client_id,
+                "auth_method": c.auth_method,
+                "client_secret": c.secret,
+                "redirect_uris": c.redirect_uris,
+            })).collect::<Vec<_>>(),
+        })
     );
     let _ = std::io::stdout().flush();
     eprintln!("reference server on https://{} (Ctrl-C to stop)", r.addr);
@@ -445,6 +458,7 @@ async fn run(a: RunArgs) -> i32 {
         profile: profile_used,
         callback,
         registered: Default::default(),
+        as_metadata: Default::default(),
     });
     let started_at = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)

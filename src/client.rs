@@ -190,7 +190,14 @@ pub struct Want<'a> {
 
 /// Provides a client: a fitting profile client unless the case wants a fresh one or specific
 /// redirect URIs, else one registered now.
-pub async fn provision(ctx: &mut CaseCtx<'_>, want: Want<'_>) -> Result<Client, Stop> {
+pub async fn provision(ctx: &mut CaseCtx<'_>, mut want: Want<'_>) -> Result<Client, Stop> {
+    // Templates are expanded first: the cache below keys on the URIs actually registered.
+    let expanded: Vec<String> = want
+        .redirect_uris
+        .iter()
+        .map(|t| ctx.expand(t).map_err(Stop::Error))
+        .collect::<Result<_, _>>()?;
+    want.redirect_uris = &expanded;
     let needs_registration =
         want.fresh || !want.redirect_uris.is_empty() || !want.metadata.is_empty();
     if !needs_registration
@@ -256,10 +263,7 @@ async fn register(ctx: &mut CaseCtx<'_>, want: Want<'_>) -> Result<Client, Stop>
             )),
             other => other,
         })?;
-    let mut uris = Vec::new();
-    for t in want.redirect_uris {
-        uris.push(ctx.expand(t).map_err(Stop::Error)?);
-    }
+    let mut uris = want.redirect_uris.to_vec();
     if uris.is_empty() {
         uris.push(
             match want.redirect {

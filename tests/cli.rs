@@ -71,12 +71,17 @@ fn default_run_passes_against_the_reference_and_writes_three_reports() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let v = results(out.path());
     validate_results(&v);
-    assert_eq!(
-        v["summary"]["passed"],
-        v["summary"]["total"],
-        "{}",
-        text(&o)
-    );
+    assert_eq!(v["summary"]["failed"], 0, "{}", text(&o));
+    assert_eq!(v["summary"]["errored"], 0, "{}", text(&o));
+    // The one case the reference cannot run: it is not an MCP proxy.
+    let skipped: Vec<&str> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == "skipped")
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(skipped, ["code-proxy-consent"], "{}", text(&o));
     assert_eq!(v["target"]["kind"], "reference");
     assert!(out.path().join("junit.xml").exists());
     let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
@@ -360,4 +365,155 @@ fn list_names_every_case() {
             assert!(c.get(k).is_some(), "{k} missing in {c}");
         }
     }
+}
+
+/// A running `authconform reference` and what its first line says.
+struct RefProcess {
+    child: std::process::Child,
+    info: serde_json::Value,
+}
+
+impl Drop for RefProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_reference() -> RefProcess {
+    use std::io::BufRead;
+    let mut child = bin()
+        .args(["reference", "--port", "0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn reference");
+    let out = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    std::io::BufReader::new(out)
+        .read_line(&mut line)
+        .expect("first line");
+    let info = serde_json::from_str(&line).expect("JSON first line");
+    RefProcess { child, info }
+}
+
+/// A profile for the running reference with the given `[login]` table.
+fn reference_profile(r: &RefProcess, login: &str) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[target]\nresource = {resource}\n\n[http]\nca_file = {ca}\n\n[[clients]]\nclient_id = \"ref-public\"\nredirect_uris = [\"https://client.test/cb\"]\n\n[authorization]\nscope = \"mcp:tools\"\n\n{login}\n",
+        resource = r.info["resource"],
+        ca = r.info["ca"],
+    );
+    std::fs::write(d.path().join("profile.toml"), text).unwrap();
+    d
+}
+
+#[test]
+fn a_refused_login_errors_the_cases_exits_1_and_still_writes_reports() {
+    let r = start_reference();
+    let p = reference_profile(
+        &r,
+        "[login]\ndriver = \"form\"\nusername = \"alice\"\npassword_env = \"AUTHCONFORM_TEST_PASSWORD\"",
+    );
+    let reports = tempfile::tempdir().unwrap();
+    let o = bin()
+        .env("AUTHCONFORM_TEST_PASSWORD", "wrong-password")
+        .args(["run", "--config"])
+        .arg(p.path().join("profile.toml"))
+        .args(["--only", "pkce-positive", "--report-dir"])
+        .arg(reports.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let v = results(reports.path());
+    validate_results(&v);
+    let case = &v["results"][0];
+    assert_eq!(case["status"], "errored", "{case}");
+    let msg = case["message"].as_str().unwrap();
+    assert!(msg.contains("refused them"), "{msg}");
+    // The password never reaches a report.
+    for f in ["results.json", "junit.xml", "report.html"] {
+        let body = std::fs::read_to_string(reports.path().join(f)).unwrap();
+        assert!(!body.contains("wrong-password"), "{f} leaks the password");
+    }
+}
+
+#[test]
+fn the_script_driver_logs_in_through_declared_requests() {
+    let r = start_reference();
+    let login = r#"[login]
+driver = "script"
+username = "alice"
+password_env = "AUTHCONFORM_TEST_PASSWORD"
+
+[[login.steps]]
+url = "${authorize_url}"
+capture = { txn = 'regex:name="txn" value="([^"]+)"' }
+
+[[login.steps]]
+method = "POST"
+url = "${origin}/as/login"
+form = { txn = "${txn}", username = "${username}", password = "${password}" }
+
+[[login.steps]]
+method = "POST"
+url = "${origin}/as/consent"
+form = { txn = "${txn}", decision = "approve" }"#;
+    let p = reference_profile(&r, login);
+    let reports = tempfile::tempdir().unwrap();
+    let password = r.info["login"]["password"].as_str().unwrap().to_string();
+    let o = bin()
+        .env("AUTHCONFORM_TEST_PASSWORD", &password)
+        .args(["run", "--config"])
+        .arg(p.path().join("profile.toml"))
+        .args([
+            "--only",
+            "pkce-positive",
+            "--only",
+            "code-state-echo",
+            "--report-dir",
+        ])
+        .arg(reports.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v = results(reports.path());
+    let statuses: Vec<&str> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["passed", "passed"], "{}", text(&o));
+    let body = std::fs::read_to_string(reports.path().join("results.json")).unwrap();
+    assert!(
+        !body.contains(&password),
+        "the password leaks into results.json"
+    );
+}
+
+#[test]
+fn a_profile_client_without_its_secret_variable_exits_2_located() {
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("p.toml");
+    std::fs::write(
+        &f,
+        "[target]\nissuer = \"https://as.example.test\"\n\n[[clients]]\nclient_id = \"c\"\nauth_method = \"client_secret_basic\"\nsecret_env = \"AUTHCONFORM_TEST_UNSET_SECRET\"\nredirect_uris = [\"https://client.test/cb\"]\n",
+    )
+    .unwrap();
+    let o = bin()
+        .env_remove("AUTHCONFORM_TEST_UNSET_SECRET")
+        .args(["run", "--config"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("p.toml:7:1"), "{t}");
+    assert!(t.contains("clients[0].secret_env"), "{t}");
+    assert!(
+        t.contains("AUTHCONFORM_TEST_UNSET_SECRET is not set"),
+        "{t}"
+    );
 }

@@ -52,6 +52,7 @@ fn run_one(case: &Case, faults: Vec<String>) -> Result<authconform::record::Case
             },
             callback: None,
             registered: Default::default(),
+            as_metadata: Default::default(),
         };
         let result = runner::run_case(&env, case).await;
         r.shutdown();

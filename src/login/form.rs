@@ -185,14 +185,17 @@ const DENY: &[&str] = &[
 ];
 
 fn says(label: &str, words: &[&str]) -> bool {
-    label
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .any(|w| words.contains(&w))
+    // "Sign-in", "sign_in" and "Sign in" are the same words.
+    let spaced: String = label
+        .chars()
+        .map(|c| if c.is_alphanumeric() { c } else { ' ' })
+        .collect();
+    let spaced = spaced.split_whitespace().collect::<Vec<_>>().join(" ");
+    spaced.split(' ').any(|w| words.contains(&w))
         || words
             .iter()
             .filter(|w| w.contains(' '))
-            .any(|w| label.contains(w))
+            .any(|w| spaced.contains(w))
 }
 
 impl Button {

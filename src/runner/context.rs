@@ -22,6 +22,10 @@ pub struct RunEnv {
     /// Clients registered for cases that did not ask for a fresh one, by what was asked:
     /// registration endpoints are rate-limited (the MCP TypeScript SDK allows 20 an hour).
     pub registered: tokio::sync::Mutex<HashMap<String, crate::client::Client>>,
+    /// The AS metadata the flow steps use, discovered once per run (by the first case that
+    /// needs it; its exchanges are that case's evidence). A failure is remembered too: a
+    /// hostile or dead AS must not be asked again by every case.
+    pub as_metadata: tokio::sync::OnceCell<Result<Saved, Stop>>,
 }
 
 impl RunEnv {
