@@ -116,6 +116,42 @@ pub struct Client {
     pub kind: ClientKind,
     /// `profile` or `registration`.
     pub source: &'static str,
+    /// The signing key of a `private_key_jwt` client.
+    pub key: Option<std::sync::Arc<ClientKey>>,
+}
+
+/// A client's own P-256 key for `private_key_jwt` (RFC 7523), made at registration.
+#[derive(Debug)]
+pub struct ClientKey {
+    /// PKCS#8 DER of the private key.
+    pub pkcs8: Vec<u8>,
+    /// The public key as a JWK (what the AS was given).
+    pub jwk: Value,
+    /// The public key in PEM (for the HS256-keyed-with-the-public-key attack).
+    pub public_pem: String,
+}
+
+impl ClientKey {
+    pub fn generate() -> Result<Self, String> {
+        use base64::Engine;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let kp = rcgen::KeyPair::generate().map_err(|e| format!("key generation: {e}"))?;
+        let raw = kp.public_key_raw();
+        if raw.len() != 65 {
+            return Err("unexpected P-256 public key encoding".into());
+        }
+        let kid: [u8; 9] = rand::random();
+        Ok(Self {
+            pkcs8: kp.serialize_der(),
+            jwk: json!({
+                "kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256",
+                "kid": URL_SAFE_NO_PAD.encode(kid),
+                "x": URL_SAFE_NO_PAD.encode(&raw[1..33]),
+                "y": URL_SAFE_NO_PAD.encode(&raw[33..65]),
+            }),
+            public_pem: kp.public_key_pem(),
+        })
+    }
 }
 
 impl Client {
@@ -186,6 +222,8 @@ pub struct Want<'a> {
     pub metadata: &'a BTreeMap<String, toml::Value>,
     pub refused: Judge,
     pub accepted: Option<Judge>,
+    /// Registration method for a confidential client.
+    pub auth_method: Option<&'a str>,
 }
 
 /// Provides a client: a fitting profile client unless the case wants a fresh one or specific
@@ -198,8 +236,10 @@ pub async fn provision(ctx: &mut CaseCtx<'_>, mut want: Want<'_>) -> Result<Clie
         .map(|t| ctx.expand(t).map_err(Stop::Error))
         .collect::<Result<_, _>>()?;
     want.redirect_uris = &expanded;
-    let needs_registration =
-        want.fresh || !want.redirect_uris.is_empty() || !want.metadata.is_empty();
+    let needs_registration = want.fresh
+        || !want.redirect_uris.is_empty()
+        || !want.metadata.is_empty()
+        || want.auth_method.is_some();
     if !needs_registration
         && let Some(c) = ctx.env.profile.clients.iter().find(|c| {
             c.kind() == want.kind
@@ -224,6 +264,7 @@ pub async fn provision(ctx: &mut CaseCtx<'_>, mut want: Want<'_>) -> Result<Clie
             redirect_uris: uris,
             kind: c.kind(),
             source: "profile",
+            key: None,
         });
     }
     if want.fresh {
@@ -232,8 +273,8 @@ pub async fn provision(ctx: &mut CaseCtx<'_>, mut want: Want<'_>) -> Result<Clie
     // Shared registrations: one per shape of request, made once per run (the lock is held
     // across the registration so concurrent cases do not register the same client twice).
     let key = format!(
-        "{:?}|{:?}|{:?}|{:?}",
-        want.kind, want.redirect, want.redirect_uris, want.metadata
+        "{:?}|{:?}|{:?}|{:?}|{:?}",
+        want.kind, want.redirect, want.redirect_uris, want.metadata, want.auth_method
     );
     let env = ctx.env;
     let mut cache = env.registered.lock().await;
@@ -275,13 +316,34 @@ async fn register(ctx: &mut CaseCtx<'_>, want: Want<'_>) -> Result<Client, Stop>
     }
     let method = match want.kind {
         ClientKind::Public => "none".to_string(),
-        ClientKind::Confidential => ctx
-            .env
-            .profile
-            .registration
-            .confidential_method
-            .clone()
+        ClientKind::Confidential => want
+            .auth_method
+            .map(str::to_string)
+            .or_else(|| ctx.env.profile.registration.confidential_method.clone())
             .unwrap_or_else(|| "client_secret_basic".into()),
+    };
+    let key = if method == "private_key_jwt" {
+        let advertised = match ctx.saved.get("asm") {
+            Some(crate::runner::Saved::Discovery(d)) => d
+                .doc()
+                .and_then(|d| d.get("token_endpoint_auth_methods_supported").cloned()),
+            _ => None,
+        };
+        if !advertised
+            .as_ref()
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.iter().any(|m| m == "private_key_jwt"))
+        {
+            return Err(Stop::Skip(
+                "the AS does not list private_key_jwt in token_endpoint_auth_methods_supported"
+                    .into(),
+            ));
+        }
+        Some(std::sync::Arc::new(
+            ClientKey::generate().map_err(Stop::Error)?,
+        ))
+    } else {
+        None
     };
     let mut body = Map::new();
     body.insert("redirect_uris".into(), json!(uris));
@@ -294,6 +356,10 @@ async fn register(ctx: &mut CaseCtx<'_>, want: Want<'_>) -> Result<Client, Stop>
     body.insert("client_name".into(), json!("authconform test client"));
     if let Some(s) = &ctx.env.profile.authorization.scope {
         body.insert("scope".into(), json!(s));
+    }
+    if let Some(k) = &key {
+        body.insert("jwks".into(), json!({ "keys": [k.jwk] }));
+        body.insert("token_endpoint_auth_signing_alg".into(), json!("ES256"));
     }
     for (k, v) in ctx
         .env
@@ -352,7 +418,7 @@ async fn register(ctx: &mut CaseCtx<'_>, want: Want<'_>) -> Result<Client, Stop>
     if let Some(s) = &secret {
         ctx.env.http.redactor().add_secret(s);
     }
-    if want.kind == ClientKind::Confidential && secret.is_none() {
+    if want.kind == ClientKind::Confidential && secret.is_none() && key.is_none() {
         return Err(Stop::Error(format!(
             "registered confidential client {client_id} came back without a client_secret"
         )));
@@ -373,6 +439,7 @@ async fn register(ctx: &mut CaseCtx<'_>, want: Want<'_>) -> Result<Client, Stop>
         redirect_uris: uris,
         kind: want.kind,
         source: "registration",
+        key,
     })
 }
 

@@ -332,13 +332,13 @@ pub fn parse_case(display: &str, rel: &Path, text: &str) -> Result<Case, Vec<Fil
             Step::Check { .. } | Step::Client { .. } | Step::Authorize { .. } => None,
         };
         if let Step::Token { auth: Some(a), .. } = step
-            && !["none", "basic", "post", "both", "query", "omit"].contains(&a.as_str())
+            && !["none", "basic", "post", "both", "query", "omit", "jwt"].contains(&a.as_str())
         {
             errors.push(at(
                 &here("auth"),
                 format!("steps[{i}].auth"),
                 format!(
-                    "unknown client authentication {a:?} (none, basic, post, both, query, omit)"
+                    "unknown client authentication {a:?} (none, basic, post, both, query, omit, jwt)"
                 ),
             ));
         }

@@ -170,6 +170,9 @@ pub enum Consent {
 
 /// One step: an action that talks to the target and saves what it observed, or an expectation
 /// over what earlier steps saved.
+// Steps are parsed once and kept in a short Vec per case: the variants' size difference costs
+// nothing worth boxing for.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "do", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Step {
@@ -258,6 +261,10 @@ pub enum Step {
         /// Extra registration metadata.
         #[serde(default)]
         metadata: BTreeMap<String, toml::Value>,
+        /// `token_endpoint_auth_method` to register a confidential client with
+        /// (`client_secret_basic` by default; `private_key_jwt` registers a fresh key).
+        #[serde(default)]
+        auth_method: Option<String>,
         /// What a refused registration means (default: the suite could not provision: errored).
         #[serde(default = "default_error")]
         refused: Judge,
@@ -342,6 +349,13 @@ pub enum Step {
         /// `skip`, or `error` (default).
         #[serde(default = "default_error")]
         if_no_code: Judge,
+        /// The `private_key_jwt` client assertion (RFC 7523 §3) to send, claim by claim.
+        #[serde(default)]
+        assertion: Option<Assertion>,
+        /// This request sets the stage (a valid request that must succeed): if its expectation
+        /// fails, the case cannot be judged and errors instead of failing.
+        #[serde(default)]
+        precondition: bool,
         /// Send `n` identical requests at once (race probes); all are recorded, the first saved.
         #[serde(default)]
         parallel: Option<usize>,
@@ -398,6 +412,25 @@ fn default_prm() -> String {
 }
 fn default_asm() -> String {
     "asm".into()
+}
+
+/// A client assertion, claim by claim; every value is a template. Absent fields take the
+/// valid default (`aud` the token endpoint, `iss` and `sub` the client id, `exp` 60 s ahead, a
+/// random `jti`, ES256 with the client's key); `""` leaves the claim out.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Assertion {
+    pub aud: Option<String>,
+    pub iss: Option<String>,
+    pub sub: Option<String>,
+    /// Seconds from now (negative: already expired).
+    pub exp: Option<String>,
+    /// Seconds from now.
+    pub nbf: Option<String>,
+    pub jti: Option<String>,
+    /// `ES256` (the client's key), `none` (unsigned) or `HS256-public-key` (HMAC keyed with the
+    /// public key: the algorithm-confusion attack).
+    pub alg: Option<String>,
 }
 
 /// Declarative expectations over one response.

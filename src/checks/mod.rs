@@ -64,6 +64,7 @@ pub const NAMES: &[&str] = &[
     "token_short_lived",
     "token_one_of_parallel",
     "token_fuzz",
+    "token_accepted_or_warn",
 ];
 
 pub async fn run(
@@ -124,6 +125,7 @@ pub async fn run(
         "token_short_lived" => token_endpoint::short_lived(ctx, &on_or("token")),
         "token_one_of_parallel" => token_endpoint::one_of_parallel(ctx),
         "token_fuzz" => token_endpoint::fuzz(ctx, args).await,
+        "token_accepted_or_warn" => token_endpoint::accepted_or_warn(ctx, &on_or("token")),
         other => Err(Stop::Error(format!("unknown check {other:?}"))),
     }
 }

@@ -85,6 +85,7 @@ pub fn token_opts<'a>(
         method: "POST",
         json_body: false,
         if_no_code: crate::case::model::Judge::Error,
+        assertion: None,
         parallel: None,
     }
 }

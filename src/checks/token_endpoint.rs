@@ -51,6 +51,34 @@ pub fn response_shape(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     Ok(())
 }
 
+/// `tok-jwt-assertion-aud-issuer`: a request the AS should accept; a proper `invalid_client`
+/// refusal is a tolerated deviation, anything else a failure.
+pub fn accepted_or_warn(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let r = match ctx.saved.get(on) {
+        Some(Saved::Response { response, .. }) => response.clone(),
+        _ => return Err(Stop::Error(format!("`{on}` holds no token response"))),
+    };
+    let doc = r.json();
+    let err = doc
+        .as_ref()
+        .and_then(|d| d.get("error"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    if r.status == 200
+        && doc
+            .as_ref()
+            .is_some_and(|d| d.get("access_token").is_some())
+    {
+        ctx.pass("the AS accepted the assertion");
+        Ok(())
+    } else if matches!(r.status, 400 | 401) && err.as_deref() == Some("invalid_client") {
+        ctx.warn("the AS refused the assertion with invalid_client (RFC 7523 lets it; the issuer is a value it should accept)");
+        Ok(())
+    } else {
+        ctx.fail(format!("the AS answered {} error={err:?}", r.status))
+    }
+}
+
 /// `tok-token-charset`: tokens use only visible ASCII (RFC 6749 A.12, A.17).
 pub fn token_charset(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     let r = ok_response(ctx, on)?;

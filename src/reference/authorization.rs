@@ -59,7 +59,8 @@ fn metadata(s: &Ref, oidc: bool) -> Value {
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token"],
-        "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post", "private_key_jwt"],
+        "token_endpoint_auth_signing_alg_values_supported": ["ES256"],
         "revocation_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
         "code_challenge_methods_supported": ["S256"],
         "client_id_metadata_document_supported": false,
@@ -258,7 +259,24 @@ fn register(s: &Ref, body: &[u8]) -> Response {
     if let Some(n) = req.get("client_name") {
         client["client_name"] = n.clone();
     }
-    if method != "none" {
+    if method == "private_key_jwt" {
+        // RFC 7591 §2: the key comes inline (`jwks`); one P-256 key is what this server takes.
+        let ok = req
+            .get("jwks")
+            .and_then(|j| j.get("keys"))
+            .and_then(Value::as_array)
+            .and_then(|k| k.first())
+            .is_some_and(|k| {
+                k.get("kty") == Some(&json!("EC")) && k.get("crv") == Some(&json!("P-256"))
+            });
+        if !ok {
+            return json(
+                400,
+                json!({ "error": "invalid_client_metadata", "error_description": "private_key_jwt needs jwks with a P-256 key" }),
+            );
+        }
+        client["jwks"] = req["jwks"].clone();
+    } else if method != "none" {
         let secret: [u8; 32] = rand::random();
         client["client_secret"] = json!(URL_SAFE_NO_PAD.encode(secret));
         client["client_secret_expires_at"] = json!(0);

@@ -432,14 +432,15 @@ pub fn authorize(
             return error_redirect(s, &p, "unsupported_response_type", "only code is supported");
         }
     }
-    if let Some(sc) = &p.scope {
-        let ok = sc.is_empty() && s.fault("code-empty-param")
-            || sc
+    // An empty scope only gets here under code-empty-param (otherwise it counts as omitted),
+    // and is then refused like an unknown one.
+    if let Some(sc) = &p.scope
+        && (sc.is_empty()
+            || !sc
                 .split(' ')
-                .all(|t| ["mcp:tools", "mcp:admin"].contains(&t));
-        if !ok || sc.is_empty() {
-            return error_redirect(s, &p, "invalid_scope", "unknown scope");
-        }
+                .all(|t| ["mcp:tools", "mcp:admin"].contains(&t)))
+    {
+        return error_redirect(s, &p, "invalid_scope", "unknown scope");
     }
     // 4. PKCE (O21 4.1.1): required for every client, S256 only.
     let method = get("code_challenge_method");

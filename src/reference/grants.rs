@@ -64,6 +64,8 @@ pub struct Store {
     pub refresh: HashMap<String, TokenGrant>,
     /// Counter for the code-entropy fault's guessable codes.
     pub seq: u64,
+    /// Client assertion ids already used (RFC 7523 §3: replay protection).
+    pub jtis: std::collections::HashSet<String>,
 }
 
 pub fn random_id(bytes: usize) -> String {
@@ -117,6 +119,14 @@ impl Store {
         self.access.insert(token.clone(), g);
         (token, rt)
     }
+    /// Records a client assertion id; false when it was used before.
+    pub fn seen_jti(&mut self, jti: String) -> bool {
+        if self.jtis.len() >= CAP {
+            self.jtis.clear();
+        }
+        self.jtis.insert(jti)
+    }
+
     pub fn revoke(&mut self, t: &str) {
         if let Some(g) = self.access.get_mut(t) {
             g.active = false;

@@ -178,6 +178,9 @@ pub const FAULTS: &[&str] = &[
     "tok-client-creds-in-query",
     "tok-pragma-no-cache",
     "tok-token-charset",
+    "tok-jwt-assertion",
+    "tok-jwt-assertion.replay",
+    "tok-jwt-assertion-aud-issuer",
     "at-short-lived",
 ];
 

@@ -170,6 +170,19 @@ pub fn token(s: &Ref, method: &Method, query: &str, headers: &HeaderMap, body: &
         );
     }
     let grant_type = get("grant_type");
+    // private_key_jwt (RFC 7523 §2.2, §3): the assertion authenticates the client.
+    if let Some(kind) = get("client_assertion_type") {
+        let client_id = match verify_assertion(s, &kind, get("client_assertion").as_deref()) {
+            Ok(c) => c,
+            Err(r) => return *r,
+        };
+        return match grant_type.as_deref() {
+            Some("authorization_code") => authorization_code(s, &client_id, false, &get),
+            Some("refresh_token") => refresh(s, &client_id, &get),
+            None => token_error(s, 400, "invalid_request", "grant_type is required"),
+            Some(_) => token_error(s, 400, "unsupported_grant_type", "unsupported grant_type"),
+        };
+    }
     let (client_id, presented, via) = match (&basic, &body_secret, &q_secret) {
         (Some((id, sec)), _, _) => (Some(id.clone()), Some(sec.clone()), "client_secret_basic"),
         (None, Some(sec), _) => (get("client_id"), Some(sec.clone()), "client_secret_post"),
@@ -260,6 +273,83 @@ pub fn token(s: &Ref, method: &Method, query: &str, headers: &HeaderMap, body: &
         ),
         Some(_) => token_error(s, 400, "unsupported_grant_type", "unsupported grant_type"),
     }
+}
+
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// Verifies a client assertion with `jsonwebtoken`: ES256 with the key the client registered,
+/// `iss` = `sub` = client id, `aud` the token endpoint or the issuer, an unexpired `exp`, and a
+/// `jti` never seen before. Returns the client id.
+fn verify_assertion(s: &Ref, kind: &str, jwt: Option<&str>) -> Result<String, Box<Response>> {
+    use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+    let refuse = |why: &str| Box::new(token_error(s, 401, "invalid_client", why));
+    if kind != JWT_BEARER {
+        return Err(refuse("unsupported client_assertion_type"));
+    }
+    let jwt = jwt.ok_or_else(|| refuse("client_assertion is missing"))?;
+    // The client is named by the (not yet trusted) claims; the signature then proves it.
+    let unverified = jsonwebtoken::dangerous::insecure_decode::<Value>(jwt)
+        .map_err(|_| refuse("client_assertion is not a JWT"))?;
+    let client_id = unverified
+        .claims
+        .get("iss")
+        .and_then(Value::as_str)
+        .ok_or_else(|| refuse("no iss"))?
+        .to_string();
+    let client = s
+        .client(&client_id)
+        .ok_or_else(|| refuse("unknown client"))?;
+    if client
+        .get("token_endpoint_auth_method")
+        .and_then(Value::as_str)
+        != Some("private_key_jwt")
+    {
+        return Err(refuse("the client is not registered for private_key_jwt"));
+    }
+    let jwk = &client["jwks"]["keys"][0];
+    let key = DecodingKey::from_ec_components(
+        jwk["x"].as_str().unwrap_or(""),
+        jwk["y"].as_str().unwrap_or(""),
+    )
+    .map_err(|_| refuse("the registered key is unusable"))?;
+    let token_endpoint = format!("{}/token", s.issuer);
+    let mut v = Validation::new(Algorithm::ES256);
+    v.leeway = 30;
+    // RFC 7523 §3: a JWT not yet valid (`nbf`) is refused too (beyond the clock-skew leeway).
+    v.validate_nbf = true;
+    if s.fault("tok-jwt-assertion-aud-issuer") {
+        v.set_audience(&[token_endpoint]);
+    } else {
+        v.set_audience(&[token_endpoint, s.issuer.clone()]);
+    }
+    v.set_issuer(std::slice::from_ref(&client_id));
+    v.sub = Some(client_id.clone());
+    v.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+    let lax = s.fault("tok-jwt-assertion") || s.fault("tok-jwt-assertion.replay");
+    if s.fault("tok-jwt-assertion") {
+        // The broken server checks the signature only.
+        v.validate_aud = false;
+        v.validate_exp = false;
+        v.validate_nbf = false;
+        v.sub = None;
+        v.iss = None;
+        v.set_required_spec_claims::<&str>(&[]);
+    }
+    let data = jsonwebtoken::decode::<Value>(jwt, &key, &v)
+        .map_err(|e| refuse(&format!("client_assertion rejected: {e}")))?;
+    let jti = data
+        .claims
+        .get("jti")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    if !lax {
+        let jti = jti.ok_or_else(|| refuse("client_assertion has no jti"))?;
+        let mut st = s.store.lock().unwrap_or_else(|e| e.into_inner());
+        if !st.seen_jti(jti) {
+            return Err(refuse("client_assertion jti was already used"));
+        }
+    }
+    Ok(client_id)
 }
 
 fn authorization_code(

@@ -505,7 +505,85 @@ pub struct Token<'a> {
     pub method: &'a str,
     pub json_body: bool,
     pub if_no_code: Judge,
+    pub assertion: Option<&'a crate::case::model::Assertion>,
     pub parallel: Option<usize>,
+}
+
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// Builds a client assertion (RFC 7523 §3) as the case describes it, valid by default.
+fn client_assertion(
+    ctx: &CaseCtx<'_>,
+    client: &Client,
+    spec: &crate::case::model::Assertion,
+    token_endpoint: &str,
+) -> Result<String, Stop> {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    let key = client.key.as_ref().ok_or_else(|| {
+        Stop::Error(format!(
+            "client {} has no key: register it with auth_method = \"private_key_jwt\"",
+            client.client_id
+        ))
+    })?;
+    let field = |v: &Option<String>, default: String| -> Result<Option<String>, Stop> {
+        let v = match v {
+            Some(t) => ctx.expand(t).map_err(Stop::Error)?,
+            None => default,
+        };
+        Ok((!v.is_empty()).then_some(v))
+    };
+    let offset = |v: Option<String>| -> Result<Option<i64>, Stop> {
+        v.map(|s| {
+            s.trim()
+                .parse::<i64>()
+                .map_err(|_| Stop::Error(format!("assertion time offset {s:?} is not a number")))
+        })
+        .transpose()
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let mut claims = serde_json::Map::new();
+    for (name, v, default) in [
+        ("iss", &spec.iss, client.client_id.clone()),
+        ("sub", &spec.sub, client.client_id.clone()),
+        ("aud", &spec.aud, token_endpoint.to_string()),
+        ("jti", &spec.jti, new_verifier()),
+    ] {
+        if let Some(x) = field(v, default)? {
+            claims.insert(name.into(), Value::String(x));
+        }
+    }
+    if let Some(e) = offset(field(&spec.exp, "60".into())?)? {
+        claims.insert("exp".into(), json!(now + e));
+    }
+    if let Some(n) = offset(field(&spec.nbf, String::new())?)? {
+        claims.insert("nbf".into(), json!(now + n));
+    }
+    claims.insert("iat".into(), json!(now));
+    let alg = field(&spec.alg, "ES256".into())?.unwrap_or_default();
+    let signed = match alg.as_str() {
+        "ES256" => {
+            let mut h = Header::new(Algorithm::ES256);
+            h.kid = key.jwk["kid"].as_str().map(str::to_string);
+            jsonwebtoken::encode(&h, &claims, &EncodingKey::from_ec_der(&key.pkcs8))
+        }
+        "HS256-public-key" => jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(key.public_pem.as_bytes()),
+        ),
+        // An unsigned token is an attack string to send, not something to build with a
+        // JWT library (which rightly refuses to).
+        "none" => Ok(format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#),
+            URL_SAFE_NO_PAD.encode(Value::Object(claims.clone()).to_string())
+        )),
+        other => return Err(Stop::Error(format!("unknown assertion alg {other:?}"))),
+    };
+    signed.map_err(|e| Stop::Error(format!("signing the client assertion: {e}")))
 }
 
 /// Builds and sends a token request; returns the (first) response.
@@ -547,8 +625,10 @@ pub async fn token(ctx: &mut CaseCtx<'_>, t: Token<'_>) -> Result<Saved, Stop> {
     let method = t.auth.unwrap_or(match client.auth_method.as_str() {
         "client_secret_basic" => "basic",
         "client_secret_post" => "post",
+        "private_key_jwt" => "jwt",
         _ => "none",
     });
+    let method = if t.assertion.is_some() { "jwt" } else { method };
     let mut basic = None;
     let mut query = Vec::new();
     let sec = secret.clone().unwrap_or_default();
@@ -569,6 +649,13 @@ pub async fn token(ctx: &mut CaseCtx<'_>, t: Token<'_>) -> Result<Saved, Stop> {
             query.push(("client_secret".to_string(), sec));
         }
         "omit" => {}
+        "jwt" => {
+            let spec = t.assertion.cloned().unwrap_or_default();
+            let jwt = client_assertion(ctx, &client, &spec, &endpoint)?;
+            pairs.push(("client_id".into(), client.client_id.clone()));
+            pairs.push(("client_assertion_type".into(), JWT_BEARER.into()));
+            pairs.push(("client_assertion".into(), jwt));
+        }
         other => return Err(Stop::Error(format!("unknown token auth {other:?}"))),
     }
     if let Some(s) = &secret {

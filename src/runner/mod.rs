@@ -225,6 +225,7 @@ async fn run_steps(ctx: &mut CaseCtx<'_>, case: &Case) -> StepResult {
                 metadata,
                 refused,
                 accepted,
+                auth_method,
             } => {
                 let c = crate::client::provision(
                     ctx,
@@ -236,6 +237,7 @@ async fn run_steps(ctx: &mut CaseCtx<'_>, case: &Case) -> StepResult {
                         metadata,
                         refused: *refused,
                         accepted: *accepted,
+                        auth_method: auth_method.as_deref(),
                     },
                 )
                 .await?;
@@ -288,6 +290,8 @@ async fn run_steps(ctx: &mut CaseCtx<'_>, case: &Case) -> StepResult {
                 method,
                 json_body,
                 if_no_code,
+                assertion,
+                precondition,
                 parallel,
                 save,
                 expect,
@@ -306,11 +310,19 @@ async fn run_steps(ctx: &mut CaseCtx<'_>, case: &Case) -> StepResult {
                         method,
                         json_body: *json_body,
                         if_no_code: *if_no_code,
+                        assertion: assertion.as_ref(),
                         parallel: *parallel,
                     },
                 )
                 .await?;
-                finish_action(ctx, saved, save, expect.as_ref())?;
+                match finish_action(ctx, saved, save, expect.as_ref()) {
+                    Err(Stop::Fail(m)) if *precondition => {
+                        return Err(Stop::Error(format!(
+                            "a valid request was refused, so the probe cannot be judged: {m}"
+                        )));
+                    }
+                    r => r?,
+                }
             }
             Step::Check { name, on, args } => {
                 checks::run(ctx, name, on.as_deref(), args).await?;
