@@ -357,6 +357,18 @@ async fn register(ctx: &mut CaseCtx<'_>, want: Want<'_>) -> Result<Client, Stop>
     if let Some(s) = &ctx.env.profile.authorization.scope {
         body.insert("scope".into(), json!(s));
     }
+    // MCP 2026-07-28 clients send application_type (OIDC Registration §2; non-OIDC servers
+    // ignore it): native for loopback and private-use redirect URIs, web otherwise. An OIDC AS
+    // may apply RFC 8252 loopback rules only to native clients.
+    let native = uris.iter().any(|u| {
+        is_loopback_ip_redirect(u)
+            || u.starts_with("http://localhost")
+            || !(u.starts_with("http://") || u.starts_with("https://"))
+    });
+    body.insert(
+        "application_type".into(),
+        json!(if native { "native" } else { "web" }),
+    );
     if let Some(k) = &key {
         body.insert("jwks".into(), json!({ "keys": [k.jwk] }));
         body.insert("token_endpoint_auth_signing_alg".into(), json!("ES256"));
