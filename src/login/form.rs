@@ -39,6 +39,9 @@ pub struct Page {
     pub links: Vec<Link>,
     /// `<meta name="referrer" content="...">`, if any.
     pub meta_referrer: Option<String>,
+    /// The target of `<meta http-equiv="refresh" content="0;url=...">`: some servers send the
+    /// browser back to the client with an HTML page instead of a 302.
+    pub refresh: Option<String>,
 }
 
 fn sel(s: &str) -> Selector {
@@ -156,10 +159,29 @@ pub fn parse(html: &str) -> Page {
         .select(&sel("meta[name=referrer]"))
         .next()
         .and_then(|m| m.value().attr("content").map(str::to_string));
+    let refresh = doc
+        .select(&sel("meta[http-equiv]"))
+        .find(|m| {
+            m.value()
+                .attr("http-equiv")
+                .is_some_and(|v| v.eq_ignore_ascii_case("refresh"))
+        })
+        .and_then(|m| m.value().attr("content"))
+        .and_then(|c| {
+            // `5; url=https://...` (the URL part is optional; quotes are tolerated).
+            let (_, rest) = c.split_once(';')?;
+            let rest = rest.trim();
+            let url = rest
+                .get(..4)
+                .filter(|p| p.eq_ignore_ascii_case("url="))
+                .map(|_| &rest[4..])?;
+            Some(url.trim_matches(['\'', '"']).to_string())
+        });
     Page {
         forms,
         links,
         meta_referrer,
+        refresh,
     }
 }
 
@@ -237,6 +259,15 @@ mod tests {
         assert!(f.fields.contains(&("prompt".into(), "login".into())));
         assert!(f.buttons[0].approves());
         assert!(p.links[0].denies());
+        assert_eq!(p.refresh, None);
+    }
+
+    #[test]
+    fn reads_a_meta_refresh() {
+        let p = parse(
+            r#"<html><head><meta http-equiv="Refresh" content="0; URL='https://client.test/cb?code=x'"></head></html>"#,
+        );
+        assert_eq!(p.refresh.as_deref(), Some("https://client.test/cb?code=x"));
     }
 
     #[test]

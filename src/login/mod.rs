@@ -187,6 +187,34 @@ impl Browser {
     }
 }
 
+/// Where a redirect from `from` to `location` goes: `Ok` when it leaves the AS (to the
+/// requested redirect URI, or to any origin the browser may not follow), with the outcome to
+/// record; `Err` with the absolute URL to follow otherwise.
+pub fn leaves(
+    browser: &Browser,
+    d: &Drive<'_>,
+    from: &str,
+    location: &str,
+) -> Result<Outcome, String> {
+    let abs = resolve(from, location).unwrap_or_else(|| location.to_string());
+    let to_client = d
+        .redirect_uri
+        .is_some_and(|ru| !ru.is_empty() && location.starts_with(ru));
+    if to_client || !browser.allows(&abs) {
+        Ok(Outcome::Redirected {
+            // An absolute Location is kept as written: the checks compare raw text.
+            location: if url::Url::parse(location).is_ok() {
+                location.to_string()
+            } else {
+                abs
+            },
+            raw: location.to_string(),
+        })
+    } else {
+        Err(abs)
+    }
+}
+
 /// Resolves a `Location` against the URL it came from.
 pub fn resolve(base: &str, location: &str) -> Option<String> {
     let b = url::Url::parse(base).ok()?;
@@ -285,27 +313,35 @@ async fn browse(
                 };
                 return Ok(journey);
             };
-            let abs = resolve(&url, &loc).unwrap_or_else(|| loc.clone());
-            let to_client = d
-                .redirect_uri
-                .is_some_and(|ru| !ru.is_empty() && loc.starts_with(ru));
-            if to_client || !browser.allows(&abs) {
-                journey.outcome = Outcome::Redirected {
-                    // An absolute Location is kept as written: the checks compare raw text.
-                    location: if url::Url::parse(&loc).is_ok() {
-                        loc.clone()
-                    } else {
-                        abs
-                    },
-                    raw: loc,
-                };
-                return Ok(journey);
+            match leaves(browser, d, &url, &loc) {
+                Ok(out) => {
+                    journey.outcome = out;
+                    return Ok(journey);
+                }
+                Err(next) => {
+                    url = next;
+                    method = "GET".into();
+                    continue;
+                }
             }
-            url = abs;
-            method = "GET".into();
-            continue;
         }
         let html = is_html(&r).then(|| form::parse(&r.text()));
+        // An HTML redirect (meta refresh) is followed like a 302.
+        if let Some(target) = html.as_ref().and_then(|p| p.refresh.clone())
+            && (200..300).contains(&r.status)
+        {
+            match leaves(browser, d, &url, &target) {
+                Ok(out) => {
+                    journey.outcome = out;
+                    return Ok(journey);
+                }
+                Err(next) => {
+                    url = next;
+                    method = "GET".into();
+                    continue;
+                }
+            }
+        }
         let page = |kind| PageSeen {
             url: url.clone(),
             status: r.status,

@@ -164,16 +164,9 @@ pub async fn run(
         journey.interactions.push("script");
         let loc = r.header("location").map(str::to_string);
         if let Some(l) = &loc {
-            let abs = resolve(&url, l).unwrap_or_else(|| l.clone());
-            remember_location(&mut vars, &abs);
-            let to_client = d
-                .redirect_uri
-                .is_some_and(|ru| !ru.is_empty() && l.starts_with(ru));
-            if to_client || !browser.allows(&abs) {
-                journey.outcome = Outcome::Redirected {
-                    location: abs,
-                    raw: l.clone(),
-                };
+            remember_location(&mut vars, &resolve(&url, l).unwrap_or_else(|| l.clone()));
+            if let Ok(out) = super::leaves(browser, d, &url, l) {
+                journey.outcome = out;
                 return Ok(journey);
             }
         }
