@@ -183,6 +183,11 @@ impl Http {
         let started = Instant::now();
         let mut note = req.note.clone();
         let result = self.send_inner(&req, &mut note).await;
+        if let Ok(r) = &result {
+            for loc in r.header_all("location") {
+                self.redactor.learn_from_url(loc);
+            }
+        }
         let duration_ms = started.elapsed().as_millis() as u64;
         let ex = self.record(&req, note, &result, duration_ms);
         (result, ex)

@@ -82,6 +82,9 @@ impl Redactor {
     /// harness invented itself (a garbage probe token is evidence, not a secret).
     pub fn header(&self, name: &str, value: &str, reveal_auth: bool) -> String {
         let lname = name.to_ascii_lowercase();
+        if lname == "location" || lname == "content-location" || lname == "refresh" {
+            return self.url(value);
+        }
         if !SECRET_HEADERS.contains(&lname.as_str()) {
             return self.text(value);
         }
@@ -133,6 +136,29 @@ impl Redactor {
             return self.text(&redact_pairs(body));
         }
         self.text(body)
+    }
+
+    /// Learns the secret parameter values a URL carries (an authorization response's `code`
+    /// in a `Location`), so they are masked wherever else they show up: a redirect page's body
+    /// often repeats the URL.
+    pub fn learn_from_url(&self, url: &str) {
+        for part in url.split(['?', '#']).skip(1) {
+            for pair in part.split('&') {
+                if let Some((k, v)) = pair.split_once('=')
+                    && is_secret_field(k)
+                    && !v.is_empty()
+                {
+                    self.add_secret(v);
+                    let decoded: String = url::form_urlencoded::parse(pair.as_bytes())
+                        .next()
+                        .map(|(_, v)| v.into_owned())
+                        .unwrap_or_default();
+                    if !decoded.is_empty() && decoded != v {
+                        self.add_secret(&decoded);
+                    }
+                }
+            }
+        }
     }
 
     /// Redacts a URL's query parameters named in [`SECRET_FIELDS`] (authorization responses carry
@@ -219,6 +245,18 @@ fn redact_jwks(keys: &mut serde_json::Value) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_code_in_a_location_is_masked_there_and_everywhere_after() {
+        let r = Redactor::new();
+        let loc = "https://client.test/cb?code=SplxlOBeZQQYbYS6WxSbIA&state=xyz";
+        r.learn_from_url(loc);
+        let h = r.header("Location", loc, false);
+        assert!(!h.contains("SplxlOBeZQQYbYS6WxSbIA"), "{h}");
+        assert!(h.contains("state=xyz"), "{h}");
+        let body = r.body("Redirecting to https://client.test/cb?code=SplxlOBeZQQYbYS6WxSbIA.");
+        assert!(!body.contains("SplxlOBeZQQYbYS6WxSbIA"), "{body}");
+    }
     use super::*;
 
     #[test]
