@@ -267,7 +267,9 @@ pub async fn provision(ctx: &mut CaseCtx<'_>, mut want: Want<'_>) -> Result<Clie
             key: None,
         });
     }
-    if want.fresh {
+    // Metadata is expanded per registration (its templates may differ by variant), so such
+    // clients are never shared.
+    if want.fresh || !want.metadata.is_empty() {
         return register(ctx, want).await;
     }
     // Shared registrations: one per shape of request, made once per run (the lock is held
@@ -373,15 +375,24 @@ async fn register(ctx: &mut CaseCtx<'_>, want: Want<'_>) -> Result<Client, Stop>
         body.insert("jwks".into(), json!({ "keys": [k.jwk] }));
         body.insert("token_endpoint_auth_signing_alg".into(), json!("ES256"));
     }
-    for (k, v) in ctx
-        .env
-        .profile
-        .registration
-        .metadata
-        .iter()
-        .chain(want.metadata.iter())
-    {
+    for (k, v) in ctx.env.profile.registration.metadata.iter() {
         body.insert(k.clone(), toml_to_json(v));
+    }
+    // A case's metadata strings are templates; an empty one leaves the member out.
+    for (k, v) in want.metadata.iter() {
+        match v {
+            toml::Value::String(t) => {
+                let x = ctx.expand(t).map_err(Stop::Error)?;
+                if x.is_empty() {
+                    body.remove(k);
+                } else {
+                    body.insert(k.clone(), json!(x));
+                }
+            }
+            other => {
+                body.insert(k.clone(), toml_to_json(other));
+            }
+        }
     }
     let req = Request::new(
         "POST",

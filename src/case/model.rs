@@ -240,6 +240,10 @@ pub enum Step {
         via: String,
         #[serde(default = "default_asm")]
         save: String,
+        /// Use the run's shared discovery (made once, by the first case that needs it) instead
+        /// of discovering again: for cases that only need an endpoint from the metadata.
+        #[serde(default)]
+        cached: bool,
         #[serde(default)]
         expect: Option<Expect>,
     },

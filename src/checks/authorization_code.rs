@@ -415,39 +415,43 @@ pub async fn entropy(ctx: &mut CaseCtx<'_>, args: &BTreeMap<String, toml::Value>
             }
         }
     }
-    let distinct: std::collections::BTreeSet<&String> = codes.iter().collect();
-    if distinct.len() != codes.len() {
-        return ctx.fail(format!(
-            "{} of {n} codes repeat",
-            codes.len() - distinct.len()
-        ));
+    unpredictable(ctx, "codes", &codes)
+}
+
+/// Values that must be unguessable (codes, client secrets): all distinct, at least the 22
+/// base64url characters 128 bits need beyond any shared prefix, and not numbers.
+pub fn unpredictable(ctx: &mut CaseCtx<'_>, what: &str, values: &[String]) -> StepResult {
+    let n = values.len();
+    let distinct: std::collections::BTreeSet<&String> = values.iter().collect();
+    if distinct.len() != n {
+        return ctx.fail(format!("{} of {n} {what} repeat", n - distinct.len()));
     }
-    let shortest = codes.iter().map(String::len).min().unwrap_or(0);
-    // Longest prefix shared by all codes: fixed prefixes are fine, the rest must vary.
+    let shortest = values.iter().map(String::len).min().unwrap_or(0);
+    // Longest prefix shared by all values: fixed prefixes are fine, the rest must vary.
     let prefix = (0..shortest)
         .take_while(|&i| {
-            codes
+            values
                 .iter()
-                .all(|c| c.as_bytes()[i] == codes[0].as_bytes()[i])
+                .all(|c| c.as_bytes()[i] == values[0].as_bytes()[i])
         })
         .count();
     let varying = shortest - prefix;
-    // Characters that ever differ between samples, per position, as an upper bound on entropy
-    // would need many samples; the floor below is what 128 bits need in base64url (22 chars).
     if varying < 22 {
         return ctx.fail(format!(
-            "codes vary in only {varying} characters after a {prefix}-character shared prefix: fewer than the 22 base64url characters 128 bits need"
+            "{what} vary in only {varying} characters after a {prefix}-character shared prefix: fewer than the 22 base64url characters 128 bits need"
         ));
     }
-    let numeric: Vec<u128> = codes
+    let numeric = values
         .iter()
-        .filter_map(|c| c[prefix..].parse::<u128>().ok())
-        .collect();
-    if numeric.len() == codes.len() {
-        return ctx.fail("the codes are numbers: sequential or counter-based codes are guessable");
+        .filter(|c| c.is_char_boundary(prefix) && c[prefix..].parse::<u128>().is_ok())
+        .count();
+    if numeric == n {
+        return ctx.fail(format!(
+            "the {what} are numbers: counter-based values are guessable"
+        ));
     }
     ctx.pass(format!(
-        "{n} codes, all distinct, {varying}+ varying characters each"
+        "{n} {what}, all distinct, {varying}+ varying characters each"
     ));
     Ok(())
 }

@@ -5,6 +5,7 @@
 pub mod as_metadata;
 pub mod authorization_code;
 pub mod challenge;
+pub mod dcr;
 pub mod pkce;
 pub mod prm;
 pub mod token_endpoint;
@@ -65,6 +66,15 @@ pub const NAMES: &[&str] = &[
     "token_one_of_parallel",
     "token_fuzz",
     "token_accepted_or_warn",
+    "dcr_secret_expiry",
+    "dcr_consistent",
+    "dcr_no_https_client_id",
+    "dcr_scope_shown",
+    "dcr_https_only",
+    "dcr_fuzz",
+    "dcr_escaped",
+    "dcr_shows_metadata",
+    "dcr_secret_entropy",
 ];
 
 pub async fn run(
@@ -126,8 +136,61 @@ pub async fn run(
         "token_one_of_parallel" => token_endpoint::one_of_parallel(ctx),
         "token_fuzz" => token_endpoint::fuzz(ctx, args).await,
         "token_accepted_or_warn" => token_endpoint::accepted_or_warn(ctx, &on_or("token")),
+        "dcr_secret_expiry" => dcr::secret_expiry(ctx, &on_or("reg")),
+        "dcr_consistent" => dcr::consistent(ctx, &on_or("reg")),
+        "dcr_no_https_client_id" => dcr::no_https_client_id(ctx, &on_or("reg")),
+        "dcr_scope_shown" => dcr::scope_shown(ctx, &on_or("reg")),
+        "dcr_https_only" => dcr::https_only(ctx).await,
+        "dcr_fuzz" => dcr::fuzz(ctx, args).await,
+        "dcr_escaped" => dcr::escaped(ctx, &on_or("auth")),
+        "dcr_shows_metadata" => dcr::shows_metadata(ctx, &on_or("auth")),
+        "dcr_secret_entropy" => dcr::secret_entropy(ctx, args).await,
         other => Err(Stop::Error(format!("unknown check {other:?}"))),
     }
+}
+
+/// One hostile body for [`hostile_bodies`]: what it is, its bytes, and whether the endpoint
+/// accepting it is itself a failure (absurd content stored) or only 5xx and hangs are.
+pub struct Hostile {
+    pub what: &'static str,
+    pub body: Vec<u8>,
+    pub acceptance_fails: bool,
+}
+
+/// Posts hostile bodies to an endpoint and returns the first mishandling: a 5xx, no answer in
+/// time, or (where flagged) an acceptance that `accepted` recognises. A dropped connection is
+/// noted, not held against the server.
+pub async fn hostile_bodies(
+    ctx: &mut CaseCtx<'_>,
+    endpoint: &str,
+    content_type: &str,
+    bodies: Vec<Hostile>,
+    accepted: impl Fn(&crate::http::Response) -> bool,
+) -> Option<String> {
+    let mut worst = None;
+    for h in bodies {
+        let req = crate::http::Request::new(
+            "POST",
+            endpoint.to_string(),
+            format!("hostile body: {}", h.what),
+        )
+        .header("Content-Type", content_type)
+        .body(h.body);
+        match ctx.send(req).await {
+            Ok(r) if r.status >= 500 => {
+                worst.get_or_insert(format!("{}: {}", h.what, r.status));
+            }
+            Ok(r) if h.acceptance_fails && accepted(&r) => {
+                worst.get_or_insert(format!("{}: accepted ({})", h.what, r.status));
+            }
+            Ok(r) => ctx.pass(format!("{}: {}", h.what, r.status)),
+            Err(crate::http::HttpError::Timeout(d)) => {
+                worst.get_or_insert(format!("{}: no answer within {d:?}", h.what));
+            }
+            Err(e) => ctx.note(format!("{}: {e}", h.what)),
+        }
+    }
+    worst
 }
 
 /// The https rule of MCP 11.3 / OAuth 2.1 §1.5 for one URL: https passes; plain http passes

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::http::{Request, Response};
+use crate::http::Response;
 use crate::runner::{CaseCtx, Saved, StepResult, Stop};
 
 fn ok_response(ctx: &CaseCtx<'_>, on: &str) -> Result<Response, Stop> {
@@ -154,50 +154,42 @@ pub fn one_of_parallel(ctx: &mut CaseCtx<'_>) -> StepResult {
 pub async fn fuzz(ctx: &mut CaseCtx<'_>, _args: &BTreeMap<String, toml::Value>) -> StepResult {
     let endpoint = crate::runner::flow::as_endpoint(ctx, "token_endpoint").await?;
     let many: String = (0..10_000).map(|i| format!("p{i}=x&")).collect();
-    let bodies: Vec<(&str, Vec<u8>)> = vec![
-        (
+    let h = |what, body: Vec<u8>| super::Hostile {
+        what,
+        body,
+        acceptance_fails: false,
+    };
+    let bodies = vec![
+        h(
             "huge parameter",
             format!("grant_type=authorization_code&code={}", "A".repeat(200_000)).into_bytes(),
         ),
-        (
+        h(
             "invalid UTF-8",
             b"grant_type=authorization_code&code=\xff\xfe\xfd".to_vec(),
         ),
-        (
+        h(
             "percent-encoded invalid UTF-8",
             b"grant_type=authorization_code&code=%FF%FE".to_vec(),
         ),
-        (
+        h(
             "NUL",
             b"grant_type=authorization_code%00&code=a%00b".to_vec(),
         ),
-        (
+        h(
             "10k parameters",
             format!("{many}grant_type=authorization_code").into_bytes(),
         ),
-        ("lone percent signs", b"grant_type=%&code=%zz%".to_vec()),
+        h("lone percent signs", b"grant_type=%&code=%zz%".to_vec()),
     ];
-    let mut worst = None;
-    for (what, body) in bodies {
-        let req = Request::new(
-            "POST",
-            endpoint.clone(),
-            format!("token endpoint fuzz: {what}"),
-        )
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .body(body);
-        match ctx.send(req).await {
-            Ok(r) if r.status >= 500 => {
-                worst.get_or_insert(format!("{what}: {}", r.status));
-            }
-            Ok(r) => ctx.pass(format!("{what}: {}", r.status)),
-            Err(crate::http::HttpError::Timeout(d)) => {
-                worst.get_or_insert(format!("{what}: no answer within {d:?}"));
-            }
-            // A server that drops the connection on an absurd body has not failed.
-            Err(e) => ctx.note(format!("{what}: {e}")),
-        }
-    }
+    let worst = super::hostile_bodies(
+        ctx,
+        &endpoint,
+        "application/x-www-form-urlencoded",
+        bodies,
+        |_| false,
+    )
+    .await;
     match worst {
         Some(w) => ctx.fail(format!("the token endpoint broke on a hostile body: {w}")),
         None => Ok(()),

@@ -109,6 +109,8 @@ pub struct PageSeen {
     pub kind: &'static str,
     pub headers: Vec<(String, String)>,
     pub meta_referrer: Option<String>,
+    /// The start of the page (64 KiB at most), for checks on what it displays.
+    pub body: String,
 }
 
 /// Where the authorization request ended.
@@ -348,6 +350,7 @@ async fn browse(
             kind,
             headers: r.headers.clone(),
             meta_referrer: html.as_ref().and_then(|p| p.meta_referrer.clone()),
+            body: String::from_utf8_lossy(&r.body[..r.body.len().min(64 << 10)]).into_owned(),
         };
         let Some(p) = html.as_ref().filter(|p| !p.forms.is_empty() && fill_forms) else {
             journey.pages.push(page("page"));

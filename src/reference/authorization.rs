@@ -8,6 +8,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
+use super::grants::random_id;
 use super::{Ref, json};
 
 /// A fresh P-256 public key as a JWK (RFC 7518 §6.2.1).
@@ -51,7 +52,10 @@ fn metadata(s: &Ref, oidc: bool) -> Value {
         "issuer": iss,
         "authorization_endpoint": format!("{base}/authorize"),
         "token_endpoint": token_endpoint,
-        "registration_endpoint": format!("{base}/register"),
+        "registration_endpoint": match (&s.plain_origin, s.fault("dcr-https-only")) {
+            (Some(plain), true) => format!("{plain}/as/register"),
+            _ => format!("{base}/register"),
+        },
         "revocation_endpoint": format!("{base}/revoke"),
         "authorization_response_iss_parameter_supported": true,
         "jwks_uri": format!("{base}/jwks.json"),
@@ -123,7 +127,7 @@ pub fn handle(
     s: &Ref,
     method: &Method,
     path: &str,
-    _headers: &HeaderMap,
+    headers: &HeaderMap,
     body: &[u8],
 ) -> Option<Response> {
     if let Some(oidc) = metadata_kind(path) {
@@ -160,7 +164,7 @@ pub fn handle(
             if *method != Method::POST {
                 return Some(json(405, json!({ "error": "method_not_allowed" })));
             }
-            Some(register(s, body))
+            Some(register(s, headers, body))
         }
         "/as/revoke" => {
             if s.fault("asm-revocation-introspection") || *method != Method::POST {
@@ -214,13 +218,39 @@ fn acceptable_redirect(s: &Ref, u: &str) -> bool {
     false
 }
 
-fn register(s: &Ref, body: &[u8]) -> Response {
-    let Ok(Value::Object(req)) = serde_json::from_slice::<Value>(body) else {
+fn metadata_error(why: &str) -> Response {
+    json(
+        400,
+        json!({ "error": "invalid_client_metadata", "error_description": why }),
+    )
+}
+
+/// Largest registration request taken (a client's metadata is a few hundred bytes).
+const MAX_REGISTRATION: usize = 64 << 10;
+
+/// RFC 7591 §3: registration. Metadata is validated member by member (§2, §3.2.2); unknown
+/// members are ignored.
+fn register(s: &Ref, headers: &HeaderMap, body: &[u8]) -> Response {
+    let ct = super::media_type(headers);
+    if ct != "application/json" {
+        return metadata_error("the request must be application/json");
+    }
+    if body.len() > MAX_REGISTRATION && !s.fault("dcr-size-fuzz") {
         return json(
-            400,
-            json!({ "error": "invalid_client_metadata", "error_description": "body is not a JSON object" }),
+            413,
+            json!({ "error": "invalid_client_metadata", "error_description": "request too large" }),
         );
+    }
+    let req = match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => m,
+        Ok(Value::Array(_)) if s.fault("dcr-content-type") => {
+            return json(500, json!({ "error": "server_error" }));
+        }
+        _ => return metadata_error("the body is not a JSON object"),
     };
+    if s.fault("dcr-unknown-ignored") && req.keys().any(|k| k.starts_with("x_")) {
+        return metadata_error("unknown metadata member");
+    }
     let uris: Vec<String> = match req.get("redirect_uris") {
         Some(Value::Array(a)) if !a.is_empty() => {
             let v: Vec<String> = a
@@ -232,32 +262,112 @@ fn register(s: &Ref, body: &[u8]) -> Response {
             }
             v
         }
-        _ => {
+        Some(_) => return metadata_error("redirect_uris must be a non-empty array of strings"),
+        None => {
             return json(
                 400,
                 json!({ "error": "invalid_redirect_uri", "error_description": "redirect_uris is required" }),
             );
         }
     };
-    if !uris.iter().all(|u| acceptable_redirect(s, u)) {
+    if !uris.iter().all(|u| acceptable_redirect(s, u)) && !s.fault("dcr-invalid-redirect") {
         return json(400, json!({ "error": "invalid_redirect_uri" }));
     }
-    let method = req
+    let strings = |k: &str| match req.get(k) {
+        None => Ok(None),
+        Some(Value::Array(a)) if a.iter().all(Value::is_string) => Ok(Some(a.clone())),
+        Some(_) => Err(format!("{k} must be an array of strings")),
+    };
+    let (grants, responses) = match (strings("grant_types"), strings("response_types")) {
+        (Ok(g), Ok(r)) => (g, r),
+        (Err(e), _) | (_, Err(e)) if !s.fault("dcr-invalid-metadata") => {
+            return metadata_error(&e);
+        }
+        _ => (None, None),
+    };
+    for k in [
+        "client_name",
+        "scope",
+        "token_endpoint_auth_method",
+        "application_type",
+    ] {
+        if req.get(k).is_some_and(|v| !v.is_string()) && !s.fault("dcr-invalid-metadata") {
+            return metadata_error(&format!("{k} must be a string"));
+        }
+    }
+    if req.contains_key("jwks") && req.contains_key("jwks_uri") && !s.fault("dcr-invalid-metadata")
+    {
+        return metadata_error("jwks and jwks_uri are mutually exclusive");
+    }
+    // This server implements the code flow only: `response_types` other than `code` are refused
+    // rather than stored inconsistently with `grant_types` (RFC 7591 §2.1).
+    let grants = grants.unwrap_or_else(|| vec![json!("authorization_code")]);
+    let responses = responses.unwrap_or_else(|| vec![json!("code")]);
+    if responses.iter().any(|r| r != "code") && !s.fault("dcr-grant-response-consistency") {
+        return metadata_error("only response_type code is supported");
+    }
+    // Display URIs must be https: they end up as links and images on the consent page.
+    for k in ["logo_uri", "policy_uri", "tos_uri", "client_uri"] {
+        if let Some(v) = req.get(k) {
+            let ok = v.as_str().is_some_and(|u| u.starts_with("https://"));
+            if !ok && !s.fault("dcr-display-escaping") {
+                return metadata_error(&format!("{k} must be an https URL"));
+            }
+        }
+    }
+    if s.fault("dcr-application-type.web")
+        && req.get("application_type") == Some(&json!("web"))
+        && uris.iter().any(|u| u.starts_with("http://127.0.0.1"))
+    {
+        return json(500, json!({ "error": "server_error" }));
+    }
+    if s.fault("dcr-application-type.native")
+        && req.get("application_type") == Some(&json!("native"))
+    {
+        return metadata_error("application_type native is not supported");
+    }
+    let mut method = req
         .get("token_endpoint_auth_method")
         .and_then(Value::as_str)
         .unwrap_or("client_secret_basic")
         .to_string();
-    let id: [u8; 16] = rand::random();
+    if method == "none" && s.fault("dcr-public-no-secret") {
+        method = "client_secret_basic".into();
+    }
+    let client_id = if s.fault("dcr-no-https-client-ids") {
+        format!("{}/clients/{}", s.origin, random_id(12))
+    } else {
+        random_id(16)
+    };
     let mut client = json!({
-        "client_id": URL_SAFE_NO_PAD.encode(id),
+        "client_id": client_id,
         "client_id_issued_at": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
         "redirect_uris": uris,
         "token_endpoint_auth_method": method,
-        "grant_types": req.get("grant_types").cloned().unwrap_or(json!(["authorization_code"])),
-        "response_types": req.get("response_types").cloned().unwrap_or(json!(["code"])),
+        "grant_types": grants,
+        "response_types": responses,
     });
-    if let Some(n) = req.get("client_name") {
-        client["client_name"] = n.clone();
+    for k in [
+        "client_name",
+        "logo_uri",
+        "policy_uri",
+        "tos_uri",
+        "client_uri",
+        "application_type",
+    ] {
+        if let Some(v) = req.get(k) {
+            client[k] = v.clone();
+        }
+    }
+    // RFC 7591 §2: the server may narrow the scope; the response says what was granted.
+    if let Some(sc) = req.get("scope").and_then(Value::as_str)
+        && !s.fault("dcr-scope-restriction")
+    {
+        let kept: Vec<&str> = sc
+            .split(' ')
+            .filter(|t| ["mcp:tools", "mcp:admin"].contains(t))
+            .collect();
+        client["scope"] = json!(kept.join(" "));
     }
     if method == "private_key_jwt" {
         // RFC 7591 §2: the key comes inline (`jwks`); one P-256 key is what this server takes.
@@ -270,16 +380,21 @@ fn register(s: &Ref, body: &[u8]) -> Response {
                 k.get("kty") == Some(&json!("EC")) && k.get("crv") == Some(&json!("P-256"))
             });
         if !ok {
-            return json(
-                400,
-                json!({ "error": "invalid_client_metadata", "error_description": "private_key_jwt needs jwks with a P-256 key" }),
-            );
+            return metadata_error("private_key_jwt needs jwks with a P-256 key");
         }
         client["jwks"] = req["jwks"].clone();
     } else if method != "none" {
-        let secret: [u8; 32] = rand::random();
-        client["client_secret"] = json!(URL_SAFE_NO_PAD.encode(secret));
-        client["client_secret_expires_at"] = json!(0);
+        let secret = if s.fault("dcr-secret-entropy") {
+            let mut st = s.store.lock().unwrap_or_else(|e| e.into_inner());
+            st.seq += 1;
+            format!("secret-{:06}", st.seq)
+        } else {
+            random_id(32)
+        };
+        client["client_secret"] = json!(secret);
+        if !s.fault("dcr-secret-expiry") {
+            client["client_secret_expires_at"] = json!(0);
+        }
     }
     if let Ok(mut c) = s.clients.lock() {
         // Bounded: a fuzz campaign must not grow the reference without limit.
@@ -287,6 +402,9 @@ fn register(s: &Ref, body: &[u8]) -> Response {
             c.remove(0);
         }
         c.push(client.clone());
+    }
+    if s.fault("dcr-basic") {
+        return json(200, json!({ "client_id": client["client_id"] }));
     }
     json(201, client)
 }

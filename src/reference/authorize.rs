@@ -28,6 +28,16 @@ pub fn pairs(raw: &str) -> Vec<(String, String)> {
 }
 
 fn page(status: u16, title: &str, body_html: &str, s: &Ref) -> Response {
+    // Only fixed text and identifiers this server generated reach these pages: nothing a client
+    // sent is echoed, so there is nothing to escape. (The consent page, which shows client
+    // metadata, is an askama template.)
+    let html = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{title}</title></head><body><h1>{title}</h1>{body_html}</body></html>"
+    );
+    html_response(status, html, s)
+}
+
+fn html_response(status: u16, html: String, s: &Ref) -> Response {
     let mut b = Response::builder()
         .status(status)
         .header("content-type", "text/html; charset=utf-8")
@@ -40,11 +50,6 @@ fn page(status: u16, title: &str, body_html: &str, s: &Ref) -> Response {
     if !s.fault("code-referrer-policy") {
         b = b.header("referrer-policy", "no-referrer");
     }
-    // Only fixed text and identifiers this server generated reach the page: nothing a client
-    // sent is echoed, so there is nothing to escape.
-    let html = format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{title}</title></head><body><h1>{title}</h1>{body_html}</body></html>"
-    );
     b.body(Body::from(html)).unwrap_or_default()
 }
 
@@ -350,7 +355,9 @@ pub fn authorize(
     let redirect_sent = get("redirect_uri").is_some();
     let redirect_uri = match get("redirect_uri") {
         Some(r) => {
-            if registered.iter().any(|reg| matches(s, reg, &r)) {
+            let unenforced =
+                s.fault("dcr-redirect-enforced") && client.get("client_id_issued_at").is_some();
+            if unenforced || registered.iter().any(|reg| matches(s, reg, &r)) {
                 // The faulty server validated the first value and redirects to the last.
                 if s.fault("redir-duplicate-param") {
                     all.iter()
@@ -505,7 +512,7 @@ pub fn authorize(
     if skip_consent {
         return issue(s, &txn);
     }
-    consent_page(s, &txn)
+    consent_page(s, &txn, &p)
 }
 
 fn login_page(s: &Ref, txn: &str, failed: bool) -> Response {
@@ -527,18 +534,51 @@ fn login_page(s: &Ref, txn: &str, failed: bool) -> Response {
     )
 }
 
-fn consent_page(s: &Ref, txn: &str) -> Response {
-    page(
-        200,
-        "Allow access?",
-        &format!(
-            "<p>A client asks for access to the reference MCP server.</p>\
-             <form method=\"post\" action=\"/as/consent\"><input type=\"hidden\" name=\"txn\" value=\"{txn}\">\
-             <button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button>\
-             <button type=\"submit\" name=\"decision\" value=\"approve\">Allow</button></form>"
-        ),
-        s,
-    )
+/// The consent page shows what the client says about itself (RFC 7591 §2 display metadata),
+/// escaped by askama, and where the browser goes next.
+#[derive(askama::Template)]
+#[template(path = "reference-consent.html")]
+struct ConsentPage<'a> {
+    txn: &'a str,
+    client_name: String,
+    /// Only under the dcr-display-escaping fault: the name is inserted unescaped.
+    raw_name: bool,
+    redirect_host: String,
+    logo_uri: Option<String>,
+    policy_uri: Option<String>,
+    tos_uri: Option<String>,
+}
+
+fn consent_page(s: &Ref, txn: &str, p: &Pending) -> Response {
+    let client = s.client(&p.client_id).unwrap_or(Value::Null);
+    let text = |k: &str| {
+        (!s.fault("consent-shows-client-metadata"))
+            .then(|| client.get(k).and_then(Value::as_str).map(str::to_string))
+            .flatten()
+    };
+    let redirect_host = p
+        .redirect_uri
+        .split_once("://")
+        .map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or(""))
+        .unwrap_or("")
+        .to_string();
+    let page = ConsentPage {
+        txn,
+        client_name: client
+            .get("client_name")
+            .and_then(Value::as_str)
+            .unwrap_or("An unnamed client")
+            .to_string(),
+        raw_name: s.fault("dcr-display-escaping"),
+        redirect_host,
+        logo_uri: text("logo_uri"),
+        policy_uri: text("policy_uri"),
+        tos_uri: text("tos_uri"),
+    };
+    match askama::Template::render(&page) {
+        Ok(html) => html_response(200, html, s),
+        Err(_) => error_page(s, "cannot render the consent page"),
+    }
 }
 
 /// POST `/as/login`.
@@ -622,7 +662,7 @@ pub fn consent(
         if consented || (p.public && s.fault("code-public-client-consent")) {
             return issue(s, &txn);
         }
-        return consent_page(s, &txn);
+        return consent_page(s, &txn, &p);
     }
     match get("decision").as_deref() {
         Some("approve") => {

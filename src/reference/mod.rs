@@ -182,6 +182,25 @@ pub const FAULTS: &[&str] = &[
     "tok-jwt-assertion.replay",
     "tok-jwt-assertion-aud-issuer",
     "at-short-lived",
+    // Dynamic Client Registration
+    "dcr-basic",
+    "dcr-secret-expiry",
+    "dcr-public-no-secret",
+    "dcr-invalid-redirect",
+    "dcr-invalid-metadata",
+    "dcr-grant-response-consistency",
+    "dcr-unknown-ignored",
+    "dcr-redirect-enforced",
+    "dcr-https-only",
+    "dcr-content-type",
+    "dcr-size-fuzz",
+    "dcr-display-escaping",
+    "dcr-no-https-client-ids",
+    "dcr-scope-restriction",
+    "dcr-secret-entropy",
+    "consent-shows-client-metadata",
+    "dcr-application-type.native",
+    "dcr-application-type.web",
 ];
 
 /// How to start the reference.
@@ -197,7 +216,8 @@ pub(crate) struct Ref {
     pub origin: String,
     pub issuer: String,
     pub resource: String,
-    /// Origin of the plain-http side listener (only with the `prm-https` fault).
+    /// Origin of the plain-http side listener (only with the `prm-https` and `dcr-https-only`
+    /// faults).
     pub plain_origin: Option<String>,
     pub faults: BTreeSet<String>,
     pub jwk: serde_json::Value,
@@ -289,10 +309,10 @@ pub async fn start(opts: Options) -> Result<Reference, StartError> {
     let origin = format!("https://127.0.0.1:{}", addr.port());
     let faults: BTreeSet<String> = opts.faults.iter().cloned().collect();
 
-    // The prm-https fault needs somewhere that serves PRM over plain http.
+    // The prm-https and dcr-https-only faults need somewhere that serves over plain http.
     let mut plain_origin = None;
     let mut plain_listener = None;
-    if faults.contains("prm-https") {
+    if faults.contains("prm-https") || faults.contains("dcr-https-only") {
         let l = tokio::net::TcpListener::bind(("127.0.0.1", 0))
             .await
             .map_err(|source| StartError::Bind { port: 0, source })?;
@@ -428,6 +448,19 @@ async fn dispatch(
         return r;
     }
     json(404, serde_json::json!({ "error": "not_found" }))
+}
+
+/// The request's media type, lowercased, without parameters ("" when absent).
+pub(crate) fn media_type(headers: &HeaderMap) -> String {
+    headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
 }
 
 pub(crate) fn json(status: u16, v: serde_json::Value) -> Response {

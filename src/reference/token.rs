@@ -65,15 +65,7 @@ pub fn token(s: &Ref, method: &Method, query: &str, headers: &HeaderMap, body: &
     if *method != Method::POST && !get_ok {
         return token_error(s, 405, "invalid_request", "use POST");
     }
-    let ct = headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let ct = super::media_type(headers);
     if std::str::from_utf8(body).is_err() {
         if s.fault("tok-fuzz") {
             return err(500, "server_error", "utf-8 decode failed");

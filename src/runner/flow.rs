@@ -18,12 +18,7 @@ use crate::login::{self, Browser, Journey, Outcome};
 /// An endpoint named in the AS metadata (discovering the metadata once per case).
 pub async fn as_endpoint(ctx: &mut CaseCtx<'_>, member: &str) -> Result<String, Stop> {
     if !ctx.saved.contains_key("asm") {
-        let env = ctx.env;
-        let s = env
-            .as_metadata
-            .get_or_init(|| async { super::actions::discover_as(ctx, None, "auto").await })
-            .await
-            .clone()?;
+        let s = shared_as_metadata(ctx).await?;
         ctx.saved.insert("asm".into(), s);
     }
     let doc = match ctx.saved.get("asm") {
@@ -39,6 +34,15 @@ pub async fn as_endpoint(ctx: &mut CaseCtx<'_>, member: &str) -> Result<String, 
         Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
         _ => Err(Stop::Skip(format!("the AS metadata has no {member}"))),
     }
+}
+
+/// The run's AS metadata discovery, made once by the first case that asks.
+pub async fn shared_as_metadata(ctx: &mut CaseCtx<'_>) -> Result<Saved, Stop> {
+    let env = ctx.env;
+    env.as_metadata
+        .get_or_init(|| async { super::actions::discover_as(ctx, None, "auto").await })
+        .await
+        .clone()
 }
 
 /// A PKCE verifier: 32 random bytes, base64url (43 characters, RFC 7636 §4.1).

@@ -203,9 +203,14 @@ async fn run_steps(ctx: &mut CaseCtx<'_>, case: &Case) -> StepResult {
                 issuer,
                 via,
                 save,
+                cached,
                 expect,
             } => {
-                let saved = actions::discover_as(ctx, issuer.as_deref(), via).await?;
+                let saved = if *cached {
+                    flow::shared_as_metadata(ctx).await?
+                } else {
+                    actions::discover_as(ctx, issuer.as_deref(), via).await?
+                };
                 finish_action(ctx, saved, save, expect.as_ref())?;
             }
             Step::Expect { on, expect } => {
