@@ -27,13 +27,28 @@ pub struct ClientConfig {
     /// reference profile).
     #[serde(skip)]
     pub secret: Option<String>,
+    /// For `private_key_jwt`: a PEM file (PKCS#8) with the client's P-256 key, relative to the
+    /// profile.
+    #[serde(default)]
+    pub key_file: Option<String>,
+    /// The `kid` the AS knows that key by.
+    #[serde(default)]
+    pub key_id: Option<String>,
+    /// The key, read from `key_file` when the profile loads.
+    #[serde(skip)]
+    pub key: Option<std::sync::Arc<ClientKey>>,
 }
 
 fn default_method() -> String {
     "none".into()
 }
 
-pub const AUTH_METHODS: &[&str] = &["none", "client_secret_basic", "client_secret_post"];
+pub const AUTH_METHODS: &[&str] = &[
+    "none",
+    "client_secret_basic",
+    "client_secret_post",
+    "private_key_jwt",
+];
 
 impl ClientConfig {
     /// Checks the entry and reads its secret; errors name the offending field.
@@ -57,7 +72,14 @@ impl ClientConfig {
                 "list at least one registered redirect URI".into(),
             ));
         }
-        if self.auth_method != "none" && self.secret_env.is_none() && self.secret.is_none() {
+        if self.auth_method == "private_key_jwt" {
+            if self.key_file.is_none() && self.key.is_none() {
+                return Err((
+                    "key_file",
+                    "a private_key_jwt client needs key_file (a PKCS#8 PEM P-256 key)".into(),
+                ));
+            }
+        } else if self.auth_method != "none" && self.secret_env.is_none() && self.secret.is_none() {
             return Err((
                 "secret_env",
                 format!(
@@ -67,6 +89,22 @@ impl ClientConfig {
             ));
         }
         Ok(())
+    }
+
+    /// Reads the secret from the environment and the key from its file (relative to `base`).
+    pub fn load_credentials(
+        &mut self,
+        base: &std::path::Path,
+    ) -> Result<(), (&'static str, String)> {
+        if let Some(f) = &self.key_file {
+            let path = base.join(f);
+            let pem = std::fs::read_to_string(&path)
+                .map_err(|e| ("key_file", format!("{}: {e}", path.display())))?;
+            let key = ClientKey::from_pem(&pem, self.key_id.clone())
+                .map_err(|e| ("key_file", format!("{}: {e}", path.display())))?;
+            self.key = Some(std::sync::Arc::new(key));
+        }
+        self.load_secret()
     }
 
     /// Reads the secret from the environment.
@@ -134,18 +172,35 @@ pub struct ClientKey {
 impl ClientKey {
     pub fn generate() -> Result<Self, String> {
         use base64::Engine;
-        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let kp = rcgen::KeyPair::generate().map_err(|e| format!("key generation: {e}"))?;
+        let kid: [u8; 9] = rand::random();
+        Self::from_key_pair(
+            &kp,
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(kid),
+        )
+    }
+
+    /// A key from a PKCS#8 PEM file (P-256 only: assertions are ES256).
+    pub fn from_pem(pem: &str, kid: Option<String>) -> Result<Self, String> {
+        let kp = rcgen::KeyPair::from_pem(pem).map_err(|e| format!("not a PKCS#8 key: {e}"))?;
+        if kp.algorithm() != &rcgen::PKCS_ECDSA_P256_SHA256 {
+            return Err("the key is not a P-256 (ES256) key".into());
+        }
+        Self::from_key_pair(&kp, kid.unwrap_or_default())
+    }
+
+    fn from_key_pair(kp: &rcgen::KeyPair, kid: String) -> Result<Self, String> {
+        use base64::Engine;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let raw = kp.public_key_raw();
         if raw.len() != 65 {
             return Err("unexpected P-256 public key encoding".into());
         }
-        let kid: [u8; 9] = rand::random();
         Ok(Self {
             pkcs8: kp.serialize_der(),
             jwk: json!({
                 "kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256",
-                "kid": URL_SAFE_NO_PAD.encode(kid),
+                "kid": kid,
                 "x": URL_SAFE_NO_PAD.encode(&raw[1..33]),
                 "y": URL_SAFE_NO_PAD.encode(&raw[33..65]),
             }),
@@ -236,13 +291,17 @@ pub async fn provision(ctx: &mut CaseCtx<'_>, mut want: Want<'_>) -> Result<Clie
         .map(|t| ctx.expand(t).map_err(Stop::Error))
         .collect::<Result<_, _>>()?;
     want.redirect_uris = &expanded;
-    let needs_registration = want.fresh
-        || !want.redirect_uris.is_empty()
-        || !want.metadata.is_empty()
-        || want.auth_method.is_some();
+    let needs_registration =
+        want.fresh || !want.redirect_uris.is_empty() || !want.metadata.is_empty();
+    // A case asking for a confidential client without naming a method wants a secret.
+    let method_fits = |m: &str| match want.auth_method {
+        Some(w) => m == w,
+        None => m != "private_key_jwt",
+    };
     if !needs_registration
         && let Some(c) = ctx.env.profile.clients.iter().find(|c| {
             c.kind() == want.kind
+                && method_fits(&c.auth_method)
                 && c.redirect_uris
                     .first()
                     .is_some_and(|u| fits(want.redirect, u))
@@ -264,7 +323,7 @@ pub async fn provision(ctx: &mut CaseCtx<'_>, mut want: Want<'_>) -> Result<Clie
             redirect_uris: uris,
             kind: c.kind(),
             source: "profile",
-            key: None,
+            key: c.key.clone(),
         });
     }
     // Metadata is expanded per registration (its templates may differ by variant), so such
@@ -503,5 +562,16 @@ mod tests {
         assert!(is_loopback_ip_redirect("http://127.0.0.1:8765/callback"));
         assert!(!is_loopback_ip_redirect("http://localhost:8765/callback"));
         assert!(is_https_redirect("https://client.test/cb"));
+    }
+
+    #[test]
+    fn a_pem_key_reads_back_as_the_same_jwk() {
+        let kp = rcgen::KeyPair::generate().expect("key");
+        let k = ClientKey::from_pem(&kp.serialize_pem(), Some("k1".into())).expect("P-256 key");
+        assert_eq!(k.jwk["kid"], "k1");
+        assert_eq!(k.jwk["crv"], "P-256");
+        assert_eq!(k.pkcs8, kp.serialize_der());
+        let garbage = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
+        assert!(ClientKey::from_pem(garbage, None).is_err());
     }
 }

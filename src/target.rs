@@ -142,7 +142,7 @@ pub fn load_profile(path: &Path) -> Result<Profile, FileError> {
     for (i, c) in profile.clients.iter_mut().enumerate() {
         let idx = format!("clients[{i}]");
         c.validate()
-            .and_then(|()| c.load_secret())
+            .and_then(|()| c.load_credentials(path.parent().unwrap_or(Path::new("."))))
             .map_err(|(field, m)| at_index(&text, &display, "clients", i, field, &idx, m))?;
     }
     profile

@@ -381,6 +381,9 @@ pub async fn start(opts: Options) -> Result<Reference, StartError> {
                 })
                 .unwrap_or_default(),
             secret: c["client_secret"].as_str().map(str::to_string),
+            key_file: None,
+            key_id: None,
+            key: None,
         })
         .collect();
     Ok(Reference {
