@@ -10,11 +10,13 @@
 pub mod callback;
 pub mod case;
 pub mod checks;
+pub mod cimd;
 pub mod cli;
 pub mod client;
 pub mod discovery;
 pub mod expectations;
 pub mod http;
+pub mod local_ca;
 pub mod login;
 pub mod record;
 pub mod redact;

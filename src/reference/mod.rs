@@ -13,7 +13,6 @@ mod authorization;
 mod authorize;
 mod grants;
 mod resource;
-mod tls;
 mod token;
 
 use std::collections::BTreeSet;
@@ -27,7 +26,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 
-pub use tls::LocalCa;
+use crate::local_ca as tls;
+pub use crate::local_ca::LocalCa;
 
 /// Every fault the reference can inject, by case id. A test checks that each shipped case has
 /// one (or declares `no_fault`), and that each fault names a shipped case.
