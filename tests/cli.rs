@@ -1,6 +1,8 @@
 //! The command line as users and CI scripts meet it: exit codes, located errors for bad files,
 //! reports written in every outcome, and the expectations gate.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -86,29 +88,7 @@ fn default_run_passes_against_the_reference_and_writes_three_reports() {
     assert!(out.path().join("junit.xml").exists());
     let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
     // Self-contained: nothing is loaded from elsewhere.
-    let doc = scraper::Html::parse_document(&html);
-    for el in doc
-        .root_element()
-        .descendants()
-        .filter_map(scraper::ElementRef::wrap)
-    {
-        let name = el.value().name();
-        assert!(
-            !matches!(
-                name,
-                "script" | "link" | "img" | "iframe" | "object" | "embed"
-            ),
-            "<{name}> in report"
-        );
-        for (attr, val) in el.value().attrs() {
-            if attr == "src" || attr == "href" {
-                assert!(
-                    val.starts_with('#'),
-                    "{attr}={val} points outside the report"
-                );
-            }
-        }
-    }
+    common::assert_self_contained_html(&html);
     assert!(!html.contains("url("), "CSS loads a resource");
 }
 
