@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 use crate::case::model::{ClientKind, Judge, RedirectKind};
 use crate::http::Request;
-use crate::runner::{CaseCtx, Stop};
+use crate::runner::{CaseCtx, StepResult, Stop};
 
 /// A pre-registered client in the target profile (`[[clients]]`).
 #[derive(Debug, Clone, Deserialize)]
@@ -507,10 +507,7 @@ async fn register(ctx: &mut CaseCtx<'_>, want: Want<'_>) -> Result<Client, Stop>
     }
     if let Some(j) = want.accepted {
         let msg = format!("the AS registered redirect URIs {uris:?} (client {client_id})");
-        match j {
-            Judge::Warn => ctx.warn(msg),
-            _ => return Err(judged(ctx, j, msg)),
-        }
+        apply(ctx, j, msg)?;
     } else {
         ctx.note(format!("registered client {client_id} ({method})"));
     }
@@ -525,7 +522,20 @@ async fn register(ctx: &mut CaseCtx<'_>, want: Want<'_>) -> Result<Client, Stop>
     })
 }
 
-/// Turns a judgement into the way a step ends. `Warn` cannot end a step; callers handle it.
+/// Applies a judgement to an observation: `Warn` records a tolerated deviation and the step
+/// carries on; every other verdict ends the case as [`judged`] says.
+pub fn apply(ctx: &mut CaseCtx<'_>, j: Judge, msg: String) -> StepResult {
+    match j {
+        Judge::Warn => {
+            ctx.warn(format!("{msg} (a tolerated deviation)"));
+            Ok(())
+        }
+        j => Err(judged(ctx, j, msg)),
+    }
+}
+
+/// Turns a judgement into the way a step ends. `Warn` cannot end a step (it fails here); use
+/// [`apply`] where a warning may carry on.
 pub fn judged(ctx: &mut CaseCtx<'_>, j: Judge, msg: String) -> Stop {
     match j {
         Judge::Fail | Judge::Warn => ctx.failed(msg),

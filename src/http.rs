@@ -111,6 +111,15 @@ impl Response {
                 .to_ascii_lowercase()
         })
     }
+    /// For a 429 answer, `429` plus the `Retry-After` the server gave: a rate limit says
+    /// nothing about any requirement, so callers turn it into "could not tell".
+    pub fn rate_limited(&self) -> Option<String> {
+        (self.status == 429).then(|| match self.header("retry-after") {
+            Some(v) => format!("429, Retry-After: {v}"),
+            None => "429".into(),
+        })
+    }
+
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }

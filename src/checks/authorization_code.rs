@@ -254,24 +254,27 @@ pub fn no_redirect_before_login(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     }
 }
 
-fn interaction_pages(a: &Authorization) -> Vec<&PageSeen> {
-    a.journey
+/// The login and consent pages an authorization went through; none means the AS approves
+/// without a user, and a check on those pages cannot run.
+pub fn interaction_pages(a: &Authorization) -> Result<Vec<&PageSeen>, Stop> {
+    let pages: Vec<&PageSeen> = a
+        .journey
         .pages
         .iter()
         .filter(|p| p.kind == "login" || p.kind == "consent")
-        .collect()
-}
-
-/// `code-consent-clickjacking`: login and consent pages refuse framing.
-pub fn frame_protection(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
-    let a = auth(ctx, on)?;
-    let pages = interaction_pages(&a);
+        .collect();
     if pages.is_empty() {
         return Err(Stop::Skip(
             "the AS showed no login or consent page (it approves without a user)".into(),
         ));
     }
-    for p in pages {
+    Ok(pages)
+}
+
+/// `code-consent-clickjacking`: login and consent pages refuse framing.
+pub fn frame_protection(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let a = auth(ctx, on)?;
+    for p in interaction_pages(&a)? {
         let h = |n: &str| {
             p.headers
                 .iter()
@@ -306,13 +309,7 @@ pub fn referrer_policy(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
         "strict-origin-when-cross-origin",
     ];
     let a = auth(ctx, on)?;
-    let pages = interaction_pages(&a);
-    if pages.is_empty() {
-        return Err(Stop::Skip(
-            "the AS showed no login or consent page (it approves without a user)".into(),
-        ));
-    }
-    for p in pages {
+    for p in interaction_pages(&a)? {
         let header = p
             .headers
             .iter()

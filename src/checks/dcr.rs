@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use crate::http::{Request, Response};
-use crate::runner::flow::{self, Authorization};
+use crate::runner::flow;
 use crate::runner::{CaseCtx, Saved, StepResult, Stop};
 
 fn response(ctx: &CaseCtx<'_>, on: &str) -> Result<Response, Stop> {
@@ -193,24 +193,10 @@ pub async fn fuzz(ctx: &mut CaseCtx<'_>, _args: &BTreeMap<String, toml::Value>) 
     }
 }
 
-fn consent_pages(a: &Authorization) -> Vec<&crate::login::PageSeen> {
-    a.journey
-        .pages
-        .iter()
-        .filter(|p| p.kind == "consent" || p.kind == "login")
-        .collect()
-}
-
 /// `dcr-display-escaping`: registered markup never reaches a page unescaped.
 pub fn escaped(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     let a = flow::authorization(ctx, on)?.clone();
-    let pages = consent_pages(&a);
-    if pages.is_empty() {
-        return Err(Stop::Skip(
-            "the AS showed no login or consent page to inspect".into(),
-        ));
-    }
-    for p in pages {
+    for p in super::authorization_code::interaction_pages(&a)? {
         let low = p.body.to_ascii_lowercase();
         if low.contains("<script>alert('authconform')") {
             return ctx.fail(format!(

@@ -298,15 +298,16 @@ async fn browse(
         }
         req = req.header("Accept", "text/html,application/xhtml+xml,*/*;q=0.8");
         let r = browser.send(ctx, req).await?;
-        if r.status == 429 {
+        if let Some(limit) = r.rate_limited() {
             return Err(format!(
-                "the AS rate-limited the request (429{}): run fewer cases against a fresh server",
-                r.header("retry-after")
-                    .map(|v| format!(", Retry-After: {v}"))
-                    .unwrap_or_default()
+                "the AS rate-limited the request ({limit}): run fewer cases against a fresh server"
             ));
         }
-        if (300..400).contains(&r.status) {
+        let redirect_status = (300..400).contains(&r.status);
+        let html = (!redirect_status && is_html(&r)).then(|| form::parse(&r.text()));
+        // Where the AS sends the browser next: a `Location`, or an HTML meta refresh on a 2xx
+        // page (followed like a 302).
+        let next = if redirect_status {
             let Some(loc) = r.header("location").map(str::to_string) else {
                 journey.outcome = Outcome::Page {
                     url,
@@ -315,30 +316,20 @@ async fn browse(
                 };
                 return Ok(journey);
             };
-            match leaves(browser, d, &url, &loc) {
-                Ok(out) => {
-                    journey.outcome = out;
-                    return Ok(journey);
-                }
-                Err(next) => {
-                    url = next;
-                    method = "GET".into();
-                    continue;
-                }
-            }
-        }
-        let html = is_html(&r).then(|| form::parse(&r.text()));
-        // An HTML redirect (meta refresh) is followed like a 302.
-        if let Some(target) = html.as_ref().and_then(|p| p.refresh.clone())
-            && (200..300).contains(&r.status)
-        {
+            Some(loc)
+        } else if (200..300).contains(&r.status) {
+            html.as_ref().and_then(|p| p.refresh.clone())
+        } else {
+            None
+        };
+        if let Some(target) = next {
             match leaves(browser, d, &url, &target) {
                 Ok(out) => {
                     journey.outcome = out;
                     return Ok(journey);
                 }
-                Err(next) => {
-                    url = next;
+                Err(abs) => {
+                    url = abs;
                     method = "GET".into();
                     continue;
                 }

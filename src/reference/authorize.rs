@@ -27,6 +27,15 @@ pub fn pairs(raw: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The parameters of a GET (query) or POST (form body) request, in order, duplicates kept.
+fn request_params(method: &Method, query: &str, body: &[u8]) -> Vec<(String, String)> {
+    if *method == Method::POST {
+        pairs(&String::from_utf8_lossy(body))
+    } else {
+        pairs(query)
+    }
+}
+
 fn page(status: u16, title: &str, body_html: &str, s: &Ref) -> Response {
     // Only fixed text and identifiers this server generated reach these pages: nothing a client
     // sent is echoed, so there is nothing to escape. (The consent page, which shows client
@@ -302,12 +311,7 @@ pub fn authorize(
     if *method == Method::GET && s.fault("code-get-support") {
         return error_page(s, "use POST");
     }
-    let raw = if *method == Method::POST {
-        String::from_utf8_lossy(body).into_owned()
-    } else {
-        query.to_string()
-    };
-    let all = pairs(&raw);
+    let all = request_params(method, query, body);
     let count = |k: &str| all.iter().filter(|(n, _)| n == k).count();
     // O21 3.1: parameters sent without a value are treated as omitted.
     let get = |k: &str| -> Option<String> {
@@ -631,12 +635,7 @@ pub fn consent(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Response {
-    let raw = if *method == Method::POST {
-        String::from_utf8_lossy(body).into_owned()
-    } else {
-        query.to_string()
-    };
-    let f = pairs(&raw);
+    let f = request_params(method, query, body);
     let get = |k: &str| f.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let Some(txn) = get("txn") else {
         return error_page(s, "missing transaction");

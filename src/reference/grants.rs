@@ -55,6 +55,19 @@ pub struct TokenGrant {
     pub active: bool,
 }
 
+impl TokenGrant {
+    /// An active grant whose access tokens live [`ACCESS_TTL_SECS`] from now.
+    pub fn new(client_id: String, resource: Option<String>, scope: Option<String>) -> Self {
+        Self {
+            client_id,
+            resource,
+            scope,
+            expires: Instant::now() + Duration::from_secs(ACCESS_TTL_SECS),
+            active: true,
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Store {
     pub sessions: HashMap<String, Session>,

@@ -1,7 +1,7 @@
 //! The reference token endpoint (O21 3.2): client authentication (3.2.1), the
 //! authorization_code grant with PKCE (4.1.3) and the refresh_token grant with rotation (4.3).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::http::{HeaderMap, Method};
 use axum::response::Response;
@@ -162,19 +162,52 @@ pub fn token(s: &Ref, method: &Method, query: &str, headers: &HeaderMap, body: &
         );
     }
     let grant_type = get("grant_type");
-    // private_key_jwt (RFC 7523 §2.2, §3): the assertion authenticates the client.
-    if let Some(kind) = get("client_assertion_type") {
-        let client_id = match verify_assertion(s, &kind, get("client_assertion").as_deref()) {
-            Ok(c) => c,
-            Err(r) => return *r,
-        };
-        return match grant_type.as_deref() {
-            Some("authorization_code") => authorization_code(s, &client_id, false, &get),
-            Some("refresh_token") => refresh(s, &client_id, &get),
-            None => token_error(s, 400, "invalid_request", "grant_type is required"),
-            Some(_) => token_error(s, 400, "unsupported_grant_type", "unsupported grant_type"),
-        };
+    // The client authenticates with a private_key_jwt assertion (RFC 7523 §2.2, §3) or with
+    // its secret (or, public, with its id alone).
+    let authenticated = match get("client_assertion_type") {
+        Some(kind) => {
+            verify_assertion(s, &kind, get("client_assertion").as_deref()).map(|c| (c, false))
+        }
+        None => authenticate_secret(s, &get, basic, body_secret, q_id, q_secret),
+    };
+    let (client_id, public) = match authenticated {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+
+    match grant_type.as_deref() {
+        None => token_error(s, 400, "invalid_request", "grant_type is required"),
+        Some("authorization_code") => authorization_code(s, &client_id, &get),
+        Some("refresh_token") => refresh(s, &client_id, &get),
+        Some("client_credentials") if public => {
+            if s.fault("tok-unauthorized-client") {
+                return issue(s, TokenGrant::new(client_id, None, None), false);
+            }
+            token_error(
+                s,
+                400,
+                "unauthorized_client",
+                "public clients cannot use client_credentials",
+            )
+        }
+        Some("password") if s.fault("tok-unsupported-grant") => {
+            issue(s, TokenGrant::new(client_id, None, None), true)
+        }
+        Some(_) => token_error(s, 400, "unsupported_grant_type", "unsupported grant_type"),
     }
+}
+
+/// Secret-based client authentication (O21 3.2.1): Basic, body, or (only under the
+/// tok-client-creds-in-query fault) the query; a public client names itself by `client_id`.
+/// Returns the client id and whether the client is public.
+fn authenticate_secret(
+    s: &Ref,
+    get: &dyn Fn(&str) -> Option<String>,
+    basic: Option<(String, String)>,
+    body_secret: Option<String>,
+    q_id: Option<String>,
+    q_secret: Option<String>,
+) -> Result<(String, bool), Box<Response>> {
     let (client_id, presented, via) = match (&basic, &body_secret, &q_secret) {
         (Some((id, sec)), _, _) => (Some(id.clone()), Some(sec.clone()), "client_secret_basic"),
         (None, Some(sec), _) => (get("client_id"), Some(sec.clone()), "client_secret_post"),
@@ -196,13 +229,25 @@ pub fn token(s: &Ref, method: &Method, query: &str, headers: &HeaderMap, body: &
                     .map(|g| g.p.client_id.clone())
             })
             .unwrap_or_default(),
-        None => return token_error(s, 400, "invalid_request", "client_id is required"),
+        None => {
+            return Err(Box::new(token_error(
+                s,
+                400,
+                "invalid_request",
+                "client_id is required",
+            )));
+        }
     };
     let Some(client) = s.client(&client_id) else {
         if s.fault("tok-invalid-client-unknown") {
-            return token_error(s, 400, "invalid_grant", "unknown code");
+            return Err(Box::new(token_error(
+                s,
+                400,
+                "invalid_grant",
+                "unknown code",
+            )));
         }
-        return invalid_client(s, basic.is_some());
+        return Err(Box::new(invalid_client(s, basic.is_some())));
     };
     let registered_method = client
         .get("token_endpoint_auth_method")
@@ -214,57 +259,22 @@ pub fn token(s: &Ref, method: &Method, query: &str, headers: &HeaderMap, body: &
         let secret = client.get("client_secret").and_then(Value::as_str);
         match &presented {
             None if s.fault("tok-confidential-needs-auth") => {}
-            None => return invalid_client(s, false),
-            Some(p) if Some(p.as_str()) != secret => return invalid_client(s, basic.is_some()),
+            None => return Err(Box::new(invalid_client(s, false))),
+            Some(p) if Some(p.as_str()) != secret => {
+                return Err(Box::new(invalid_client(s, basic.is_some())));
+            }
             Some(_) => {
                 if via != registered_method
                     && via != "query"
                     && !s.fault("tok-auth-method-mismatch")
                 {
-                    return invalid_client(s, basic.is_some());
+                    return Err(Box::new(invalid_client(s, basic.is_some())));
                 }
             }
         }
     }
 
-    match grant_type.as_deref() {
-        None => token_error(s, 400, "invalid_request", "grant_type is required"),
-        Some("authorization_code") => authorization_code(s, &client_id, public, &get),
-        Some("refresh_token") => refresh(s, &client_id, &get),
-        Some("client_credentials") if public => {
-            if s.fault("tok-unauthorized-client") {
-                return issue(
-                    s,
-                    TokenGrant {
-                        client_id,
-                        resource: None,
-                        scope: None,
-                        expires: Instant::now() + Duration::from_secs(ACCESS_TTL_SECS),
-                        active: true,
-                    },
-                    false,
-                );
-            }
-            token_error(
-                s,
-                400,
-                "unauthorized_client",
-                "public clients cannot use client_credentials",
-            )
-        }
-        Some("password") if s.fault("tok-unsupported-grant") => issue(
-            s,
-            TokenGrant {
-                client_id,
-                resource: None,
-                scope: None,
-                expires: Instant::now() + Duration::from_secs(ACCESS_TTL_SECS),
-                active: true,
-            },
-            true,
-        ),
-        Some(_) => token_error(s, 400, "unsupported_grant_type", "unsupported grant_type"),
-    }
+    Ok((client_id, public))
 }
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -344,12 +354,7 @@ fn verify_assertion(s: &Ref, kind: &str, jwt: Option<&str>) -> Result<String, Bo
     Ok(client_id)
 }
 
-fn authorization_code(
-    s: &Ref,
-    client_id: &str,
-    _public: bool,
-    get: &dyn Fn(&str) -> Option<String>,
-) -> Response {
+fn authorization_code(s: &Ref, client_id: &str, get: &dyn Fn(&str) -> Option<String>) -> Response {
     let Some(code) = get("code") else {
         if s.fault("tok-missing-param") {
             return err(500, "server_error", "missing code");
@@ -444,13 +449,7 @@ fn authorization_code(
     {
         c.used = true;
     }
-    let grant = TokenGrant {
-        client_id: client_id.to_string(),
-        resource,
-        scope: g.p.scope.clone(),
-        expires: Instant::now() + Duration::from_secs(ACCESS_TTL_SECS),
-        active: true,
-    };
+    let grant = TokenGrant::new(client_id.to_string(), resource, g.p.scope.clone());
     let at = new_access_token(s);
     let (at, rt) = st.issue(grant.clone(), at);
     if let Some(c) = st.codes.get_mut(&code) {
@@ -490,10 +489,7 @@ fn refresh(s: &Ref, client_id: &str, get: &dyn Fn(&str) -> Option<String>) -> Re
     }
     // Rotation (O21 4.3.1): the presented refresh token is spent.
     st.revoke(&rt);
-    let grant = TokenGrant {
-        expires: Instant::now() + Duration::from_secs(ACCESS_TTL_SECS),
-        ..g
-    };
+    let grant = TokenGrant::new(g.client_id, g.resource, g.scope);
     let at = new_access_token(s);
     let (at, rt2) = st.issue(grant.clone(), at);
     drop(st);

@@ -269,12 +269,6 @@ impl<'a> CaseCtx<'a> {
                 "issuer": t.issuer,
             },
             "spec": self.env.revision.as_str(),
-            "gen": {
-                // 1 KiB of what state values get mangled by: percent signs, plus, spaces,
-                // reserved characters, non-ASCII (RFC 6749 §4.1.2 wants it back unchanged).
-                "state_long": long_state(),
-                "verifier": super::flow::new_verifier(),
-            },
         });
         if let Some(r) = &t.resource
             && let Ok(u) = url::Url::parse(r)
@@ -318,6 +312,18 @@ impl<'a> CaseCtx<'a> {
                     ));
                 }
                 let v = self.expand(t)?;
+                out.push_str(&apply_filter(&v, filter)?);
+                continue;
+            }
+            // Generated values, made only when a template asks for one.
+            if let Some(name) = path.strip_prefix("gen.") {
+                let v = match name {
+                    // 1 KiB of what state values get mangled by: percent signs, plus, spaces,
+                    // reserved characters, non-ASCII (RFC 6749 §4.1.2 wants it back unchanged).
+                    "state_long" => long_state(),
+                    "verifier" => super::flow::new_verifier(),
+                    _ => return Err(format!("`${{{path}}}`: no generated value {name}")),
+                };
                 out.push_str(&apply_filter(&v, filter)?);
                 continue;
             }

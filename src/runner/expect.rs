@@ -10,12 +10,11 @@ use crate::www_authenticate;
 
 pub fn check(ctx: &mut CaseCtx<'_>, url: &str, r: &Response, e: &Expect) -> StepResult {
     // A rate limit says nothing about the requirement: the suite could not tell.
-    if r.status == 429 && !e.status.as_ref().is_some_and(|s| s.contains(&429)) {
+    if let Some(limit) = r.rate_limited()
+        && !e.status.as_ref().is_some_and(|s| s.contains(&429))
+    {
         return Err(Stop::Error(format!(
-            "{url} rate-limited the request (429{}); run fewer cases at once or against a fresh server",
-            r.header("retry-after")
-                .map(|v| format!(", Retry-After: {v}"))
-                .unwrap_or_default()
+            "{url} rate-limited the request ({limit}); run fewer cases at once or against a fresh server"
         )));
     }
     // First what must not be there: "tokens were issued" says more than "status 200".

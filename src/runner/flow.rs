@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::context::{CaseCtx, Saved, StepResult, Stop};
 use crate::case::model::{AuthzExpect, Consent, Judge};
-use crate::client::{Client, judged};
+use crate::client::{Client, apply, judged};
 use crate::http::{Request, Response};
 use crate::login::{self, Browser, Journey, Outcome};
 
@@ -365,132 +365,83 @@ pub fn judge(
     let token_in_fragment = cb.fragment.iter().any(|(k, _)| k == "access_token");
     let error = cb.get("error").map(str::to_string);
     let what = auth.describe();
-    let accepted_msg = format!("the AS accepted the request: it {what}");
-    let on_accept = |ctx: &mut CaseCtx<'_>| -> StepResult {
-        match accepted {
-            Judge::Warn => {
-                ctx.warn(format!("{accepted_msg} (a tolerated deviation)"));
-                Ok(())
-            }
-            j => Err(judged(ctx, j, accepted_msg.clone())),
+    // Where the step expected no code, a code (or an implicit-flow token) is the finding.
+    if !matches!(expect, AuthzExpect::Code | AuthzExpect::Any) && (code || token_in_fragment) {
+        return apply(
+            ctx,
+            accepted,
+            format!("the AS accepted the request: it {what}"),
+        );
+    }
+    // An error redirect is acceptable only to a registered URI and with an expected code.
+    let error_redirect = |ctx: &mut CaseCtx<'_>, location: &str, e: &str| -> StepResult {
+        if !registered.iter().any(|r| to_registered(location, r)) {
+            return ctx.fail(format!(
+                "the AS sent error={e} to {location:?}, which is not a registered redirect URI"
+            ));
         }
+        if !errors.is_none_or(|l| l.iter().any(|x| x == e)) {
+            return ctx.fail(format!(
+                "the AS answered error={e}, expected one of {:?}",
+                errors.unwrap_or_default()
+            ));
+        }
+        ctx.pass(format!("the AS {what}"));
+        Ok(())
     };
-    let error_ok = |e: &str| errors.is_none_or(|l| l.iter().any(|x| x == e));
-    match expect {
-        AuthzExpect::Any => {
+    match (expect, &auth.journey.outcome) {
+        (AuthzExpect::Any, _) => {
             ctx.note(format!("the AS {what}"));
             Ok(())
         }
-        AuthzExpect::Code => match auth.location() {
-            Some(loc) if code && error.is_none() => {
-                if !sent.is_empty() && !starts_with_uri(loc, &sent) {
-                    return ctx.fail(format!(
-                        "the AS issued a code but redirected to {loc:?}, not to the requested {sent:?}"
-                    ));
-                }
-                ctx.pass(format!("the AS {what}"));
-                Ok(())
+        (AuthzExpect::Code, Outcome::Redirected { location, .. }) if code && error.is_none() => {
+            if !sent.is_empty() && !starts_with_uri(location, &sent) {
+                return ctx.fail(format!(
+                    "the AS issued a code but redirected to {location:?}, not to the requested {sent:?}"
+                ));
             }
-            _ => ctx.fail(format!("a valid request was refused: the AS {what}")),
+            ctx.pass(format!("the AS {what}"));
+            Ok(())
+        }
+        (AuthzExpect::Code, _) => ctx.fail(format!("a valid request was refused: the AS {what}")),
+        (
+            AuthzExpect::Rejected | AuthzExpect::ErrorRedirect,
+            Outcome::Redirected { location, .. },
+        ) => match &error {
+            Some(e) => error_redirect(ctx, location, e),
+            None => ctx.fail(format!("the AS {what}: neither a refusal nor a code")),
         },
-        AuthzExpect::Rejected => {
-            if code || token_in_fragment {
-                return on_accept(ctx);
-            }
-            match (&auth.journey.outcome, error) {
-                (Outcome::Redirected { location, .. }, Some(e)) => {
-                    if !registered.iter().any(|r| to_registered(location, r)) {
-                        return ctx.fail(format!(
-                            "the AS refused, but sent the error to {location:?}, which is not a registered redirect URI"
-                        ));
-                    }
-                    if !error_ok(&e) {
-                        return ctx.fail(format!(
-                            "the AS refused with error={e}, expected one of {:?}",
-                            errors.unwrap_or_default()
-                        ));
-                    }
-                    ctx.pass(format!("the AS refused: it {what}"));
-                    Ok(())
-                }
-                (Outcome::Redirected { .. }, None) => {
-                    ctx.fail(format!("the AS {what}: neither a refusal nor a code"))
-                }
-                (Outcome::Page { status, .. }, _) => {
-                    ctx.pass(format!(
-                        "the AS refused with an error page (status {status})"
-                    ));
-                    Ok(())
-                }
-            }
+        (AuthzExpect::Rejected, Outcome::Page { status, .. }) => {
+            ctx.pass(format!(
+                "the AS refused with an error page (status {status})"
+            ));
+            Ok(())
         }
-        AuthzExpect::NoRedirect => {
-            if code || token_in_fragment {
-                return on_accept(ctx);
-            }
-            match &auth.journey.outcome {
-                Outcome::Page { status, .. } => {
-                    ctx.pass(format!(
-                        "the AS refused {sent:?} without redirecting (an error page, status {status})"
-                    ));
-                    Ok(())
-                }
-                Outcome::Redirected { location, .. } => {
-                    if !sent.is_empty()
-                        && starts_with_uri(location, &sent)
-                        && !registered.contains(&sent)
-                    {
-                        ctx.fail(format!(
-                            "the AS redirected to the unregistered URI it was given ({what}): an open redirector"
-                        ))
-                    } else if registered.iter().any(|r| to_registered(location, r)) {
-                        ctx.warn(format!(
-                            "the AS {what}: a registered URI, but O21 4.1.2.1 says an invalid redirect URI gets no redirect at all"
-                        ));
-                        Ok(())
-                    } else {
-                        ctx.fail(format!("the AS {what}"))
-                    }
-                }
-            }
+        (AuthzExpect::ErrorRedirect, Outcome::Page { status, .. }) => apply(
+            ctx,
+            error_page,
+            format!(
+                "the AS showed an error page (status {status}) instead of redirecting the error to the registered URI"
+            ),
+        ),
+        (AuthzExpect::NoRedirect, Outcome::Page { status, .. }) => {
+            ctx.pass(format!(
+                "the AS refused {sent:?} without redirecting (an error page, status {status})"
+            ));
+            Ok(())
         }
-        AuthzExpect::ErrorRedirect => {
-            if code || token_in_fragment {
-                return on_accept(ctx);
-            }
-            match (&auth.journey.outcome, error) {
-                (Outcome::Redirected { location, .. }, Some(e)) => {
-                    if !registered.iter().any(|r| to_registered(location, r)) {
-                        return ctx.fail(format!(
-                            "the error went to {location:?}, not to a registered redirect URI"
-                        ));
-                    }
-                    if !error_ok(&e) {
-                        return ctx.fail(format!(
-                            "error={e}, expected one of {:?}",
-                            errors.unwrap_or_default()
-                        ));
-                    }
-                    ctx.pass(format!("the AS {what}"));
-                    Ok(())
-                }
-                (Outcome::Redirected { .. }, None) => ctx.fail(format!("the AS {what}")),
-                (Outcome::Page { status, .. }, _) => {
-                    let msg = format!(
-                        "the AS showed an error page (status {status}) instead of redirecting the error to the registered URI"
-                    );
-                    match error_page {
-                        Judge::Warn => {
-                            ctx.warn(msg);
-                            Ok(())
-                        }
-                        Judge::Pass => {
-                            ctx.pass(msg);
-                            Ok(())
-                        }
-                        j => Err(judged(ctx, j, msg)),
-                    }
-                }
+        (AuthzExpect::NoRedirect, Outcome::Redirected { location, .. }) => {
+            if !sent.is_empty() && starts_with_uri(location, &sent) && !registered.contains(&sent) {
+                ctx.fail(format!(
+                    "the AS redirected to the unregistered URI it was given ({what}): an open redirector"
+                ))
+            } else if registered.iter().any(|r| to_registered(location, r)) {
+                ctx.warn(format!(
+                    "the AS {what}: a registered URI, but O21 4.1.2.1 says an invalid redirect URI gets no redirect at all"
+                ));
+                Ok(())
+            } else {
+                ctx.fail(format!("the AS {what}"))
             }
         }
     }
