@@ -8,7 +8,13 @@
 # Runs (all on 127.0.0.1, one server at a time, each started fresh and stopped after its run):
 #   oidc-provider-strict        oidc-provider/start.sh              PORT=4000  profiles/oidc-provider-strict.toml
 #   oidc-provider-misconfigured oidc-provider/start-misconfigured.sh PORT=4001 profiles/oidc-provider-misconfigured.toml
+#   oidc-provider-cimd-dev      oidc-provider/start.sh              PORT=4000  profiles/oidc-provider-strict.toml, only cimd
 #   mcp-ts, mcp-ts-flow         mcp-ts/start.sh                     PORT=3000 (AS 3001) profiles/mcp-ts.toml
+# oidc-provider is started trusting authconform's CA (NODE_EXTRA_CA_CERTS, `authconform ca`) so
+# it can fetch Client ID Metadata Documents from authconform's document host on 127.0.0.1. Its
+# SSRF protection refuses loopback addresses, so in the stock runs it fetches none; the
+# cimd-dev run preloads scripts/oidc-provider-loopback-fetch.mjs, which lifts that protection as
+# a development deployment would, so every other CIMD behaviour can be observed.
 # The MCP TypeScript SDK example rate-limits by client IP (20 registrations an hour, 100
 # authorization and 50 token requests per 15 minutes), which the whole suite exceeds; it runs in
 # two halves, each against a freshly started server, without the registration (dcr) cases, which
@@ -19,10 +25,11 @@
 #   AUTHCONFORM_BIN      the binary (default: target/release/authconform, relative to the repo root)
 #   START_TIMEOUT        seconds to wait for each server (default 120: first start runs npm install)
 #   TARGETS_HOME         where the start scripts install the servers (their default: ~/.cache/authconform-targets)
+#   AUTHCONFORM_CA_DIR   authconform's CA (default: target/authconform-ca)
 # Reports go to reports/<run>/ and server logs to reports/servers/<run>.log.
 set -euo pipefail
 
-usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; }
 MODE="check"
 for arg in "$@"; do
   case "$arg" in
@@ -50,13 +57,19 @@ mkdir -p "$LOGDIR" tests/expected
 export OIDC_PASSWORD="${OIDC_PASSWORD:-authconform}"
 export OIDC_STATIC_SECRET="${OIDC_STATIC_SECRET:-static-secret}"
 
+# The CA the document host uses; the node servers are told to trust it.
+export AUTHCONFORM_CA_DIR="${AUTHCONFORM_CA_DIR:-$ROOT/target/authconform-ca}"
+CA_PEM="$("$BIN" ca 2>/dev/null)" || { echo "error: $BIN ca failed" >&2; exit 2; }
+LOOPBACK_FETCH="--import=$ROOT/scripts/oidc-provider-loopback-fetch.mjs"
+
 FLOW_AREAS=(--only authorization_code --only token_endpoint --only token_lifecycle)
-# run name|start script (relative to $TARGETS)|ports it must answer on|profile|selection
+# run name|start script (relative to $TARGETS)|ports it must answer on|profile|selection|server environment
 RUN_LIST=(
-  "oidc-provider-strict|oidc-provider/start.sh|4000|profiles/oidc-provider-strict.toml|"
-  "oidc-provider-misconfigured|oidc-provider/start-misconfigured.sh|4001|profiles/oidc-provider-misconfigured.toml|"
-  "mcp-ts|mcp-ts/start.sh|3000 3001|profiles/mcp-ts.toml|--skip authorization_code --skip token_endpoint --skip token_lifecycle --skip dcr"
-  "mcp-ts-flow|mcp-ts/start.sh|3000 3001|profiles/mcp-ts.toml|${FLOW_AREAS[*]}"
+  "oidc-provider-strict|oidc-provider/start.sh|4000|profiles/oidc-provider-strict.toml||NODE_EXTRA_CA_CERTS=$CA_PEM"
+  "oidc-provider-misconfigured|oidc-provider/start-misconfigured.sh|4001|profiles/oidc-provider-misconfigured.toml||NODE_EXTRA_CA_CERTS=$CA_PEM"
+  "oidc-provider-cimd-dev|oidc-provider/start.sh|4000|profiles/oidc-provider-strict.toml|--only cimd|NODE_EXTRA_CA_CERTS=$CA_PEM NODE_OPTIONS=$LOOPBACK_FETCH"
+  "mcp-ts|mcp-ts/start.sh|3000 3001|profiles/mcp-ts.toml|--skip authorization_code --skip token_endpoint --skip token_lifecycle --skip dcr|"
+  "mcp-ts-flow|mcp-ts/start.sh|3000 3001|profiles/mcp-ts.toml|${FLOW_AREAS[*]}|"
 )
 
 declare -A PID=()
@@ -89,8 +102,8 @@ show_log() {
   echo "----" >&2
 }
 
-start() { # name script "port [other ports]"
-  local name="$1" script="$2" ports="$3" port
+start() { # name script "port [other ports]" "VAR=value ..."
+  local name="$1" script="$2" ports="$3" extra_env="$4" port
   for port in $ports; do
     if answers "$port"; then
       echo "error: something already answers on 127.0.0.1:$port; stop it before running $name" >&2
@@ -99,7 +112,10 @@ start() { # name script "port [other ports]"
   done
   port="${ports%% *}"
   echo "starting $name on port(s) $ports ($script)"
-  local -a cmd=(env "PORT=$port" bash "$TARGETS/$script")
+  local -a envs=()
+  # shellcheck disable=SC2206 # VAR=value words, none with spaces
+  [ -n "$extra_env" ] && envs=($extra_env)
+  local -a cmd=(env "PORT=$port" "${envs[@]}" bash "$TARGETS/$script")
   command -v setsid >/dev/null && cmd=(setsid "${cmd[@]}")
   "${cmd[@]}" </dev/null >"$LOGDIR/$name.log" 2>&1 &
   PID[$name]=$!
@@ -126,8 +142,8 @@ wait_up() { # name "port [other ports]"
 fail=0
 declare -a SUMMARY=()
 for entry in "${RUN_LIST[@]}"; do
-  IFS='|' read -r name script ports profile selection <<<"$entry"
-  start "$name" "$script" "$ports"
+  IFS='|' read -r name script ports profile selection server_env <<<"$entry"
+  start "$name" "$script" "$ports" "$server_env"
   wait_up "$name" "$ports"
   expect="tests/expected/$name.toml"
   # shellcheck disable=SC2206 # the selection is a list of flags

@@ -43,6 +43,16 @@ pub enum Command {
     List(ListArgs),
     /// Serve the built-in reference server in the foreground.
     Reference(ReferenceArgs),
+    /// Make (once) and show authconform's local CA: the certificate an authorization server
+    /// must trust to fetch Client ID Metadata Documents from authconform's document host.
+    Ca(CaArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CaArgs {
+    /// Directory of the CA (default: $AUTHCONFORM_CA_DIR, else ~/.cache/authconform/ca).
+    #[arg(long, value_name = "DIR")]
+    pub ca_dir: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -103,6 +113,16 @@ pub struct RunArgs {
     /// `timing.max_wait_secs`.
     #[arg(long, value_name = "SECS")]
     pub max_wait: Option<u64>,
+    /// Where the authorization server reaches authconform's Client ID Metadata Document host
+    /// (a tunnel to it), when the AS is not on this machine.
+    #[arg(long, value_name = "URL")]
+    pub public_base_url: Option<String>,
+    /// Port of the document host's https listener on 127.0.0.1 (default: any free port).
+    #[arg(long, value_name = "PORT")]
+    pub document_port: Option<u16>,
+    /// Directory of authconform's persistent CA (see `authconform ca`).
+    #[arg(long, value_name = "DIR")]
+    pub ca_dir: Option<PathBuf>,
     /// Cases run at once.
     #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
@@ -137,6 +157,11 @@ pub struct ReferenceArgs {
     /// Inject this fault (a case id). Repeatable.
     #[arg(long = "fault", value_name = "ID")]
     pub faults: Vec<String>,
+    /// Development mode for Client ID Metadata Documents: also fetch documents from this
+    /// loopback `HOST:PORT` (an authconform document host; other special-use addresses stay
+    /// refused). The document host's CA (`authconform ca`) is trusted. Repeatable.
+    #[arg(long = "cimd-dev-origin", value_name = "HOST:PORT")]
+    pub cimd_dev_origins: Vec<String>,
 }
 
 fn parse_spec(s: &str) -> Result<SpecChoice, String> {
@@ -167,6 +192,7 @@ pub fn main() -> i32 {
             Command::Run(a) => run(*a).await,
             Command::List(a) => list(a),
             Command::Reference(a) => serve_reference(a).await,
+            Command::Ca(a) => show_ca(a),
         }
     })
 }
@@ -224,6 +250,25 @@ fn list(a: ListArgs) -> i32 {
     0
 }
 
+fn show_ca(a: CaArgs) -> i32 {
+    let dir = a.ca_dir.unwrap_or_else(crate::local_ca::default_dir);
+    match crate::local_ca::persistent(&dir) {
+        Ok((_, path)) => {
+            println!("{}", path.display());
+            eprintln!(
+                "authconform's CA: {} (it can only vouch for 127.0.0.0/8, ::1 and localhost).\n\
+                 An authorization server on this machine must trust it to fetch Client ID \
+                 Metadata Documents from authconform's document host; for node servers start \
+                 them with NODE_EXTRA_CA_CERTS={}",
+                path.display(),
+                path.display()
+            );
+            0
+        }
+        Err(e) => usage_error(format!("CA in {}: {e}", dir.display())),
+    }
+}
+
 async fn serve_reference(a: ReferenceArgs) -> i32 {
     let cases = match load_cases(None) {
         Ok(c) => c,
@@ -232,9 +277,19 @@ async fn serve_reference(a: ReferenceArgs) -> i32 {
     if let Err(code) = check_faults(&a.faults, &cases) {
         return code;
     }
+    let cimd_trust = if a.cimd_dev_origins.is_empty() {
+        None
+    } else {
+        match crate::local_ca::persistent(&crate::local_ca::default_dir()) {
+            Ok((ca, _)) => Some(ca.ca_pem),
+            Err(e) => return usage_error(format!("authconform's CA: {e}")),
+        }
+    };
     let r = match reference::start(reference::Options {
         port: a.port,
         faults: a.faults.clone(),
+        cimd_dev_origins: a.cimd_dev_origins.clone(),
+        cimd_trust_pem: cimd_trust,
     })
     .await
     {
@@ -385,11 +440,65 @@ async fn run(a: RunArgs) -> i32 {
         }
     }
 
+    // The Client ID Metadata Document host, when CIMD cases run. Against the built-in
+    // reference it uses a throw-away CA the reference is handed; against a real AS, the
+    // persistent CA the AS was told to trust (`authconform ca`).
+    let reference_target = target.resource.is_none() && target.issuer.is_none();
+    let mut documents = None;
+    if cases.iter().any(|c| c.file.area == "cimd") {
+        let public = a
+            .public_base_url
+            .clone()
+            .or_else(|| profile_used.cimd.public_base_url.clone());
+        if let Some(u) = &public
+            && let Err(e) = target::check_url(u)
+        {
+            return usage_error(format!("--public-base-url: {e}"));
+        }
+        let (ca, ca_path) = if reference_target {
+            match crate::local_ca::generate_for("document host") {
+                Ok(ca) => (ca, None),
+                Err(e) => return usage_error(format!("document host CA: {e}")),
+            }
+        } else {
+            let dir = a
+                .ca_dir
+                .clone()
+                .unwrap_or_else(crate::local_ca::default_dir);
+            match crate::local_ca::persistent(&dir) {
+                Ok((ca, p)) => (ca, Some(p)),
+                Err(e) => return usage_error(format!("authconform's CA: {e}")),
+            }
+        };
+        let port = a.document_port.or(profile_used.cimd.port).unwrap_or(0);
+        match crate::cimd::Documents::start(port, public, ca, ca_path).await {
+            Ok(d) => {
+                if !reference_target {
+                    eprintln!(
+                        "CIMD document host: {}{}",
+                        d.host.base_url,
+                        d.ca_path
+                            .as_ref()
+                            .map(|p| format!(
+                                " (the AS must trust {}; node: NODE_EXTRA_CA_CERTS)",
+                                p.display()
+                            ))
+                            .unwrap_or_default()
+                    );
+                }
+                documents = Some(Arc::new(d));
+            }
+            Err(e) => return usage_error(e),
+        }
+    }
+
     let mut reference_server = None;
-    if target.resource.is_none() && target.issuer.is_none() {
+    if reference_target {
         match reference::start(reference::Options {
             port: 0,
             faults: a.reference_faults.clone(),
+            cimd_dev_origins: documents.iter().flat_map(|d| d.dev_origins()).collect(),
+            cimd_trust_pem: documents.as_ref().map(|d| d.host.ca_pem.clone()),
         })
         .await
         {
@@ -459,6 +568,7 @@ async fn run(a: RunArgs) -> i32 {
         callback,
         registered: Default::default(),
         as_metadata: Default::default(),
+        documents,
     });
     let started_at = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)

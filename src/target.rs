@@ -44,6 +44,22 @@ pub struct Profile {
     pub callback: crate::callback::CallbackConfig,
     #[serde(default)]
     pub timing: TimingConfig,
+    /// Client ID Metadata Document testing.
+    #[serde(default)]
+    pub cimd: CimdConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CimdConfig {
+    /// Where the AS reaches authconform's document host (a tunnel to it), when the AS is not
+    /// on this machine; `--public-base-url` overrides it.
+    pub public_base_url: Option<String>,
+    /// Port of the document host's https listener (0 or unset: any free port).
+    pub port: Option<u16>,
+    /// The AS's minimum document cache time, when it documents one: cases that wait for a
+    /// cached document to expire wait this long.
+    pub cache_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]

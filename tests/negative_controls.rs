@@ -23,9 +23,25 @@ fn run_one(case: &Case, faults: Vec<String>) -> Result<authconform::record::Case
         .build()
         .map_err(|e| Failed::from(format!("runtime: {e}")))?;
     rt.block_on(async {
-        let r = reference::start(reference::Options { port: 0, faults })
-            .await
-            .map_err(|e| Failed::from(format!("reference: {e}")))?;
+        // CIMD cases need the document host, trusted by the reference in development mode.
+        let documents = if case.file.area == "cimd" {
+            let ca = authconform::local_ca::generate_for("document host")
+                .map_err(|e| Failed::from(format!("CA: {e}")))?;
+            let d = authconform::cimd::Documents::start(0, None, ca, None)
+                .await
+                .map_err(Failed::from)?;
+            Some(Arc::new(d))
+        } else {
+            None
+        };
+        let r = reference::start(reference::Options {
+            port: 0,
+            faults,
+            cimd_dev_origins: documents.iter().flat_map(|d| d.dev_origins()).collect(),
+            cimd_trust_pem: documents.as_ref().map(|d| d.host.ca_pem.clone()),
+        })
+        .await
+        .map_err(|e| Failed::from(format!("reference: {e}")))?;
         let cfg = HttpConfig {
             extra_roots_pem: vec![r.ca.ca_pem.clone().into_bytes()],
             ..HttpConfig::default()
@@ -53,6 +69,7 @@ fn run_one(case: &Case, faults: Vec<String>) -> Result<authconform::record::Case
             callback: None,
             registered: Default::default(),
             as_metadata: Default::default(),
+            documents,
         };
         let result = runner::run_case(&env, case).await;
         r.shutdown();

@@ -329,8 +329,29 @@ pub fn parse_case(display: &str, rel: &Path, text: &str) -> Result<Case, Vec<Fil
             | Step::DiscoverAs { expect, .. }
             | Step::Token { expect, .. } => expect.as_ref(),
             Step::Expect { expect, .. } => Some(expect),
-            Step::Check { .. } | Step::Client { .. } | Step::Authorize { .. } => None,
+            Step::Check { .. }
+            | Step::Client { .. }
+            | Step::Authorize { .. }
+            | Step::Document { .. }
+            | Step::Fetches { .. }
+            | Step::Wait { .. } => None,
         };
+        for (field, value) in match step {
+            Step::Document { listener, .. } | Step::Fetches { listener, .. } => {
+                vec![("listener", listener.as_deref())]
+            }
+            _ => vec![],
+        } {
+            if let Some(v) = value
+                && !["https", "http", "canary"].contains(&v)
+            {
+                errors.push(at(
+                    &here(field),
+                    format!("steps[{i}].{field}"),
+                    format!("unknown listener {v:?} (https, http, canary)"),
+                ));
+            }
+        }
         if let Step::Token { auth: Some(a), .. } = step
             && !["none", "basic", "post", "both", "query", "omit", "jwt"].contains(&a.as_str())
         {

@@ -318,6 +318,88 @@ pub enum Step {
         /// What an error page means where an error redirect was expected (default: fail).
         #[serde(default)]
         error_page: Judge,
+        /// The AS must have answered within this many seconds (a hung fetch behind it fails).
+        #[serde(default)]
+        max_secs: Option<u64>,
+        /// A refusal must not be a 5xx page (a crash is not a controlled rejection).
+        #[serde(default)]
+        no_5xx: bool,
+    },
+    /// Publishes a Client ID Metadata Document on authconform's document host, in this case's
+    /// own folder, and saves a client whose `client_id` is its URL (CIMD, MCP 2025-11-25 §5.1).
+    Document {
+        #[serde(default = "default_client")]
+        save: String,
+        /// File in the case's folder (default `client.json`; `/` is the host's root). Publishing
+        /// the same file again replaces what is served there.
+        #[serde(default)]
+        file: Option<String>,
+        /// The listener the default client_id names: `https` (default), `http`, `canary`.
+        #[serde(default)]
+        listener: Option<String>,
+        /// The client_id to use, when it is not the document's URL (template; `${doc.url}` is
+        /// the URL, `${doc.dir}` the case folder's).
+        #[serde(default)]
+        client_id: Option<String>,
+        /// Members added or replaced (strings are templates); `""` removes a default member.
+        #[serde(default)]
+        document: BTreeMap<String, toml::Value>,
+        /// A raw body instead of the JSON document (template).
+        #[serde(default)]
+        body: Option<String>,
+        /// Pad the JSON document with a filler member up to this many bytes.
+        #[serde(default)]
+        size: Option<Number>,
+        #[serde(default)]
+        status: Option<Number>,
+        /// Response headers (the default `content-type` is `application/json`; `""` drops it).
+        #[serde(default)]
+        headers: BTreeMap<String, String>,
+        #[serde(default)]
+        delay_ms: Option<u64>,
+        /// Send the body one byte per this many milliseconds.
+        #[serde(default)]
+        trickle_ms: Option<u64>,
+        /// `private_key_jwt`: a fresh key whose JWKS is served beside the document (`jwks_uri`).
+        #[serde(default)]
+        auth_method: Option<String>,
+        /// The document is invalid on purpose: none of its redirect URIs is trusted (an error
+        /// may only be redirected to a URI of a valid document, MCP §5.1.3).
+        #[serde(default)]
+        invalid: bool,
+        /// What the run's control must have shown first: `accepted` (default: the AS fetched and
+        /// accepted a valid document; without it a refusal proves nothing, the AS may not reach
+        /// the host at all), `supported` (the AS supports CIMD, even if it refused the host:
+        /// for probes whose conforming outcome is "no request"), `none`.
+        #[serde(default)]
+        control: ControlNeed,
+    },
+    /// Judges what the AS fetched from the document host for this case (its folder).
+    Fetches {
+        /// Only requests for this file of the case folder.
+        #[serde(default)]
+        file: Option<String>,
+        /// Only requests to this listener: `https`, `http`, `canary`.
+        #[serde(default)]
+        listener: Option<String>,
+        #[serde(default)]
+        min: Option<usize>,
+        #[serde(default)]
+        max: Option<usize>,
+        /// Every request's path and query must be exactly this (template).
+        #[serde(default)]
+        target: Option<String>,
+        /// Why the count matters, for the report.
+        #[serde(default)]
+        because: Option<String>,
+    },
+    /// Waits (bounded by the profile's `max_wait_secs`; a longer wait skips the case).
+    Wait {
+        secs: u64,
+        /// Wait the profile's `[cimd] cache_secs` instead, when it is set (an AS's minimum
+        /// document cache time).
+        #[serde(default)]
+        cimd_cache: bool,
     },
     /// A token request (O21 3.2) with the client's authentication, usually redeeming a saved
     /// authorization's code.
@@ -418,6 +500,23 @@ fn default_asm() -> String {
     "asm".into()
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ControlNeed {
+    #[default]
+    Accepted,
+    Supported,
+    None,
+}
+
+/// A number, or a template that expands to one (`"${v.status}"`: variants hold strings).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Number {
+    Int(u64),
+    Template(String),
+}
+
 /// A client assertion, claim by claim; every value is a template. Absent fields take the
 /// valid default (`aud` the token endpoint, `iss` and `sub` the client id, `exp` 60 s ahead, a
 /// random `jti`, ES256 with the client's key); `""` leaves the claim out.
@@ -432,8 +531,9 @@ pub struct Assertion {
     /// Seconds from now.
     pub nbf: Option<String>,
     pub jti: Option<String>,
-    /// `ES256` (the client's key), `none` (unsigned) or `HS256-public-key` (HMAC keyed with the
-    /// public key: the algorithm-confusion attack).
+    /// `ES256` (the client's key), `ES256-other-key` (a key the AS was never given), `none`
+    /// (unsigned) or `HS256-public-key` (HMAC keyed with the public key: the
+    /// algorithm-confusion attack).
     pub alg: Option<String>,
 }
 

@@ -5,6 +5,7 @@
 pub mod as_metadata;
 pub mod authorization_code;
 pub mod challenge;
+pub mod cimd;
 pub mod dcr;
 pub mod pkce;
 pub mod prm;
@@ -75,6 +76,11 @@ pub const NAMES: &[&str] = &[
     "dcr_escaped",
     "dcr_shows_metadata",
     "dcr_secret_entropy",
+    "cimd_flag",
+    "cimd_fetch",
+    "cimd_port",
+    "cimd_shows_hosts",
+    "cimd_localhost_warning",
 ];
 
 pub async fn run(
@@ -145,6 +151,11 @@ pub async fn run(
         "dcr_escaped" => dcr::escaped(ctx, &on_or("auth")),
         "dcr_shows_metadata" => dcr::shows_metadata(ctx, &on_or("auth")),
         "dcr_secret_entropy" => dcr::secret_entropy(ctx, args).await,
+        "cimd_flag" => cimd::flag(ctx).await,
+        "cimd_fetch" => cimd::fetch(ctx).await,
+        "cimd_port" => cimd::port(ctx).await,
+        "cimd_shows_hosts" => cimd::shows_hosts(ctx, &on_or("auth")),
+        "cimd_localhost_warning" => cimd::localhost_warning(ctx, &on_or("auth"), args),
         other => Err(Stop::Error(format!("unknown check {other:?}"))),
     }
 }

@@ -4,9 +4,13 @@
 //! server makes (time, method, path, headers). Nothing it serves is fetched by authconform
 //! itself: the log is the evidence of what the AS fetched, or that it fetched nothing.
 //!
-//! It listens on loopback with a certificate from a throw-away CA ([`crate::local_ca`]); the
+//! It listens on loopback with a certificate from authconform's CA ([`crate::local_ca`]); the
 //! AS under test must trust that CA. Behind a tunnel, `public_base_url` names where the AS
-//! reaches it instead.
+//! reaches it instead. Beside the https listener it runs a plain-http one (is an `http://`
+//! client_id fetched?) and a *canary*: a second https listener at an address the AS must refuse
+//! to fetch from (special-use addresses, nested URLs). Every TCP connection is logged too, with
+//! the TLS handshake's failure if any: an AS that connects and drops the connection before a
+//! request (SSRF protection, or an untrusted CA) is told apart from one that never tried.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -46,16 +50,54 @@ impl Delivery {
     }
 }
 
+/// Which listener a request or connection reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    Https,
+    Http,
+    Canary,
+}
+
+impl Listener {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Listener::Https => "https",
+            Listener::Http => "http",
+            Listener::Canary => "canary",
+        }
+    }
+}
+
+/// One TCP connection to an https listener, and how its TLS handshake ended.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    pub at: String,
+    pub listener: Listener,
+    pub peer: String,
+    /// `None`: the handshake completed.
+    pub tls_error: Option<String>,
+}
+
 /// One request the host received.
 #[derive(Debug, Clone)]
 pub struct Fetch {
+    pub listener: Listener,
     /// RFC 3339, UTC.
     pub at: String,
     pub method: String,
     /// Path and query, as received.
     pub target: String,
     pub headers: Vec<(String, String)>,
+    /// What was served: the status (404 where nothing is published), its headers and the
+    /// body's first bytes, as they were at the time (a case may republish a path).
+    pub status: u16,
+    pub served_headers: Vec<(String, String)>,
+    pub served_excerpt: String,
+    pub served_len: usize,
 }
+
+/// Bytes of a served body kept in the log.
+const EXCERPT: usize = 2048;
 
 /// Requests kept at most: a misbehaving AS must not grow the log without limit.
 const LOG_CAP: usize = 10_000;
@@ -64,6 +106,13 @@ const LOG_CAP: usize = 10_000;
 struct Shared {
     docs: HashMap<String, Delivery>,
     log: Vec<Fetch>,
+    connections: Vec<Connection>,
+}
+
+fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 /// A running document host.
@@ -71,52 +120,140 @@ pub struct DocumentHost {
     /// Where the AS reaches documents: the public base URL if given, else `https://127.0.0.1:PORT`.
     pub base_url: String,
     pub addr: SocketAddr,
+    /// `http://127.0.0.1:PORT`: the same documents over plain http.
+    pub plain_url: String,
+    /// `https://127.0.0.1:PORT` of the canary listener (same documents, its own log).
+    pub canary_url: String,
+    pub canary_port: u16,
     /// PEM of the CA the AS must trust.
     pub ca_pem: String,
     shared: Arc<Mutex<Shared>>,
-    handle: axum_server::Handle<SocketAddr>,
+    handles: Vec<axum_server::Handle<SocketAddr>>,
+    plain: tokio::task::JoinHandle<()>,
+}
+
+fn bind(port: u16) -> Result<(std::net::TcpListener, SocketAddr), String> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port))
+        .map_err(|e| format!("document host on 127.0.0.1:{port}: {e}"))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| format!("document host: {e}"))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("document host: {e}"))?;
+    Ok((listener, addr))
+}
+
+/// Logs every TCP connection and the TLS handshake's outcome, then hands the stream on.
+#[derive(Clone)]
+struct Logged {
+    inner: axum_server::tls_rustls::RustlsAcceptor,
+    listener: Listener,
+    shared: Arc<Mutex<Shared>>,
+}
+
+type Accepted<S> = std::pin::Pin<
+    Box<
+        dyn std::future::Future<
+                Output = std::io::Result<(
+                    tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+                    S,
+                )>,
+            > + Send,
+    >,
+>;
+
+impl<S: Send + 'static> axum_server::accept::Accept<tokio::net::TcpStream, S> for Logged {
+    type Stream = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Service = S;
+    type Future = Accepted<S>;
+
+    fn accept(&self, stream: tokio::net::TcpStream, service: S) -> Self::Future {
+        let peer = stream
+            .peer_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let fut = self.inner.accept(stream, service);
+        let (shared, listener) = (self.shared.clone(), self.listener);
+        Box::pin(async move {
+            let r = fut.await;
+            let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
+            if s.connections.len() < LOG_CAP {
+                s.connections.push(Connection {
+                    at: now(),
+                    listener,
+                    peer,
+                    tls_error: r.as_ref().err().map(|e| e.to_string()),
+                });
+            }
+            r
+        })
+    }
 }
 
 impl DocumentHost {
-    /// Starts the host on 127.0.0.1:`port` (0 = ephemeral).
+    /// Starts the host on 127.0.0.1:`port` (0 = ephemeral), with its plain-http and canary
+    /// listeners on ephemeral ports.
     pub async fn start(
         port: u16,
         public_base_url: Option<String>,
         ca: LocalCa,
     ) -> Result<Self, String> {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        let listener = std::net::TcpListener::bind(("127.0.0.1", port))
-            .map_err(|e| format!("document host on 127.0.0.1:{port}: {e}"))?;
-        listener
-            .set_nonblocking(true)
-            .map_err(|e| format!("document host: {e}"))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| format!("document host: {e}"))?;
         let shared = Arc::new(Mutex::new(Shared::default()));
-        let app = Router::new().fallback(serve).with_state(shared.clone());
         let config = axum_server::tls_rustls::RustlsConfig::from_pem(
             ca.chain_pem.clone().into_bytes(),
             ca.key_pem.clone().into_bytes(),
         )
         .await
         .map_err(|e| format!("document host TLS: {e}"))?;
-        let handle = axum_server::Handle::new();
-        let server = axum_server::from_tcp_rustls(listener, config)
-            .map_err(|e| format!("document host: {e}"))?
-            .handle(handle.clone());
-        tokio::spawn(async move {
-            let _ = server.serve(app.into_make_service()).await;
+        let mut handles = Vec::new();
+        let mut addrs = Vec::new();
+        for (listener, port) in [(Listener::Https, port), (Listener::Canary, 0)] {
+            let (tcp, addr) = bind(port)?;
+            let app = Router::new()
+                .fallback(serve)
+                .with_state((shared.clone(), listener));
+            let handle = axum_server::Handle::new();
+            let server = axum_server::from_tcp(tcp)
+                .map_err(|e| format!("document host: {e}"))?
+                .acceptor(Logged {
+                    inner: axum_server::tls_rustls::RustlsAcceptor::new(config.clone()),
+                    listener,
+                    shared: shared.clone(),
+                })
+                .handle(handle.clone());
+            tokio::spawn(async move {
+                let _ = server.serve(app.into_make_service()).await;
+            });
+            handles.push(handle);
+            addrs.push(addr);
+        }
+        let plain_tcp = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .map_err(|e| format!("document host (http): {e}"))?;
+        let plain_addr = plain_tcp
+            .local_addr()
+            .map_err(|e| format!("document host (http): {e}"))?;
+        let plain_app = Router::new()
+            .fallback(serve)
+            .with_state((shared.clone(), Listener::Http));
+        let plain = tokio::spawn(async move {
+            let _ = axum::serve(plain_tcp, plain_app).await;
         });
         let base_url = public_base_url
             .map(|u| u.trim_end_matches('/').to_string())
-            .unwrap_or_else(|| format!("https://127.0.0.1:{}", addr.port()));
+            .unwrap_or_else(|| format!("https://127.0.0.1:{}", addrs[0].port()));
         Ok(Self {
             base_url,
-            addr,
+            addr: addrs[0],
+            plain_url: format!("http://127.0.0.1:{}", plain_addr.port()),
+            canary_url: format!("https://127.0.0.1:{}", addrs[1].port()),
+            canary_port: addrs[1].port(),
             ca_pem: ca.ca_pem,
             shared,
-            handle,
+            handles,
+            plain,
         })
     }
 
@@ -128,17 +265,42 @@ impl DocumentHost {
 
     /// Every request for `path` (query ignored), oldest first.
     pub fn fetches(&self, path: &str) -> Vec<Fetch> {
+        self.fetches_where(|t| t == path)
+    }
+
+    /// Every request whose path starts with `prefix` (a case's folder), oldest first.
+    pub fn fetches_under(&self, prefix: &str) -> Vec<Fetch> {
+        self.fetches_where(|t| t.starts_with(prefix))
+    }
+
+    fn fetches_where(&self, keep: impl Fn(&str) -> bool) -> Vec<Fetch> {
         self.lock()
             .log
             .iter()
-            .filter(|f| f.target.split('?').next() == Some(path))
+            .filter(|f| keep(f.target.split('?').next().unwrap_or("")))
             .cloned()
             .collect()
     }
 
+    /// How many requests were logged so far: a mark to look for later connections by.
+    pub fn connections_since(&self, mark: usize) -> Vec<Connection> {
+        self.lock().connections.iter().skip(mark).cloned().collect()
+    }
+
+    pub fn connection_mark(&self) -> usize {
+        self.lock().connections.len()
+    }
+
+    /// What is served at `path` now.
+    pub fn delivery(&self, path: &str) -> Option<Delivery> {
+        self.lock().docs.get(path).cloned()
+    }
+
     pub fn shutdown(self) {
-        self.handle
-            .graceful_shutdown(Some(Duration::from_millis(200)));
+        for h in &self.handles {
+            h.graceful_shutdown(Some(Duration::from_millis(200)));
+        }
+        self.plain.abort();
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
@@ -147,7 +309,7 @@ impl DocumentHost {
 }
 
 async fn serve(
-    State(shared): State<Arc<Mutex<Shared>>>,
+    State((shared, listener)): State<(Arc<Mutex<Shared>>, Listener)>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -159,11 +321,15 @@ async fn serve(
         .unwrap_or_else(|| uri.path().to_string());
     let delivery = {
         let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
+        let d = s.docs.get(uri.path()).cloned();
         if s.log.len() < LOG_CAP {
+            let (status, served_headers, body): (u16, Vec<(String, String)>, &[u8]) = match &d {
+                Some(d) => (d.status, d.headers.clone(), &d.body),
+                None => (404, Vec::new(), &[]),
+            };
             s.log.push(Fetch {
-                at: time::OffsetDateTime::now_utc()
-                    .format(&time::format_description::well_known::Rfc3339)
-                    .unwrap_or_default(),
+                listener,
+                at: now(),
                 method: method.to_string(),
                 target: target.clone(),
                 headers: headers
@@ -175,9 +341,14 @@ async fn serve(
                         )
                     })
                     .collect(),
+                status,
+                served_headers,
+                served_excerpt: String::from_utf8_lossy(&body[..body.len().min(EXCERPT)])
+                    .into_owned(),
+                served_len: body.len(),
             });
         }
-        s.docs.get(uri.path()).cloned()
+        d
     };
     let Some(d) = delivery else {
         return Response::builder()

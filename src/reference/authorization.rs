@@ -67,7 +67,7 @@ fn metadata(s: &Ref, oidc: bool) -> Value {
         "token_endpoint_auth_signing_alg_values_supported": ["ES256"],
         "revocation_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
         "code_challenge_methods_supported": ["S256"],
-        "client_id_metadata_document_supported": false,
+        "client_id_metadata_document_supported": true,
         "protected_resources": [s.resource],
     });
     if oidc {
@@ -93,6 +93,9 @@ fn metadata(s: &Ref, oidc: bool) -> Value {
     }
     if s.fault("asm-auth-methods") {
         o.remove("token_endpoint_auth_methods_supported");
+    }
+    if s.fault("cimd-flag") {
+        o.remove("client_id_metadata_document_supported");
     }
     if s.fault("asm-cimd-flag") {
         o.insert(

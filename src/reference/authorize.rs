@@ -27,6 +27,55 @@ pub fn pairs(raw: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Every client_id a request names: the parameter, a Basic user name, a client assertion's
+/// issuer. (Which one counts is the endpoint's business; each URL among them is resolved.)
+pub fn client_ids(method: &Method, query: &str, headers: &HeaderMap, body: &[u8]) -> Vec<String> {
+    let mut ids: Vec<String> = pairs(query)
+        .into_iter()
+        .chain(if *method == Method::POST {
+            pairs(&String::from_utf8_lossy(body))
+        } else {
+            Vec::new()
+        })
+        .filter_map(|(k, v)| match k.as_str() {
+            "client_id" => Some(v),
+            "client_assertion" => jsonwebtoken::dangerous::insecure_decode::<Value>(&v)
+                .ok()
+                .and_then(|d| {
+                    d.claims
+                        .get("iss")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                }),
+            _ => None,
+        })
+        .collect();
+    if let Some((user, _)) = super::token::basic_credentials(headers) {
+        ids.push(user);
+    }
+    ids.dedup();
+    ids
+}
+
+/// A metadata document could not be used: an error page, since no redirect URI of this client
+/// can be trusted (MCP §5.1.3). The faulty server redirects to whatever it was given.
+pub fn cimd_refused(s: &Ref, method: &Method, query: &str, body: &[u8]) -> Response {
+    if s.fault("cimd-error-shape")
+        && let Some((_, r)) = request_params(method, query, body)
+            .into_iter()
+            .find(|(k, _)| k == "redirect_uri")
+    {
+        return redirect(&format!("{r}?error=invalid_client"));
+    }
+    // The reason may quote what the document host sent; the page states only the error code.
+    page(
+        400,
+        "Authorization error",
+        "<p>invalid_client: the client metadata document cannot be used.</p>",
+        s,
+    )
+}
+
 /// The parameters of a GET (query) or POST (form body) request, in order, duplicates kept.
 fn request_params(method: &Method, query: &str, body: &[u8]) -> Vec<(String, String)> {
     if *method == Method::POST {
@@ -359,8 +408,9 @@ pub fn authorize(
     let redirect_sent = get("redirect_uri").is_some();
     let redirect_uri = match get("redirect_uri") {
         Some(r) => {
-            let unenforced =
-                s.fault("dcr-redirect-enforced") && client.get("client_id_issued_at").is_some();
+            let unenforced = (s.fault("dcr-redirect-enforced")
+                && client.get("client_id_issued_at").is_some())
+                || client.get("x_any_redirect") == Some(&Value::Bool(true));
             if unenforced || registered.iter().any(|reg| matches(s, reg, &r)) {
                 // The faulty server validated the first value and redirects to the last.
                 if s.fault("redir-duplicate-param") {
@@ -457,8 +507,9 @@ pub fn authorize(
     let method = get("code_challenge_method");
     match get("code_challenge") {
         None => {
+            let cimd = client.get("x_cimd") == Some(&Value::Bool(true));
             let exempt = if public {
-                s.fault("pkce-required-public")
+                s.fault("pkce-required-public") || (cimd && s.fault("cimd-none-public-pkce"))
             } else {
                 s.fault("pkce-required-confidential")
                     || s.fault("pkce-no-challenge-token-reject")
@@ -547,10 +598,25 @@ struct ConsentPage<'a> {
     client_name: String,
     /// Only under the dcr-display-escaping fault: the name is inserted unescaped.
     raw_name: bool,
-    redirect_host: String,
+    redirect_host: Option<String>,
+    /// A client named by a metadata document: the host its client_id URL names (MCP §11.6.2:
+    /// the attacker picks `client_name`, not the host).
+    client_host: Option<String>,
+    /// The client only redirects to this device (MCP §11.6.2: warn; any local program can
+    /// claim such a client).
+    loopback_warning: bool,
     logo_uri: Option<String>,
     policy_uri: Option<String>,
     tos_uri: Option<String>,
+}
+
+/// The host (and port) of a URI, cut from the raw string.
+fn host_of(uri: &str) -> String {
+    uri.split_once("://")
+        .map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or(""))
+        .map(|a| a.rsplit('@').next().unwrap_or(a))
+        .unwrap_or("")
+        .to_string()
 }
 
 fn consent_page(s: &Ref, txn: &str, p: &Pending) -> Response {
@@ -560,12 +626,17 @@ fn consent_page(s: &Ref, txn: &str, p: &Pending) -> Response {
             .then(|| client.get(k).and_then(Value::as_str).map(str::to_string))
             .flatten()
     };
-    let redirect_host = p
-        .redirect_uri
-        .split_once("://")
-        .map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or(""))
-        .unwrap_or("")
-        .to_string();
+    let cimd = client.get("x_cimd") == Some(&Value::Bool(true));
+    let hide = cimd && s.fault("cimd-display-hostname");
+    let redirect_host = (!hide).then(|| host_of(&p.redirect_uri));
+    let client_host = (cimd && !hide).then(|| host_of(&p.client_id));
+    let loopback_warning = cimd
+        && !s.fault("cimd-localhost-warning")
+        && client_uris(&client).iter().all(|u| {
+            let h = host_of(u);
+            let h = h.rsplit_once(':').map(|(a, _)| a).unwrap_or(&h);
+            u.starts_with("http://") && ["localhost", "127.0.0.1", "[::1]"].contains(&h)
+        });
     let page = ConsentPage {
         txn,
         client_name: client
@@ -575,6 +646,8 @@ fn consent_page(s: &Ref, txn: &str, p: &Pending) -> Response {
             .to_string(),
         raw_name: s.fault("dcr-display-escaping"),
         redirect_host,
+        client_host,
+        loopback_warning,
         logo_uri: text("logo_uri"),
         policy_uri: text("policy_uri"),
         tos_uri: text("tos_uri"),

@@ -11,6 +11,7 @@
 
 mod authorization;
 mod authorize;
+mod cimd;
 mod grants;
 mod resource;
 mod token;
@@ -201,6 +202,39 @@ pub const FAULTS: &[&str] = &[
     "consent-shows-client-metadata",
     "dcr-application-type.native",
     "dcr-application-type.web",
+    // Client ID Metadata Documents
+    "cimd-flag",
+    "cimd-fetch",
+    "cimd-url-https",
+    "cimd-url-path",
+    "cimd-url-dot-segments",
+    "cimd-url-fragment",
+    "cimd-url-userinfo",
+    "cimd-url-query",
+    "cimd-url-port",
+    "cimd-client-id-mismatch",
+    "cimd-no-normalisation",
+    "cimd-redirect-in-doc",
+    "cimd-required-fields",
+    "cimd-invalid-json",
+    "cimd-status-non-200",
+    "cimd-no-redirect-follow",
+    "cimd-content-type",
+    "cimd-forbidden-auth-method",
+    "cimd-no-client-secret",
+    "cimd-private-key-jwt",
+    "cimd-none-public-pkce",
+    "cimd-size-limit",
+    "cimd-fetch-timeout",
+    "cimd-ssrf-special-ip",
+    "cimd-ssrf-nested-urls",
+    "cimd-cache-headers",
+    "cimd-no-cache-errors",
+    "cimd-metadata-change",
+    "cimd-display-hostname",
+    "cimd-localhost-warning",
+    "cimd-error-shape",
+    "cimd-token-client-match",
 ];
 
 /// How to start the reference.
@@ -209,6 +243,12 @@ pub struct Options {
     /// 0 = an ephemeral port.
     pub port: u16,
     pub faults: Vec<String>,
+    /// Development mode for Client ID Metadata Documents: loopback `HOST:PORT`s the reference
+    /// may fetch documents from (authconform's document host); every other special-use address
+    /// is refused.
+    pub cimd_dev_origins: Vec<String>,
+    /// A CA to trust when fetching documents (the document host's).
+    pub cimd_trust_pem: Option<String>,
 }
 
 /// Shared state of a running reference.
@@ -226,6 +266,12 @@ pub(crate) struct Ref {
     pub username: String,
     pub password: String,
     pub store: std::sync::Mutex<grants::Store>,
+    /// Clients named by metadata documents, as last resolved.
+    pub cimd_clients: std::sync::Mutex<std::collections::HashMap<String, serde_json::Value>>,
+    pub cimd_cache: std::sync::Mutex<cimd::Cache>,
+    /// Development mode: loopback `HOST:PORT`s documents may be fetched from.
+    pub cimd_dev_origins: Vec<String>,
+    pub cimd_trust_pem: Option<String>,
 }
 
 impl Ref {
@@ -233,6 +279,14 @@ impl Ref {
         self.faults.contains(id)
     }
     pub fn client(&self, id: &str) -> Option<serde_json::Value> {
+        if cimd::is_url(id) {
+            return self
+                .cimd_clients
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(id)
+                .cloned();
+        }
         self.clients
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -337,6 +391,10 @@ pub async fn start(opts: Options) -> Result<Reference, StartError> {
         username: "alice".into(),
         password: password.clone(),
         store: std::sync::Mutex::new(grants::Store::default()),
+        cimd_clients: Default::default(),
+        cimd_cache: Default::default(),
+        cimd_dev_origins: opts.cimd_dev_origins.clone(),
+        cimd_trust_pem: opts.cimd_trust_pem.clone(),
     });
     let app = Router::new().fallback(dispatch).with_state(state.clone());
 
@@ -434,6 +492,34 @@ async fn dispatch(
 ) -> Response {
     let path = uri.path();
     let query = uri.query().unwrap_or("");
+    // A URL client_id is resolved (fetched, or taken from the cache) before the synchronous
+    // endpoint code looks the client up.
+    if path == "/as/authorize" || path == "/as/token" {
+        for id in authorize::client_ids(&method, query, &headers, &body) {
+            if !cimd::is_url(&id) {
+                continue;
+            }
+            match cimd::resolve(&s, &id).await {
+                Ok(doc) => {
+                    s.cimd_clients
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(id, doc);
+                }
+                Err(why) => {
+                    s.cimd_clients
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&id);
+                    return if path == "/as/token" {
+                        token::refused_client(&s, &why)
+                    } else {
+                        authorize::cimd_refused(&s, &method, query, &body)
+                    };
+                }
+            }
+        }
+    }
     match path {
         "/as/authorize" => return authorize::authorize(&s, &method, query, &headers, &body),
         "/as/login" if method == Method::POST => return authorize::login(&s, &headers, &body),

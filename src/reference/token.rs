@@ -60,6 +60,35 @@ fn pct_decode(v: &str) -> String {
         .unwrap_or_default()
 }
 
+/// HTTP Basic client credentials (O21 2.4.1: each part form-urlencoded).
+pub fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, rest) = v.split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("basic")
+                .then(|| rest.trim().to_string())
+        })
+        .and_then(|b| STANDARD.decode(b).ok())
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|t| {
+            t.split_once(':')
+                .map(|(i, p)| (pct_decode(i), pct_decode(p)))
+        })
+}
+
+/// A client named by a metadata document that cannot be used.
+pub fn refused_client(s: &Ref, why: &str) -> Response {
+    token_error(
+        s,
+        401,
+        "invalid_client",
+        &format!("client metadata document: {why}"),
+    )
+}
+
 pub fn token(s: &Ref, method: &Method, query: &str, headers: &HeaderMap, body: &[u8]) -> Response {
     let get_ok = *method == Method::GET && s.fault("tok-post-only");
     if *method != Method::POST && !get_ok {
@@ -121,21 +150,7 @@ pub fn token(s: &Ref, method: &Method, query: &str, headers: &HeaderMap, body: &
     }
 
     // Client authentication.
-    let basic = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let (scheme, rest) = v.split_once(' ')?;
-            scheme
-                .eq_ignore_ascii_case("basic")
-                .then(|| rest.trim().to_string())
-        })
-        .and_then(|b| STANDARD.decode(b).ok())
-        .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|t| {
-            t.split_once(':')
-                .map(|(i, p)| (pct_decode(i), pct_decode(p)))
-        });
+    let basic = basic_credentials(headers);
     let body_secret = get("client_secret");
     let (mut q_id, mut q_secret) = (None, None);
     for (k, v) in &query_creds {
@@ -367,7 +382,11 @@ fn authorization_code(s: &Ref, client_id: &str, get: &dyn Fn(&str) -> Option<Str
     let Some(g) = st.codes.get(&code).cloned() else {
         return token_error(s, 400, "invalid_grant", "unknown code");
     };
-    let bound_ok = g.p.client_id == client_id || s.fault("code-client-binding");
+    let bound_ok = g.p.client_id == client_id
+        || s.fault("code-client-binding")
+        || (s.fault("cimd-token-client-match")
+            && super::cimd::is_url(&g.p.client_id)
+            && super::cimd::is_url(client_id));
     // PKCE (O21 4.1.3): the verifier must be present if and only if a challenge was sent.
     let pkce_ok = match (&g.p.challenge, &verifier) {
         (Some(c), Some(v)) => {

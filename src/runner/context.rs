@@ -26,6 +26,8 @@ pub struct RunEnv {
     /// needs it; its exchanges are that case's evidence). A failure is remembered too: a
     /// hostile or dead AS must not be asked again by every case.
     pub as_metadata: tokio::sync::OnceCell<Result<Saved, Stop>>,
+    /// The Client ID Metadata Document host, when the run has CIMD cases.
+    pub documents: Option<std::sync::Arc<crate::cimd::Documents>>,
 }
 
 impl RunEnv {
@@ -201,6 +203,12 @@ pub struct CaseCtx<'a> {
     pub parallel: Vec<Response>,
     /// The current variant's values (`${v.name}`), as templates.
     pub variant: std::collections::BTreeMap<String, String>,
+    /// The case id and the current variant's label: they name the case's folder on the
+    /// document host.
+    pub case_id: String,
+    pub variant_label: Option<String>,
+    /// `${doc.*}`: the document host's URLs for the current `document` step.
+    pub doc_vars: serde_json::Map<String, Value>,
 }
 
 impl<'a> CaseCtx<'a> {
@@ -215,6 +223,9 @@ impl<'a> CaseCtx<'a> {
             sessions: HashMap::new(),
             parallel: Vec::new(),
             variant: Default::default(),
+            case_id: String::new(),
+            variant_label: None,
+            doc_vars: Default::default(),
         }
     }
 
@@ -277,6 +288,9 @@ impl<'a> CaseCtx<'a> {
         }
         for (k, s) in &self.saved {
             v[k] = s.to_json();
+        }
+        if !self.doc_vars.is_empty() {
+            v["doc"] = Value::Object(self.doc_vars.clone());
         }
         v
     }

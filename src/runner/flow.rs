@@ -524,6 +524,13 @@ fn client_assertion(
             h.kid = key.jwk["kid"].as_str().map(str::to_string);
             jsonwebtoken::encode(&h, &claims, &EncodingKey::from_ec_der(&key.pkcs8))
         }
+        // Same kid, a key the AS never saw: the signature must not verify.
+        "ES256-other-key" => {
+            let other = crate::client::ClientKey::generate().map_err(Stop::Error)?;
+            let mut h = Header::new(Algorithm::ES256);
+            h.kid = key.jwk["kid"].as_str().map(str::to_string);
+            jsonwebtoken::encode(&h, &claims, &EncodingKey::from_ec_der(&other.pkcs8))
+        }
         "HS256-public-key" => jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
             &claims,

@@ -23,6 +23,7 @@ pub use context::{CaseCtx, RunEnv, Saved, StepResult, Stop};
 pub async fn run_case(env: &RunEnv, case: &Case) -> CaseResult {
     let started = Instant::now();
     let mut ctx = CaseCtx::new(env);
+    ctx.case_id = case.id().to_string();
     let level = case.level_at(env.revision);
     let outcome = match missing_feature(env, case) {
         Some(reason) => Err(Stop::Skip(reason)),
@@ -46,6 +47,7 @@ pub async fn run_case(env: &RunEnv, case: &Case) -> CaseResult {
         Err(Stop::Skip(m)) => (Status::Skipped, false, m),
         Err(Stop::Error(m)) => (Status::Errored, false, m),
     };
+    crate::cimd::attach_evidence(&mut ctx);
     let redactor = env.http.redactor();
     CaseResult {
         id: case.id().to_string(),
@@ -99,6 +101,7 @@ async fn run_variants(ctx: &mut CaseCtx<'_>, case: &Case) -> StepResult {
         ctx.saved.retain(|k, _| k == "asm" || k == "prm");
         ctx.sessions.clear();
         ctx.variant = v.vars.clone();
+        ctx.variant_label = Some(v.label.clone());
         ctx.note(format!("variant {}:", v.label));
         match run_steps(ctx, case).await {
             Ok(()) | Err(Stop::Pass(_)) => passes += 1,
@@ -263,7 +266,10 @@ async fn run_steps(ctx: &mut CaseCtx<'_>, case: &Case) -> StepResult {
                 error,
                 accepted,
                 error_page,
+                max_secs,
+                no_5xx,
             } => {
+                let t0 = Instant::now();
                 let a = flow::authorize(
                     ctx,
                     flow::Authorize {
@@ -278,10 +284,92 @@ async fn run_steps(ctx: &mut CaseCtx<'_>, case: &Case) -> StepResult {
                         consent: *consent,
                     },
                 )
-                .await?;
+                .await;
+                let took = t0.elapsed();
+                if let Some(max) = max_secs
+                    && took.as_secs() >= *max
+                {
+                    return Err(ctx.failed(format!(
+                        "the AS took {} s to answer the authorization request, more than {max} s{}",
+                        took.as_secs(),
+                        match &a {
+                            Err(Stop::Error(m)) => format!(" ({m})"),
+                            _ => String::new(),
+                        }
+                    )));
+                }
+                let a = a?;
                 ctx.saved
                     .insert(save.clone(), Saved::Authorization(Box::new(a.clone())));
+                if *no_5xx
+                    && let crate::login::Outcome::Page { status, url, .. } = &a.journey.outcome
+                    && *status >= 500
+                {
+                    return Err(ctx.failed(format!(
+                        "the AS answered {status} at {url}: a server error, not a controlled refusal"
+                    )));
+                }
                 flow::judge(ctx, &a, *expect, error.as_deref(), *accepted, *error_page)?;
+            }
+            Step::Document {
+                save,
+                file,
+                listener,
+                client_id,
+                document,
+                body,
+                size,
+                status,
+                headers,
+                delay_ms,
+                trickle_ms,
+                auth_method,
+                invalid,
+                control,
+            } => {
+                crate::cimd::steps::document(
+                    ctx,
+                    crate::cimd::steps::DocumentStep {
+                        save,
+                        file: file.as_deref(),
+                        listener: listener.as_deref(),
+                        client_id: client_id.as_deref(),
+                        document,
+                        body: body.as_deref(),
+                        size: size.as_ref(),
+                        status: status.as_ref(),
+                        headers,
+                        delay_ms: *delay_ms,
+                        trickle_ms: *trickle_ms,
+                        auth_method: auth_method.as_deref(),
+                        invalid: *invalid,
+                        control: *control,
+                    },
+                )
+                .await?;
+            }
+            Step::Fetches {
+                file,
+                listener,
+                min,
+                max,
+                target,
+                because,
+            } => {
+                crate::cimd::steps::fetches(
+                    ctx,
+                    crate::cimd::steps::FetchesStep {
+                        file: file.as_deref(),
+                        listener: listener.as_deref(),
+                        min: *min,
+                        max: *max,
+                        target: target.as_deref(),
+                        because: because.as_deref(),
+                    },
+                )?;
+            }
+            Step::Wait { secs, cimd_cache } => {
+                crate::cimd::steps::wait(ctx, *secs, *cimd_cache).await?;
             }
             Step::Token {
                 client,

@@ -1,0 +1,220 @@
+//! Client ID Metadata Document checks a declarative step cannot state: the support flag
+//! against what the AS was seen to do, the control fetch itself, and what the consent page
+//! tells the user about a client named by a URL.
+
+use crate::cimd;
+use crate::runner::context::{CaseCtx, StepResult, Stop};
+use crate::runner::flow;
+
+/// `cimd-flag`: an AS that accepts metadata documents says so in its metadata.
+pub async fn flag(ctx: &mut CaseCtx<'_>) -> StepResult {
+    let c = control(ctx).await?;
+    match (c.accepted, c.advertised) {
+        (true, Some(true)) => {
+            ctx.pass("the AS accepts metadata documents and advertises client_id_metadata_document_supported: true");
+            Ok(())
+        }
+        (true, other) => ctx.fail(format!(
+            "the AS fetched and accepted a client metadata document but its metadata {}",
+            match other {
+                Some(_) => "says client_id_metadata_document_supported: false",
+                None => "does not list client_id_metadata_document_supported",
+            }
+        )),
+        (false, Some(true)) => {
+            ctx.pass("the AS advertises client_id_metadata_document_supported: true (whether it honours it is cimd-fetch's question)");
+            Ok(())
+        }
+        (false, _) => Err(Stop::Skip(format!(
+            "the AS neither advertises nor accepts metadata documents: {}",
+            c.summary
+        ))),
+    }
+}
+
+/// `cimd-fetch`: given a valid document's URL as client_id, the AS fetches it and lets the
+/// client through.
+pub async fn fetch(ctx: &mut CaseCtx<'_>) -> StepResult {
+    let c = control(ctx).await?;
+    if c.accepted {
+        ctx.pass(format!("control: {}", c.summary));
+        return Ok(());
+    }
+    if !c.fetched && !c.dropped.is_empty() {
+        return Err(Stop::Error(format!(
+            "the AS could not be seen to fetch: {}",
+            c.summary
+        )));
+    }
+    match (c.fetched, c.advertised) {
+        (false, Some(true)) => ctx.fail(format!(
+            "the AS advertises client_id_metadata_document_supported but never fetched a valid document: {}",
+            c.summary
+        )),
+        (false, _) => Err(Stop::Skip(format!(
+            "the AS does not support Client ID Metadata Documents: {}",
+            c.summary
+        ))),
+        (true, _) => ctx.fail(format!(
+            "the AS fetched a valid document but refused the client: {}",
+            c.summary
+        )),
+    }
+}
+
+/// `cimd-url-port`: the control's document is on a non-default port; the AS must connect to
+/// that port (an AS that drops the port never reaches the host).
+pub async fn port(ctx: &mut CaseCtx<'_>) -> StepResult {
+    let docs = cimd::documents(ctx)?.clone();
+    let base = docs.host.base_url.clone();
+    let port = crate::client::redirect_parts(&base)["port"]
+        .as_str()
+        .unwrap_or("")
+        .trim_start_matches(':')
+        .to_string();
+    if port.is_empty() || port == "443" {
+        return Err(Stop::Skip(format!(
+            "the document host is reached at {base}, on the default port"
+        )));
+    }
+    let c = control(ctx).await?;
+    if c.fetched || !c.dropped.is_empty() {
+        ctx.pass(format!(
+            "the AS connected to the document host on port {port}: {}",
+            c.summary
+        ));
+        return Ok(());
+    }
+    match c.advertised {
+        Some(true) => ctx.fail(format!(
+            "the AS advertises client_id_metadata_document_supported but never connected to port {port} of the control's client_id: {}",
+            c.summary
+        )),
+        _ => Err(Stop::Skip(format!(
+            "the AS does not support Client ID Metadata Documents: {}",
+            c.summary
+        ))),
+    }
+}
+
+async fn control(ctx: &mut CaseCtx<'_>) -> Result<cimd::Control, Stop> {
+    let c = control_inner(ctx).await;
+    cimd::attach_control_evidence(ctx);
+    c
+}
+
+async fn control_inner(ctx: &mut CaseCtx<'_>) -> Result<cimd::Control, Stop> {
+    // `ready` turns a refused control into skip/error for the other cases; these two judge
+    // the control itself, so they take it whatever it says.
+    match cimd::ready(ctx).await {
+        Ok(c) => Ok(c),
+        Err(Stop::Skip(m)) if m.contains("--public-base-url") => Err(Stop::Skip(m)),
+        Err(_) => cimd::control_result(ctx)
+            .ok_or_else(|| Stop::Error("the CIMD control did not run".into())),
+    }
+}
+
+/// The visible text of a page (what a user reads; attribute values such as form actions
+/// do not count).
+fn visible_text(html: &str) -> String {
+    const HIDDEN: &[&str] = &["style", "script", "noscript", "template", "head"];
+    let doc = scraper::Html::parse_document(html);
+    let mut out = String::new();
+    for node in doc.tree.nodes() {
+        if let scraper::Node::Text(t) = node.value() {
+            let hidden = node.ancestors().any(
+                |a| matches!(a.value(), scraper::Node::Element(e) if HIDDEN.contains(&e.name())),
+            );
+            if !hidden {
+                out.push_str(t);
+                out.push(' ');
+            }
+        }
+    }
+    out
+}
+
+fn consent_text(ctx: &CaseCtx<'_>, on: &str) -> Result<String, Stop> {
+    let a = flow::authorization(ctx, on)?;
+    a.journey
+        .pages
+        .iter()
+        .find(|p| p.kind == "consent")
+        .map(|p| visible_text(&p.body))
+        .ok_or_else(|| Stop::Skip("the AS showed no consent page".into()))
+}
+
+/// `cimd-display-hostname`: the consent page shows the redirect URI's host (MUST) and the
+/// client_id URL's host (SHOULD), not only the client_name the document's author chose.
+pub fn shows_hosts(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let text = consent_text(ctx, on)?;
+    let a = flow::authorization(ctx, on)?.clone();
+    let host = |u: &str| {
+        crate::client::redirect_parts(u)["host"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    let redirect_host = host(a.redirect_uri.as_deref().unwrap_or(""));
+    let client_host = host(&a.client.client_id);
+    if redirect_host.is_empty() || !text.contains(&redirect_host) {
+        return ctx.fail(format!(
+            "the consent page does not show the redirect URI's host {redirect_host:?}"
+        ));
+    }
+    if !text.contains(&client_host) {
+        ctx.warn(format!(
+            "the consent page shows the redirect host {redirect_host:?} but not the client_id's host {client_host:?} (SHOULD)"
+        ));
+        return Ok(());
+    }
+    ctx.pass(format!(
+        "the consent page shows the redirect host {redirect_host:?} and the client_id host {client_host:?}"
+    ));
+    Ok(())
+}
+
+/// `cimd-localhost-warning`: a client whose only redirect URIs are on loopback gets a warning
+/// on the consent page (any local program can claim such a client). A differential heuristic:
+/// a warning word must appear on that client's consent page and not on the `baseline` page of
+/// a client with an https redirect URI (so a page that always says "warning" proves nothing).
+pub fn localhost_warning(
+    ctx: &mut CaseCtx<'_>,
+    on: &str,
+    args: &std::collections::BTreeMap<String, toml::Value>,
+) -> StepResult {
+    let baseline_name = args
+        .get("baseline")
+        .and_then(toml::Value::as_str)
+        .unwrap_or("baseline");
+    let baseline = consent_text(ctx, baseline_name)?.to_lowercase();
+    let text = consent_text(ctx, on)?.to_lowercase();
+    const WORDS: &[&str] = &[
+        "warning",
+        "caution",
+        "localhost",
+        "this device",
+        "this computer",
+        "loopback",
+        "local application",
+        "local program",
+    ];
+    match WORDS
+        .iter()
+        .find(|w| text.contains(*w) && !baseline.contains(*w))
+    {
+        Some(w) => {
+            ctx.pass(format!(
+                "the consent page warns ({w:?}, absent from the page of a client with an https redirect URI)"
+            ));
+            Ok(())
+        }
+        None => {
+            ctx.warn(format!(
+                "the consent page for a client that only redirects to loopback shows no warning the page of an https client lacks (looked for {})",
+                WORDS.join(", ")
+            ));
+            Ok(())
+        }
+    }
+}
