@@ -497,3 +497,84 @@ fn a_profile_client_without_its_secret_variable_exits_2_located() {
         "{t}"
     );
 }
+
+#[test]
+fn ca_makes_one_ca_and_prints_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca_dir = dir.path().join("ca");
+    let first = run(&["ca", "--ca-dir", ca_dir.to_str().unwrap()]);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let path = String::from_utf8_lossy(&first.stdout).trim().to_string();
+    let pem = std::fs::read_to_string(&path).expect("the printed path is the CA file");
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"));
+    assert!(text(&first).contains("NODE_EXTRA_CA_CERTS"));
+    let second = run(&["ca", "--ca-dir", ca_dir.to_str().unwrap()]);
+    assert_eq!(String::from_utf8_lossy(&second.stdout).trim(), path);
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        pem,
+        "made once, then reused"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(ca_dir.join("ca-key.pem"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "the CA key is readable by its owner only");
+    }
+}
+
+#[test]
+fn a_cimd_case_report_shows_the_documents_served_and_the_requests_the_as_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&[
+        "run",
+        "--only",
+        "cimd-fetch",
+        "--only",
+        "cimd-url-fragment",
+        "--report-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v = results(dir.path());
+    validate_results(&v);
+    let case = |id: &str| {
+        v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id)
+            .unwrap_or_else(|| panic!("{id} in results"))
+            .clone()
+    };
+    // The control: the AS's request for the document, and what was served to it.
+    let fetch = case("cimd-fetch");
+    let inbound: Vec<&serde_json::Value> = fetch["exchanges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["note"].as_str().unwrap_or("").starts_with("inbound:"))
+        .collect();
+    assert_eq!(inbound.len(), 1, "{fetch:#}");
+    assert_eq!(inbound[0]["method"], "GET");
+    assert_eq!(inbound[0]["status"], 200);
+    assert!(
+        inbound[0]["response_body"]
+            .as_str()
+            .unwrap()
+            .contains("\"client_id\"")
+    );
+    // A refused URL: the document published, and no request for it.
+    let fragment = case("cimd-url-fragment");
+    let details = fragment["details"].to_string();
+    assert!(
+        details.contains("published at https://127.0.0.1:"),
+        "{details}"
+    );
+    assert!(details.contains("received no request"), "{details}");
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(html.contains("inbound: the AS fetched"));
+}

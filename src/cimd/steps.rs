@@ -279,6 +279,21 @@ pub fn fetches(ctx: &mut CaseCtx<'_>, f: FetchesStep<'_>) -> StepResult {
     if let Some(l) = f.listener {
         let l = listener(Some(l));
         seen.retain(|x| x.listener == l);
+        if l == Listener::Canary {
+            // A connection without a request is what an AS that checks the address after
+            // connecting leaves behind: no request was made, but the port was touched.
+            let dropped = docs
+                .host
+                .connections_since(0)
+                .into_iter()
+                .filter(|c| c.listener == Listener::Canary && c.tls_error.is_some())
+                .count();
+            if dropped > 0 {
+                ctx.note(format!(
+                    "the canary has had {dropped} TCP connection(s) in this run that ended before a request (the AS connected, then gave up)"
+                ));
+            }
+        }
     }
     let what = format!(
         "{} request(s) to the document host{}{}",
