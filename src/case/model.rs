@@ -184,7 +184,8 @@ pub enum Step {
         /// revision uses: `server/discover` with its headers for 2026-07-28, else `initialize`).
         #[serde(default = "default_rpc")]
         rpc: String,
-        /// Raw `Authorization` header values, sent as given (several = several header fields).
+        /// `Authorization` header values (templates; `\xNN` escapes send raw bytes; several =
+        /// several header fields).
         #[serde(default)]
         authorization: Vec<String>,
         /// `Authorization` value of `size` bytes: `Bearer ` followed by `a`s (oversized probes).
@@ -194,6 +195,10 @@ pub enum Step {
         headers: BTreeMap<String, String>,
         #[serde(default)]
         note: Option<String>,
+        /// This request sets the stage (a request that must succeed): if its expectation fails,
+        /// the case cannot be judged and errors instead of failing.
+        #[serde(default)]
+        precondition: bool,
         #[serde(default)]
         save: Option<String>,
         #[serde(default)]
@@ -445,6 +450,10 @@ pub enum Step {
         /// Send `n` identical requests at once (race probes); all are recorded, the first saved.
         #[serde(default)]
         parallel: Option<usize>,
+        /// The endpoint, with the same client authentication: `token` (default), `revocation`
+        /// (RFC 7009) or `introspection` (RFC 7662), from the AS metadata.
+        #[serde(default)]
+        endpoint: Option<String>,
         #[serde(default = "default_token")]
         save: String,
         #[serde(default)]
@@ -629,4 +638,7 @@ pub struct JsonExpect {
     /// Non-empty array or string.
     #[serde(default)]
     pub non_empty: bool,
+    /// The value differs from this one (strings may be templates): a rotated token.
+    #[serde(default)]
+    pub not_equals: Option<toml::Value>,
 }

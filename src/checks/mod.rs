@@ -67,6 +67,7 @@ pub const NAMES: &[&str] = &[
     "token_one_of_parallel",
     "token_fuzz",
     "token_accepted_or_warn",
+    "refresh_scope_escalation",
     "dcr_secret_expiry",
     "dcr_consistent",
     "dcr_no_https_client_id",
@@ -142,6 +143,9 @@ pub async fn run(
         "token_one_of_parallel" => token_endpoint::one_of_parallel(ctx),
         "token_fuzz" => token_endpoint::fuzz(ctx, args).await,
         "token_accepted_or_warn" => token_endpoint::accepted_or_warn(ctx, &on_or("token")),
+        "refresh_scope_escalation" => {
+            token_endpoint::refresh_scope_escalation(ctx, &on_or("t1")).await
+        }
         "dcr_secret_expiry" => dcr::secret_expiry(ctx, &on_or("reg")),
         "dcr_consistent" => dcr::consistent(ctx, &on_or("reg")),
         "dcr_no_https_client_id" => dcr::no_https_client_id(ctx, &on_or("reg")),

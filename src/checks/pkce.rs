@@ -87,6 +87,7 @@ pub fn token_opts<'a>(
         if_no_code: crate::case::model::Judge::Error,
         assertion: None,
         parallel: None,
+        endpoint: None,
     }
 }
 

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::http::Response;
+use crate::runner::flow;
 use crate::runner::{CaseCtx, Saved, StepResult, Stop};
 
 fn ok_response(ctx: &CaseCtx<'_>, on: &str) -> Result<Response, Stop> {
@@ -133,18 +134,18 @@ pub fn one_of_parallel(ctx: &mut CaseCtx<'_>) -> StepResult {
     match ok {
         1 => {
             ctx.pass(format!(
-                "exactly one of {} parallel redemptions succeeded",
+                "exactly one of {} parallel requests succeeded",
                 all.len()
             ));
             Ok(())
         }
         0 => Err(Stop::Error(format!(
-            "none of {} parallel redemptions succeeded (statuses {:?}): nothing to judge",
+            "none of {} parallel requests succeeded (statuses {:?}): nothing to judge",
             all.len(),
             all.iter().map(|r| r.status).collect::<Vec<_>>()
         ))),
         n => ctx.fail(format!(
-            "{n} of {} parallel redemptions of one code got tokens (a race)",
+            "{n} of {} parallel requests with one single-use credential got tokens (a race)",
             all.len()
         )),
     }
@@ -193,5 +194,97 @@ pub async fn fuzz(ctx: &mut CaseCtx<'_>, _args: &BTreeMap<String, toml::Value>) 
     match worst {
         Some(w) => ctx.fail(format!("the token endpoint broke on a hostile body: {w}")),
         None => Ok(()),
+    }
+}
+
+/// `rt-scope-escalation`: a refresh request asking for a scope the grant lacks (one the AS
+/// lists in `scopes_supported`) is refused with `invalid_scope`, or answered with a scope that
+/// leaves it out. A 200 without `scope` means the requested scope was granted (RFC 6749 §5.1).
+pub async fn refresh_scope_escalation(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let t1 = match ctx.saved.get(on).and_then(|s| s.response()) {
+        Some((_, r)) => r.json().unwrap_or_default(),
+        None => return Err(Stop::Error(format!("nothing saved as `{on}`"))),
+    };
+    let rt = t1
+        .get("refresh_token")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Stop::Skip("no refresh token was issued".into()))?
+        .to_string();
+    let granted: Vec<String> = t1
+        .get("scope")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .or_else(|| ctx.env.profile.authorization.scope.clone())
+        .unwrap_or_default()
+        .split(' ')
+        .filter(|x| !x.is_empty())
+        .map(str::to_string)
+        .collect();
+    let supported: Vec<String> = match ctx.saved.get("asm") {
+        Some(Saved::Discovery(d)) => d
+            .doc()
+            .and_then(|m| m.get("scopes_supported").cloned())
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let Some(extra) = supported
+        .iter()
+        .find(|x| !granted.contains(x) && *x != "openid" && *x != "offline_access")
+        .cloned()
+    else {
+        return Err(Stop::Skip(
+            "scopes_supported names no scope beyond the granted ones".into(),
+        ));
+    };
+    let wider = format!("{} {extra}", granted.join(" ")).trim().to_string();
+    let params = BTreeMap::from([
+        ("refresh_token".to_string(), rt),
+        ("scope".to_string(), wider.clone()),
+    ]);
+    let saved = flow::token(
+        ctx,
+        flow::Token {
+            grant_type: "refresh_token",
+            from: None,
+            ..crate::checks::pkce::token_opts("", &params)
+        },
+    )
+    .await?;
+    let Some((_, r)) = saved.response() else {
+        return Err(Stop::Error("no response".into()));
+    };
+    let r = r.clone();
+    let doc = r.json().unwrap_or_default();
+    if r.status != 200 {
+        let code = doc.get("error").and_then(Value::as_str).unwrap_or("");
+        return if code == "invalid_scope" {
+            ctx.pass(format!(
+                "asking for {wider:?} on refresh was refused with invalid_scope"
+            ));
+            Ok(())
+        } else {
+            ctx.fail(format!(
+                "asking for a scope beyond the grant ({extra:?}) got {} error={code:?}, not invalid_scope",
+                r.status
+            ))
+        };
+    }
+    match doc.get("scope").and_then(Value::as_str) {
+        None => ctx.fail(format!(
+            "asking for {wider:?} on refresh got tokens without a scope member, which means the requested scope was granted (RFC 6749 §5.1): {extra:?} was added"
+        )),
+        Some(sc) if sc.split(' ').any(|x| x == extra) => ctx.fail(format!(
+            "the refreshed token's scope {sc:?} includes {extra:?}, which the grant did not have"
+        )),
+        Some(sc) => {
+            ctx.pass(format!(
+                "the refreshed token's scope {sc:?} leaves out the requested {extra:?}"
+            ));
+            Ok(())
+        }
     }
 }

@@ -169,17 +169,6 @@ pub fn handle(
             }
             Some(register(s, headers, body))
         }
-        "/as/revoke" => {
-            if s.fault("asm-revocation-introspection") || *method != Method::POST {
-                return Some(json(405, json!({ "error": "method_not_allowed" })));
-            }
-            // RFC 7009 §2.2: an unknown or invalid token is not an error.
-            let form = super::authorize::pairs(&String::from_utf8_lossy(body));
-            if let Some((_, t)) = form.iter().find(|(k, _)| k == "token") {
-                s.store.lock().unwrap_or_else(|e| e.into_inner()).revoke(t);
-            }
-            Some(json(200, json!({})))
-        }
         _ => None,
     }
 }

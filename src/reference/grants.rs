@@ -48,22 +48,29 @@ pub struct CodeGrant {
 
 #[derive(Clone)]
 pub struct TokenGrant {
+    /// Every token descended from one authorization (code, then refreshes) shares it: a
+    /// replayed refresh token revokes the family (O21 4.3.1).
+    pub family: String,
     pub client_id: String,
     pub resource: Option<String>,
     pub scope: Option<String>,
     pub expires: Instant,
     pub active: bool,
+    /// A spent refresh token stays usable until then (only under the rt-concurrent fault).
+    pub grace_until: Option<Instant>,
 }
 
 impl TokenGrant {
     /// An active grant whose access tokens live [`ACCESS_TTL_SECS`] from now.
     pub fn new(client_id: String, resource: Option<String>, scope: Option<String>) -> Self {
         Self {
+            family: random_id(12),
             client_id,
             resource,
             scope,
             expires: Instant::now() + Duration::from_secs(ACCESS_TTL_SECS),
             active: true,
+            grace_until: None,
         }
     }
 }
@@ -119,18 +126,26 @@ impl Store {
     }
     /// Issues an access token and a refresh token.
     pub fn issue(&mut self, g: TokenGrant, token: String) -> (String, String) {
-        bound(&mut self.access);
+        let rt = self.new_refresh(g.clone());
+        self.new_access(token.clone(), g);
+        (token, rt)
+    }
+    /// A refresh token for the grant (it lives a day).
+    pub fn new_refresh(&mut self, g: TokenGrant) -> String {
         bound(&mut self.refresh);
         let rt = random_id(32);
         self.refresh.insert(
             rt.clone(),
             TokenGrant {
                 expires: Instant::now() + Duration::from_secs(86_400),
-                ..g.clone()
+                ..g
             },
         );
-        self.access.insert(token.clone(), g);
-        (token, rt)
+        rt
+    }
+    pub fn new_access(&mut self, token: String, g: TokenGrant) {
+        bound(&mut self.access);
+        self.access.insert(token, g);
     }
     /// Records a client assertion id; false when it was used before.
     pub fn seen_jti(&mut self, jti: String) -> bool {
@@ -140,6 +155,14 @@ impl Store {
         self.jtis.insert(jti)
     }
 
+    /// Revokes every token of a family.
+    pub fn revoke_family(&mut self, family: &str) {
+        for g in self.access.values_mut().chain(self.refresh.values_mut()) {
+            if g.family == family {
+                g.active = false;
+            }
+        }
+    }
     pub fn revoke(&mut self, t: &str) {
         if let Some(g) = self.access.get_mut(t) {
             g.active = false;

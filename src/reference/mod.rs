@@ -183,6 +183,25 @@ pub const FAULTS: &[&str] = &[
     "tok-jwt-assertion.replay",
     "tok-jwt-assertion-aud-issuer",
     "at-short-lived",
+    "rt-rotation-public",
+    "rt-reuse-detection",
+    "rt-client-binding",
+    "rt-confidential-auth",
+    "rt-scope-escalation",
+    "rt-no-store",
+    "rt-concurrent",
+    // Transport: where the resource server takes tokens from
+    "rs-query-token-ignored",
+    "rs-query-and-header",
+    "rs-cookie-token",
+    "rs-origin-check",
+    // Revocation
+    "rev-valid",
+    "rev-invalid-token-200",
+    "rev-client-binding",
+    "rev-post-form",
+    "rev-confidential-auth",
+    "rev-hint-wrong",
     // Dynamic Client Registration
     "dcr-basic",
     "dcr-secret-expiry",
@@ -525,10 +544,13 @@ async fn dispatch(
         "/as/login" if method == Method::POST => return authorize::login(&s, &headers, &body),
         "/as/consent" => return authorize::consent(&s, &method, query, &headers, &body),
         "/as/token" => return token::token(&s, &method, query, &headers, &body),
+        "/as/revoke" if !s.fault("asm-revocation-introspection") => {
+            return token::revoke(&s, &method, query, &headers, &body);
+        }
         _ => {}
     }
     if path == "/mcp" {
-        return resource::mcp(&s, &method, &headers, &body);
+        return resource::mcp(&s, &method, query, &headers, &body);
     }
     if let Some(r) = resource::metadata(&s, &method, path, &headers) {
         return r;

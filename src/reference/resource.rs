@@ -120,21 +120,65 @@ fn credential(s: &Ref, headers: &HeaderMap) -> Result<Credential, Box<Response>>
     Ok(Credential::Unknown(rest.to_string()))
 }
 
+/// Tokens anywhere but the Authorization header, as only a faulty server would take them
+/// (O21 5.1, MCP §9.1: the header is the only place a client sends the token).
+fn stray_token(s: &Ref, query: &str, headers: &HeaderMap) -> Option<String> {
+    let q = super::authorize::pairs(query)
+        .into_iter()
+        .find(|(k, _)| k == "access_token")
+        .map(|(_, v)| v);
+    if let Some(t) = q
+        && (s.fault("rs-query-token-ignored") || s.fault("rs-query-and-header"))
+    {
+        return Some(t);
+    }
+    if s.fault("rs-cookie-token") {
+        return headers
+            .get_all("cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .find_map(|c| c.trim().strip_prefix("access_token=").map(str::to_string));
+    }
+    None
+}
+
+fn ok_result() -> Response {
+    json(
+        200,
+        json!({ "jsonrpc": "2.0", "id": 1, "result": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "serverInfo": { "name": "authconform-reference", "version": "0" } } }),
+    )
+}
+
 /// `/mcp`: every method needs a valid bearer token (MCP 2025-11-25 §9.1).
-pub fn mcp(s: &Ref, method: &Method, headers: &HeaderMap, _body: &[u8]) -> Response {
+pub fn mcp(s: &Ref, method: &Method, query: &str, headers: &HeaderMap, _body: &[u8]) -> Response {
+    // Streamable HTTP: an Origin that is not this server's is refused (DNS rebinding).
+    if let Some(o) = headers.get("origin").and_then(|v| v.to_str().ok())
+        && o != s.origin
+        && !s.fault("rs-origin-check")
+    {
+        return json(
+            403,
+            json!({ "error": "forbidden", "error_description": "invalid Origin" }),
+        );
+    }
     let cred = match credential(s, headers) {
         Ok(c) => c,
         Err(r) => return *r,
     };
+    if let Some(t) = stray_token(s, query, headers) {
+        let header_ok = matches!(&cred, Credential::Unknown(h) if super::token::valid_access_token(s, h, &s.resource));
+        let only_query = matches!(cred, Credential::None) || s.fault("rs-query-and-header");
+        if !header_ok && only_query && super::token::valid_access_token(s, &t, &s.resource) {
+            return ok_result();
+        }
+    }
     match cred {
         Credential::None => {
             if *method == Method::POST && s.fault("rs-401-no-token") {
-                return json(
-                    200,
-                    json!({ "jsonrpc": "2.0", "id": 1, "result": {
-                    "protocolVersion": "2025-11-25", "capabilities": {},
-                    "serverInfo": { "name": "authconform-reference", "version": "0" } } }),
-                );
+                return ok_result();
             }
             if *method == Method::GET && s.fault("rs-401-all-methods.get") {
                 return Response::builder()
@@ -157,12 +201,7 @@ pub fn mcp(s: &Ref, method: &Method, headers: &HeaderMap, _body: &[u8]) -> Respo
         Credential::Malformed => unauthorized(s, Some("invalid_request"), 400),
         Credential::Unknown(token) => {
             if super::token::valid_access_token(s, &token, &s.resource) {
-                return json(
-                    200,
-                    json!({ "jsonrpc": "2.0", "id": 1, "result": {
-                    "protocolVersion": "2025-11-25", "capabilities": {},
-                    "serverInfo": { "name": "authconform-reference", "version": "0" } } }),
-                );
+                return ok_result();
             }
             if s.fault("rs-401-invalid-token.fake-jwt") && token.split('.').count() == 3 {
                 return json(200, json!({ "jsonrpc": "2.0", "id": 1, "result": {} }));

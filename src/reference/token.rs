@@ -1,7 +1,7 @@
 //! The reference token endpoint (O21 3.2): client authentication (3.2.1), the
 //! authorization_code grant with PKCE (4.1.3) and the refresh_token grant with rotation (4.3).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, Method};
 use axum::response::Response;
@@ -183,7 +183,7 @@ pub fn token(s: &Ref, method: &Method, query: &str, headers: &HeaderMap, body: &
         Some(kind) => {
             verify_assertion(s, &kind, get("client_assertion").as_deref()).map(|c| (c, false))
         }
-        None => authenticate_secret(s, &get, basic, body_secret, q_id, q_secret),
+        None => authenticate_secret(s, &get, basic, body_secret, q_id, q_secret, false),
     };
     let (client_id, public) = match authenticated {
         Ok(c) => c,
@@ -222,6 +222,7 @@ fn authenticate_secret(
     body_secret: Option<String>,
     q_id: Option<String>,
     q_secret: Option<String>,
+    revocation: bool,
 ) -> Result<(String, bool), Box<Response>> {
     let (client_id, presented, via) = match (&basic, &body_secret, &q_secret) {
         (Some((id, sec)), _, _) => (Some(id.clone()), Some(sec.clone()), "client_secret_basic"),
@@ -274,6 +275,9 @@ fn authenticate_secret(
         let secret = client.get("client_secret").and_then(Value::as_str);
         match &presented {
             None if s.fault("tok-confidential-needs-auth") => {}
+            None if s.fault("rt-confidential-auth")
+                && get("grant_type").as_deref() == Some("refresh_token") => {}
+            None if s.fault("rev-confidential-auth") && revocation => {}
             None => return Err(Box::new(invalid_client(s, false))),
             Some(p) if Some(p.as_str()) != secret => {
                 return Err(Box::new(invalid_client(s, basic.is_some())));
@@ -498,21 +502,77 @@ fn refresh(s: &Ref, client_id: &str, get: &dyn Fn(&str) -> Option<String>) -> Re
     let Some(g) = st.refresh.get(&rt).cloned() else {
         return token_error(s, 400, "invalid_grant", "unknown refresh token");
     };
-    if !g.active || g.client_id != client_id {
+    if g.client_id != client_id && !s.fault("rt-client-binding") {
         return token_error(
             s,
             400,
             "invalid_grant",
-            "refresh token is not valid for this client",
+            "refresh token was issued to another client",
         );
     }
-    // Rotation (O21 4.3.1): the presented refresh token is spent.
-    st.revoke(&rt);
-    let grant = TokenGrant::new(g.client_id, g.resource, g.scope);
+    let in_grace = g.grace_until.is_some_and(|t| Instant::now() < t);
+    if !g.active && !in_grace {
+        // O21 4.3.1: a spent refresh token presented again means it leaked; the whole family
+        // (the tokens that replaced it included) is revoked.
+        if !s.fault("rt-reuse-detection") {
+            st.revoke_family(&g.family);
+        }
+        return token_error(s, 400, "invalid_grant", "refresh token is no longer valid");
+    }
+    if g.expires <= Instant::now() {
+        return token_error(s, 400, "invalid_grant", "refresh token expired");
+    }
+    // O21 4.3.1: the requested scope must be within the granted one; the new access token
+    // may be narrower, the new refresh token keeps the grant's scope.
+    let granted: Vec<&str> = g
+        .scope
+        .as_deref()
+        .unwrap_or("")
+        .split(' ')
+        .filter(|x| !x.is_empty())
+        .collect();
+    let at_scope = match get("scope") {
+        Some(req) => {
+            let wanted: Vec<&str> = req.split(' ').filter(|x| !x.is_empty()).collect();
+            if !wanted.iter().all(|w| granted.contains(w)) && !s.fault("rt-scope-escalation") {
+                return token_error(
+                    s,
+                    400,
+                    "invalid_scope",
+                    "the requested scope exceeds the grant",
+                );
+            }
+            Some(wanted.join(" "))
+        }
+        None => g.scope.clone(),
+    };
+    let rotate = !s.fault("rt-rotation-public");
+    if rotate {
+        if let Some(old) = st.refresh.get_mut(&rt) {
+            old.active = false;
+            if s.fault("rt-concurrent") && old.grace_until.is_none() {
+                old.grace_until = Some(Instant::now() + Duration::from_secs(2));
+            }
+        }
+    }
+    let mut at_grant = TokenGrant::new(g.client_id.clone(), g.resource.clone(), at_scope);
+    at_grant.family = g.family.clone();
     let at = new_access_token(s);
-    let (at, rt2) = st.issue(grant.clone(), at);
+    let rt2 = if rotate {
+        let mut rt_grant = TokenGrant::new(g.client_id, g.resource, g.scope);
+        rt_grant.family = g.family.clone();
+        st.new_refresh(rt_grant)
+    } else {
+        rt.clone()
+    };
+    st.new_access(at.clone(), at_grant.clone());
     drop(st);
-    respond(s, &at, Some(&rt2), &grant)
+    let mut r = respond(s, &at, Some(&rt2), &at_grant);
+    if s.fault("rt-no-store") {
+        r.headers_mut().remove("cache-control");
+        r.headers_mut().remove("pragma");
+    }
+    r
 }
 
 fn issue(s: &Ref, grant: TokenGrant, with_refresh: bool) -> Response {
@@ -554,6 +614,89 @@ fn respond(s: &Ref, at: &str, rt: Option<&str>, g: &TokenGrant) -> Response {
     }
     b.body(axum::body::Body::from(body.to_string()))
         .unwrap_or_default()
+}
+
+/// POST `/as/revoke` (RFC 7009): the client authenticates as at the token endpoint and may
+/// revoke only its own tokens; revoking a refresh token revokes its whole family (§2.1: the
+/// access tokens of the same grant too). An unknown token is not an error (§2.2).
+pub fn revoke(s: &Ref, method: &Method, query: &str, headers: &HeaderMap, body: &[u8]) -> Response {
+    let get_ok = *method == Method::GET && s.fault("rev-post-form");
+    if *method != Method::POST && !get_ok {
+        return token_error(s, 405, "invalid_request", "use POST");
+    }
+    let all = if get_ok {
+        pairs(query)
+    } else if super::media_type(headers) != "application/x-www-form-urlencoded" {
+        return token_error(
+            s,
+            400,
+            "invalid_request",
+            "use application/x-www-form-urlencoded",
+        );
+    } else {
+        pairs(&String::from_utf8_lossy(body))
+    };
+    let get = |k: &str| -> Option<String> {
+        all.iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .filter(|v| !v.is_empty())
+    };
+    let authenticated = match get("client_assertion_type") {
+        Some(kind) => {
+            verify_assertion(s, &kind, get("client_assertion").as_deref()).map(|c| (c, false))
+        }
+        None => authenticate_secret(
+            s,
+            &get,
+            basic_credentials(headers),
+            get("client_secret"),
+            None,
+            None,
+            true,
+        ),
+    };
+    let (client_id, _) = match authenticated {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    let Some(token) = get("token") else {
+        return token_error(s, 400, "invalid_request", "token is required");
+    };
+    let mut st = s.store.lock().unwrap_or_else(|e| e.into_inner());
+    // §2.1: the hint only speeds up the search; the faulty server takes it as a filter.
+    let found = match get("token_type_hint").as_deref() {
+        Some("access_token") if s.fault("rev-hint-wrong") => st.access.get(&token).cloned(),
+        Some("refresh_token") if s.fault("rev-hint-wrong") => st.refresh.get(&token).cloned(),
+        _ => st
+            .access
+            .get(&token)
+            .or_else(|| st.refresh.get(&token))
+            .cloned(),
+    };
+    let ok = || json(200, json!({}));
+    match found {
+        None if s.fault("rev-invalid-token-200") => {
+            token_error(s, 400, "invalid_request", "unknown token")
+        }
+        None => ok(),
+        Some(g) if g.client_id != client_id && !s.fault("rev-client-binding") => token_error(
+            s,
+            400,
+            "unauthorized_client",
+            "the token was issued to another client",
+        ),
+        Some(g) => {
+            if !s.fault("rev-valid") {
+                if st.refresh.contains_key(&token) {
+                    st.revoke_family(&g.family);
+                } else {
+                    st.revoke(&token);
+                }
+            }
+            ok()
+        }
+    }
 }
 
 /// Is this access token one the reference issued, still active and unexpired, for `resource`?

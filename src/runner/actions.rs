@@ -72,7 +72,9 @@ pub async fn mcp_request(ctx: &mut CaseCtx<'_>, m: McpRequest<'_>) -> Result<Sav
         req = req.body(body);
     }
     for a in m.authorization {
-        req = req.header("Authorization", unescape_bytes(a));
+        // Templates first (`Bearer ${t1.doc.access_token}`), then byte escapes.
+        let a = ctx.expand(a).map_err(Stop::Error)?;
+        req = req.header("Authorization", unescape_bytes(&a));
     }
     if let Some(size) = m.authorization_size {
         let mut v = b"Bearer ".to_vec();

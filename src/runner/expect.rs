@@ -203,6 +203,13 @@ fn json_check(ctx: &mut CaseCtx<'_>, doc: &Value, j: &JsonExpect) -> StepResult 
         }
         ctx.pass(format!("{p} is {want}"));
     }
+    if let Some(other) = &j.not_equals {
+        let other = toml_to_json(ctx, other)?;
+        if *v == other {
+            return ctx.fail(format!("{p} is unchanged"));
+        }
+        ctx.pass(format!("{p} differs from the earlier value"));
+    }
     if let Some(item) = &j.contains {
         let item = toml_to_json(ctx, item)?;
         match v.as_array() {

@@ -462,6 +462,7 @@ pub struct Token<'a> {
     pub if_no_code: Judge,
     pub assertion: Option<&'a crate::case::model::Assertion>,
     pub parallel: Option<usize>,
+    pub endpoint: Option<&'a str>,
 }
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -550,7 +551,19 @@ fn client_assertion(
 
 /// Builds and sends a token request; returns the (first) response.
 pub async fn token(ctx: &mut CaseCtx<'_>, t: Token<'_>) -> Result<Saved, Stop> {
-    let endpoint = as_endpoint(ctx, "token_endpoint").await?;
+    let member = match t.endpoint.unwrap_or("token") {
+        "token" => "token_endpoint",
+        "revocation" => "revocation_endpoint",
+        "introspection" => "introspection_endpoint",
+        other => return Err(Stop::Error(format!("unknown endpoint {other:?}"))),
+    };
+    let endpoint = as_endpoint(ctx, member).await?;
+    // An assertion's audience is the token endpoint whichever endpoint it is sent to.
+    let token_endpoint = if member == "token_endpoint" {
+        endpoint.clone()
+    } else {
+        as_endpoint(ctx, "token_endpoint").await?
+    };
     let client = client(ctx, t.client)?.clone();
     let grant_type = ctx.expand(t.grant_type).map_err(Stop::Error)?;
     let mut pairs: Vec<(String, String)> = Vec::new();
@@ -613,7 +626,7 @@ pub async fn token(ctx: &mut CaseCtx<'_>, t: Token<'_>) -> Result<Saved, Stop> {
         "omit" => {}
         "jwt" => {
             let spec = t.assertion.cloned().unwrap_or_default();
-            let jwt = client_assertion(ctx, &client, &spec, &endpoint)?;
+            let jwt = client_assertion(ctx, &client, &spec, &token_endpoint)?;
             pairs.push(("client_id".into(), client.client_id.clone()));
             pairs.push(("client_assertion_type".into(), JWT_BEARER.into()));
             pairs.push(("client_assertion".into(), jwt));
@@ -659,7 +672,11 @@ pub async fn token(ctx: &mut CaseCtx<'_>, t: Token<'_>) -> Result<Saved, Stop> {
     let mut req = Request::new(
         t.method,
         url.clone(),
-        format!("token request ({grant_type})"),
+        match member {
+            "token_endpoint" => format!("token request ({grant_type})"),
+            "revocation_endpoint" => "revocation request".to_string(),
+            _ => "introspection request".to_string(),
+        },
     )
     .header("Accept", "application/json");
     if t.method != "GET" {

@@ -147,6 +147,7 @@ async fn run_steps(ctx: &mut CaseCtx<'_>, case: &Case) -> StepResult {
                 authorization_size,
                 headers,
                 note,
+                precondition,
                 save,
                 expect,
             } => {
@@ -162,12 +163,13 @@ async fn run_steps(ctx: &mut CaseCtx<'_>, case: &Case) -> StepResult {
                     },
                 )
                 .await?;
-                finish_action(
+                let r = finish_action(
                     ctx,
                     saved,
                     save.as_deref().unwrap_or("last"),
                     expect.as_ref(),
-                )?;
+                );
+                precondition_held(r, *precondition)?;
             }
             Step::Http {
                 method,
@@ -386,6 +388,7 @@ async fn run_steps(ctx: &mut CaseCtx<'_>, case: &Case) -> StepResult {
                 assertion,
                 precondition,
                 parallel,
+                endpoint,
                 save,
                 expect,
             } => {
@@ -405,17 +408,12 @@ async fn run_steps(ctx: &mut CaseCtx<'_>, case: &Case) -> StepResult {
                         if_no_code: *if_no_code,
                         assertion: assertion.as_ref(),
                         parallel: *parallel,
+                        endpoint: endpoint.as_deref(),
                     },
                 )
                 .await?;
-                match finish_action(ctx, saved, save, expect.as_ref()) {
-                    Err(Stop::Fail(m)) if *precondition => {
-                        return Err(Stop::Error(format!(
-                            "a valid request was refused, so the probe cannot be judged: {m}"
-                        )));
-                    }
-                    r => r?,
-                }
+                let r = finish_action(ctx, saved, save, expect.as_ref());
+                precondition_held(r, *precondition)?;
             }
             Step::Check { name, on, args } => {
                 checks::run(ctx, name, on.as_deref(), args).await?;
@@ -423,6 +421,16 @@ async fn run_steps(ctx: &mut CaseCtx<'_>, case: &Case) -> StepResult {
         }
     }
     Ok(())
+}
+
+/// A failed expectation of a stage-setting request means the case cannot be judged.
+fn precondition_held(r: StepResult, precondition: bool) -> StepResult {
+    match r {
+        Err(Stop::Fail(m)) if precondition => Err(Stop::Error(format!(
+            "a valid request was refused, so the probe cannot be judged: {m}"
+        ))),
+        r => r,
+    }
 }
 
 fn finish_action(
