@@ -41,6 +41,14 @@ impl Case {
     pub fn id(&self) -> &str {
         &self.file.id
     }
+    /// Does the case wait on purpose (for something to expire)? Such cases start first.
+    pub fn waits(&self) -> bool {
+        self.file.steps.iter().any(|s| match s {
+            Step::Wait { .. } => true,
+            Step::Check { name, .. } => name == "code_lifetime",
+            _ => false,
+        })
+    }
     /// The requirement id without the variant suffix.
     pub fn requirement(&self) -> &str {
         self.file.id.split('.').next().unwrap_or(&self.file.id)

@@ -398,9 +398,15 @@ pub enum Step {
         #[serde(default)]
         because: Option<String>,
     },
-    /// Waits (bounded by the profile's `max_wait_secs`; a longer wait skips the case).
+    /// Waits (bounded by the profile's `max_wait_secs`; a longer wait skips the case). The case
+    /// gives up its running place meanwhile, so waits overlap.
     Wait {
+        #[serde(default)]
         secs: u64,
+        /// Wait until the access token of this saved token response has expired
+        /// (`expires_in` + 1 s); a response without `expires_in` skips the case.
+        #[serde(default)]
+        until_expiry: Option<String>,
         /// Wait the profile's `[cimd] cache_secs` instead, when it is set (an AS's minimum
         /// document cache time).
         #[serde(default)]

@@ -472,7 +472,7 @@ pub async fn lifetime(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
         "waiting {} s before redeeming the code",
         wait.as_secs()
     ));
-    tokio::time::sleep(wait).await;
+    ctx.idle(wait).await;
     let params = BTreeMap::new();
     let saved = flow::token(ctx, super::pkce::token_opts(on, &params)).await?;
     let r = saved

@@ -1,6 +1,5 @@
 //! The CIMD case steps: `document` publishes a client metadata document (shaped by the case)
-//! and saves a client whose `client_id` is its URL; `fetches` judges what the AS requested;
-//! `wait` lets a document cache expire.
+//! and saves a client whose `client_id` is its URL; `fetches` judges what the AS requested.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -333,21 +332,5 @@ pub fn fetches(ctx: &mut CaseCtx<'_>, f: FetchesStep<'_>) -> StepResult {
         }
     }
     ctx.pass(format!("the AS made {what}{because}"));
-    Ok(())
-}
-
-pub async fn wait(ctx: &mut CaseCtx<'_>, secs: u64, cimd_cache: bool) -> StepResult {
-    let secs = match ctx.env.profile.cimd.cache_secs {
-        Some(c) if cimd_cache => c,
-        _ => secs,
-    };
-    let max = ctx.env.max_wait().as_secs();
-    if secs > max {
-        return Err(Stop::Skip(format!(
-            "this case waits {secs} s (a document cache expiring), more than the allowed {max} s (--max-wait)"
-        )));
-    }
-    ctx.note(format!("waited {secs} s"));
-    tokio::time::sleep(Duration::from_secs(secs)).await;
     Ok(())
 }

@@ -183,6 +183,7 @@ pub const FAULTS: &[&str] = &[
     "tok-jwt-assertion.replay",
     "tok-jwt-assertion-aud-issuer",
     "at-short-lived",
+    "at-expired-rs",
     "rt-rotation-public",
     "rt-reuse-detection",
     "rt-client-binding",

@@ -704,7 +704,7 @@ pub fn valid_access_token(s: &Ref, token: &str, resource: &str) -> bool {
     let st = s.store.lock().unwrap_or_else(|e| e.into_inner());
     st.access.get(token).is_some_and(|g| {
         g.active
-            && g.expires > Instant::now()
+            && (g.expires > Instant::now() || s.fault("at-expired-rs"))
             && g.resource.as_deref().is_none_or(|r| r == resource)
     })
 }

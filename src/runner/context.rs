@@ -10,6 +10,17 @@ use crate::record::Exchange;
 use crate::spec::Revision;
 use crate::target::Target;
 
+/// The longest a case may wait on purpose unless the profile or `--max-wait` says otherwise.
+pub const DEFAULT_MAX_WAIT_SECS: u64 = 120;
+
+/// A case's place among the cases running at once. A case that waits (for a code or a token
+/// to expire) gives its place up while it sleeps, so waits overlap with other cases' work and
+/// with each other: a run takes about as long as its longest wait, not the sum of them.
+pub struct Slot {
+    pub sem: std::sync::Arc<tokio::sync::Semaphore>,
+    pub permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
 /// What a run shares between cases.
 pub struct RunEnv {
     pub http: Http,
@@ -33,7 +44,12 @@ pub struct RunEnv {
 impl RunEnv {
     /// The longest a case may wait on purpose (code or token expiry).
     pub fn max_wait(&self) -> std::time::Duration {
-        std::time::Duration::from_secs(self.profile.timing.max_wait_secs.unwrap_or(0))
+        std::time::Duration::from_secs(
+            self.profile
+                .timing
+                .max_wait_secs
+                .unwrap_or(DEFAULT_MAX_WAIT_SECS),
+        )
     }
 }
 
@@ -209,6 +225,8 @@ pub struct CaseCtx<'a> {
     pub variant_label: Option<String>,
     /// `${doc.*}`: the document host's URLs for the current `document` step.
     pub doc_vars: serde_json::Map<String, Value>,
+    /// The case's running place, when the runner limits concurrency.
+    pub slot: Option<Slot>,
 }
 
 impl<'a> CaseCtx<'a> {
@@ -226,6 +244,18 @@ impl<'a> CaseCtx<'a> {
             case_id: String::new(),
             variant_label: None,
             doc_vars: Default::default(),
+            slot: None,
+        }
+    }
+
+    /// Sleeps without holding a running place (see [`Slot`]).
+    pub async fn idle(&mut self, d: std::time::Duration) {
+        if let Some(slot) = &mut self.slot {
+            slot.permit = None;
+            tokio::time::sleep(d).await;
+            slot.permit = slot.sem.clone().acquire_owned().await.ok();
+        } else {
+            tokio::time::sleep(d).await;
         }
     }
 

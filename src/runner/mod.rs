@@ -21,8 +21,14 @@ pub use context::{CaseCtx, RunEnv, Saved, StepResult, Stop};
 /// Runs one case to a verdict. Never panics on server behaviour; every way a step can end is a
 /// status.
 pub async fn run_case(env: &RunEnv, case: &Case) -> CaseResult {
+    run_case_in(env, case, None).await
+}
+
+/// Runs a case holding a running place it gives up while it waits.
+pub async fn run_case_in(env: &RunEnv, case: &Case, slot: Option<context::Slot>) -> CaseResult {
     let started = Instant::now();
     let mut ctx = CaseCtx::new(env);
+    ctx.slot = slot;
     ctx.case_id = case.id().to_string();
     let level = case.level_at(env.revision);
     let outcome = match missing_feature(env, case) {
@@ -370,8 +376,16 @@ async fn run_steps(ctx: &mut CaseCtx<'_>, case: &Case) -> StepResult {
                     },
                 )?;
             }
-            Step::Wait { secs, cimd_cache } => {
-                crate::cimd::steps::wait(ctx, *secs, *cimd_cache).await?;
+            Step::Wait {
+                secs,
+                until_expiry,
+                cimd_cache,
+            } => {
+                let secs = match until_expiry {
+                    Some(on) => expiry_wait(ctx, on)?,
+                    None => *secs,
+                };
+                wait(ctx, secs, *cimd_cache).await?;
             }
             Step::Token {
                 client,
@@ -421,6 +435,38 @@ async fn run_steps(ctx: &mut CaseCtx<'_>, case: &Case) -> StepResult {
         }
     }
     Ok(())
+}
+
+/// A deliberate wait, bounded by the run's maximum; the case gives up its place meanwhile.
+async fn wait(ctx: &mut CaseCtx<'_>, secs: u64, cimd_cache: bool) -> StepResult {
+    let secs = match ctx.env.profile.cimd.cache_secs {
+        Some(c) if cimd_cache => c,
+        _ => secs,
+    };
+    let max = ctx.env.max_wait().as_secs();
+    if secs > max {
+        return Err(Stop::Skip(format!(
+            "this case waits {secs} s, more than the allowed {max} s (--max-wait or timing.max_wait_secs)"
+        )));
+    }
+    ctx.note(format!("waited {secs} s"));
+    ctx.idle(std::time::Duration::from_secs(secs)).await;
+    Ok(())
+}
+
+/// `expires_in` + 1 of a saved token response: how long until its access token has expired.
+fn expiry_wait(ctx: &CaseCtx<'_>, on: &str) -> Result<u64, Stop> {
+    let doc = match ctx.saved.get(on) {
+        Some(Saved::Response { response, .. }) => response.json(),
+        _ => None,
+    }
+    .ok_or_else(|| Stop::Error(format!("`{on}` holds no token response")))?;
+    match doc.get("expires_in").and_then(serde_json::Value::as_u64) {
+        Some(n) => Ok(n + 1),
+        None => Err(Stop::Skip(
+            "the token response has no numeric expires_in: its lifetime is unknown".into(),
+        )),
+    }
 }
 
 /// A failed expectation of a stage-setting request means the case cannot be judged.
@@ -573,23 +619,32 @@ pub async fn run_all(
     on_result: impl Fn(&CaseResult) + Send + Sync,
 ) -> Vec<CaseResult> {
     let n = cases.len();
-    let mut slots: Vec<Option<CaseResult>> = vec![None; n];
-    let mut stream = futures_util::stream::iter(cases.into_iter().enumerate().map(|(i, case)| {
+    let sem = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+    // Cases that wait on purpose start first, so their waits overlap the rest of the run.
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|&i| !cases[i].waits());
+    let mut running = futures_util::stream::FuturesUnordered::new();
+    for i in order {
+        let case = cases[i].clone();
         let env = env.clone();
-        async move {
+        let sem = sem.clone();
+        running.push(async move {
             // Each case in its own task: a panic in one check must not take the run down.
             let id = case.id().to_string();
             let c2 = case.clone();
-            let handle = tokio::spawn(async move { run_case(&env, &c2).await });
+            let handle = tokio::spawn(async move {
+                let permit = sem.clone().acquire_owned().await.ok();
+                run_case_in(&env, &c2, Some(context::Slot { sem, permit })).await
+            });
             let r = match handle.await {
                 Ok(r) => r,
                 Err(e) => crashed(&case, format!("internal error while running {id}: {e}")),
             };
             (i, r)
-        }
-    }))
-    .buffer_unordered(concurrency.max(1));
-    while let Some((i, r)) = stream.next().await {
+        });
+    }
+    let mut slots: Vec<Option<CaseResult>> = vec![None; n];
+    while let Some((i, r)) = running.next().await {
         on_result(&r);
         slots[i] = Some(r);
     }
