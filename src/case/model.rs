@@ -323,6 +323,10 @@ pub enum Step {
         /// What an error page means where an error redirect was expected (default: fail).
         #[serde(default)]
         error_page: Judge,
+        /// What a refusal means where a code was expected (default: fail; `skip` for a
+        /// request the AS may refuse by policy, which leaves nothing to probe).
+        #[serde(default)]
+        refused: Judge,
         /// The AS must have answered within this many seconds (a hung fetch behind it fails).
         #[serde(default)]
         max_secs: Option<u64>,

@@ -68,6 +68,7 @@ pub const NAMES: &[&str] = &[
     "token_fuzz",
     "token_accepted_or_warn",
     "refresh_scope_escalation",
+    "introspection_aud",
     "dcr_secret_expiry",
     "dcr_consistent",
     "dcr_no_https_client_id",
@@ -143,6 +144,7 @@ pub async fn run(
         "token_one_of_parallel" => token_endpoint::one_of_parallel(ctx),
         "token_fuzz" => token_endpoint::fuzz(ctx, args).await,
         "token_accepted_or_warn" => token_endpoint::accepted_or_warn(ctx, &on_or("token")),
+        "introspection_aud" => token_endpoint::introspection_aud(ctx, &on_or("intro")),
         "refresh_scope_escalation" => {
             token_endpoint::refresh_scope_escalation(ctx, &on_or("t1")).await
         }

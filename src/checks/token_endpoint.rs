@@ -288,3 +288,46 @@ pub async fn refresh_scope_escalation(ctx: &mut CaseCtx<'_>, on: &str) -> StepRe
         }
     }
 }
+
+/// `intro-aud-present`: the introspection of an MCP access token names the MCP server in
+/// `aud` (a string or an array), so a resource server that introspects can check audience.
+pub fn introspection_aud(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let doc = match ctx.saved.get(on).and_then(|s| s.response()) {
+        Some((_, r)) if r.status == 200 => r.json().unwrap_or_default(),
+        Some((_, r)) => {
+            return Err(Stop::Error(format!(
+                "the introspection answered {}: nothing to read",
+                r.status
+            )));
+        }
+        None => return Err(Stop::Error(format!("nothing saved as `{on}`"))),
+    };
+    if doc.get("active") != Some(&Value::Bool(true)) {
+        return Err(Stop::Error(
+            "the token was not reported active: its audience cannot be read".into(),
+        ));
+    }
+    let Some(resource) = ctx.env.target.resource.clone() else {
+        return Err(Stop::Skip(
+            "no MCP endpoint known to look for in aud".into(),
+        ));
+    };
+    let found = match doc.get("aud") {
+        Some(Value::String(a)) => a == &resource,
+        Some(Value::Array(a)) => a.iter().any(|x| x.as_str() == Some(resource.as_str())),
+        _ => {
+            return ctx.fail(format!(
+                "the introspection response has no aud, so a resource server cannot tell that the token is meant for {resource}"
+            ));
+        }
+    };
+    if found {
+        ctx.pass(format!("aud names {resource}"));
+        Ok(())
+    } else {
+        ctx.fail(format!(
+            "aud is {}, which does not name {resource}",
+            doc.get("aud").cloned().unwrap_or_default()
+        ))
+    }
+}

@@ -57,6 +57,8 @@ fn metadata(s: &Ref, oidc: bool) -> Value {
             _ => format!("{base}/register"),
         },
         "revocation_endpoint": format!("{base}/revoke"),
+        "introspection_endpoint": format!("{base}/introspect"),
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
         "authorization_response_iss_parameter_supported": true,
         "jwks_uri": format!("{base}/jwks.json"),
         "scopes_supported": ["mcp:tools", "mcp:admin"],

@@ -191,11 +191,20 @@ pub const FAULTS: &[&str] = &[
     "rt-scope-escalation",
     "rt-no-store",
     "rt-concurrent",
+    // Audience
+    "rs-aud-wrong",
     // Transport: where the resource server takes tokens from
     "rs-query-token-ignored",
     "rs-query-and-header",
     "rs-cookie-token",
     "rs-origin-check",
+    // Introspection
+    "intro-auth-required",
+    "intro-active",
+    "intro-inactive",
+    "intro-hint-ignored",
+    "intro-refresh-token",
+    "intro-aud-present",
     // Revocation
     "rev-valid",
     "rev-invalid-token-200",
@@ -548,6 +557,7 @@ async fn dispatch(
         "/as/revoke" if !s.fault("asm-revocation-introspection") => {
             return token::revoke(&s, &method, query, &headers, &body);
         }
+        "/as/introspect" => return token::introspect(&s, &method, &headers, &body),
         _ => {}
     }
     if path == "/mcp" {

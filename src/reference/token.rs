@@ -699,12 +699,105 @@ pub fn revoke(s: &Ref, method: &Method, query: &str, headers: &HeaderMap, body: 
     }
 }
 
+/// POST `/as/introspect` (RFC 7662): only an authenticated confidential client may ask (§2.1,
+/// §4: anonymous introspection is a token-scanning oracle). An active token gets its claims; an
+/// unknown, expired or revoked one gets `{"active": false}` and nothing else (§2.2).
+pub fn introspect(s: &Ref, method: &Method, headers: &HeaderMap, body: &[u8]) -> Response {
+    if *method != Method::POST {
+        return token_error(s, 405, "invalid_request", "use POST");
+    }
+    if super::media_type(headers) != "application/x-www-form-urlencoded" {
+        return token_error(
+            s,
+            400,
+            "invalid_request",
+            "use application/x-www-form-urlencoded",
+        );
+    }
+    let all = pairs(&String::from_utf8_lossy(body));
+    let get = |k: &str| -> Option<String> {
+        all.iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .filter(|v| !v.is_empty())
+    };
+    let basic = basic_credentials(headers);
+    let anonymous =
+        basic.is_none() && get("client_secret").is_none() && get("client_assertion").is_none();
+    if !(anonymous && s.fault("intro-auth-required")) {
+        let authenticated = match get("client_assertion_type") {
+            Some(kind) => {
+                verify_assertion(s, &kind, get("client_assertion").as_deref()).map(|c| (c, false))
+            }
+            None => authenticate_secret(s, &get, basic, get("client_secret"), None, None, true),
+        };
+        match authenticated {
+            Ok((_, false)) => {}
+            Ok((_, true)) => return invalid_client(s, false),
+            Err(_) if anonymous => return invalid_client(s, false),
+            Err(r) => return *r,
+        }
+    }
+    let Some(token) = get("token") else {
+        return token_error(s, 400, "invalid_request", "token is required");
+    };
+    let st = s.store.lock().unwrap_or_else(|e| e.into_inner());
+    let lookup = |kind: &str| match kind {
+        "refresh_token" => st.refresh.get(&token).map(|g| (g.clone(), "refresh_token")),
+        _ => st.access.get(&token).map(|g| (g.clone(), "access_token")),
+    };
+    // §2.1: the hint may speed up the search, never limit it.
+    let found = match get("token_type_hint").as_deref() {
+        Some(h) if s.fault("intro-hint-ignored") => lookup(h),
+        Some("refresh_token") => lookup("refresh_token").or_else(|| lookup("access_token")),
+        _ => lookup("access_token").or_else(|| lookup("refresh_token")),
+    };
+    drop(st);
+    let now = Instant::now();
+    match found {
+        Some((_, "refresh_token")) if s.fault("intro-refresh-token") => {
+            err(500, "server_error", "cannot introspect refresh tokens")
+        }
+        Some((g, kind)) if g.active && g.expires > now => {
+            let unix = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            let mut v = json!({
+                "active": true,
+                "client_id": g.client_id,
+                "token_type": if kind == "access_token" { "Bearer" } else { "refresh_token" },
+                "exp": unix + (g.expires - now).as_secs(),
+                "iss": s.issuer,
+                "sub": s.username,
+            });
+            if let Some(sc) = &g.scope {
+                v["scope"] = json!(sc);
+            }
+            if let Some(r) = &g.resource
+                && !s.fault("intro-aud-present")
+            {
+                v["aud"] = json!(r);
+            }
+            if s.fault("intro-active")
+                && let Some(o) = v.as_object_mut()
+            {
+                o.remove("active");
+                o.insert("valid".into(), json!(true));
+            }
+            json(200, v)
+        }
+        None if s.fault("intro-inactive") => token_error(s, 404, "invalid_token", "unknown token"),
+        _ => json(200, json!({ "active": false })),
+    }
+}
+
 /// Is this access token one the reference issued, still active and unexpired, for `resource`?
 pub fn valid_access_token(s: &Ref, token: &str, resource: &str) -> bool {
     let st = s.store.lock().unwrap_or_else(|e| e.into_inner());
     st.access.get(token).is_some_and(|g| {
         g.active
             && (g.expires > Instant::now() || s.fault("at-expired-rs"))
-            && g.resource.as_deref().is_none_or(|r| r == resource)
+            && (g.resource.as_deref().is_none_or(|r| r == resource) || s.fault("rs-aud-wrong"))
     })
 }

@@ -349,15 +349,26 @@ fn to_registered(location: &str, registered: &str) -> bool {
     loopback && r["scheme"] == l["scheme"] && r["host"] == l["host"] && r["path"] == l["path"]
 }
 
+/// What unexpected outcomes of an authorization mean.
+#[derive(Debug, Clone, Copy)]
+pub struct Judges {
+    /// A code where none was expected.
+    pub accepted: Judge,
+    /// An error page where an error redirect was expected.
+    pub error_page: Judge,
+    /// A refusal where a code was expected.
+    pub refused: Judge,
+}
+
 /// Grades an authorization against what the step expected.
 pub fn judge(
     ctx: &mut CaseCtx<'_>,
     auth: &Authorization,
     expect: AuthzExpect,
     errors: Option<&[String]>,
-    accepted: Judge,
-    error_page: Judge,
+    j: Judges,
 ) -> StepResult {
+    let (accepted, error_page) = (j.accepted, j.error_page);
     let sent = auth.redirect_uri.clone().unwrap_or_default();
     let registered = &auth.client.redirect_uris;
     let cb = auth.callback.clone().unwrap_or_default();
@@ -403,7 +414,11 @@ pub fn judge(
             ctx.pass(format!("the AS {what}"));
             Ok(())
         }
-        (AuthzExpect::Code, _) => ctx.fail(format!("a valid request was refused: the AS {what}")),
+        (AuthzExpect::Code, _) => apply(
+            ctx,
+            j.refused,
+            format!("a valid request was refused: the AS {what}"),
+        ),
         (
             AuthzExpect::Rejected | AuthzExpect::ErrorRedirect,
             Outcome::Redirected { location, .. },

@@ -274,6 +274,7 @@ async fn run_steps(ctx: &mut CaseCtx<'_>, case: &Case) -> StepResult {
                 error,
                 accepted,
                 error_page,
+                refused,
                 max_secs,
                 no_5xx,
             } => {
@@ -317,7 +318,17 @@ async fn run_steps(ctx: &mut CaseCtx<'_>, case: &Case) -> StepResult {
                         "the AS answered {status} at {url}: a server error, not a controlled refusal"
                     )));
                 }
-                flow::judge(ctx, &a, *expect, error.as_deref(), *accepted, *error_page)?;
+                flow::judge(
+                    ctx,
+                    &a,
+                    *expect,
+                    error.as_deref(),
+                    flow::Judges {
+                        accepted: *accepted,
+                        error_page: *error_page,
+                        refused: *refused,
+                    },
+                )?;
             }
             Step::Document {
                 save,
