@@ -69,6 +69,7 @@ pub const NAMES: &[&str] = &[
     "token_accepted_or_warn",
     "refresh_scope_escalation",
     "introspection_aud",
+    "revoked_grant_at_resource",
     "dcr_secret_expiry",
     "dcr_consistent",
     "dcr_no_https_client_id",
@@ -145,6 +146,9 @@ pub async fn run(
         "token_fuzz" => token_endpoint::fuzz(ctx, args).await,
         "token_accepted_or_warn" => token_endpoint::accepted_or_warn(ctx, &on_or("token")),
         "introspection_aud" => token_endpoint::introspection_aud(ctx, &on_or("intro")),
+        "revoked_grant_at_resource" => {
+            token_endpoint::revoked_grant_at_resource(ctx, &on_or("t1")).await
+        }
         "refresh_scope_escalation" => {
             token_endpoint::refresh_scope_escalation(ctx, &on_or("t1")).await
         }

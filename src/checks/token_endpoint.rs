@@ -331,3 +331,61 @@ pub fn introspection_aud(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
         ))
     }
 }
+
+/// `rev-rt-cascades`: after the refresh token is revoked, the access token of the same grant
+/// stops working at the MCP endpoint too. A self-contained JWT access token may live on until
+/// it expires: a warning, not a failure (RFC 7009 §2.1 lets such tokens be).
+pub async fn revoked_grant_at_resource(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let doc = match ctx.saved.get(on).and_then(|s| s.response()) {
+        Some((_, r)) => r.json().unwrap_or_default(),
+        None => return Err(Stop::Error(format!("nothing saved as `{on}`"))),
+    };
+    let Some(at) = doc
+        .get("access_token")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+    else {
+        return Err(Stop::Error(format!("`{on}` holds no access token")));
+    };
+    let Some(resource) = ctx.env.target.resource.clone() else {
+        return Err(Stop::Skip(
+            "no MCP endpoint to try the access token at".into(),
+        ));
+    };
+    let (body, headers) = crate::runner::actions::mcp_body("initialize", ctx.env.revision);
+    let mut req = crate::http::Request::new(
+        "POST",
+        resource.clone(),
+        "the access token of the revoked grant at the MCP endpoint",
+    )
+    .header("Content-Type", "application/json")
+    .header("Accept", "application/json, text/event-stream")
+    .header("Authorization", format!("Bearer {at}"))
+    .body(body);
+    for (n, v) in headers {
+        req = req.header(n, v);
+    }
+    let r = ctx
+        .send(req)
+        .await
+        .map_err(|e| Stop::Error(format!("no response from the MCP endpoint: {e}")))?;
+    let jwt = at.split('.').count() == 3;
+    match r.status {
+        401 => {
+            ctx.pass("the access token of the revoked grant is refused (401)");
+            Ok(())
+        }
+        s if s < 300 && jwt => {
+            ctx.warn(format!(
+                "the access token of the revoked grant still works ({s}); it is a self-contained JWT, valid until it expires"
+            ));
+            Ok(())
+        }
+        s if s < 300 => ctx.fail(format!(
+            "the access token of the revoked grant still works ({s})"
+        )),
+        s => Err(Stop::Error(format!(
+            "the MCP endpoint answered {s}, neither accepting nor refusing the token"
+        ))),
+    }
+}

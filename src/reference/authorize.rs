@@ -495,6 +495,20 @@ pub fn authorize(
     }
     // An empty scope only gets here under code-empty-param (otherwise it counts as omitted),
     // and is then refused like an unknown one.
+    // RFC 8707 §2: a resource is an absolute URI without a fragment.
+    if let Some(r) = &p.resource
+        && !s.fault("as-resource-invalid")
+    {
+        let absolute = url::Url::parse(r).is_ok_and(|u| u.has_host());
+        if !absolute || r.contains('#') {
+            return error_redirect(
+                s,
+                &p,
+                "invalid_target",
+                "resource must be an absolute URI without a fragment",
+            );
+        }
+    }
     if let Some(sc) = &p.scope
         && (sc.is_empty()
             || !sc

@@ -193,6 +193,7 @@ pub const FAULTS: &[&str] = &[
     "rt-concurrent",
     // Audience
     "rs-aud-wrong",
+    "as-resource-invalid",
     // Transport: where the resource server takes tokens from
     "rs-query-token-ignored",
     "rs-query-and-header",
@@ -207,6 +208,7 @@ pub const FAULTS: &[&str] = &[
     "intro-aud-present",
     // Revocation
     "rev-valid",
+    "rev-rt-cascades",
     "rev-invalid-token-200",
     "rev-client-binding",
     "rev-post-form",

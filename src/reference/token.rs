@@ -688,7 +688,7 @@ pub fn revoke(s: &Ref, method: &Method, query: &str, headers: &HeaderMap, body: 
         ),
         Some(g) => {
             if !s.fault("rev-valid") {
-                if st.refresh.contains_key(&token) {
+                if st.refresh.contains_key(&token) && !s.fault("rev-rt-cascades") {
                     st.revoke_family(&g.family);
                 } else {
                     st.revoke(&token);
