@@ -8,7 +8,6 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::case::model::Consent;
-use crate::http::Request;
 use crate::login::{Outcome, PageSeen};
 use crate::runner::flow::{self, Authorization};
 use crate::runner::{CaseCtx, Saved, StepResult, Stop};
@@ -532,23 +531,14 @@ async fn tokens_work(ctx: &mut CaseCtx<'_>, on: &str) -> Result<(bool, String), 
                 .into(),
         ));
     };
-    let (body, headers) = crate::runner::actions::mcp_body("initialize", ctx.env.revision);
-    let mut req = Request::new(
-        "POST",
-        resource.clone(),
+    let at = at.to_string();
+    let r = crate::runner::actions::mcp_with_token(
+        ctx,
+        &resource,
+        &at,
         "use the first access token at the MCP endpoint",
     )
-    .header("Content-Type", "application/json")
-    .header("Accept", "application/json, text/event-stream")
-    .header("Authorization", format!("Bearer {at}"))
-    .body(body);
-    for (n, v) in headers {
-        req = req.header(n, v);
-    }
-    let r = ctx
-        .send(req)
-        .await
-        .map_err(|e| Stop::Error(format!("{resource}: {e}")))?;
+    .await?;
     Ok((
         r.status < 300,
         format!(

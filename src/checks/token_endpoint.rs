@@ -352,23 +352,13 @@ pub async fn revoked_grant_at_resource(ctx: &mut CaseCtx<'_>, on: &str) -> StepR
             "no MCP endpoint to try the access token at".into(),
         ));
     };
-    let (body, headers) = crate::runner::actions::mcp_body("initialize", ctx.env.revision);
-    let mut req = crate::http::Request::new(
-        "POST",
-        resource.clone(),
+    let r = crate::runner::actions::mcp_with_token(
+        ctx,
+        &resource,
+        &at,
         "the access token of the revoked grant at the MCP endpoint",
     )
-    .header("Content-Type", "application/json")
-    .header("Accept", "application/json, text/event-stream")
-    .header("Authorization", format!("Bearer {at}"))
-    .body(body);
-    for (n, v) in headers {
-        req = req.header(n, v);
-    }
-    let r = ctx
-        .send(req)
-        .await
-        .map_err(|e| Stop::Error(format!("no response from the MCP endpoint: {e}")))?;
+    .await?;
     let jwt = at.split('.').count() == 3;
     match r.status {
         401 => {

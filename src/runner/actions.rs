@@ -91,6 +91,28 @@ pub async fn mcp_request(ctx: &mut CaseCtx<'_>, m: McpRequest<'_>) -> Result<Sav
     Ok(Saved::Response { url, response })
 }
 
+/// An `initialize` (or the revision's equivalent) to the MCP endpoint with a bearer token the
+/// suite obtained: does the resource server take it?
+pub async fn mcp_with_token(
+    ctx: &mut CaseCtx<'_>,
+    resource: &str,
+    token: &str,
+    note: &str,
+) -> Result<crate::http::Response, Stop> {
+    let (body, headers) = mcp_body("initialize", ctx.env.revision);
+    let mut req = Request::new("POST", resource, note)
+        .header("Content-Type", "application/json")
+        .header("Accept", "application/json, text/event-stream")
+        .header("Authorization", format!("Bearer {token}"))
+        .body(body);
+    for (n, v) in headers {
+        req = req.header(n, v);
+    }
+    ctx.send(req)
+        .await
+        .map_err(|e| Stop::Error(format!("no response from the MCP endpoint {resource}: {e}")))
+}
+
 /// `\xNN` escapes in a case string become raw bytes, so a case can send non-ASCII header bytes.
 fn unescape_bytes(s: &str) -> Vec<u8> {
     let b = s.as_bytes();
