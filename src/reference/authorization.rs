@@ -400,5 +400,9 @@ fn register(s: &Ref, headers: &HeaderMap, body: &[u8]) -> Response {
     if s.fault("dcr-basic") {
         return json(200, json!({ "client_id": client["client_id"] }));
     }
-    json(201, client)
+    let mut r = json(201, client);
+    if s.fault("as-sensitive-no-store") {
+        r.headers_mut().remove("cache-control");
+    }
+    r
 }

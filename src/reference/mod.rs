@@ -199,6 +199,8 @@ pub const FAULTS: &[&str] = &[
     "rs-query-and-header",
     "rs-cookie-token",
     "rs-origin-check",
+    "rs-body-token",
+    "as-sensitive-no-store",
     // Introspection
     "intro-auth-required",
     "intro-active",

@@ -122,7 +122,15 @@ fn credential(s: &Ref, headers: &HeaderMap) -> Result<Credential, Box<Response>>
 
 /// Tokens anywhere but the Authorization header, as only a faulty server would take them
 /// (O21 5.1, MCP §9.1: the header is the only place a client sends the token).
-fn stray_token(s: &Ref, query: &str, headers: &HeaderMap) -> Option<String> {
+fn stray_token(s: &Ref, query: &str, headers: &HeaderMap, body: &[u8]) -> Option<String> {
+    if s.fault("rs-body-token")
+        && super::media_type(headers) == "application/x-www-form-urlencoded"
+        && let Some((_, t)) = super::authorize::pairs(&String::from_utf8_lossy(body))
+            .into_iter()
+            .find(|(k, _)| k == "access_token")
+    {
+        return Some(t);
+    }
     let q = super::authorize::pairs(query)
         .into_iter()
         .find(|(k, _)| k == "access_token")
@@ -153,7 +161,7 @@ fn ok_result() -> Response {
 }
 
 /// `/mcp`: every method needs a valid bearer token (MCP 2025-11-25 §9.1).
-pub fn mcp(s: &Ref, method: &Method, query: &str, headers: &HeaderMap, _body: &[u8]) -> Response {
+pub fn mcp(s: &Ref, method: &Method, query: &str, headers: &HeaderMap, body: &[u8]) -> Response {
     // Streamable HTTP: an Origin that is not this server's is refused (DNS rebinding).
     if let Some(o) = headers.get("origin").and_then(|v| v.to_str().ok())
         && o != s.origin
@@ -168,7 +176,7 @@ pub fn mcp(s: &Ref, method: &Method, query: &str, headers: &HeaderMap, _body: &[
         Ok(c) => c,
         Err(r) => return *r,
     };
-    if let Some(t) = stray_token(s, query, headers) {
+    if let Some(t) = stray_token(s, query, headers, body) {
         let header_ok = matches!(&cred, Credential::Unknown(h) if super::token::valid_access_token(s, h, &s.resource));
         let only_query = matches!(cred, Credential::None) || s.fault("rs-query-and-header");
         if !header_ok && only_query && super::token::valid_access_token(s, &t, &s.resource) {
