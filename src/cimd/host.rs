@@ -291,11 +291,6 @@ impl DocumentHost {
         self.lock().connections.len()
     }
 
-    /// What is served at `path` now.
-    pub fn delivery(&self, path: &str) -> Option<Delivery> {
-        self.lock().docs.get(path).cloned()
-    }
-
     pub fn shutdown(self) {
         for h in &self.handles {
             h.graceful_shutdown(Some(Duration::from_millis(200)));

@@ -91,10 +91,6 @@ impl Documents {
             Listener::Canary => &self.host.canary_url,
         }
     }
-
-    pub fn shutdown(self) {
-        self.host.shutdown();
-    }
 }
 
 pub fn documents<'a>(ctx: &CaseCtx<'a>) -> Result<&'a std::sync::Arc<Documents>, Stop> {

@@ -316,16 +316,7 @@ async fn fetch_and_validate(s: &Ref, client_id: &str) -> Result<(Value, Duration
     if r.status().as_u16() != 200 && !s.fault("cimd-status-non-200") {
         return Err(format!("the document URL answered {}", r.status().as_u16()));
     }
-    let media = r
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let media = super::media_type(r.headers());
     let json_type = media == "application/json"
         || (media.starts_with("application/")
             && media.ends_with("+json")
@@ -397,12 +388,8 @@ async fn fetch_and_validate(s: &Ref, client_id: &str) -> Result<(Value, Duration
             Value::String("client_secret_basic".into()),
         );
     }
-    doc.insert(
-        "token_endpoint_auth_method".into(),
-        doc.get("token_endpoint_auth_method")
-            .cloned()
-            .unwrap_or(Value::String("none".into())),
-    );
+    doc.entry("token_endpoint_auth_method")
+        .or_insert_with(|| Value::String("none".into()));
     if method == "private_key_jwt" {
         if s.fault("cimd-private-key-jwt") {
             doc.insert("token_endpoint_auth_method".into(), "none".into());

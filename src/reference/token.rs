@@ -60,6 +60,14 @@ fn pct_decode(v: &str) -> String {
         .unwrap_or_default()
 }
 
+/// The first value of a parameter; an empty one counts as omitted (O21 3.2).
+fn param(all: &[(String, String)], k: &str) -> Option<String> {
+    all.iter()
+        .find(|(n, _)| n == k)
+        .map(|(_, v)| v.clone())
+        .filter(|v| !v.is_empty())
+}
+
 /// HTTP Basic client credentials (O21 2.4.1: each part form-urlencoded).
 pub fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     headers
@@ -139,12 +147,7 @@ pub fn token(s: &Ref, method: &Method, query: &str, headers: &HeaderMap, body: &
         );
     }
     // O21 3.2: an empty parameter is treated as omitted.
-    let get = |k: &str| -> Option<String> {
-        all.iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.clone())
-            .filter(|v| !v.is_empty())
-    };
+    let get = |k: &str| param(&all, k);
     if s.fault("tok-unknown-param") && all.iter().any(|(k, _)| k == "foo") {
         return token_error(s, 400, "invalid_request", "unknown parameter foo");
     }
@@ -177,14 +180,7 @@ pub fn token(s: &Ref, method: &Method, query: &str, headers: &HeaderMap, body: &
         );
     }
     let grant_type = get("grant_type");
-    // The client authenticates with a private_key_jwt assertion (RFC 7523 §2.2, §3) or with
-    // its secret (or, public, with its id alone).
-    let authenticated = match get("client_assertion_type") {
-        Some(kind) => {
-            verify_assertion(s, &kind, get("client_assertion").as_deref()).map(|c| (c, false))
-        }
-        None => authenticate_secret(s, &get, basic, body_secret, q_id, q_secret, false),
-    };
+    let authenticated = authenticate_client(s, &get, basic, body_secret, q_id, q_secret, false);
     let (client_id, public) = match authenticated {
         Ok(c) => c,
         Err(r) => return *r,
@@ -212,18 +208,24 @@ pub fn token(s: &Ref, method: &Method, query: &str, headers: &HeaderMap, body: &
     }
 }
 
-/// Secret-based client authentication (O21 3.2.1): Basic, body, or (only under the
-/// tok-client-creds-in-query fault) the query; a public client names itself by `client_id`.
-/// Returns the client id and whether the client is public.
-fn authenticate_secret(
+/// Client authentication, the same at the token, revocation and introspection endpoints: a
+/// `private_key_jwt` assertion (RFC 7523 §2.2, §3), else the secret (O21 3.2.1: Basic, body,
+/// or, only under the tok-client-creds-in-query fault, the query); a public client names itself
+/// by `client_id`. Returns the client id and whether the client is public.
+fn authenticate_client(
     s: &Ref,
     get: &dyn Fn(&str) -> Option<String>,
     basic: Option<(String, String)>,
     body_secret: Option<String>,
     q_id: Option<String>,
     q_secret: Option<String>,
-    revocation: bool,
+    // Revocation or introspection: the rev-confidential-auth fault lets a confidential client
+    // skip authentication there.
+    outside_token_endpoint: bool,
 ) -> Result<(String, bool), Box<Response>> {
+    if let Some(kind) = get("client_assertion_type") {
+        return verify_assertion(s, &kind, get("client_assertion").as_deref()).map(|c| (c, false));
+    }
     let (client_id, presented, via) = match (&basic, &body_secret, &q_secret) {
         (Some((id, sec)), _, _) => (Some(id.clone()), Some(sec.clone()), "client_secret_basic"),
         (None, Some(sec), _) => (get("client_id"), Some(sec.clone()), "client_secret_post"),
@@ -277,7 +279,7 @@ fn authenticate_secret(
             None if s.fault("tok-confidential-needs-auth") => {}
             None if s.fault("rt-confidential-auth")
                 && get("grant_type").as_deref() == Some("refresh_token") => {}
-            None if s.fault("rev-confidential-auth") && revocation => {}
+            None if s.fault("rev-confidential-auth") && outside_token_endpoint => {}
             None => return Err(Box::new(invalid_client(s, false))),
             Some(p) if Some(p.as_str()) != secret => {
                 return Err(Box::new(invalid_client(s, basic.is_some())));
@@ -636,26 +638,16 @@ pub fn revoke(s: &Ref, method: &Method, query: &str, headers: &HeaderMap, body: 
     } else {
         pairs(&String::from_utf8_lossy(body))
     };
-    let get = |k: &str| -> Option<String> {
-        all.iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.clone())
-            .filter(|v| !v.is_empty())
-    };
-    let authenticated = match get("client_assertion_type") {
-        Some(kind) => {
-            verify_assertion(s, &kind, get("client_assertion").as_deref()).map(|c| (c, false))
-        }
-        None => authenticate_secret(
-            s,
-            &get,
-            basic_credentials(headers),
-            get("client_secret"),
-            None,
-            None,
-            true,
-        ),
-    };
+    let get = |k: &str| param(&all, k);
+    let authenticated = authenticate_client(
+        s,
+        &get,
+        basic_credentials(headers),
+        get("client_secret"),
+        None,
+        None,
+        true,
+    );
     let (client_id, _) = match authenticated {
         Ok(c) => c,
         Err(r) => return *r,
@@ -715,23 +707,12 @@ pub fn introspect(s: &Ref, method: &Method, headers: &HeaderMap, body: &[u8]) ->
         );
     }
     let all = pairs(&String::from_utf8_lossy(body));
-    let get = |k: &str| -> Option<String> {
-        all.iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.clone())
-            .filter(|v| !v.is_empty())
-    };
+    let get = |k: &str| param(&all, k);
     let basic = basic_credentials(headers);
     let anonymous =
         basic.is_none() && get("client_secret").is_none() && get("client_assertion").is_none();
     if !(anonymous && s.fault("intro-auth-required")) {
-        let authenticated = match get("client_assertion_type") {
-            Some(kind) => {
-                verify_assertion(s, &kind, get("client_assertion").as_deref()).map(|c| (c, false))
-            }
-            None => authenticate_secret(s, &get, basic, get("client_secret"), None, None, true),
-        };
-        match authenticated {
+        match authenticate_client(s, &get, basic, get("client_secret"), None, None, true) {
             Ok((_, false)) => {}
             Ok((_, true)) => return invalid_client(s, false),
             Err(_) if anonymous => return invalid_client(s, false),
