@@ -264,6 +264,17 @@ async fn run_control(ctx: &mut CaseCtx<'_>, docs: &Documents) -> Control {
     ctx.saved.remove("cimd-control");
     let fetches = docs.host.fetches(&path);
     c.fetched = !fetches.is_empty();
+    // A connection is logged when its TLS handshake ends, in the host's own task: an AS that
+    // connected and dropped the connection may answer our request before that task has run.
+    // Without a fetch, give the log a bounded moment to catch up before reading it.
+    if !c.fetched {
+        for _ in 0..20 {
+            if !docs.host.connections_since(mark).is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
     c.dropped = docs
         .host
         .connections_since(mark)
