@@ -47,6 +47,17 @@ pub struct Profile {
     /// Client ID Metadata Document testing.
     #[serde(default)]
     pub cimd: CimdConfig,
+    /// Scope enforcement at the MCP server (403 `insufficient_scope`, step-up).
+    #[serde(default)]
+    pub scopes: ScopesConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ScopesConfig {
+    /// A tool that needs more than `[authorization] scope` grants: the 403 and step-up cases
+    /// call it (`tools/call` with no arguments) and are skipped without it.
+    pub elevated_tool: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -79,6 +90,9 @@ pub struct TimingConfig {
     pub max_wait_secs: Option<u64>,
     /// How long the AS says its authorization codes live; `code-lifetime` waits one second more.
     pub code_lifetime_secs: Option<u64>,
+    /// How long the AS lets a refresh token lie unused before it expires, when it says;
+    /// `rt-inactivity-expiry` waits one second more (and is skipped without it).
+    pub refresh_idle_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]

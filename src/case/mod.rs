@@ -45,7 +45,7 @@ impl Case {
     pub fn waits(&self) -> bool {
         self.file.steps.iter().any(|s| match s {
             Step::Wait { .. } => true,
-            Step::Check { name, .. } => name == "code_lifetime",
+            Step::Check { name, .. } => name == "code_lifetime" || name == "refresh_idle_expiry",
             _ => false,
         })
     }

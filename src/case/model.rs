@@ -184,6 +184,10 @@ pub enum Step {
         /// revision uses: `server/discover` with its headers for 2026-07-28, else `initialize`).
         #[serde(default = "default_rpc")]
         rpc: String,
+        /// Call this tool instead (`tools/call`, no arguments); `elevated` is the profile's
+        /// `[scopes] elevated_tool`, and the case is skipped when none is configured.
+        #[serde(default)]
+        tool: Option<String>,
         /// `Authorization` header values (templates; `\xNN` escapes send raw bytes; several =
         /// several header fields).
         #[serde(default)]
@@ -554,6 +558,11 @@ pub struct Assertion {
     /// (unsigned) or `HS256-public-key` (HMAC keyed with the public key: the
     /// algorithm-confusion attack).
     pub alg: Option<String>,
+    /// Send the assertion as the authorization grant itself (RFC 7523 §2.1: an `assertion`
+    /// parameter beside `grant_type`), not as client authentication; the request then carries
+    /// no other client authentication unless the step's `auth` names one.
+    #[serde(default)]
+    pub grant: bool,
 }
 
 /// Declarative expectations over one response.

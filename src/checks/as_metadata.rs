@@ -340,3 +340,42 @@ pub async fn jwks(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     ));
     Ok(())
 }
+
+/// as-auth-endpoint-get-fragment (OAuth 2.1 §3.1: "The endpoint URI MUST NOT include a
+/// fragment component"): `authorization_endpoint` has no `#` in any document served.
+pub fn auth_endpoint_no_fragment(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let d = ctx.discovery(on)?.clone();
+    require_doc(&d, "authorization server metadata")?;
+    let mut seen = 0;
+    for a in &d.attempts {
+        let Some(doc) = a.doc() else { continue };
+        match doc.get("authorization_endpoint") {
+            Some(Value::String(u)) => {
+                seen += 1;
+                if let Some((_, frag)) = u.split_once('#') {
+                    return ctx.fail(format!(
+                        "{} names authorization_endpoint {u:?}, with the fragment #{frag}",
+                        a.url
+                    ));
+                }
+                ctx.pass(format!(
+                    "{} names authorization_endpoint {u:?}, without a fragment",
+                    a.url
+                ));
+            }
+            Some(v) => {
+                return ctx.fail(format!(
+                    "{} names authorization_endpoint {v}, not a URL string",
+                    a.url
+                ));
+            }
+            None => {}
+        }
+    }
+    if seen == 0 {
+        return Err(Stop::Skip(
+            "no authorization_endpoint advertised (the AS offers no redirect-based grant)".into(),
+        ));
+    }
+    Ok(())
+}

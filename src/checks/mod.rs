@@ -3,12 +3,17 @@
 //! names the sections it covers; case files call these by name (`do = "check"`).
 
 pub mod as_metadata;
+pub mod audience;
 pub mod authorization_code;
 pub mod challenge;
 pub mod cimd;
+pub mod client_credentials;
 pub mod dcr;
+pub mod lifecycle;
 pub mod pkce;
 pub mod prm;
+pub mod scopes;
+pub mod tls;
 pub mod token_endpoint;
 
 use std::collections::BTreeMap;
@@ -40,6 +45,11 @@ pub const NAMES: &[&str] = &[
     "asm_oidc_consistency",
     "asm_fuzz",
     "asm_jwks",
+    "asm_auth_endpoint_no_fragment",
+    "tls_as",
+    "tls_rs",
+    "tls_cert",
+    "tls_modern_config",
     "pkce_plain",
     "pkce_default_method",
     "pkce_not_leaked",
@@ -70,6 +80,22 @@ pub const NAMES: &[&str] = &[
     "refresh_scope_escalation",
     "introspection_aud",
     "revoked_grant_at_resource",
+    "two_scope_grant",
+    "refresh_downscope",
+    "refresh_scope_kept",
+    "refresh_resource_binding",
+    "refresh_idle_expiry",
+    "token_entropy",
+    "revoked_access_at_resource",
+    "access_revocation_cascade",
+    "access_revocation_answer",
+    "resource_changes_aud",
+    "request_refused",
+    "scope_order",
+    "scope_reported",
+    "session_needs_token",
+    "stale_session",
+    "session_id_entropy",
     "dcr_secret_expiry",
     "dcr_consistent",
     "dcr_no_https_client_id",
@@ -84,6 +110,11 @@ pub const NAMES: &[&str] = &[
     "cimd_port",
     "cimd_shows_hosts",
     "cimd_localhost_warning",
+    "cc_supported",
+    "cc_token_audience",
+    "cc_scope_refused",
+    "forged_token",
+    "insufficient_scope_content",
 ];
 
 pub async fn run(
@@ -116,6 +147,13 @@ pub async fn run(
         "asm_oidc_consistency" => as_metadata::oidc_consistency(ctx, &on_or("asm")),
         "asm_fuzz" => as_metadata::fuzz(ctx, &on_or("asm")).await,
         "asm_jwks" => as_metadata::jwks(ctx, &on_or("asm")).await,
+        "asm_auth_endpoint_no_fragment" => {
+            as_metadata::auth_endpoint_no_fragment(ctx, &on_or("asm"))
+        }
+        "tls_as" => tls::tls_as(ctx, &on_or("asm")).await,
+        "tls_rs" => tls::tls_rs(ctx, &on_or("t1")).await,
+        "tls_cert" => tls::tls_cert(ctx).await,
+        "tls_modern_config" => tls::tls_modern_config(ctx).await,
         "pkce_plain" => pkce::plain(ctx, &on_or("auth")),
         "pkce_default_method" => pkce::default_method(ctx, &on_or("auth")).await,
         "pkce_not_leaked" => pkce::not_leaked(ctx, &on_or("auth")),
@@ -145,10 +183,32 @@ pub async fn run(
         "token_one_of_parallel" => token_endpoint::one_of_parallel(ctx),
         "token_fuzz" => token_endpoint::fuzz(ctx, args).await,
         "token_accepted_or_warn" => token_endpoint::accepted_or_warn(ctx, &on_or("token")),
+        "insufficient_scope_content" => scopes::insufficient_scope_content(ctx, &on_or("last")),
+        "forged_token" => audience::forged_token(ctx, &on_or("token"), args).await,
         "introspection_aud" => token_endpoint::introspection_aud(ctx, &on_or("intro")),
         "revoked_grant_at_resource" => {
             token_endpoint::revoked_grant_at_resource(ctx, &on_or("t1")).await
         }
+        "two_scope_grant" => lifecycle::two_scope_grant(ctx, &on_or("t1")).await,
+        "refresh_downscope" => lifecycle::refresh_downscope(ctx, &on_or("t1")).await,
+        "refresh_scope_kept" => lifecycle::refresh_scope_kept(ctx, &on_or("t1")).await,
+        "refresh_resource_binding" => lifecycle::refresh_resource_binding(ctx, &on_or("t1")).await,
+        "refresh_idle_expiry" => lifecycle::refresh_idle_expiry(ctx, &on_or("t1")).await,
+        "token_entropy" => lifecycle::token_entropy(ctx, &on_or("t1"), args).await,
+        "revoked_access_at_resource" => {
+            lifecycle::revoked_access_at_resource(ctx, &on_or("t1")).await
+        }
+        "access_revocation_cascade" => {
+            lifecycle::access_revocation_cascade(ctx, &on_or("t1")).await
+        }
+        "access_revocation_answer" => lifecycle::access_revocation_answer(ctx, &on_or("t1")).await,
+        "resource_changes_aud" => lifecycle::resource_changes_aud(ctx, &on_or("t1"), args).await,
+        "request_refused" => lifecycle::request_refused(ctx, &on_or("auth"), args).await,
+        "scope_order" => lifecycle::scope_order(ctx).await,
+        "scope_reported" => lifecycle::scope_reported(ctx, &on_or("t1")).await,
+        "session_needs_token" => lifecycle::session_needs_token(ctx, &on_or("t1")).await,
+        "stale_session" => lifecycle::stale_session(ctx, &on_or("t1")).await,
+        "session_id_entropy" => lifecycle::session_id_entropy(ctx, &on_or("t1"), args).await,
         "refresh_scope_escalation" => {
             token_endpoint::refresh_scope_escalation(ctx, &on_or("t1")).await
         }
@@ -166,6 +226,9 @@ pub async fn run(
         "cimd_port" => cimd::port(ctx).await,
         "cimd_shows_hosts" => cimd::shows_hosts(ctx, &on_or("auth")),
         "cimd_localhost_warning" => cimd::localhost_warning(ctx, &on_or("auth"), args),
+        "cc_supported" => client_credentials::supported(ctx, args).await,
+        "cc_token_audience" => client_credentials::token_audience(ctx, &on_or("token")).await,
+        "cc_scope_refused" => client_credentials::scope_refused(ctx, &on_or("token"), args),
         other => Err(Stop::Error(format!("unknown check {other:?}"))),
     }
 }
@@ -229,4 +292,16 @@ pub fn https_rule(ctx: &mut CaseCtx<'_>, what: &str, u: &str) -> StepResult {
     } else {
         ctx.fail(format!("{what} is not an https URL ({u})"))
     }
+}
+
+/// The `access_token` of the token response saved as `on`.
+pub fn saved_access_token(ctx: &CaseCtx<'_>, on: &str) -> Result<String, Stop> {
+    let doc = match ctx.saved.get(on).and_then(|s| s.response()) {
+        Some((_, r)) => r.json().unwrap_or_default(),
+        None => return Err(Stop::Error(format!("nothing saved as `{on}`"))),
+    };
+    doc.get("access_token")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| Stop::Error(format!("`{on}` holds no access token")))
 }

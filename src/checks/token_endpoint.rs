@@ -336,17 +336,7 @@ pub fn introspection_aud(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
 /// stops working at the MCP endpoint too. A self-contained JWT access token may live on until
 /// it expires: a warning, not a failure (RFC 7009 §2.1 lets such tokens be).
 pub async fn revoked_grant_at_resource(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
-    let doc = match ctx.saved.get(on).and_then(|s| s.response()) {
-        Some((_, r)) => r.json().unwrap_or_default(),
-        None => return Err(Stop::Error(format!("nothing saved as `{on}`"))),
-    };
-    let Some(at) = doc
-        .get("access_token")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-    else {
-        return Err(Stop::Error(format!("`{on}` holds no access token")));
-    };
+    let at = super::saved_access_token(ctx, on)?;
     let Some(resource) = ctx.env.target.resource.clone() else {
         return Err(Stop::Skip(
             "no MCP endpoint to try the access token at".into(),

@@ -11,27 +11,6 @@ use serde_json::{Value, json};
 use super::grants::random_id;
 use super::{Ref, json};
 
-/// A fresh P-256 public key as a JWK (RFC 7518 §6.2.1).
-pub fn public_jwk() -> Value {
-    let kp = rcgen::KeyPair::generate().ok();
-    let raw = kp
-        .as_ref()
-        .map(|k| k.public_key_raw().to_vec())
-        .unwrap_or_default();
-    // Uncompressed point: 0x04 || x (32 bytes) || y (32 bytes).
-    let (x, y) = if raw.len() == 65 {
-        (
-            URL_SAFE_NO_PAD.encode(&raw[1..33]),
-            URL_SAFE_NO_PAD.encode(&raw[33..65]),
-        )
-    } else {
-        (String::new(), String::new())
-    };
-    let kid: [u8; 12] = rand::random();
-    json!({ "kty": "EC", "crv": "P-256", "x": x, "y": y, "use": "sig", "alg": "ES256",
-            "kid": URL_SAFE_NO_PAD.encode(kid) })
-}
-
 fn metadata(s: &Ref, oidc: bool) -> Value {
     let iss = if s.fault("asm-issuer-form") {
         format!("{}?tenant=1", s.issuer)
@@ -64,7 +43,7 @@ fn metadata(s: &Ref, oidc: bool) -> Value {
         "scopes_supported": ["mcp:tools", "mcp:admin"],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:jwt-bearer"],
         "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post", "private_key_jwt"],
         "token_endpoint_auth_signing_alg_values_supported": ["ES256"],
         "revocation_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
@@ -109,6 +88,12 @@ fn metadata(s: &Ref, oidc: bool) -> Value {
         o.insert(
             "protected_resources".into(),
             json!(["https://old.example/mcp"]),
+        );
+    }
+    if s.fault("as-auth-endpoint-get-fragment") {
+        o.insert(
+            "authorization_endpoint".into(),
+            json!(format!("{base}/authorize#login")),
         );
     }
     if s.fault("asm-value-types") {

@@ -342,6 +342,61 @@ fn session_id(headers: &HeaderMap) -> Option<String> {
         .find_map(|c| c.trim().strip_prefix("ref_sid=").map(str::to_string))
 }
 
+/// MCP 2025-11-25 §8.1: the resource with its scheme and host lowercased (they compare
+/// case-insensitively); anything that does not parse is left as it is.
+pub(super) fn canonical_resource(r: &str) -> String {
+    let Some((scheme, rest)) = r.split_once("://") else {
+        return r.to_string();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    format!(
+        "{}://{}{}",
+        scheme.to_ascii_lowercase(),
+        rest[..end].to_ascii_lowercase(),
+        &rest[end..]
+    )
+}
+
+/// The resources this AS issues tokens for: its MCP endpoint and a second resource server
+/// registered with it (the one rs-aud-wrong and as-resource-token-mismatch name). Under the
+/// as-resource-case fault the comparison is exact.
+pub(super) fn known_resource(s: &Ref, r: &str) -> bool {
+    const OTHER: &str = "https://other.authconform.test/mcp";
+    if s.fault("as-resource-case") {
+        return r == s.resource || r == OTHER;
+    }
+    let c = canonical_resource(r);
+    c == canonical_resource(&s.resource) || c == OTHER
+}
+
+/// The scope faults: a server error where a controlled answer is due.
+fn scope_fault(s: &Ref, scope: Option<&str>) -> Option<Response> {
+    let crash = || {
+        Some(super::json(
+            500,
+            serde_json::json!({ "error": "server_error" }),
+        ))
+    };
+    match scope {
+        None if s.fault("as-scope-omitted") => crash(),
+        Some(sc)
+            if s.fault("as-scope-syntax")
+                && (sc.len() > 4096 || sc.contains(['"', '\\', '\t'])) =>
+        {
+            crash()
+        }
+        Some(sc)
+            if s.fault("as-scope-invalid")
+                && sc
+                    .split(' ')
+                    .any(|t| !["mcp:tools", "mcp:admin"].contains(&t)) =>
+        {
+            crash()
+        }
+        _ => None,
+    }
+}
+
 fn valid_challenge(c: &str) -> bool {
     // S256: BASE64URL(SHA256) without padding is always 43 characters (RFC 7636 §4.2).
     c.len() == 43
@@ -508,6 +563,14 @@ pub fn authorize(
                 "resource must be an absolute URI without a fragment",
             );
         }
+        // RFC 8707 §2: the AS issues tokens only for resources it knows.
+        if !known_resource(s, r) && !s.fault("as-resource-unknown") {
+            return error_redirect(s, &p, "invalid_target", "unknown resource");
+        }
+        p.resource = Some(canonical_resource(r));
+    }
+    if let Some(r) = scope_fault(s, p.scope.as_deref()) {
+        return r;
     }
     if let Some(sc) = &p.scope
         && (sc.is_empty()
@@ -516,6 +579,14 @@ pub fn authorize(
                 .all(|t| ["mcp:tools", "mcp:admin"].contains(&t)))
     {
         return error_redirect(s, &p, "invalid_scope", "unknown scope");
+    }
+    // RFC 6749 §3.3: scope order carries no meaning (the faulty server wants the catalogue's).
+    if let Some(sc) = &p.scope
+        && s.fault("as-scope-order-independent")
+        && sc.starts_with("mcp:admin")
+        && sc.contains("mcp:tools")
+    {
+        return error_redirect(s, &p, "invalid_scope", "scopes out of order");
     }
     // 4. PKCE (O21 4.1.1): required for every client, S256 only.
     let method = get("code_challenge_method");

@@ -9,9 +9,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 /// How long the reference's codes live (O21 4.1.2 recommends at most 10 minutes). Short, so
 /// the code-lifetime case can observe expiry within a test run; the built-in profile says so.
-pub const CODE_TTL: Duration = Duration::from_secs(10);
+pub const CODE_TTL: Duration = Duration::from_secs(5);
 /// Access tokens live 3 s: short, so at-expired-rs observes expiry without slowing a run.
 pub const ACCESS_TTL_SECS: u64 = 3;
+/// Refresh tokens expire after this long unused (O21 4.3.3 lets an AS expire idle refresh
+/// tokens). Short, so rt-inactivity-expiry observes it; the built-in profile states it.
+pub const REFRESH_IDLE: Duration = Duration::from_secs(6);
 /// Entries kept per map at most; a fuzz campaign must not grow the reference without limit.
 const CAP: usize = 10_000;
 
@@ -59,6 +62,8 @@ pub struct TokenGrant {
     pub active: bool,
     /// A spent refresh token stays usable until then (only under the rt-concurrent fault).
     pub grace_until: Option<Instant>,
+    /// When the token was issued or last used ([`REFRESH_IDLE`] counts from then).
+    pub last_used: Instant,
 }
 
 impl TokenGrant {
@@ -72,6 +77,7 @@ impl TokenGrant {
             expires: Instant::now() + Duration::from_secs(ACCESS_TTL_SECS),
             active: true,
             grace_until: None,
+            last_used: Instant::now(),
         }
     }
 }
@@ -87,11 +93,24 @@ pub struct Store {
     pub seq: u64,
     /// Client assertion ids already used (RFC 7523 §3: replay protection).
     pub jtis: std::collections::HashSet<String>,
+    /// MCP session ids the resource server issued (`session.rs`).
+    pub mcp_sessions: HashSet<String>,
+    /// JWT access tokens by `jti`: the RS finds the grant (revoked or not) of a token it
+    /// verified.
+    pub jwt_ids: HashMap<String, String>,
 }
 
 pub fn random_id(bytes: usize) -> String {
     let v: Vec<u8> = (0..bytes).map(|_| rand::random::<u8>()).collect();
     URL_SAFE_NO_PAD.encode(v)
+}
+
+/// The `jti` of a JWT the reference minted.
+fn jwt_id(token: &str) -> Option<String> {
+    let payload = token.split('.').nth(1)?;
+    let v: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
+    v.get("jti")?.as_str().map(str::to_string)
 }
 
 fn bound<V>(m: &mut HashMap<String, V>) {
@@ -146,6 +165,10 @@ impl Store {
     }
     pub fn new_access(&mut self, token: String, g: TokenGrant) {
         bound(&mut self.access);
+        bound(&mut self.jwt_ids);
+        if let Some(jti) = jwt_id(&token) {
+            self.jwt_ids.insert(jti, token.clone());
+        }
         self.access.insert(token, g);
     }
     /// Records a client assertion id; false when it was used before.

@@ -12,8 +12,13 @@
 mod authorization;
 mod authorize;
 mod cimd;
+mod client_credentials;
 mod grants;
+mod jwt;
 mod resource;
+mod scopes;
+mod session;
+mod tls;
 mod token;
 
 use std::collections::BTreeSet;
@@ -27,7 +32,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 
-use crate::local_ca as tls;
 pub use crate::local_ca::LocalCa;
 
 /// Every fault the reference can inject, by case id. A test checks that each shipped case has
@@ -49,6 +53,11 @@ pub const FAULTS: &[&str] = &[
     "rs-400-malformed-auth.non-ascii",
     "rs-401-all-methods.get",
     "rs-401-all-methods.delete",
+    // MCP sessions and the bearer scheme (src/reference/session.rs)
+    "rs-auth-every-request",
+    "rs-bearer-scheme-case-insensitive",
+    "rs-stale-session-4xx",
+    "rs-session-id-entropy",
     // Protected Resource Metadata
     "prm-wellknown-path",
     "prm-200-json",
@@ -191,9 +200,26 @@ pub const FAULTS: &[&str] = &[
     "rt-scope-escalation",
     "rt-no-store",
     "rt-concurrent",
+    "rt-after-revocation",
+    "rt-scope-downscope",
+    "rt-new-rt-same-scope",
+    "rt-resource-binding",
+    "rt-entropy",
+    "at-entropy",
+    "rt-inactivity-expiry",
     // Audience
     "rs-aud-wrong",
     "as-resource-invalid",
+    "as-resource-unknown",
+    "as-resource-case",
+    "as-resource-token-mismatch",
+    "as-resource-ignored",
+    // Scopes at the AS
+    "as-scope-invalid",
+    "as-scope-omitted",
+    "as-scope-order-independent",
+    "as-scope-syntax",
+    "as-scope-subset-reported",
     // Transport: where the resource server takes tokens from
     "rs-query-token-ignored",
     "rs-query-and-header",
@@ -201,6 +227,12 @@ pub const FAULTS: &[&str] = &[
     "rs-origin-check",
     "rs-body-token",
     "as-sensitive-no-store",
+    "as-auth-endpoint-get-fragment",
+    // Transport security (src/reference/tls.rs)
+    "tls-as",
+    "tls-rs",
+    "tls-cert",
+    "tls-modern-config",
     // Introspection
     "intro-auth-required",
     "intro-active",
@@ -216,6 +248,9 @@ pub const FAULTS: &[&str] = &[
     "rev-post-form",
     "rev-confidential-auth",
     "rev-hint-wrong",
+    "rev-at",
+    "rev-at-cascades-rt",
+    "rev-unsupported-type",
     // Dynamic Client Registration
     "dcr-basic",
     "dcr-secret-expiry",
@@ -268,6 +303,44 @@ pub const FAULTS: &[&str] = &[
     "cimd-localhost-warning",
     "cimd-error-shape",
     "cimd-token-client-match",
+    // client_credentials (src/reference/client_credentials.rs)
+    "cc-auth-required",
+    "cc-confidential-only",
+    "cc-grant-registered",
+    "cc-no-refresh-token",
+    "cc-resource-aud",
+    "cc-scope",
+    "cc-scope.beyond-registration",
+    "cc-ext-secret-basic",
+    "cc-jwt-assertion",
+    "cc-ext-jwt-bearer",
+    // Forged tokens at the RS (src/reference/jwt.rs).
+    "rs-jwt-attacks.alg-none",
+    "rs-jwt-attacks.no-signature",
+    "rs-jwt-attacks.flipped-signature",
+    "rs-jwt-attacks.hs256-public-key",
+    "rs-jwt-attacks.kid-traversal",
+    "rs-jwt-attacks.jwk-embedded",
+    "rs-jwt-attacks.jku",
+    "rs-jwt-attacks.x5u",
+    "rs-jwt-attacks.aud-tampered",
+    "rs-jwt-attacks.iss-tampered",
+    "rs-jwt-attacks.truncated",
+    "rs-jwt-attacks.extended",
+    "rs-jwt-attacks.case-flipped",
+    "rs-scope-claim-tamper",
+    "rs-foreign-issuer",
+    "rs-time-claims.exp",
+    "rs-time-claims.nbf",
+    "rs-aud-missing",
+    "rs-401-expired-token",
+    // Scope enforcement at the RS (src/reference/scopes.rs).
+    "rs-403-insufficient-scope",
+    "rs-403-vs-401",
+    "rs-403-scope-content",
+    "rs-stepup-works",
+    "rs-downscoped-accepted",
+    "rs-initial-scope-sufficient",
 ];
 
 /// How to start the reference.
@@ -294,6 +367,8 @@ pub(crate) struct Ref {
     pub plain_origin: Option<String>,
     pub faults: BTreeSet<String>,
     pub jwk: serde_json::Value,
+    /// The AS key that signs JWT access tokens (its public half is `jwk`).
+    pub signer: jwt::Signer,
     /// Registered clients (pre-registered and DCR), as their metadata documents.
     pub clients: std::sync::Mutex<Vec<serde_json::Value>>,
     pub username: String,
@@ -366,6 +441,8 @@ pub enum StartError {
     Bind { port: u16, source: std::io::Error },
     #[error("TLS setup: {0}")]
     Tls(String),
+    #[error("{0}")]
+    Key(String),
 }
 
 pub async fn start(opts: Options) -> Result<Reference, StartError> {
@@ -376,7 +453,7 @@ pub async fn start(opts: Options) -> Result<Reference, StartError> {
     }
     // rustls wants one process-wide crypto provider; a second install attempt is harmless.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let ca = tls::generate().map_err(|e| StartError::Tls(e.to_string()))?;
+    let ca = tls::local_ca(&opts.faults).map_err(|e| StartError::Tls(e.to_string()))?;
     let listener = std::net::TcpListener::bind(("127.0.0.1", opts.port)).map_err(|source| {
         StartError::Bind {
             port: opts.port,
@@ -412,6 +489,7 @@ pub async fn start(opts: Options) -> Result<Reference, StartError> {
 
     let password = grants::random_id(12);
     let secret = grants::random_id(24);
+    let signer = jwt::Signer::generate().map_err(StartError::Key)?;
     let clients = preregistered(&secret);
     let state = Arc::new(Ref {
         issuer: format!("{origin}/as"),
@@ -419,7 +497,8 @@ pub async fn start(opts: Options) -> Result<Reference, StartError> {
         origin: origin.clone(),
         plain_origin,
         faults,
-        jwk: authorization::public_jwk(),
+        jwk: signer.jwk.clone(),
+        signer,
         clients: std::sync::Mutex::new(clients.clone()),
         username: "alice".into(),
         password: password.clone(),
@@ -445,15 +524,25 @@ pub async fn start(opts: Options) -> Result<Reference, StartError> {
     .await
     .map_err(|e| StartError::Tls(e.to_string()))?;
     let handle = axum_server::Handle::new();
-    let server = axum_server::from_tcp_rustls(listener, config)
-        .map_err(|source| StartError::Bind {
-            port: opts.port,
-            source,
-        })?
-        .handle(handle.clone());
-    tokio::spawn(async move {
-        let _ = server.serve(app.into_make_service()).await;
-    });
+    if tls::sniffs(&state) {
+        // Transport faults (tls.rs) look at each connection before rustls does.
+        tls::serve(listener, config, handle.clone(), app, state.clone()).map_err(|source| {
+            StartError::Bind {
+                port: opts.port,
+                source,
+            }
+        })?;
+    } else {
+        let server = axum_server::from_tcp_rustls(listener, config)
+            .map_err(|source| StartError::Bind {
+                port: opts.port,
+                source,
+            })?
+            .handle(handle.clone());
+        tokio::spawn(async move {
+            let _ = server.serve(app.into_make_service()).await;
+        });
+    }
     let client_configs = clients
         .iter()
         .map(|c| crate::client::ClientConfig {
@@ -498,9 +587,11 @@ impl Reference {
         p.target.resource = Some(self.resource.clone());
         p.clients = self.clients.clone();
         p.authorization.scope = Some("mcp:tools".into());
+        p.scopes.elevated_tool = Some(scopes::ELEVATED_TOOL.into());
         p.login.username = Some(self.username.clone());
         p.login.password = Some(self.password.clone());
         p.timing.code_lifetime_secs = Some(grants::CODE_TTL.as_secs());
+        p.timing.refresh_idle_secs = Some(grants::REFRESH_IDLE.as_secs());
         p.timing.max_wait_secs = Some(grants::CODE_TTL.as_secs() + 5);
         p
     }

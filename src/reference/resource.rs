@@ -10,7 +10,7 @@ use super::{Ref, json};
 
 /// Where the PRM lives for this resource (the RFC 9728 §3.1 path-inserted form), and what the
 /// 401 challenge points at.
-fn prm_path(s: &Ref) -> &'static str {
+pub(super) fn prm_path(s: &Ref) -> &'static str {
     if s.fault("prm-trailing-slash-insertion") {
         "/.well-known/oauth-protected-resource//mcp"
     } else if s.fault("prm-wellknown-path") {
@@ -48,7 +48,7 @@ fn challenge(s: &Ref, error: Option<&str>) -> String {
     format!("{scheme} {}", parts.join(", "))
 }
 
-fn unauthorized(s: &Ref, error: Option<&str>, status: u16) -> Response {
+pub(super) fn unauthorized(s: &Ref, error: Option<&str>, status: u16) -> Response {
     let body = match error {
         Some(e) => json!({ "error": e }),
         None => json!({ "error": "unauthorized", "error_description": "authorization required" }),
@@ -96,7 +96,10 @@ fn credential(s: &Ref, headers: &HeaderMap) -> Result<Credential, Box<Response>>
     }
     let v = std::str::from_utf8(v).unwrap_or("");
     let (scheme, rest) = v.split_once(' ').unwrap_or((v, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    // RFC 9110 §11.1: the auth-scheme is case-insensitive (the faulty server wants `Bearer`).
+    if !scheme.eq_ignore_ascii_case("bearer")
+        || (s.fault("rs-bearer-scheme-case-insensitive") && scheme != "Bearer")
+    {
         return Ok(Credential::Malformed);
     }
     if rest.is_empty() {
@@ -185,6 +188,9 @@ pub fn mcp(s: &Ref, method: &Method, query: &str, headers: &HeaderMap, body: &[u
     }
     match cred {
         Credential::None => {
+            if let Some(r) = super::session::without_token(s, headers, ok_result) {
+                return r;
+            }
             if *method == Method::POST && s.fault("rs-401-no-token") {
                 return ok_result();
             }
@@ -208,8 +214,15 @@ pub fn mcp(s: &Ref, method: &Method, query: &str, headers: &HeaderMap, body: &[u
         }
         Credential::Malformed => unauthorized(s, Some("invalid_request"), 400),
         Credential::Unknown(token) => {
-            if super::token::valid_access_token(s, &token, &s.resource) {
-                return ok_result();
+            if let Some(a) = super::token::accepted_access(s, &token, &s.resource) {
+                return match super::scopes::enforce(s, &a, body) {
+                    Ok(Some(tool_result)) => tool_result,
+                    Ok(None) => super::session::authorized(s, headers, body, ok_result()),
+                    Err(r) => *r,
+                };
+            }
+            if s.fault("rs-403-vs-401") && super::scopes::tool_called(body).is_some() {
+                return super::scopes::insufficient(s, "mcp:tools mcp:admin");
             }
             if s.fault("rs-401-invalid-token.fake-jwt") && token.split('.').count() == 3 {
                 return json(200, json!({ "jsonrpc": "2.0", "id": 1, "result": {} }));

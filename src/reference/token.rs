@@ -11,14 +11,14 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::authorize::pairs;
-use super::grants::{ACCESS_TTL_SECS, CODE_TTL, TokenGrant, random_id};
+use super::grants::{ACCESS_TTL_SECS, CODE_TTL, REFRESH_IDLE, TokenGrant, random_id};
 use super::{Ref, json};
 
 fn err(status: u16, code: &str, desc: &str) -> Response {
     json(status, json!({ "error": code, "error_description": desc }))
 }
 
-fn token_error(s: &Ref, status: u16, code: &str, desc: &str) -> Response {
+pub(super) fn token_error(s: &Ref, status: u16, code: &str, desc: &str) -> Response {
     if s.fault("tok-error-format") {
         return Response::builder()
             .status(status)
@@ -180,6 +180,10 @@ pub fn token(s: &Ref, method: &Method, query: &str, headers: &HeaderMap, body: &
         );
     }
     let grant_type = get("grant_type");
+    // The RFC 7523 §2.1 grant authenticates by its assertion; client_credentials faults.
+    if let Some(r) = super::client_credentials::before_client_auth(s, headers, &get) {
+        return r;
+    }
     let authenticated = authenticate_client(s, &get, basic, body_secret, q_id, q_secret, false);
     let (client_id, public) = match authenticated {
         Ok(c) => c,
@@ -190,17 +194,7 @@ pub fn token(s: &Ref, method: &Method, query: &str, headers: &HeaderMap, body: &
         None => token_error(s, 400, "invalid_request", "grant_type is required"),
         Some("authorization_code") => authorization_code(s, &client_id, &get),
         Some("refresh_token") => refresh(s, &client_id, &get),
-        Some("client_credentials") if public => {
-            if s.fault("tok-unauthorized-client") {
-                return issue(s, TokenGrant::new(client_id, None, None), false);
-            }
-            token_error(
-                s,
-                400,
-                "unauthorized_client",
-                "public clients cannot use client_credentials",
-            )
-        }
+        Some("client_credentials") => super::client_credentials::grant(s, &client_id, public, &get),
         Some("password") if s.fault("tok-unsupported-grant") => {
             issue(s, TokenGrant::new(client_id, None, None), true)
         }
@@ -457,8 +451,16 @@ fn authorization_code(s: &Ref, client_id: &str, get: &dyn Fn(&str) -> Option<Str
     if !pkce_ok {
         return token_error(s, 400, "invalid_grant", "PKCE verification failed");
     }
-    let resource = match (get("resource"), &g.p.resource) {
-        (Some(r), Some(a)) if r != *a && !s.fault("code-resource-binding") => {
+    // MCP 2025-11-25 §8.1: scheme and host compare case-insensitively (the authorization
+    // request's resource was stored canonical).
+    let asked = get("resource").map(|r| super::authorize::canonical_resource(&r));
+    let resource = match (asked, &g.p.resource) {
+        (Some(r), Some(a))
+            if r != *a
+                && !s.fault("code-resource-binding")
+                && !(s.fault("as-resource-token-mismatch")
+                    && super::authorize::known_resource(s, &r)) =>
+        {
             return token_error(
                 s,
                 400,
@@ -474,8 +476,19 @@ fn authorization_code(s: &Ref, client_id: &str, get: &dyn Fn(&str) -> Option<Str
     {
         c.used = true;
     }
-    let grant = TokenGrant::new(client_id.to_string(), resource, g.p.scope.clone());
-    let at = new_access_token(s);
+    // The faulty servers: one drops the resource (tokens come out alike whether one was
+    // named), one grants only the first of several scopes (and respond() leaves scope out).
+    let resource = if s.fault("as-resource-ignored") {
+        None
+    } else {
+        resource
+    };
+    let scope = match &g.p.scope {
+        Some(sc) if s.fault("as-scope-subset-reported") => sc.split(' ').next().map(str::to_string),
+        other => other.clone(),
+    };
+    let grant = TokenGrant::new(client_id.to_string(), resource, scope);
+    let at = new_access_token(s, &grant);
     let (at, rt) = st.issue(grant.clone(), at);
     if let Some(c) = st.codes.get_mut(&code) {
         c.tokens.push(at.clone());
@@ -485,11 +498,20 @@ fn authorization_code(s: &Ref, client_id: &str, get: &dyn Fn(&str) -> Option<Str
     respond(s, &at, Some(&rt), &grant)
 }
 
-fn new_access_token(s: &Ref) -> String {
+/// A JWT for the grant's resource (RFC 9068), or an opaque token when no resource was named.
+fn new_access_token(s: &Ref, g: &TokenGrant) -> String {
     if s.fault("tok-token-charset") {
-        format!("tok\u{e9}n {}", random_id(24))
-    } else {
-        random_id(32)
+        return format!("tok\u{e9}n {}", random_id(24));
+    }
+    match &g.resource {
+        Some(aud) => s.signer.mint(&super::jwt::claims(
+            s,
+            &g.client_id,
+            aud,
+            g.scope.as_deref(),
+            ACCESS_TTL_SECS,
+        )),
+        None => random_id(32),
     }
 }
 
@@ -524,6 +546,16 @@ fn refresh(s: &Ref, client_id: &str, get: &dyn Fn(&str) -> Option<String>) -> Re
     if g.expires <= Instant::now() {
         return token_error(s, 400, "invalid_grant", "refresh token expired");
     }
+    // O21 4.3.3: a refresh token unused for too long expires (the built-in profile states the
+    // idle time as timing.refresh_idle_secs).
+    if g.last_used.elapsed() > REFRESH_IDLE && !s.fault("rt-inactivity-expiry") {
+        return token_error(
+            s,
+            400,
+            "invalid_grant",
+            "refresh token expired (unused too long)",
+        );
+    }
     // O21 4.3.1: the requested scope must be within the granted one; the new access token
     // may be narrower, the new refresh token keeps the grant's scope.
     let granted: Vec<&str> = g
@@ -544,9 +576,20 @@ fn refresh(s: &Ref, client_id: &str, get: &dyn Fn(&str) -> Option<String>) -> Re
                     "the requested scope exceeds the grant",
                 );
             }
-            Some(wanted.join(" "))
+            // O21 4.3.1: a narrower scope is honoured (the faulty server ignores it).
+            if s.fault("rt-scope-downscope") {
+                g.scope.clone()
+            } else {
+                Some(wanted.join(" "))
+            }
         }
         None => g.scope.clone(),
+    };
+    // O21 3.2.3 / RFC 8707 §2.2: the refresh token stays bound to the resource it was granted
+    // for; a `resource` in the refresh request cannot move it (except under the fault).
+    let at_resource = match get("resource") {
+        Some(r) if s.fault("rt-resource-binding") => Some(r),
+        _ => g.resource.clone(),
     };
     let rotate = !s.fault("rt-rotation-public");
     if rotate {
@@ -557,14 +600,25 @@ fn refresh(s: &Ref, client_id: &str, get: &dyn Fn(&str) -> Option<String>) -> Re
             }
         }
     }
-    let mut at_grant = TokenGrant::new(g.client_id.clone(), g.resource.clone(), at_scope);
+    let mut at_grant = TokenGrant::new(g.client_id.clone(), at_resource, at_scope);
     at_grant.family = g.family.clone();
-    let at = new_access_token(s);
+    let at = guessable_access(s, new_access_token(s, &at_grant));
     let rt2 = if rotate {
-        let mut rt_grant = TokenGrant::new(g.client_id, g.resource, g.scope);
+        // O21 4.3.3: the new refresh token keeps the grant's scope, however narrow the new
+        // access token is (the faulty server narrows the grant too).
+        let rt_scope = if s.fault("rt-new-rt-same-scope") {
+            at_grant.scope.clone()
+        } else {
+            g.scope
+        };
+        let mut rt_grant = TokenGrant::new(g.client_id, g.resource, rt_scope);
         rt_grant.family = g.family.clone();
-        st.new_refresh(rt_grant)
+        let fresh = st.new_refresh(rt_grant);
+        guessable_refresh(s, &mut st, fresh)
     } else {
+        if let Some(same) = st.refresh.get_mut(&rt) {
+            same.last_used = Instant::now();
+        }
         rt.clone()
     };
     st.new_access(at.clone(), at_grant.clone());
@@ -577,8 +631,45 @@ fn refresh(s: &Ref, client_id: &str, get: &dyn Fn(&str) -> Option<String>) -> Re
     r
 }
 
-fn issue(s: &Ref, grant: TokenGrant, with_refresh: bool) -> Response {
-    let at = new_access_token(s);
+/// Under the at-entropy fault, opaque access tokens issued on refresh are a counter
+/// (RFC 6749 §10.10 wants them unguessable).
+fn guessable_access(s: &Ref, at: String) -> String {
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    if s.fault("at-entropy") && !at.contains('.') {
+        return format!(
+            "at{}",
+            SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+    }
+    at
+}
+
+/// Under the rt-entropy fault, rotated refresh tokens are a counter.
+fn guessable_refresh(s: &Ref, st: &mut super::grants::Store, rt: String) -> String {
+    if !s.fault("rt-entropy") {
+        return rt;
+    }
+    let Some(g) = st.refresh.remove(&rt) else {
+        return rt;
+    };
+    st.seq += 1;
+    let n = format!("rt{}", st.seq);
+    st.refresh.insert(n.clone(), g);
+    n
+}
+
+/// Revokes the access tokens of a family and leaves its refresh tokens working: the
+/// rt-after-revocation fault.
+fn revoke_family_access_only(st: &mut super::grants::Store, family: &str) {
+    for g in st.access.values_mut() {
+        if g.family == family {
+            g.active = false;
+        }
+    }
+}
+
+pub(super) fn issue(s: &Ref, grant: TokenGrant, with_refresh: bool) -> Response {
+    let at = new_access_token(s, &grant);
     let (at, rt) = s
         .store
         .lock()
@@ -596,7 +687,9 @@ fn respond(s: &Ref, at: &str, rt: Option<&str>, g: &TokenGrant) -> Response {
     if let Some(r) = rt {
         body["refresh_token"] = json!(r);
     }
-    if let Some(sc) = &g.scope {
+    if let Some(sc) = &g.scope
+        && !s.fault("as-scope-subset-reported")
+    {
         body["scope"] = json!(sc);
     }
     if s.fault("tok-response-shape") {
@@ -678,9 +771,19 @@ pub fn revoke(s: &Ref, method: &Method, query: &str, headers: &HeaderMap, body: 
             "unauthorized_client",
             "the token was issued to another client",
         ),
+        Some(_) if st.access.contains_key(&token) && s.fault("rev-at-cascades-rt") => {
+            err(500, "server_error", "cannot revoke access tokens")
+        }
+        // A server that cannot revoke access tokens must say unsupported_token_type
+        // (RFC 7009 §2.2.1); the faulty one uses another code.
+        Some(_) if st.access.contains_key(&token) && s.fault("rev-unsupported-type") => {
+            token_error(s, 400, "invalid_request", "access tokens cannot be revoked")
+        }
         Some(g) => {
             if !s.fault("rev-valid") {
-                if st.refresh.contains_key(&token) && !s.fault("rev-rt-cascades") {
+                if st.refresh.contains_key(&token) && s.fault("rt-after-revocation") {
+                    revoke_family_access_only(&mut st, &g.family);
+                } else if st.refresh.contains_key(&token) && !s.fault("rev-rt-cascades") {
                     st.revoke_family(&g.family);
                 } else {
                     st.revoke(&token);
@@ -775,10 +878,67 @@ pub fn introspect(s: &Ref, method: &Method, headers: &HeaderMap, body: &[u8]) ->
 
 /// Is this access token one the reference issued, still active and unexpired, for `resource`?
 pub fn valid_access_token(s: &Ref, token: &str, resource: &str) -> bool {
+    accepted_access(s, token, resource).is_some()
+}
+
+/// What the RS knows of a bearer token it accepts.
+pub struct Access {
+    /// The scope the token carries (for a JWT: its `scope` claim, as the RS reads it).
+    pub scope: Option<String>,
+}
+
+/// The RS's decision on a bearer token: a JWT is verified locally (signature, `iss`, `aud`,
+/// `exp`, `nbf`; see `jwt::verify`) and then looked up by `jti` for revocation; an opaque token
+/// must be one the AS issued for `resource`, active and unexpired.
+pub fn accepted_access(s: &Ref, token: &str, resource: &str) -> Option<Access> {
     let st = s.store.lock().unwrap_or_else(|e| e.into_inner());
-    st.access.get(token).is_some_and(|g| {
-        g.active
-            && (g.expires > Instant::now() || s.fault("at-expired-rs"))
-            && (g.resource.as_deref().is_none_or(|r| r == resource) || s.fault("rs-aud-wrong"))
+    let token = forged_lookalike(s, &st, token).unwrap_or(token);
+    let now = Instant::now();
+    // The reference's opaque tokens are base64url: no dots.
+    if token.split('.').count() == 3 {
+        let v = super::jwt::verify(s, &s.signer, token)?;
+        let jti = v.claims.get("jti").and_then(Value::as_str)?;
+        let g = st.access.get(st.jwt_ids.get(jti)?)?;
+        // The JWT's own `exp` was checked; revocation is what only the AS knows.
+        if (!g.active && !s.fault("rev-at"))
+            || (g.expires <= now && !s.fault("at-expired-rs") && !s.fault("rs-401-expired-token"))
+        {
+            return None;
+        }
+        let scope = v
+            .claims
+            .get("scope")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        return Some(Access { scope });
+    }
+    let g = st.access.get(token)?;
+    let expired = g.expires <= now && !s.fault("at-expired-rs") && !s.fault("rs-401-expired-token");
+    // A token bound to no resource is for no resource server (MCP 2025-11-25 §11.8).
+    let aud_ok = match &g.resource {
+        Some(r) => r == resource || s.fault("rs-aud-wrong"),
+        None => s.fault("rs-aud-missing"),
+    };
+    ((g.active || s.fault("rev-at")) && !expired && aud_ok).then(|| Access {
+        scope: g.scope.clone(),
     })
+}
+
+/// The faults of the opaque-token attacks: an RS that matches tokens loosely (by prefix, or
+/// case-insensitively) maps a forged string onto a token it issued.
+fn forged_lookalike<'a>(s: &Ref, st: &'a super::grants::Store, token: &str) -> Option<&'a str> {
+    if st.access.contains_key(token) || token.len() < 16 {
+        return None;
+    }
+    let hit = |f: &dyn Fn(&str) -> bool| st.access.keys().find(|k| f(k)).map(String::as_str);
+    if s.fault("rs-jwt-attacks.truncated") {
+        return hit(&|k| k.starts_with(token));
+    }
+    if s.fault("rs-jwt-attacks.extended") {
+        return hit(&|k| token.starts_with(k));
+    }
+    if s.fault("rs-jwt-attacks.case-flipped") {
+        return hit(&|k| k.eq_ignore_ascii_case(token));
+    }
+    None
 }

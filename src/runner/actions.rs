@@ -38,9 +38,19 @@ pub fn mcp_body(rpc: &str, rev: Revision) -> (String, Vec<(&'static str, String)
     (body.to_string(), headers)
 }
 
+/// `tools/call` of a tool with no arguments (MCP `server/tools`), in the revision's form.
+fn tool_call_body(name: &str, rev: Revision) -> (String, Vec<(&'static str, String)>) {
+    let (body, headers) = mcp_body("tools/call", rev);
+    let mut v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    v["params"]["name"] = serde_json::json!(name);
+    v["params"]["arguments"] = serde_json::json!({});
+    (v.to_string(), headers)
+}
+
 pub struct McpRequest<'s> {
     pub method: &'s str,
     pub rpc: &'s str,
+    pub tool: Option<&'s str>,
     pub authorization: &'s [String],
     pub authorization_size: Option<usize>,
     pub headers: &'s BTreeMap<String, String>,
@@ -63,7 +73,23 @@ pub async fn mcp_request(ctx: &mut CaseCtx<'_>, m: McpRequest<'_>) -> Result<Sav
     let mut req = Request::new(m.method, url.clone(), note);
     req.reveal_auth = true;
     req = req.header("Accept", "application/json, text/event-stream");
-    if m.method == "POST" {
+    if let Some(t) = m.tool {
+        let name = if t == "elevated" {
+            ctx.env.profile.scopes.elevated_tool.clone().ok_or_else(|| {
+                Stop::Skip(
+                    "no tool that needs more than the baseline scope is configured ([scopes] elevated_tool in the profile)".into(),
+                )
+            })?
+        } else {
+            ctx.expand(t).map_err(Stop::Error)?
+        };
+        let (body, extra) = tool_call_body(&name, ctx.env.revision);
+        req = req.header("Content-Type", "application/json");
+        for (n, v) in extra {
+            req = req.header(n, v);
+        }
+        req = req.body(body);
+    } else if m.method == "POST" {
         let (body, extra) = mcp_body(m.rpc, ctx.env.revision);
         req = req.header("Content-Type", "application/json");
         for (n, v) in extra {
@@ -203,6 +229,7 @@ pub async fn discover_prm(ctx: &mut CaseCtx<'_>, via: &str) -> Result<Saved, Sto
             McpRequest {
                 method: "POST",
                 rpc: "auto",
+                tool: None,
                 authorization: &[],
                 authorization_size: None,
                 headers: &BTreeMap::new(),

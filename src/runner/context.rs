@@ -140,7 +140,20 @@ impl Saved {
                     .entry(n.clone())
                     .or_insert_with(|| Value::String(v.clone()));
             }
-            json!({ "url": url, "status": r.status, "header": headers, "doc": r.json() })
+            // The Bearer challenge's parameters, for templates (`${r403.challenge.scope}`).
+            let mut challenge = serde_json::Map::new();
+            let values: Vec<&str> = r.header_all("www-authenticate").collect();
+            if let Ok(cs) = crate::www_authenticate::parse_all(values)
+                && let Some(c) = cs.iter().find(|c| c.is_scheme("bearer"))
+            {
+                for (k, v) in &c.params {
+                    challenge
+                        .entry(k.to_ascii_lowercase())
+                        .or_insert_with(|| Value::String(v.clone()));
+                }
+            }
+            json!({ "url": url, "status": r.status, "header": headers, "doc": r.json(),
+                    "challenge": challenge })
         };
         match self {
             Saved::Client(c) => c.to_json(),
@@ -176,6 +189,20 @@ fn apply_filter(v: &str, filter: Option<&str>) -> Result<String, String> {
         None => v.to_string(),
         Some("upper") => v.to_uppercase(),
         Some("lower") => v.to_lowercase(),
+        // Uppercases the scheme and the authority only (`HTTPS://MCP.EXAMPLE/mcp`): the same
+        // resource for a server that compares them case-insensitively (MCP §8.1).
+        Some("upper_origin") => match v.split_once("://") {
+            Some((scheme, rest)) => {
+                let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+                format!(
+                    "{}://{}{}",
+                    scheme.to_uppercase(),
+                    rest[..end].to_uppercase(),
+                    &rest[end..]
+                )
+            }
+            None => v.to_uppercase(),
+        },
         // Percent-encodes the first character (`/cb` → `/%63b`): same resource to a decoder,
         // a different string to a simple comparison.
         Some("pct_first") => {
@@ -366,6 +393,11 @@ impl<'a> CaseCtx<'a> {
                     // reserved characters, non-ASCII (RFC 6749 §4.1.2 wants it back unchanged).
                     "state_long" => long_state(),
                     "verifier" => super::flow::new_verifier(),
+                    // 2,000 distinct scope tokens (about 12 KB): an oversized scope.
+                    "scope_many" => (0..2000)
+                        .map(|i| format!("s{i:04}"))
+                        .collect::<Vec<_>>()
+                        .join(" "),
                     _ => return Err(format!("`${{{path}}}`: no generated value {name}")),
                 };
                 out.push_str(&apply_filter(&v, filter)?);

@@ -618,7 +618,18 @@ pub async fn token(ctx: &mut CaseCtx<'_>, t: Token<'_>) -> Result<Saved, Stop> {
         "private_key_jwt" => "jwt",
         _ => "none",
     });
-    let method = if t.assertion.is_some() { "jwt" } else { method };
+    // An assertion that is the grant (RFC 7523 §2.1) goes in `assertion`, and the request
+    // carries no client authentication unless the step names one.
+    let grant_assertion = t.assertion.filter(|a| a.grant);
+    let method = match (grant_assertion, t.assertion) {
+        (Some(_), _) => t.auth.unwrap_or("omit"),
+        (None, Some(_)) => "jwt",
+        (None, None) => method,
+    };
+    if let Some(spec) = grant_assertion {
+        let jwt = client_assertion(ctx, &client, spec, &token_endpoint)?;
+        pairs.push(("assertion".into(), jwt));
+    }
     let mut basic = None;
     let mut query = Vec::new();
     let sec = secret.clone().unwrap_or_default();

@@ -149,6 +149,7 @@ async fn run_steps(ctx: &mut CaseCtx<'_>, case: &Case) -> StepResult {
             Step::McpRequest {
                 method,
                 rpc,
+                tool,
                 authorization,
                 authorization_size,
                 headers,
@@ -162,6 +163,7 @@ async fn run_steps(ctx: &mut CaseCtx<'_>, case: &Case) -> StepResult {
                     actions::McpRequest {
                         method,
                         rpc,
+                        tool: tool.as_deref(),
                         authorization,
                         authorization_size: *authorization_size,
                         headers,

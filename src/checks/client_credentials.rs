@@ -1,0 +1,204 @@
+//! client_credentials (O21 4.2) and the JWT bearer grant (RFC 7523 §2.1): whether the AS offers
+//! the grant at all, and what audience a machine client's access token carries (RFC 8707 §2).
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::Value;
+
+use crate::runner::flow;
+use crate::runner::{CaseCtx, Saved, StepResult, Stop};
+
+/// `cc-*`: the AS lists the grant (`args.grant`, default `client_credentials`) in
+/// `grant_types_supported` (RFC 8414 §2), else the case is skipped: the grant is optional. The
+/// metadata is saved as `asm` for later templates.
+pub async fn supported(ctx: &mut CaseCtx<'_>, args: &BTreeMap<String, toml::Value>) -> StepResult {
+    let grant = match args.get("grant") {
+        Some(toml::Value::String(g)) => g.clone(),
+        Some(other) => return Err(Stop::Error(format!("args.grant {other} is not a string"))),
+        None => "client_credentials".to_string(),
+    };
+    let asm = flow::shared_as_metadata(ctx).await?;
+    let doc = match &asm {
+        Saved::Discovery(d) => d.doc(),
+        _ => None,
+    };
+    ctx.saved.entry("asm".into()).or_insert(asm);
+    let Some(doc) = doc else {
+        return Err(Stop::Error(
+            "no authorization server metadata found (see the asm-* cases)".into(),
+        ));
+    };
+    match doc.get("grant_types_supported") {
+        Some(Value::Array(a)) if a.iter().any(|g| g.as_str() == Some(grant.as_str())) => {
+            ctx.note(format!("grant_types_supported lists {grant}"));
+            Ok(())
+        }
+        Some(Value::Array(a)) => Err(Stop::Skip(format!(
+            "the AS does not offer {grant}: grant_types_supported is {}",
+            Value::Array(a.clone())
+        ))),
+        _ => Err(Stop::Skip(format!(
+            "the AS metadata has no grant_types_supported list, so {grant} is not offered (RFC 8414 §2 default: authorization_code, implicit)"
+        ))),
+    }
+}
+
+/// The payload of a JWS compact serialization (three base64url parts, a JSON header naming
+/// `alg`), read without verifying anything: reading the audience needs no trust.
+fn jwt_claims(token: &str) -> Option<serde_json::Map<String, Value>> {
+    let parts: Vec<&str> = token.split('.').collect();
+    if parts.len() != 3 {
+        return None;
+    }
+    let json = |p: &str| -> Option<Value> {
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p.trim_end_matches('=')).ok()?).ok()
+    };
+    json(parts[0])?.get("alg")?.as_str()?;
+    match json(parts[1])? {
+        Value::Object(m) => Some(m),
+        _ => None,
+    }
+}
+
+/// Does `aud` (a string or an array, RFC 7519 §4.1.3) name the resource?
+fn names(aud: &Value, resource: &str) -> bool {
+    match aud {
+        Value::String(a) => a == resource,
+        Value::Array(a) => a.iter().any(|x| x.as_str() == Some(resource)),
+        _ => false,
+    }
+}
+
+/// `cc-resource-aud`: the access token of a client_credentials request that named
+/// `resource` = the MCP endpoint has that endpoint as its audience (RFC 8707 §2). A JWT's `aud`
+/// is read from its payload; an opaque token's from the AS's introspection (RFC 7662 §2.2),
+/// when it has one; otherwise the audience cannot be seen and the case is skipped.
+pub async fn token_audience(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let doc = match ctx.saved.get(on).and_then(Saved::response) {
+        Some((_, r)) if r.status == 200 => r.json().unwrap_or_default(),
+        Some((_, r)) => {
+            return Err(Stop::Error(format!(
+                "the token request answered {}: no token to read",
+                r.status
+            )));
+        }
+        None => return Err(Stop::Error(format!("nothing saved as `{on}`"))),
+    };
+    let Some(at) = doc
+        .get("access_token")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+    else {
+        return Err(Stop::Error(format!("`{on}` holds no access_token")));
+    };
+    let Some(resource) = ctx.env.target.resource.clone() else {
+        return Err(Stop::Skip(
+            "no MCP endpoint known to look for in aud".into(),
+        ));
+    };
+    if let Some(claims) = jwt_claims(&at) {
+        return match claims.get("aud") {
+            Some(aud) if names(aud, &resource) => {
+                ctx.pass(format!("the JWT access token's aud {aud} names {resource}"));
+                Ok(())
+            }
+            Some(aud) => ctx.fail(format!(
+                "the JWT access token's aud is {aud}, which does not name {resource}: the token is not bound to the MCP server it was requested for"
+            )),
+            None => ctx.fail(format!(
+                "the JWT access token has no aud claim: it is bound to no resource, though it was requested for {resource}"
+            )),
+        };
+    }
+    ctx.note("the access token is not a JWT: asking the introspection endpoint for its audience");
+    let params = BTreeMap::from([("token".to_string(), at)]);
+    let saved = flow::token(
+        ctx,
+        flow::Token {
+            grant_type: "",
+            from: None,
+            endpoint: Some("introspection"),
+            ..crate::checks::pkce::token_opts("", &params)
+        },
+    )
+    .await
+    .map_err(|e| match e {
+        Stop::Skip(why) => Stop::Skip(format!(
+            "the access token is opaque and its audience cannot be seen: {why}"
+        )),
+        other => other,
+    })?;
+    ctx.saved.insert("cc_introspection".into(), saved);
+    super::token_endpoint::introspection_aud(ctx, "cc_introspection")
+}
+
+/// `cc-scope`: a client_credentials request for a scope the client may not have (`args.scope`,
+/// a template: unknown, or beyond its registration) gets `invalid_scope` (O21 3.2.4). A token
+/// whose `scope` member leaves that scope out is a tolerated deviation (RFC 6749 §3.3 lets the
+/// AS grant less than asked, saying so); a token without `scope`, or with it, was granted.
+pub fn scope_refused(
+    ctx: &mut CaseCtx<'_>,
+    on: &str,
+    args: &BTreeMap<String, toml::Value>,
+) -> StepResult {
+    let Some(toml::Value::String(t)) = args.get("scope") else {
+        return Err(Stop::Error("cc_scope_refused needs args.scope".into()));
+    };
+    let asked = ctx.expand(t).map_err(Stop::Error)?;
+    let Some((_, r)) = ctx.saved.get(on).and_then(Saved::response) else {
+        return Err(Stop::Error(format!("nothing saved as `{on}`")));
+    };
+    let (status, doc) = (r.status, r.json().unwrap_or_default());
+    let error = doc.get("error").and_then(Value::as_str).unwrap_or("");
+    if status != 200 {
+        return if status == 400 && error == "invalid_scope" {
+            ctx.pass(format!(
+                "scope {asked:?} was refused with 400 invalid_scope"
+            ));
+            Ok(())
+        } else {
+            ctx.fail(format!(
+                "scope {asked:?} was refused with {status} error={error:?}, not 400 invalid_scope"
+            ))
+        };
+    }
+    match doc.get("scope").and_then(Value::as_str) {
+        Some(sc) if !sc.split(' ').any(|x| x == asked) => {
+            ctx.warn(format!(
+                "scope {asked:?} got a token with the narrower scope {sc:?} instead of invalid_scope"
+            ));
+            Ok(())
+        }
+        Some(sc) => ctx.fail(format!(
+            "scope {asked:?} was granted: the token's scope is {sc:?}"
+        )),
+        None => ctx.fail(format!(
+            "scope {asked:?} was granted: the token response has no scope member, so the scope asked for is the scope granted (RFC 6749 §5.1)"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_aud_from_a_jws_payload_only() {
+        let enc = |v: &str| URL_SAFE_NO_PAD.encode(v);
+        let jwt = format!(
+            "{}.{}.sig",
+            enc(r#"{"alg":"ES256"}"#),
+            enc(r#"{"aud":["https://a.test/mcp","x"]}"#)
+        );
+        let claims = jwt_claims(&jwt).expect("a JWT");
+        assert!(names(&claims["aud"], "https://a.test/mcp"));
+        assert!(!names(&claims["aud"], "https://a.test/"));
+        assert!(names(&Value::String("r".into()), "r"));
+        // Opaque tokens, and three parts that are not a JWS, are not JWTs.
+        assert!(jwt_claims("abc_DEF-123").is_none());
+        assert!(jwt_claims("a.b.c").is_none());
+        assert!(jwt_claims(&format!("{}.{}.s", enc("{}"), enc("{}"))).is_none());
+    }
+}

@@ -1,0 +1,1095 @@
+//! Transport security (catalogue area 13).
+//!
+//! - OAuth 2.1 §1.5: every exchange with the authorization server and the resource server uses
+//!   TLS (per BCP 195), and clients validate the server's certificate chain and host name.
+//! - MCP 2025-11-25 §11.3: all authorization server endpoints are served over https.
+//! - RFC 7568 §2 (SSL 3.0 MUST NOT be used), RFC 8996 §4-§5 (TLS 1.0 and 1.1 MUST NOT be
+//!   negotiated), RFC 9325 (BCP 195) §4.1 (no NULL, RC4, export or < 112-bit suites; no
+//!   anonymous key exchange) and §4.2 (AEAD suites recommended).
+//!
+//! Plain-http targets. An endpoint or MCP URL that is itself `http://` is judged by the same rule
+//! as `asm-endpoints-https` ([`https_rule`]): a failure, reported as a tolerated warning only when
+//! the host is loopback (local development). There is no certificate or handshake to judge then,
+//! but skipping would hide the one finding that matters (no TLS at all), so these cases fail.
+//!
+//! The TLS version probe writes its own ClientHello (RFC 5246 §7.4.1.2, RFC 8446 §4.1.2): rustls,
+//! the harness's TLS stack, cannot offer SSL 3.0, TLS 1.0 or 1.1 at all. It reads only the first
+//! record of the answer (a ServerHello or an alert), bounded in time and size, and never
+//! completes a handshake: the start of a negotiation is what shows the version is accepted.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::https_rule;
+use crate::http::{HttpError, Request, Response};
+use crate::record::Exchange;
+use crate::runner::{CaseCtx, Saved, StepResult, Stop};
+
+/// The AS endpoints tls-as tries over plain http (MCP §11.3 names all of them).
+const AS_ENDPOINTS: [&str; 5] = [
+    "token_endpoint",
+    "authorization_endpoint",
+    "registration_endpoint",
+    "revocation_endpoint",
+    "introspection_endpoint",
+];
+
+fn is_https(u: &str) -> bool {
+    u.get(..8)
+        .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+}
+
+fn stop_text(s: &Stop) -> &str {
+    match s {
+        Stop::Pass(m) | Stop::Fail(m) | Stop::Skip(m) | Stop::Error(m) => m,
+    }
+}
+
+/// The plain-http twins of an https URL: the same host, path and query with `http://`. With an
+/// explicit port, that port; with the default port, both port 80 (where an http listener usually
+/// lives) and port 443 (the https port itself, which must not speak plain HTTP).
+fn plain_twins(u: &str) -> Vec<String> {
+    if !is_https(u) {
+        return Vec::new();
+    }
+    let rest = &u[8..];
+    let rest = rest.split('#').next().unwrap_or(rest);
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let authority = authority.rsplit('@').next().unwrap_or(authority);
+    let port = authority
+        .rsplit_once(':')
+        .filter(|(h, p)| !h.is_empty() && !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    match port {
+        Some((host, p)) if p != "443" => vec![format!("http://{host}:{p}{tail}")],
+        _ => {
+            let host = port.map(|(h, _)| h).unwrap_or(authority);
+            vec![
+                format!("http://{host}{tail}"),
+                format!("http://{host}:443{tail}"),
+            ]
+        }
+    }
+}
+
+/// What one plain-http answer shows: `Ok` (refused, or redirected with nothing processed) or
+/// `Err` (the request was processed over plain http).
+fn judge_plain(result: &Result<Response, HttpError>, token_key: &str) -> Result<String, String> {
+    let r = match result {
+        Err(e) => return Ok(format!("refused over plain http ({e})")),
+        Ok(r) => r,
+    };
+    let json = r.json();
+    if let Some(t) = json.as_ref().and_then(|j| j.get(token_key)) {
+        return Err(format!(
+            "answered {} with {token_key} {} over plain http",
+            r.status,
+            if t.is_string() { "(a credential)" } else { "" }
+        ));
+    }
+    if (300..400).contains(&r.status) {
+        let loc = r.header("location").unwrap_or("");
+        if is_https(loc) {
+            return Ok(format!(
+                "redirected ({}) to {loc}, with nothing processed",
+                r.status
+            ));
+        }
+        return Err(format!(
+            "answered {} with Location {loc:?}: the request was processed over plain http",
+            r.status
+        ));
+    }
+    if r.status < 300 {
+        return Err(format!(
+            "answered {} over plain http: the request was processed",
+            r.status
+        ));
+    }
+    if let Some(err) = json
+        .as_ref()
+        .and_then(|j| j.get("error"))
+        .and_then(Value::as_str)
+    {
+        let desc = json
+            .as_ref()
+            .and_then(|j| j.get("error_description"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let d = desc.to_ascii_lowercase();
+        if ["https", "ssl", "tls", "secure"]
+            .iter()
+            .any(|w| d.contains(w))
+        {
+            return Ok(format!(
+                "refused with {} {err}: {desc:?} (an https-required answer)",
+                r.status
+            ));
+        }
+        return Err(format!(
+            "answered {} with the OAuth error {err:?}: the request was processed over plain http",
+            r.status
+        ));
+    }
+    Ok(format!(
+        "answered {} without an OAuth answer (not processed)",
+        r.status
+    ))
+}
+
+fn enc(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// tls-as (OAuth 2.1 §1.5, MCP 2025-11-25 §11.3): the AS endpoints over plain http are refused
+/// or redirected to https, with nothing processed: no token, no OAuth answer, no login page.
+pub async fn tls_as(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let doc = ctx.discovery(on)?.doc().ok_or_else(|| {
+        Stop::Error("no authorization server metadata (see asm-available)".into())
+    })?;
+    // A client the AS knows, so that a processing AS shows its login page or a real grant
+    // error rather than an unknown-client page; nothing is registered for this probe.
+    let (client_id, redirect) = match ctx.saved.get("client") {
+        Some(Saved::Client(c)) => (c.client_id.clone(), c.redirect_uris.first().cloned()),
+        _ => match ctx.env.profile.clients.first() {
+            Some(c) => (c.client_id.clone(), c.redirect_uris.first().cloned()),
+            None => ("authconform-tls-probe".to_string(), None),
+        },
+    };
+    let redirect = redirect.unwrap_or_else(|| "https://client.test/cb".into());
+    let verifier = crate::runner::flow::new_verifier();
+    let mut endpoints = Vec::new();
+    for key in AS_ENDPOINTS {
+        let Some(Value::String(u)) = doc.get(key) else {
+            if key == "token_endpoint" {
+                ctx.note("the metadata names no token_endpoint");
+            }
+            continue;
+        };
+        if !is_https(u) {
+            // Advertised as plain http: the violation is in the metadata itself.
+            https_rule(ctx, key, u)?;
+            continue;
+        }
+        endpoints.push((key, u.clone()));
+    }
+    if endpoints.is_empty() {
+        if ctx.warnings.is_empty() {
+            return Err(Stop::Error(
+                "the metadata names no AS endpoint to try over plain http".into(),
+            ));
+        }
+        return Ok(());
+    }
+    let mut processed = Vec::new();
+    let (n_endpoints, mut n_probes) = (endpoints.len(), 0);
+    for (key, u) in endpoints {
+        for plain in plain_twins(&u) {
+            let req = match key {
+                "authorization_endpoint" => {
+                    let sep = if plain.contains('?') { '&' } else { '?' };
+                    let q = format!(
+                        "response_type=code&client_id={}&redirect_uri={}&code_challenge={}&code_challenge_method=S256&state=authconform-tls-probe",
+                        enc(&client_id),
+                        enc(&redirect),
+                        crate::runner::flow::s256(&verifier)
+                    );
+                    Request::new(
+                        "GET",
+                        format!("{plain}{sep}{q}"),
+                        "authorization request over plain http",
+                    )
+                }
+                "registration_endpoint" => Request::new(
+                    "POST",
+                    plain.clone(),
+                    "an (empty) registration over plain http",
+                )
+                .header("Content-Type", "application/json")
+                .body("{}"),
+                "token_endpoint" => Request::new(
+                    "POST",
+                    plain.clone(),
+                    "a token request (made-up code) over plain http",
+                )
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body(format!(
+                    "grant_type=authorization_code&code=authconform-tls-probe&redirect_uri={}&code_verifier={verifier}&client_id={}",
+                    enc(&redirect),
+                    enc(&client_id)
+                )),
+                _ => Request::new("POST", plain.clone(), format!("{key} over plain http"))
+                    .header("Content-Type", "application/x-www-form-urlencoded")
+                    .body(format!(
+                        "token=authconform-tls-probe&client_id={}",
+                        enc(&client_id)
+                    )),
+            };
+            let result = ctx.send(req).await;
+            n_probes += 1;
+            let token_key = if key == "registration_endpoint" {
+                "client_id"
+            } else {
+                "access_token"
+            };
+            match judge_plain(&result, token_key) {
+                Ok(m) => ctx.pass(format!("{key} at {plain}: {m}")),
+                Err(m) => {
+                    let m = format!("{key} at {plain}: {m}");
+                    ctx.note(format!("FAILED: {m}"));
+                    processed.push(m);
+                }
+            }
+        }
+    }
+    if let Some(first) = processed.first() {
+        return Err(Stop::Fail(if processed.len() > 1 {
+            format!("{first} (and {} more)", processed.len() - 1)
+        } else {
+            first.clone()
+        }));
+    }
+    ctx.pass(format!(
+        "{n_probes} plain-http request(s) to {n_endpoints} AS endpoint(s): none was processed (refused, or redirected to https)"
+    ));
+    Ok(())
+}
+
+/// tls-rs (OAuth 2.1 §1.5): the MCP endpoint over plain http does not accept a valid token.
+pub async fn tls_rs(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let Some(resource) = ctx.env.target.resource.clone() else {
+        return Err(Stop::Skip("no MCP endpoint given (--resource)".into()));
+    };
+    if !is_https(&resource) {
+        return https_rule(ctx, "the MCP endpoint", &resource);
+    }
+    let at = match ctx.saved.get(on).and_then(|s| s.response()) {
+        Some((_, r)) => r.json().and_then(|j| {
+            j.get("access_token")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        }),
+        None => return Err(Stop::Error(format!("nothing saved as `{on}`"))),
+    };
+    let Some(at) = at else {
+        return Err(Stop::Error(format!("`{on}` holds no access token")));
+    };
+    let mut accepted = Vec::new();
+    for plain in plain_twins(&resource) {
+        let (body, headers) = crate::runner::actions::mcp_body("initialize", ctx.env.revision);
+        let mut req = Request::new(
+            "POST",
+            plain.clone(),
+            "the valid access token to the MCP endpoint over plain http",
+        )
+        .header("Content-Type", "application/json")
+        .header("Accept", "application/json, text/event-stream")
+        .header("Authorization", format!("Bearer {at}"))
+        .body(body);
+        for (n, v) in headers {
+            req = req.header(n, v);
+        }
+        match ctx.send(req).await {
+            Err(e) => ctx.pass(format!("{plain}: refused over plain http ({e})")),
+            Ok(r) if r.status < 300 => {
+                let m = format!("{plain} accepted the token over plain http ({})", r.status);
+                ctx.note(format!("FAILED: {m}"));
+                accepted.push(m);
+            }
+            Ok(r) if (300..400).contains(&r.status) => ctx.pass(format!(
+                "{plain}: redirected ({}) to {:?}; the token was not accepted",
+                r.status,
+                r.header("location").unwrap_or("")
+            )),
+            Ok(r) => ctx.pass(format!(
+                "{plain}: answered {}; the token was not accepted",
+                r.status
+            )),
+        }
+    }
+    match accepted.first() {
+        Some(m) => Err(Stop::Fail(m.clone())),
+        None => {
+            ctx.pass("the valid token was not accepted at the MCP URL over plain http");
+            Ok(())
+        }
+    }
+}
+
+/// The metadata members naming URLs a client of this AS talks to (RFC 8414 §2, RFC 7009,
+/// RFC 7662, RFC 9126, RFC 8628, OIDC Discovery §3).
+const METADATA_URLS: [&str; 10] = [
+    "issuer",
+    "authorization_endpoint",
+    "token_endpoint",
+    "registration_endpoint",
+    "revocation_endpoint",
+    "introspection_endpoint",
+    "jwks_uri",
+    "pushed_authorization_request_endpoint",
+    "device_authorization_endpoint",
+    "userinfo_endpoint",
+];
+
+/// Origins probed at most (a metadata document may name any number of hosts).
+const MAX_ORIGINS: usize = 8;
+
+/// One origin the TLS cases look at: `scheme://host[:port]`, the first URL seen there, and what
+/// it is (the MCP endpoint, an AS endpoint...).
+struct Origin {
+    origin: String,
+    url: String,
+    what: Vec<String>,
+}
+
+fn origin_of(u: &str) -> Option<String> {
+    let p = url::Url::parse(u).ok()?;
+    Some(crate::discovery::origin(&p).to_ascii_lowercase())
+}
+
+/// The MCP endpoint's and the AS's origins. AS discovery failing (it will, when TLS to the
+/// resource fails) is noted: the origins known so far are still judged.
+async fn origins(ctx: &mut CaseCtx<'_>) -> Vec<Origin> {
+    let mut urls: Vec<(String, String)> = Vec::new();
+    if let Some(r) = &ctx.env.target.resource {
+        urls.push(("the MCP endpoint".into(), r.clone()));
+    }
+    if let Some(i) = &ctx.env.target.issuer {
+        urls.push(("the issuer".into(), i.clone()));
+    }
+    match crate::runner::flow::shared_as_metadata(ctx).await {
+        Ok(Saved::Discovery(d)) => {
+            if let Some(a) = d.chosen() {
+                urls.push(("the AS metadata".into(), a.url.clone()));
+            }
+            if let Some(doc) = d.doc() {
+                for k in METADATA_URLS {
+                    if let Some(Value::String(u)) = doc.get(k) {
+                        urls.push((k.to_string(), u.clone()));
+                    }
+                }
+            }
+        }
+        Ok(_) => {}
+        Err(e) => ctx.note(format!(
+            "the AS metadata could not be read ({}); only the origins known without it are checked",
+            stop_text(&e)
+        )),
+    }
+    let mut out: Vec<Origin> = Vec::new();
+    for (what, u) in urls {
+        if out.len() >= MAX_ORIGINS
+            && origin_of(&u).is_some_and(|o| out.iter().all(|x| x.origin != o))
+        {
+            ctx.note(format!(
+                "{what} {u:?}: more than {MAX_ORIGINS} origins; not checked"
+            ));
+            continue;
+        }
+        let Some(o) = origin_of(&u) else {
+            ctx.note(format!("{what} {u:?} is not an absolute URL; not checked"));
+            continue;
+        };
+        match out.iter_mut().find(|x| x.origin == o) {
+            Some(x) => {
+                if !x.what.contains(&what) {
+                    x.what.push(what);
+                }
+            }
+            None => out.push(Origin {
+                origin: o,
+                url: u,
+                what: vec![what],
+            }),
+        }
+    }
+    out
+}
+
+fn is_cert_error(msg: &str) -> bool {
+    let m = msg.to_ascii_lowercase();
+    [
+        "certificate",
+        "unknownissuer",
+        "notvalidforname",
+        "expired",
+        "badsignature",
+        "self signed",
+        "self-signed",
+    ]
+    .iter()
+    .any(|w| m.contains(w))
+}
+
+/// tls-cert (OAuth 2.1 §1.5; RFC 9110 §4.3.4 https authority; RFC 5280 §6 path validation):
+/// the harness connects to every https origin of the AS and the MCP endpoint with full
+/// validation (chain to a trusted root, validity period, host name). Any HTTP answer means the
+/// certificate validated; a certificate error is the failure, with the TLS error as evidence.
+pub async fn tls_cert(ctx: &mut CaseCtx<'_>) -> StepResult {
+    let list = origins(ctx).await;
+    if list.is_empty() {
+        return Err(Stop::Skip(
+            "no MCP endpoint or authorization server to check".into(),
+        ));
+    }
+    let (mut bad, mut unknown, mut good) = (Vec::new(), Vec::new(), 0);
+    for o in list {
+        let what = o.what.join(", ");
+        if !o.origin.starts_with("https://") {
+            https_rule(ctx, &what, &o.url)?;
+            continue;
+        }
+        let req = Request::new(
+            "GET",
+            o.url.clone(),
+            format!(
+                "TLS to {} ({what}); the harness validates the chain and the host name",
+                o.origin
+            ),
+        );
+        match ctx.send(req).await {
+            Ok(r) => {
+                good += 1;
+                ctx.pass(format!(
+                    "{} ({what}): the certificate chain and host name validated (HTTP {})",
+                    o.origin, r.status
+                ));
+            }
+            Err(HttpError::Transport(e)) if is_cert_error(&e) => {
+                let m = format!(
+                    "{} ({what}): the certificate does not validate: {e}",
+                    o.origin
+                );
+                ctx.note(format!("FAILED: {m}"));
+                bad.push(m);
+            }
+            Err(e) => {
+                let m = format!("{} ({what}): no TLS connection: {e}", o.origin);
+                ctx.note(m.clone());
+                unknown.push(m);
+            }
+        }
+    }
+    if let Some(m) = bad.first() {
+        return Err(Stop::Fail(m.clone()));
+    }
+    if good == 0
+        && let Some(m) = unknown.first()
+    {
+        return Err(Stop::Error(m.clone()));
+    }
+    if good > 0 {
+        ctx.pass(format!(
+            "{good} https origin(s): the certificate chain and host name validated"
+        ));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw ClientHello probe (tls-modern-config).
+
+/// The longest a probe waits to connect, and then for the answer (less if the run's HTTP
+/// timeouts are shorter).
+const PROBE_WAIT: Duration = Duration::from_secs(5);
+/// Bytes of the answer read at most: one full TLS record (RFC 8446 §5.1: 2^14 plus header).
+const ANSWER_MAX: usize = 5 + (1 << 14) + 256;
+
+/// Which extensions a ClientHello carries.
+#[derive(Clone, Copy, PartialEq)]
+enum Exts {
+    /// SSL 3.0 had no extensions (RFC 6101).
+    None,
+    /// TLS 1.0/1.1 as old clients sent it: SNI, groups, point formats, renegotiation_info.
+    Legacy,
+    /// TLS 1.2 (RFC 5246 §7.4.1.4): plus signature_algorithms and extended_master_secret.
+    Tls12,
+    /// TLS 1.3 (RFC 8446 §4.2): supported_versions [1.3], an x25519 key_share.
+    Tls13,
+}
+
+/// What a server must do with an offer.
+#[derive(Clone, Copy, PartialEq)]
+enum Want {
+    /// Refuse it; accepting is a failure, citing this rule.
+    Refuse(&'static str),
+    /// Refuse it; accepting is a tolerated deviation (a warning), citing this rule.
+    Discourage(&'static str),
+    /// Accept it: the positive control (at least one of these must start a negotiation).
+    Accept,
+}
+
+struct Offer {
+    label: &'static str,
+    record: u16,
+    legacy: u16,
+    suites: &'static [u16],
+    exts: Exts,
+    want: Want,
+}
+
+impl Offer {
+    /// The version a server that accepts this offer negotiates.
+    fn negotiates(&self) -> u16 {
+        if self.exts == Exts::Tls13 {
+            0x0304
+        } else {
+            self.legacy
+        }
+    }
+}
+
+const SSL3_SUITES: &[u16] = &[0x002f, 0x0035, 0x000a, 0x0005, 0x0004, 0x0009, 0x00ff];
+const LEGACY_SUITES: &[u16] = &[
+    0xc013, 0xc014, 0xc009, 0xc00a, 0x002f, 0x0035, 0x000a, 0x00ff,
+];
+/// NULL, EXPORT, anonymous, DES, RC4 and 3DES suites (RFC 9325 §4.1; RFC 7465 for RC4).
+const WEAK_SUITES: &[u16] = &[
+    0x0001, 0x0002, 0x003b, 0xc006, 0xc010, // NULL encryption
+    0x0003, 0x0006, 0x0008, 0x0014, // EXPORT
+    0x0018, 0x001b, 0x0034, 0xc018, // anonymous (DH_anon, ECDH_anon)
+    0x0009, 0x0015, // single DES
+    0x0004, 0x0005, 0xc007, 0xc011, // RC4
+    0x000a, 0x0016, 0xc008, 0xc012, // 3DES (112-bit)
+    0x00ff,
+];
+/// AES-CBC suites only (no AEAD).
+const CBC_SUITES: &[u16] = &[
+    0xc009, 0xc00a, 0xc013, 0xc014, 0xc023, 0xc024, 0xc027, 0xc028, 0x002f, 0x0035, 0x003c, 0x003d,
+    0x00ff,
+];
+const MODERN12_SUITES: &[u16] = &[
+    0xc02b, 0xc02f, 0xc02c, 0xc030, 0xcca9, 0xcca8, 0x009c, 0x009d, 0x00ff,
+];
+const TLS13_SUITES: &[u16] = &[0x1301, 0x1302, 0x1303];
+
+const OFFERS: &[Offer] = &[
+    Offer {
+        label: "TLS 1.2 with AEAD suites",
+        record: 0x0301,
+        legacy: 0x0303,
+        suites: MODERN12_SUITES,
+        exts: Exts::Tls12,
+        want: Want::Accept,
+    },
+    Offer {
+        label: "TLS 1.3",
+        record: 0x0301,
+        legacy: 0x0303,
+        suites: TLS13_SUITES,
+        exts: Exts::Tls13,
+        want: Want::Accept,
+    },
+    Offer {
+        label: "SSL 3.0 only",
+        record: 0x0300,
+        legacy: 0x0300,
+        suites: SSL3_SUITES,
+        exts: Exts::None,
+        want: Want::Refuse("RFC 7568 §2: SSL 3.0 MUST NOT be used"),
+    },
+    Offer {
+        label: "TLS 1.0 only",
+        record: 0x0301,
+        legacy: 0x0301,
+        suites: LEGACY_SUITES,
+        exts: Exts::Legacy,
+        want: Want::Refuse("RFC 8996 §4: TLS 1.0 MUST NOT be negotiated"),
+    },
+    Offer {
+        label: "TLS 1.1 only",
+        record: 0x0301,
+        legacy: 0x0302,
+        suites: LEGACY_SUITES,
+        exts: Exts::Legacy,
+        want: Want::Refuse("RFC 8996 §5: TLS 1.1 MUST NOT be negotiated"),
+    },
+    Offer {
+        label: "TLS 1.2 with only NULL, EXPORT, anonymous, DES, RC4 and 3DES suites",
+        record: 0x0301,
+        legacy: 0x0303,
+        suites: WEAK_SUITES,
+        exts: Exts::Tls12,
+        want: Want::Refuse(
+            "RFC 9325 §4.1: NULL, RC4, export-grade, anonymous and < 128-bit suites are not negotiated",
+        ),
+    },
+    Offer {
+        label: "TLS 1.2 with only AES-CBC suites",
+        record: 0x0301,
+        legacy: 0x0303,
+        suites: CBC_SUITES,
+        exts: Exts::Tls12,
+        want: Want::Discourage("RFC 9325 §4.2: only AEAD suites are recommended"),
+    },
+];
+
+fn version_name(v: u16) -> String {
+    match v {
+        0x0300 => "SSL 3.0".into(),
+        0x0301 => "TLS 1.0".into(),
+        0x0302 => "TLS 1.1".into(),
+        0x0303 => "TLS 1.2".into(),
+        0x0304 => "TLS 1.3".into(),
+        v => format!("version 0x{v:04x}"),
+    }
+}
+
+/// RFC 8446 §6 / RFC 5246 §7.2 alert descriptions a refusal usually carries.
+fn alert_name(d: u8) -> &'static str {
+    match d {
+        0 => "close_notify",
+        10 => "unexpected_message",
+        40 => "handshake_failure",
+        47 => "illegal_parameter",
+        50 => "decode_error",
+        70 => "protocol_version",
+        71 => "insufficient_security",
+        80 => "internal_error",
+        86 => "inappropriate_fallback",
+        109 => "missing_extension",
+        112 => "unrecognized_name",
+        _ => "other",
+    }
+}
+
+fn push16(v: &mut Vec<u8>, n: usize) {
+    v.extend_from_slice(&(n as u16).to_be_bytes());
+}
+
+fn ext(out: &mut Vec<u8>, kind: u16, data: &[u8]) {
+    out.extend_from_slice(&kind.to_be_bytes());
+    push16(out, data.len());
+    out.extend_from_slice(data);
+}
+
+fn u16s(list: &[u16]) -> Vec<u8> {
+    list.iter().flat_map(|x| x.to_be_bytes()).collect()
+}
+
+/// A ClientHello record (RFC 5246 §7.4.1.2; RFC 8446 §4.1.2 for 1.3) for `o`; `sni` is the host
+/// name for server_name (RFC 6066 §3), absent for IP literals.
+fn client_hello(o: &Offer, sni: Option<&str>) -> Vec<u8> {
+    let mut body = o.legacy.to_be_bytes().to_vec();
+    body.extend_from_slice(&rand::random::<[u8; 32]>());
+    if o.exts == Exts::Tls13 {
+        // A legacy session id, as 1.3 clients send for middlebox compatibility (RFC 8446 D.4).
+        body.push(32);
+        body.extend_from_slice(&rand::random::<[u8; 32]>());
+    } else {
+        body.push(0);
+    }
+    push16(&mut body, o.suites.len() * 2);
+    body.extend_from_slice(&u16s(o.suites));
+    body.extend_from_slice(&[1, 0]); // compression: null only
+    if o.exts != Exts::None {
+        let mut e = Vec::new();
+        if let Some(name) = sni {
+            let mut d = Vec::new();
+            push16(&mut d, name.len() + 3);
+            d.push(0);
+            push16(&mut d, name.len());
+            d.extend_from_slice(name.as_bytes());
+            ext(&mut e, 0x0000, &d);
+        }
+        let groups: &[u16] = if o.exts == Exts::Tls13 {
+            &[0x001d, 0x0017]
+        } else {
+            &[0x001d, 0x0017, 0x0018]
+        };
+        let mut d = Vec::new();
+        push16(&mut d, groups.len() * 2);
+        d.extend_from_slice(&u16s(groups));
+        ext(&mut e, 0x000a, &d); // supported_groups
+        if o.exts != Exts::Tls13 {
+            ext(&mut e, 0x000b, &[1, 0]); // ec_point_formats: uncompressed
+        }
+        if matches!(o.exts, Exts::Tls12 | Exts::Tls13) {
+            let algs = [
+                0x0403, 0x0503, 0x0603, 0x0804, 0x0805, 0x0806, 0x0401, 0x0501, 0x0601, 0x0807,
+            ];
+            let mut d = Vec::new();
+            push16(&mut d, algs.len() * 2);
+            d.extend_from_slice(&u16s(&algs));
+            ext(&mut e, 0x000d, &d); // signature_algorithms
+        }
+        if o.exts == Exts::Tls12 {
+            ext(&mut e, 0x0017, &[]); // extended_master_secret
+        }
+        if o.exts != Exts::Tls13 {
+            ext(&mut e, 0xff01, &[0]); // renegotiation_info (initial handshake)
+        }
+        if o.exts == Exts::Tls13 {
+            ext(&mut e, 0x002b, &[2, 0x03, 0x04]); // supported_versions: TLS 1.3
+            ext(&mut e, 0x002d, &[1, 1]); // psk_key_exchange_modes: psk_dhe_ke
+            // key_share: one x25519 share; any 32 bytes are a usable X25519 public value for
+            // the server to answer (the handshake is never finished).
+            let mut d = Vec::new();
+            push16(&mut d, 2 + 2 + 32);
+            d.extend_from_slice(&0x001du16.to_be_bytes());
+            push16(&mut d, 32);
+            d.extend_from_slice(&rand::random::<[u8; 32]>());
+            ext(&mut e, 0x0033, &d);
+        }
+        push16(&mut body, e.len());
+        body.extend_from_slice(&e);
+    }
+    let mut hs = vec![0x01];
+    hs.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+    hs.extend_from_slice(&body);
+    let mut rec = vec![0x16];
+    rec.extend_from_slice(&o.record.to_be_bytes());
+    push16(&mut rec, hs.len());
+    rec.extend_from_slice(&hs);
+    rec
+}
+
+/// How a server answered a ClientHello.
+#[derive(Debug, PartialEq)]
+enum Answer {
+    /// A ServerHello: the negotiated version (supported_versions for 1.3) and suite.
+    Hello {
+        version: u16,
+        suite: u16,
+    },
+    Alert {
+        level: u8,
+        desc: u8,
+    },
+    /// The connection closed (or was reset) without an answer.
+    Closed(String),
+    /// Nothing in time.
+    Silent,
+    /// Something that is neither (not TLS, or another handshake message first).
+    Other(String),
+    /// No TCP connection at all: the probe cannot tell anything.
+    Unreachable(String),
+}
+
+impl Answer {
+    fn describe(&self) -> String {
+        match self {
+            Answer::Hello { version, suite } => format!(
+                "ServerHello: {}, cipher suite 0x{suite:04x}",
+                version_name(*version)
+            ),
+            Answer::Alert { level, desc } => format!(
+                "alert {} ({desc}), level {}",
+                alert_name(*desc),
+                if *level == 2 { "fatal" } else { "warning" }
+            ),
+            Answer::Closed(e) => format!("connection closed without a ServerHello ({e})"),
+            Answer::Silent => "no answer in time".into(),
+            Answer::Other(e) => e.clone(),
+            Answer::Unreachable(e) => format!("no connection: {e}"),
+        }
+    }
+}
+
+/// The first answer in `buf`, once complete.
+fn parse_answer(buf: &[u8]) -> Option<Answer> {
+    if buf.len() < 5 {
+        return None;
+    }
+    let rec_len = u16::from_be_bytes([buf[3], buf[4]]) as usize;
+    match buf[0] {
+        0x15 if buf.len() >= 7 => Some(Answer::Alert {
+            level: buf[5],
+            desc: buf[6],
+        }),
+        0x15 => None,
+        0x16 => {
+            if buf.len() < 9 {
+                return None;
+            }
+            if buf[5] != 0x02 {
+                return Some(Answer::Other(format!(
+                    "handshake message type {} instead of a ServerHello",
+                    buf[5]
+                )));
+            }
+            let hs_len = u32::from_be_bytes([0, buf[6], buf[7], buf[8]]) as usize;
+            let need = 9 + hs_len.min(rec_len.saturating_sub(4));
+            if buf.len() < need {
+                return None;
+            }
+            Some(parse_server_hello(&buf[9..need]))
+        }
+        _ => Some(Answer::Other(format!(
+            "not a TLS record: first bytes {:?}",
+            String::from_utf8_lossy(&buf[..buf.len().min(24)])
+        ))),
+    }
+}
+
+/// A ServerHello body (RFC 5246 §7.4.1.3, RFC 8446 §4.1.3): the version is `supported_versions`
+/// when present (TLS 1.3), else `server_version`.
+fn parse_server_hello(b: &[u8]) -> Answer {
+    if b.len() < 38 {
+        return Answer::Other(format!("a ServerHello of {} bytes", b.len()));
+    }
+    let mut version = u16::from_be_bytes([b[0], b[1]]);
+    let sid = b[34] as usize;
+    let i = 35 + sid;
+    if b.len() < i + 3 {
+        return Answer::Other("a truncated ServerHello".into());
+    }
+    let suite = u16::from_be_bytes([b[i], b[i + 1]]);
+    let mut j = i + 3;
+    if b.len() >= j + 2 {
+        let end = (j + 2 + u16::from_be_bytes([b[j], b[j + 1]]) as usize).min(b.len());
+        j += 2;
+        while j + 4 <= end {
+            let kind = u16::from_be_bytes([b[j], b[j + 1]]);
+            let len = u16::from_be_bytes([b[j + 2], b[j + 3]]) as usize;
+            if kind == 0x002b && len == 2 && j + 6 <= end {
+                version = u16::from_be_bytes([b[j + 4], b[j + 5]]);
+            }
+            j += 4 + len;
+        }
+    }
+    Answer::Hello { version, suite }
+}
+
+/// Sends one ClientHello and reads the first answer, bounded by `waits` (connect, answer) and
+/// [`ANSWER_MAX`].
+async fn send_hello(host: &str, port: u16, hello: &[u8], waits: (Duration, Duration)) -> Answer {
+    let (connect_wait, answer_wait) = waits;
+    let mut s = match tokio::time::timeout(
+        connect_wait,
+        tokio::net::TcpStream::connect((host, port)),
+    )
+    .await
+    {
+        Err(_) => return Answer::Unreachable(format!("no TCP connection within {connect_wait:?}")),
+        Ok(Err(e)) => return Answer::Unreachable(e.to_string()),
+        Ok(Ok(s)) => s,
+    };
+    let exchange = async {
+        s.write_all(hello).await?;
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            if let Some(a) = parse_answer(&buf) {
+                return Ok::<Answer, std::io::Error>(a);
+            }
+            if buf.len() >= ANSWER_MAX {
+                return Ok(Answer::Other(format!(
+                    "{} bytes without a complete first handshake message",
+                    buf.len()
+                )));
+            }
+            let n = s.read(&mut chunk).await?;
+            if n == 0 {
+                return Ok(if buf.is_empty() {
+                    Answer::Closed("EOF".into())
+                } else {
+                    Answer::Other(format!(
+                        "an incomplete record ({} bytes), then EOF",
+                        buf.len()
+                    ))
+                });
+            }
+            let room = ANSWER_MAX - buf.len();
+            buf.extend_from_slice(&chunk[..n.min(room)]);
+        }
+    };
+    match tokio::time::timeout(answer_wait, exchange).await {
+        Err(_) => Answer::Silent,
+        Ok(Err(e)) => Answer::Closed(e.to_string()),
+        Ok(Ok(a)) => a,
+    }
+}
+
+/// tls-modern-config (OAuth 2.1 §1.5 → BCP 195; RFC 7568, RFC 8996, RFC 9325): on every https
+/// origin of the AS and the MCP endpoint, ClientHellos offering only SSL 3.0, TLS 1.0, TLS 1.1 or
+/// weak TLS 1.2 suites are refused, and TLS 1.2 (AEAD) or 1.3 starts a negotiation.
+pub async fn tls_modern_config(ctx: &mut CaseCtx<'_>) -> StepResult {
+    let list = origins(ctx).await;
+    if list.is_empty() {
+        return Err(Stop::Skip(
+            "no MCP endpoint or authorization server to check".into(),
+        ));
+    }
+    let mut fails = Vec::new();
+    let mut judged = Vec::new();
+    let cfg = ctx.env.http.config();
+    let waits = (
+        cfg.connect_timeout.min(PROBE_WAIT),
+        cfg.timeout.min(PROBE_WAIT),
+    );
+    for o in list {
+        let what = o.what.join(", ");
+        if !o.origin.starts_with("https://") {
+            https_rule(ctx, &what, &o.url)?;
+            continue;
+        }
+        let Ok(u) = url::Url::parse(&o.origin) else {
+            continue;
+        };
+        let (host, sni) = match u.host() {
+            Some(url::Host::Domain(d)) => (d.to_string(), Some(d.to_string())),
+            Some(url::Host::Ipv4(a)) => (a.to_string(), None),
+            Some(url::Host::Ipv6(a)) => (a.to_string(), None),
+            None => continue,
+        };
+        let port = u.port_or_known_default().unwrap_or(443);
+        let mut modern = Vec::new();
+        for offer in OFFERS {
+            // The positive controls come first: without one, refusals prove nothing.
+            if offer.want != Want::Accept && modern.is_empty() {
+                return Err(Stop::Error(format!(
+                    "{} ({what}): neither TLS 1.2 nor TLS 1.3 started a negotiation with the probe, so its refusals would prove nothing",
+                    o.origin
+                )));
+            }
+            let hello = client_hello(offer, sni.as_deref());
+            let started = Instant::now();
+            let answer = send_hello(&host, port, &hello, waits).await;
+            ctx.exchanges.push(Exchange {
+                note: format!("ClientHello offering {} ({what})", offer.label),
+                method: "TLS".into(),
+                url: format!("tls://{}", o.origin.trim_start_matches("https://")),
+                request_headers: vec![
+                    ("record-version".into(), version_name(offer.record)),
+                    ("client-version".into(), version_name(offer.legacy)),
+                    (
+                        "cipher-suites".into(),
+                        offer
+                            .suites
+                            .iter()
+                            .map(|s| format!("0x{s:04x}"))
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                    ),
+                    ("server-name".into(), sni.clone().unwrap_or_default()),
+                ],
+                request_body: None,
+                status: None,
+                response_headers: Vec::new(),
+                response_body: matches!(answer, Answer::Hello { .. }).then(|| answer.describe()),
+                body_truncated: false,
+                // No HTTP response by design: the probe stops after the first TLS record.
+                error: Some(match answer {
+                    Answer::Hello { .. } => {
+                        format!(
+                            "the probe stops after the first record: {}",
+                            answer.describe()
+                        )
+                    }
+                    _ => answer.describe(),
+                }),
+                duration_ms: started.elapsed().as_millis() as u64,
+            });
+            if let Answer::Unreachable(e) = &answer {
+                return Err(Stop::Error(format!(
+                    "{} ({what}): cannot probe TLS: {e}",
+                    o.origin
+                )));
+            }
+            let tag = format!("{} offering {}", o.origin, offer.label);
+            match (offer.want, &answer) {
+                (Want::Accept, Answer::Hello { version, .. }) if *version == offer.negotiates() => {
+                    ctx.pass(format!("{tag}: {}", answer.describe()));
+                    modern.push(offer.label);
+                }
+                (Want::Accept, a) => ctx.note(format!("{tag}: not negotiated ({})", a.describe())),
+                (Want::Refuse(rule) | Want::Discourage(rule), Answer::Hello { version, .. })
+                    if (offer.legacy < 0x0303 && *version < 0x0303)
+                        || (offer.legacy == 0x0303 && *version == 0x0303) =>
+                {
+                    let m = format!("{tag}: accepted, {} ({rule})", answer.describe());
+                    if matches!(offer.want, Want::Refuse(_)) {
+                        ctx.note(format!("FAILED: {m}"));
+                        fails.push(m);
+                    } else {
+                        ctx.warn(m);
+                    }
+                }
+                (_, Answer::Hello { .. }) => ctx.pass(format!(
+                    "{tag}: not negotiated: the server answered {}, which such a client aborts",
+                    answer.describe()
+                )),
+                (_, a) => ctx.pass(format!("{tag}: refused ({})", a.describe())),
+            }
+        }
+        judged.push(format!("{} ({})", o.origin, modern.join(", ")));
+    }
+    if let Some(first) = fails.first() {
+        return Err(Stop::Fail(if fails.len() > 1 {
+            format!("{first} (and {} more)", fails.len() - 1)
+        } else {
+            first.clone()
+        }));
+    }
+    if !judged.is_empty() {
+        ctx.pass(format!(
+            "SSL 3.0, TLS 1.0, TLS 1.1 and weak TLS 1.2 suites refused; negotiated: {}",
+            judged.join("; ")
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_twins_keep_host_path_and_port() {
+        assert_eq!(
+            plain_twins("https://127.0.0.1:8443/as/token?x=1#f"),
+            vec!["http://127.0.0.1:8443/as/token?x=1"]
+        );
+        assert_eq!(
+            plain_twins("https://as.example/token"),
+            vec!["http://as.example/token", "http://as.example:443/token"]
+        );
+        assert_eq!(
+            plain_twins("HTTPS://[::1]:443/t"),
+            vec!["http://[::1]/t", "http://[::1]:443/t"]
+        );
+        assert_eq!(
+            plain_twins("https://[::1]"),
+            vec!["http://[::1]", "http://[::1]:443"]
+        );
+        assert!(plain_twins("http://as.example/token").is_empty());
+    }
+
+    #[test]
+    fn hellos_are_well_formed_and_answers_parse() {
+        for o in OFFERS {
+            let h = client_hello(o, Some("as.example"));
+            assert_eq!(h[0], 0x16);
+            assert_eq!(u16::from_be_bytes([h[3], h[4]]) as usize, h.len() - 5);
+            assert_eq!(h[5], 0x01);
+            let hs_len = u32::from_be_bytes([0, h[6], h[7], h[8]]) as usize;
+            assert_eq!(hs_len, h.len() - 9);
+            assert_eq!(u16::from_be_bytes([h[9], h[10]]), o.legacy);
+        }
+        assert_eq!(
+            parse_answer(&[0x15, 3, 3, 0, 2, 2, 70]),
+            Some(Answer::Alert { level: 2, desc: 70 })
+        );
+        // A TLS 1.3 ServerHello: legacy 1.2, supported_versions 1.3.
+        let mut sh = vec![3, 3];
+        sh.extend_from_slice(&[0u8; 32]);
+        sh.extend_from_slice(&[0, 0x13, 0x01, 0, 0, 6, 0, 0x2b, 0, 2, 3, 4]);
+        let mut rec = vec![0x16, 3, 3, 0, (sh.len() + 4) as u8, 2, 0, 0, sh.len() as u8];
+        rec.extend_from_slice(&sh);
+        assert_eq!(
+            parse_answer(&rec),
+            Some(Answer::Hello {
+                version: 0x0304,
+                suite: 0x1301
+            })
+        );
+        assert_eq!(parse_answer(&rec[..20]), None);
+        assert!(matches!(
+            parse_answer(b"HTTP/1.1 400 Bad Request"),
+            Some(Answer::Other(_))
+        ));
+    }
+}

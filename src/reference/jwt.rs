@@ -1,0 +1,186 @@
+//! The reference's JWT access tokens (RFC 9068): when a client names the resource (RFC 8707),
+//! the access token is a JWT for that audience, ES256-signed by the AS key published in
+//! `jwks.json`, and the reference RS verifies it locally, as most MCP servers do. Tokens without
+//! a resource stay opaque (bound to no audience, so the RS refuses them): the same split node
+//! oidc-provider makes.
+//!
+//! The faults of the forged-token cases live here: each one disables one step of the
+//! verification, the way real resource servers get it wrong. The checks that forge tokens
+//! share no code with this file.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde_json::{Value, json};
+
+use super::Ref;
+
+/// The AS signing key.
+pub struct Signer {
+    enc: EncodingKey,
+    dec: DecodingKey,
+    pub kid: String,
+    /// The public key as published in `jwks.json`.
+    pub jwk: Value,
+    /// The public key in PEM (SPKI): what an RS that lets the token pick HS256 would use as
+    /// the HMAC secret (the key-confusion fault).
+    spki_pem: String,
+}
+
+impl Signer {
+    pub fn generate() -> Result<Self, String> {
+        let kp = rcgen::KeyPair::generate().map_err(|e| format!("AS key: {e}"))?;
+        let raw = kp.public_key_raw();
+        if raw.len() != 65 {
+            return Err("AS key: unexpected P-256 point encoding".into());
+        }
+        // Uncompressed point: 0x04 || x (32 bytes) || y (32 bytes).
+        let (x, y) = (
+            URL_SAFE_NO_PAD.encode(&raw[1..33]),
+            URL_SAFE_NO_PAD.encode(&raw[33..65]),
+        );
+        let kid = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 12]>());
+        Ok(Self {
+            enc: EncodingKey::from_ec_der(&kp.serialize_der()),
+            dec: DecodingKey::from_ec_components(&x, &y).map_err(|e| format!("AS key: {e}"))?,
+            jwk: json!({ "kty": "EC", "crv": "P-256", "x": x, "y": y, "use": "sig",
+                         "alg": "ES256", "kid": kid }),
+            kid,
+            spki_pem: kp.public_key_pem(),
+        })
+    }
+
+    /// Signs an access token's claims (`typ: at+jwt`, RFC 9068 §2.1).
+    pub fn mint(&self, claims: &Value) -> String {
+        let mut h = Header::new(Algorithm::ES256);
+        h.typ = Some("at+jwt".into());
+        h.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&h, claims, &self.enc).unwrap_or_default()
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The claims of a new access token (RFC 9068 §2.2).
+pub fn claims(s: &Ref, client_id: &str, aud: &str, scope: Option<&str>, ttl: u64) -> Value {
+    let t = now();
+    let mut c = json!({
+        "iss": s.issuer, "sub": s.username, "aud": aud, "client_id": client_id,
+        "iat": t, "nbf": t, "exp": t + ttl, "jti": super::grants::random_id(16),
+    });
+    if let Some(sc) = scope {
+        c["scope"] = json!(sc);
+    }
+    c
+}
+
+fn part(v: &str) -> Option<Value> {
+    URL_SAFE_NO_PAD
+        .decode(v)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+}
+
+/// What the RS learned from a JWT it accepted.
+pub struct Verified {
+    pub claims: Value,
+}
+
+/// Verifies a JWT access token as the RS: the signature with the AS key and ES256 only (the
+/// token's `alg`, `kid`, `jwk`, `jku` and `x5u` choose nothing, RFC 8725 §3.1), then `iss`,
+/// `aud` = this resource, `exp` and `nbf` with no leeway beyond 5 s. `None`: refused.
+pub fn verify(s: &Ref, signer: &Signer, token: &str) -> Option<Verified> {
+    let mut parts = token.split('.');
+    let (h, p, sig) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let header = part(h)?;
+    let claims = part(p)?;
+    let alg = header.get("alg").and_then(Value::as_str).unwrap_or("");
+    // The faults: each is one way a real RS lets a forged token through.
+    let lenient = (s.fault("rs-jwt-attacks.alg-none") && alg.eq_ignore_ascii_case("none"))
+        || (s.fault("rs-jwt-attacks.no-signature") && sig.is_empty())
+        || (s.fault("rs-jwt-attacks.jku") && header.get("jku").is_some())
+        || (s.fault("rs-jwt-attacks.x5u") && header.get("x5u").is_some())
+        // "Decode, then check the claims": no signature verification at all.
+        || s.fault("rs-jwt-attacks.flipped-signature")
+        || s.fault("rs-scope-claim-tamper")
+        || s.fault("rs-foreign-issuer")
+        || s.fault("rs-time-claims.exp")
+        || s.fault("rs-time-claims.nbf")
+        || s.fault("rs-jwt-attacks.aud-tampered")
+        || s.fault("rs-jwt-attacks.iss-tampered");
+    let signed = if lenient {
+        true
+    } else if s.fault("rs-jwt-attacks.hs256-public-key") && alg == "HS256" {
+        hmac_ok(token, signer.spki_pem.as_bytes())
+    } else if s.fault("rs-jwt-attacks.kid-traversal")
+        && alg == "HS256"
+        && header
+            .get("kid")
+            .and_then(Value::as_str)
+            .is_some_and(|k| k.contains(".."))
+    {
+        // The key is read from the file the kid names: /dev/null is empty.
+        hmac_ok(token, b"")
+    } else if s.fault("rs-jwt-attacks.jwk-embedded") && header.get("jwk").is_some() {
+        let jwk = &header["jwk"];
+        DecodingKey::from_ec_components(
+            jwk["x"].as_str().unwrap_or(""),
+            jwk["y"].as_str().unwrap_or(""),
+        )
+        .ok()
+        .is_some_and(|k| signature_ok(token, &k))
+    } else {
+        signature_ok(token, &signer.dec)
+    };
+    if !signed {
+        return None;
+    }
+    let t = now();
+    let num = |k: &str| claims.get(k).and_then(Value::as_u64);
+    if !s.fault("rs-time-claims.exp") && num("exp").is_none_or(|e| e + 5 < t) {
+        return None;
+    }
+    if !s.fault("rs-time-claims.nbf") && num("nbf").is_some_and(|n| n > t + 5) {
+        return None;
+    }
+    if !s.fault("rs-jwt-attacks.iss-tampered")
+        && claims.get("iss").and_then(Value::as_str) != Some(s.issuer.as_str())
+    {
+        return None;
+    }
+    let aud_ok = match claims.get("aud") {
+        Some(Value::String(a)) => *a == s.resource,
+        Some(Value::Array(a)) => a.iter().any(|x| x.as_str() == Some(s.resource.as_str())),
+        _ => false,
+    };
+    if !aud_ok && !s.fault("rs-jwt-attacks.aud-tampered") && !s.fault("rs-aud-wrong") {
+        return None;
+    }
+    Some(Verified { claims })
+}
+
+/// ES256 with the AS key, nothing else.
+fn signature_ok(token: &str, key: &DecodingKey) -> bool {
+    let mut v = Validation::new(Algorithm::ES256);
+    // Claims are judged by the caller (with the faults above); only the signature here.
+    v.validate_exp = false;
+    v.validate_aud = false;
+    v.set_required_spec_claims::<&str>(&[]);
+    jsonwebtoken::decode::<Value>(token, key, &v).is_ok()
+}
+
+fn hmac_ok(token: &str, secret: &[u8]) -> bool {
+    let mut v = Validation::new(Algorithm::HS256);
+    v.validate_exp = false;
+    v.validate_aud = false;
+    v.set_required_spec_claims::<&str>(&[]);
+    jsonwebtoken::decode::<Value>(token, &DecodingKey::from_secret(secret), &v).is_ok()
+}

@@ -1,0 +1,101 @@
+//! MCP sessions of the reference resource server (MCP 2025-11-25 transports, "Session
+//! Management"): an `initialize` that the bearer token authorizes gets a fresh, random
+//! `Mcp-Session-Id`; a request naming a session the server never issued (or has forgotten) gets
+//! 404. Sessions never authenticate: every request still needs its token (MCP 2025-11-25 §9.1,
+//! Security Best Practices "Session Hijacking"), which `resource::mcp` checks before it gets here.
+
+use axum::http::HeaderMap;
+use axum::response::Response;
+use serde_json::json;
+
+use super::{Ref, json};
+
+/// The session id a request names, if any.
+fn named(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+fn is_initialize(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("method").and_then(|m| m.as_str()).map(str::to_string))
+        .as_deref()
+        == Some("initialize")
+}
+
+/// A new session id: 128 random bits as a UUIDv4 (RFC 9562 §5.4), or, under the
+/// rs-session-id-entropy fault, a counter.
+fn new_id(s: &Ref) -> String {
+    let mut st = s.store.lock().unwrap_or_else(|e| e.into_inner());
+    let id = if s.fault("rs-session-id-entropy") {
+        st.seq += 1;
+        format!("session-{}", st.seq)
+    } else {
+        let mut b: [u8; 16] = rand::random();
+        b[6] = (b[6] & 0x0f) | 0x40;
+        b[8] = (b[8] & 0x3f) | 0x80;
+        let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        format!(
+            "{}-{}-{}-{}-{}",
+            &h[0..8],
+            &h[8..12],
+            &h[12..16],
+            &h[16..20],
+            &h[20..32]
+        )
+    };
+    if st.mcp_sessions.len() >= 10_000 {
+        st.mcp_sessions.clear();
+    }
+    st.mcp_sessions.insert(id.clone());
+    id
+}
+
+fn known(s: &Ref, id: &str) -> bool {
+    s.store
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .mcp_sessions
+        .contains(id)
+}
+
+/// A request without a token. Only the rs-auth-every-request fault lets a live session id
+/// stand in for it.
+pub fn without_token(
+    s: &Ref,
+    headers: &HeaderMap,
+    ok: impl FnOnce() -> Response,
+) -> Option<Response> {
+    let id = named(headers)?;
+    (s.fault("rs-auth-every-request") && known(s, &id)).then(ok)
+}
+
+/// An authorized request: a named session must exist (404 otherwise); an `initialize` starts
+/// a new one, returned in `Mcp-Session-Id`.
+pub fn authorized(s: &Ref, headers: &HeaderMap, body: &[u8], ok: Response) -> Response {
+    if let Some(id) = named(headers)
+        && !known(s, &id)
+    {
+        if s.fault("rs-stale-session-4xx") {
+            return json(
+                500,
+                json!({ "error": "server_error", "error_description": "no such session" }),
+            );
+        }
+        return json(
+            404,
+            json!({ "jsonrpc": "2.0", "id": null, "error": { "code": -32001, "message": "session not found" } }),
+        );
+    }
+    let mut ok = ok;
+    if is_initialize(body)
+        && named(headers).is_none()
+        && let Ok(v) = new_id(s).parse()
+    {
+        ok.headers_mut().insert("mcp-session-id", v);
+    }
+    ok
+}
