@@ -9,7 +9,8 @@
 #   oidc-provider-strict        oidc-provider/start.sh              PORT=4000  profiles/oidc-provider-strict.toml
 #   oidc-provider-misconfigured oidc-provider/start-misconfigured.sh PORT=4001 profiles/oidc-provider-misconfigured.toml
 #   oidc-provider-cimd-dev      oidc-provider/start.sh              PORT=4000  profiles/oidc-provider-strict.toml, only cimd
-#   mcp-ts, mcp-ts-flow, mcp-ts-lifecycle  mcp-ts/start.sh          PORT=3000 (AS 3001) profiles/mcp-ts.toml
+#   mcp-ts, mcp-ts-flow, mcp-ts-lifecycle, mcp-ts-audience, mcp-ts-rs
+#                               mcp-ts/start.sh                     PORT=3000 (AS 3001) profiles/mcp-ts.toml
 # oidc-provider is started trusting authconform's CA (NODE_EXTRA_CA_CERTS, `authconform ca`) so
 # it can fetch Client ID Metadata Documents from authconform's document host on 127.0.0.1. Its
 # SSRF protection refuses loopback addresses, so in the stock runs it fetches none; the
@@ -17,7 +18,7 @@
 # a development deployment would, so every other CIMD behaviour can be observed.
 # The MCP TypeScript SDK example rate-limits by client IP (20 registrations an hour, 100
 # authorization and 50 token requests per 15 minutes), which the whole suite exceeds; it runs in
-# three parts, each against a freshly started server, without the registration (dcr) cases, which
+# five parts, each against a freshly started server, without the registration (dcr) cases, which
 # alone need more than 20 registrations.
 #
 # Environment:
@@ -64,14 +65,19 @@ LOOPBACK_FETCH="--import=$ROOT/scripts/oidc-provider-loopback-fetch.mjs"
 
 FLOW_AREAS=(--only authorization_code --only token_endpoint)
 LIFECYCLE_AREAS=(--only token_lifecycle --only revocation)
+# The forged-token cases alone take ~25 token requests; the RS-side areas get their own servers.
+AUDIENCE_AREAS=(--only audience)
+RS_AREAS=(--only transport --only scopes --only client_credentials)
 # run name|start script (relative to $TARGETS)|ports it must answer on|profile|selection|server environment
 RUN_LIST=(
   "oidc-provider-strict|oidc-provider/start.sh|4000|profiles/oidc-provider-strict.toml||NODE_EXTRA_CA_CERTS=$CA_PEM"
   "oidc-provider-misconfigured|oidc-provider/start-misconfigured.sh|4001|profiles/oidc-provider-misconfigured.toml||NODE_EXTRA_CA_CERTS=$CA_PEM"
   "oidc-provider-cimd-dev|oidc-provider/start.sh|4000|profiles/oidc-provider-strict.toml|--only cimd|NODE_EXTRA_CA_CERTS=$CA_PEM NODE_OPTIONS=$LOOPBACK_FETCH"
-  "mcp-ts|mcp-ts/start.sh|3000 3001|profiles/mcp-ts.toml|--skip authorization_code --skip token_endpoint --skip token_lifecycle --skip revocation --skip dcr|"
+  "mcp-ts|mcp-ts/start.sh|3000 3001|profiles/mcp-ts.toml|--skip authorization_code --skip token_endpoint --skip token_lifecycle --skip revocation --skip dcr --skip audience --skip transport --skip scopes --skip client_credentials|"
   "mcp-ts-flow|mcp-ts/start.sh|3000 3001|profiles/mcp-ts.toml|${FLOW_AREAS[*]}|"
   "mcp-ts-lifecycle|mcp-ts/start.sh|3000 3001|profiles/mcp-ts.toml|${LIFECYCLE_AREAS[*]}|"
+  "mcp-ts-audience|mcp-ts/start.sh|3000 3001|profiles/mcp-ts.toml|${AUDIENCE_AREAS[*]}|"
+  "mcp-ts-rs|mcp-ts/start.sh|3000 3001|profiles/mcp-ts.toml|${RS_AREAS[*]}|"
 )
 
 declare -A PID=()

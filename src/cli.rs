@@ -315,6 +315,7 @@ async fn serve_reference(a: ReferenceArgs) -> i32 {
             "faults": a.faults,
             // What a profile needs to drive the reference's login (a throw-away test user).
             "login": { "username": r.username, "password": r.password },
+            "second_login": { "username": r.second_username, "password": r.second_password },
             "clients": r.clients.iter().map(|c| serde_json::json!({
                 "client_id": c.client_id,
                 "auth_method": c.auth_method,
@@ -526,6 +527,16 @@ async fn run(a: RunArgs) -> i32 {
     }
 
     let redactor = Redactor::new();
+    // The test users' passwords are masked wherever they appear, whatever field carries them.
+    for p in [
+        &profile_used.login.password,
+        &profile_used.login.second_password,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        redactor.add_secret(p);
+    }
     let http = match Http::new(http_cfg, redactor) {
         Ok(h) => h,
         Err(e) => return usage_error(e),

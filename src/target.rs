@@ -50,6 +50,58 @@ pub struct Profile {
     /// Scope enforcement at the MCP server (403 `insufficient_scope`, step-up).
     #[serde(default)]
     pub scopes: ScopesConfig,
+    /// Tools that mint and take back a state handle (MCP 2026-07-28 "State Handle Hijacking").
+    #[serde(default)]
+    pub state_handles: StateHandlesConfig,
+    /// How the test user revokes a client's access in the AS's account UI.
+    #[serde(default)]
+    pub grant_revocation: GrantRevocationConfig,
+    /// Tokens from other authorization servers the MCP server must refuse (MCP 2025-11-25 §9.2).
+    #[serde(default)]
+    pub tokens: TokensConfig,
+    /// A tool that calls an upstream URL, for the token passthrough case (MCP 2025-11-25 §11.8).
+    #[serde(default)]
+    pub passthrough: PassthroughConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TokensConfig {
+    /// Environment variable holding a real access token issued by another authorization server,
+    /// typically the one of the upstream API the MCP server calls (a GitHub token...):
+    /// rs-upstream-token-rejected presents it. Without it that case can only show a failure.
+    pub upstream_env: Option<String>,
+    /// Read from `upstream_env` when the profile loads (the built-in profile sets it directly).
+    #[serde(skip)]
+    pub upstream: Option<String>,
+}
+
+impl TokensConfig {
+    pub fn load(&mut self) -> Result<(), (&'static str, String)> {
+        if let Some(var) = &self.upstream_env {
+            match std::env::var(var) {
+                Ok(v) if !v.trim().is_empty() => self.upstream = Some(v.trim().to_string()),
+                _ => {
+                    return Err((
+                        "upstream_env",
+                        format!("environment variable {var} is not set"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PassthroughConfig {
+    /// A tool that makes an HTTP request to a URL it is given: rs-no-passthrough calls it
+    /// (`tools/call`) with the URL of a canary on 127.0.0.1, so the MCP server must run on
+    /// this machine. Without it that case is skipped.
+    pub tool: Option<String>,
+    /// The tool's argument that carries the URL (default `url`).
+    pub argument: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -58,6 +110,12 @@ pub struct ScopesConfig {
     /// A tool that needs more than `[authorization] scope` grants: the 403 and step-up cases
     /// call it (`tools/call` with no arguments) and are skipped without it.
     pub elevated_tool: Option<String>,
+    /// A tool that needs two or more scopes beyond the baseline (rs-403-single-challenge).
+    pub multi_scope_tool: Option<String>,
+    /// A tool the baseline scope covers, and a broader scope that implies the baseline
+    /// (rs-scope-hierarchy: the broader scope alone must be enough).
+    pub narrow_tool: Option<String>,
+    pub broad_scope: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -180,6 +238,20 @@ pub fn load_profile(path: &Path) -> Result<Profile, FileError> {
         .validate()
         .and_then(|()| profile.login.load_password())
         .map_err(|(field, m)| at(&["login", field], m))?;
+    profile
+        .tokens
+        .load()
+        .map_err(|(field, m)| at(&["tokens", field], m))?;
+    if profile.passthrough.argument.is_some() && profile.passthrough.tool.is_none() {
+        return Err(at(
+            &["passthrough", "argument"],
+            "`argument` names an argument of `tool`, which is not set".into(),
+        ));
+    }
+    profile
+        .grant_revocation
+        .validate()
+        .map_err(|(field, m)| at(&["grant_revocation", field], m))?;
     if profile.http.max_body == Some(0) {
         return Err(at(&["http", "max_body"], "must be at least 1 byte".into()));
     }
@@ -226,5 +298,76 @@ pub fn check_url(v: &str) -> Result<(), String> {
             u.scheme()
         )),
         Err(e) => Err(format!("{v:?} is not a URL: {e}")),
+    }
+}
+
+/// `[state_handles]`: a tool that mints a state handle (a cart or workflow id) and one that
+/// takes it back as an argument; rs-state-handle-binding is skipped without them.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StateHandlesConfig {
+    /// The tool whose result carries a new handle.
+    pub create_tool: Option<String>,
+    /// Arguments of `create_tool` (none by default).
+    #[serde(default)]
+    pub create_arguments: std::collections::BTreeMap<String, toml::Value>,
+    /// The tool that takes the handle back.
+    pub use_tool: Option<String>,
+    /// The name of `use_tool`'s argument that carries the handle.
+    pub argument: Option<String>,
+    /// A JSON pointer into the `tools/call` result where the handle is
+    /// (`/structuredContent/cart_id`); default: the whole text of the first text content.
+    pub handle: Option<String>,
+}
+
+impl StateHandlesConfig {
+    /// The three names a probe needs, when all are configured.
+    pub fn tools(&self) -> Option<(&str, &str, &str)> {
+        Some((
+            self.create_tool.as_deref()?,
+            self.use_tool.as_deref()?,
+            self.argument.as_deref()?,
+        ))
+    }
+}
+
+/// `[grant_revocation]`: how the logged-in test user revokes a client's access at the AS (its
+/// account UI), for grant-revocation-complete; one of `url` or `command`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct GrantRevocationConfig {
+    /// An endpoint of the AS's account UI, requested with the test user's browser session (its
+    /// cookies). `${client_id}` and `${username}` are replaced.
+    pub url: Option<String>,
+    /// `POST` (default, a form of `fields`) or `GET`.
+    pub method: Option<String>,
+    /// Form fields (default `client_id = "${client_id}"`); the same replacements.
+    #[serde(default)]
+    pub fields: std::collections::BTreeMap<String, String>,
+    /// A program and its arguments (no shell), run with the client id appended as its last
+    /// argument and in `AUTHCONFORM_CLIENT_ID` (the user in `AUTHCONFORM_USERNAME`); it must
+    /// exit 0 within `timeout_secs` (default 60).
+    #[serde(default)]
+    pub command: Vec<String>,
+    pub timeout_secs: Option<u64>,
+}
+
+impl GrantRevocationConfig {
+    pub fn configured(&self) -> bool {
+        self.url.is_some() || !self.command.is_empty()
+    }
+
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.url.is_some() && !self.command.is_empty() {
+            return Err(("command", "give `url` or `command`, not both".into()));
+        }
+        if let Some(u) = &self.url {
+            check_url(&u.replace("${client_id}", "c").replace("${username}", "u"))
+                .map_err(|m| ("url", m))?;
+        }
+        match self.method.as_deref() {
+            None | Some("POST") | Some("GET") => Ok(()),
+            Some(m) => Err(("method", format!("{m:?}: use POST or GET"))),
+        }
     }
 }

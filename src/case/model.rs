@@ -56,6 +56,19 @@ pub enum Feature {
     Issuer,
     /// The AS is an MCP proxy in front of an upstream AS (profile `target.proxy = true`).
     Proxy,
+    /// The MCP server has a tool that needs more than the baseline scope (profile
+    /// `[scopes] elevated_tool` and `[authorization] scope`): the 403 and step-up cases.
+    ScopeTiers,
+    /// A declared scope hierarchy (profile `[scopes] broad_scope` and `narrow_tool`).
+    ScopeHierarchy,
+    /// A second test user (profile `[login] second_username`): the cases where one user must
+    /// not reach another's session or state.
+    SecondUser,
+    /// A tool that mints a state handle and one that takes it back (profile `[state_handles]`).
+    StateHandles,
+    /// A way for the test user to revoke a client's access in the AS's account UI (profile
+    /// `[grant_revocation]`).
+    GrantRevocation,
 }
 
 /// One case file.
@@ -166,6 +179,15 @@ pub enum Consent {
     #[default]
     Approve,
     Deny,
+}
+
+/// Which test user a login uses: the profile's `[login] username`, or its `second_username`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TestUser {
+    #[default]
+    First,
+    Second,
 }
 
 /// One step: an action that talks to the target and saves what it observed, or an expectation
@@ -316,6 +338,11 @@ pub enum Step {
         login: bool,
         #[serde(default)]
         consent: Consent,
+        /// The test user who logs in: `first` (default) or `second` (`[login] second_username`;
+        /// the case is skipped without one). Give it its own `session`: a browser session
+        /// already logged in stays logged in as whoever it was.
+        #[serde(default)]
+        user: TestUser,
         #[serde(default)]
         expect: AuthzExpect,
         /// Allowed `error` codes of an error redirect.

@@ -26,7 +26,7 @@ struct Jwt {
     signature: String,
 }
 
-fn obj(part: &str) -> Option<Map<String, Value>> {
+pub(super) fn obj(part: &str) -> Option<Map<String, Value>> {
     match serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).ok()?).ok()? {
         Value::Object(m) => Some(m),
         _ => None,
@@ -50,7 +50,7 @@ fn b64(m: &Map<String, Value>) -> String {
 }
 
 /// `header.claims` signed with `key` (RFC 7515 §5.1 signing input).
-fn signed(
+pub(super) fn signed(
     header: &Map<String, Value>,
     claims: &Map<String, Value>,
     key: &EncodingKey,
@@ -62,7 +62,7 @@ fn signed(
     Ok(format!("{input}.{sig}"))
 }
 
-fn now() -> i64 {
+pub(super) fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)

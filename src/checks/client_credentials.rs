@@ -71,7 +71,7 @@ fn names(aud: &Value, resource: &str) -> bool {
     }
 }
 
-/// `cc-resource-aud`: the access token of a client_credentials request that named
+/// `cc-resource-aud`, `as-resource-bound`: the access token of a request that named
 /// `resource` = the MCP endpoint has that endpoint as its audience (RFC 8707 §2). A JWT's `aud`
 /// is read from its payload; an opaque token's from the AS's introspection (RFC 7662 §2.2),
 /// when it has one; otherwise the audience cannot be seen and the case is skipped.

@@ -47,11 +47,11 @@ fn token_doc(ctx: &CaseCtx<'_>, on: &str) -> Result<Value, Stop> {
         .ok_or_else(|| Stop::Error("the token response is not JSON".into()))
 }
 
-fn str_member(doc: &Value, k: &str) -> Option<String> {
+pub(crate) fn str_member(doc: &Value, k: &str) -> Option<String> {
     doc.get(k).and_then(Value::as_str).map(str::to_string)
 }
 
-fn oauth_error(r: &Response) -> Option<String> {
+pub(crate) fn oauth_error(r: &Response) -> Option<String> {
     r.json().and_then(|d| str_member(&d, "error"))
 }
 
@@ -116,7 +116,7 @@ async fn endpoint_request(
         .ok_or_else(|| Stop::Error("no response".into()))
 }
 
-async fn refresh(
+pub(crate) async fn refresh(
     ctx: &mut CaseCtx<'_>,
     rt: &str,
     extra: &[(&str, &str)],
@@ -138,7 +138,7 @@ async fn revoke(ctx: &mut CaseCtx<'_>, token: &str, hint: &str) -> Result<Respon
 
 /// Introspects a token (RFC 7662 §2.1) when the AS offers introspection and the case's client
 /// can authenticate; `None` when it cannot be asked.
-async fn introspect(ctx: &mut CaseCtx<'_>, token: &str) -> Result<Option<Value>, Stop> {
+pub(crate) async fn introspect(ctx: &mut CaseCtx<'_>, token: &str) -> Result<Option<Value>, Stop> {
     if flow::as_endpoint(ctx, "introspection_endpoint")
         .await
         .is_err()
@@ -184,7 +184,7 @@ fn aud_names(aud: &Value, r: &str) -> bool {
 }
 
 /// An MCP request with an optional token and session id.
-async fn mcp_post(
+pub(crate) async fn mcp_post(
     ctx: &mut CaseCtx<'_>,
     rpc: &str,
     token: Option<&str>,
@@ -587,7 +587,7 @@ fn estimated_bits(values: &[String]) -> f64 {
 }
 
 /// The shared judgement: distinct, no counters, and at least `min_bits` estimated.
-fn judge_entropy(
+pub(crate) fn judge_entropy(
     ctx: &mut CaseCtx<'_>,
     what: &str,
     values: &[String],
@@ -726,7 +726,7 @@ pub async fn token_entropy(
 // ---------------------------------------------------------------------------------------------
 // Revocation of access tokens (RFC 7009)
 
-fn access_token_of(ctx: &CaseCtx<'_>, on: &str) -> Result<String, Stop> {
+pub(crate) fn access_token_of(ctx: &CaseCtx<'_>, on: &str) -> Result<String, Stop> {
     str_member(&token_doc(ctx, on)?, "access_token")
         .ok_or_else(|| Stop::Error(format!("`{on}` holds no access token")))
 }
@@ -1166,7 +1166,7 @@ pub async fn scope_reported(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
 // ---------------------------------------------------------------------------------------------
 // MCP sessions at the resource server
 
-async fn session_from_initialize(
+pub(crate) async fn session_from_initialize(
     ctx: &mut CaseCtx<'_>,
     token: &str,
 ) -> Result<Option<String>, Stop> {

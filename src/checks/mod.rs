@@ -5,11 +5,13 @@
 pub mod as_metadata;
 pub mod audience;
 pub mod authorization_code;
+pub mod binding;
 pub mod challenge;
 pub mod cimd;
 pub mod client_credentials;
 pub mod dcr;
 pub mod lifecycle;
+pub mod passthrough;
 pub mod pkce;
 pub mod prm;
 pub mod scopes;
@@ -96,6 +98,9 @@ pub const NAMES: &[&str] = &[
     "session_needs_token",
     "stale_session",
     "session_id_entropy",
+    "session_user_binding",
+    "state_handle_binding",
+    "grant_revocation_complete",
     "dcr_secret_expiry",
     "dcr_consistent",
     "dcr_no_https_client_id",
@@ -111,10 +116,17 @@ pub const NAMES: &[&str] = &[
     "cimd_shows_hosts",
     "cimd_localhost_warning",
     "cc_supported",
-    "cc_token_audience",
+    "token_audience",
     "cc_scope_refused",
     "forged_token",
+    "openid_grant",
+    "id_token_as_access",
+    "upstream_token",
+    "no_passthrough",
     "insufficient_scope_content",
+    "challenge_syntax",
+    "no_offline_access",
+    "scope_catalogue",
 ];
 
 pub async fn run(
@@ -183,8 +195,15 @@ pub async fn run(
         "token_one_of_parallel" => token_endpoint::one_of_parallel(ctx),
         "token_fuzz" => token_endpoint::fuzz(ctx, args).await,
         "token_accepted_or_warn" => token_endpoint::accepted_or_warn(ctx, &on_or("token")),
+        "challenge_syntax" => scopes::challenge_syntax(ctx, args),
+        "no_offline_access" => scopes::no_offline_access(ctx, &on_or("c401")),
+        "scope_catalogue" => scopes::scope_catalogue(ctx),
         "insufficient_scope_content" => scopes::insufficient_scope_content(ctx, &on_or("last")),
         "forged_token" => audience::forged_token(ctx, &on_or("token"), args).await,
+        "openid_grant" => passthrough::openid_grant(ctx, &on_or("token")).await,
+        "id_token_as_access" => passthrough::id_token_as_access(ctx, &on_or("token")).await,
+        "upstream_token" => passthrough::upstream_token(ctx, &on_or("token")).await,
+        "no_passthrough" => passthrough::no_passthrough(ctx, &on_or("token")).await,
         "introspection_aud" => token_endpoint::introspection_aud(ctx, &on_or("intro")),
         "revoked_grant_at_resource" => {
             token_endpoint::revoked_grant_at_resource(ctx, &on_or("t1")).await
@@ -209,6 +228,9 @@ pub async fn run(
         "session_needs_token" => lifecycle::session_needs_token(ctx, &on_or("t1")).await,
         "stale_session" => lifecycle::stale_session(ctx, &on_or("t1")).await,
         "session_id_entropy" => lifecycle::session_id_entropy(ctx, &on_or("t1"), args).await,
+        "session_user_binding" => binding::session_user_binding(ctx, &on_or("t1"), args).await,
+        "state_handle_binding" => binding::state_handle_binding(ctx, &on_or("t1"), args).await,
+        "grant_revocation_complete" => binding::grant_revocation_complete(ctx).await,
         "refresh_scope_escalation" => {
             token_endpoint::refresh_scope_escalation(ctx, &on_or("t1")).await
         }
@@ -227,7 +249,7 @@ pub async fn run(
         "cimd_shows_hosts" => cimd::shows_hosts(ctx, &on_or("auth")),
         "cimd_localhost_warning" => cimd::localhost_warning(ctx, &on_or("auth"), args),
         "cc_supported" => client_credentials::supported(ctx, args).await,
-        "cc_token_audience" => client_credentials::token_audience(ctx, &on_or("token")).await,
+        "token_audience" => client_credentials::token_audience(ctx, &on_or("token")).await,
         "cc_scope_refused" => client_credentials::scope_refused(ctx, &on_or("token"), args),
         other => Err(Stop::Error(format!("unknown check {other:?}"))),
     }

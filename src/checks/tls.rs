@@ -438,7 +438,7 @@ pub async fn tls_cert(ctx: &mut CaseCtx<'_>) -> StepResult {
     for o in list {
         let what = o.what.join(", ");
         if !o.origin.starts_with("https://") {
-            https_rule(ctx, &what, &o.url)?;
+            plain_origin(ctx, &what, &o.url).await?;
             continue;
         }
         let req = Request::new(
@@ -903,6 +903,16 @@ async fn send_hello(host: &str, port: u16, hello: &[u8], waits: (Duration, Durat
     }
 }
 
+/// A plain-http origin breaks the https rule, but only a server that answers can be judged: an
+/// unreachable one leaves the case errored, like every other case of a run against nothing.
+async fn plain_origin(ctx: &mut CaseCtx<'_>, what: &str, url: &str) -> StepResult {
+    let req = Request::new("GET", url, format!("is {url} ({what}) there at all?"));
+    if let Err(e) = ctx.send(req).await {
+        return Err(Stop::Error(format!("{url} ({what}): no answer: {e}")));
+    }
+    https_rule(ctx, what, url)
+}
+
 /// tls-modern-config (OAuth 2.1 §1.5 → BCP 195; RFC 7568, RFC 8996, RFC 9325): on every https
 /// origin of the AS and the MCP endpoint, ClientHellos offering only SSL 3.0, TLS 1.0, TLS 1.1 or
 /// weak TLS 1.2 suites are refused, and TLS 1.2 (AEAD) or 1.3 starts a negotiation.
@@ -923,7 +933,7 @@ pub async fn tls_modern_config(ctx: &mut CaseCtx<'_>) -> StepResult {
     for o in list {
         let what = o.what.join(", ");
         if !o.origin.starts_with("https://") {
-            https_rule(ctx, &what, &o.url)?;
+            plain_origin(ctx, &what, &o.url).await?;
             continue;
         }
         let Ok(u) = url::Url::parse(&o.origin) else {

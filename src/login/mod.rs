@@ -19,7 +19,7 @@ use std::time::Duration;
 use cookie_store::CookieStore;
 use serde::Deserialize;
 
-use crate::case::model::Consent;
+use crate::case::model::{Consent, TestUser};
 use crate::http::{Request, Response};
 use crate::runner::CaseCtx;
 
@@ -36,6 +36,15 @@ pub struct LoginConfig {
     /// Read from `password_env` when the profile loads.
     #[serde(skip)]
     pub password: Option<String>,
+    /// A second test user, for the cases where one user must not reach another's session or
+    /// state (`authorize` steps with `user = "second"`; skipped without it). Same driver and
+    /// fields as the first.
+    pub second_username: Option<String>,
+    /// Environment variable holding the second user's password.
+    pub second_password_env: Option<String>,
+    /// Read from `second_password_env` when the profile loads.
+    #[serde(skip)]
+    pub second_password: Option<String>,
     /// Name of the username input (default: `login`, `username`, `email`... or the first text input).
     pub username_field: Option<String>,
     /// Name of the password input (default: the form's password input).
@@ -77,6 +86,12 @@ impl LoginConfig {
         if self.driver == Driver::Form && self.password_env.is_some() && self.username.is_none() {
             return Err(("username", "password_env is set but username is not".into()));
         }
+        if self.second_password_env.is_some() && self.second_username.is_none() {
+            return Err((
+                "second_username",
+                "second_password_env is set but second_username is not".into(),
+            ));
+        }
         for (i, s) in self.steps.iter().enumerate() {
             s.validate()
                 .map_err(|m| ("steps", format!("steps[{i}]: {m}")))?;
@@ -96,7 +111,32 @@ impl LoginConfig {
                 }
             }
         }
+        if let Some(var) = &self.second_password_env {
+            match std::env::var(var) {
+                Ok(v) => self.second_password = Some(v),
+                Err(_) => {
+                    return Err((
+                        "second_password_env",
+                        format!("environment variable {var} is not set"),
+                    ));
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// The configuration a login as `user` runs with: the second user's name and password in
+    /// place of the first's. `None` when no second user is configured.
+    pub fn for_user(&self, user: TestUser) -> Option<LoginConfig> {
+        match user {
+            TestUser::First => Some(self.clone()),
+            TestUser::Second => {
+                let mut c = self.clone();
+                c.username = Some(self.second_username.clone()?);
+                c.password = self.second_password.clone();
+                Some(c)
+            }
+        }
     }
 }
 
@@ -137,10 +177,12 @@ pub struct Journey {
     pub interactions: Vec<&'static str>,
 }
 
-/// A browser: a cookie jar and the origins it may follow redirects to.
+/// A browser: a cookie jar, the origins it may follow redirects to, and the test user who logs
+/// in with it.
 pub struct Browser {
     jar: CookieStore,
     allowed: Vec<String>,
+    pub user: TestUser,
 }
 
 impl Browser {
@@ -148,6 +190,7 @@ impl Browser {
         Self {
             jar: CookieStore::default(),
             allowed,
+            user: TestUser::First,
         }
     }
 
@@ -257,7 +300,15 @@ pub async fn drive(
     browser: &mut Browser,
     d: Drive<'_>,
 ) -> Result<Journey, String> {
-    let cfg = ctx.env.profile.login.clone();
+    let Some(cfg) = ctx.env.profile.login.for_user(browser.user) else {
+        return Err(
+            "no second test user is configured ([login] second_username / second_password_env)"
+                .into(),
+        );
+    };
+    if browser.user == TestUser::Second && cfg.driver == Driver::Auto {
+        return Err("the auto login driver cannot choose which user logs in".into());
+    }
     match cfg.driver {
         Driver::Manual => manual(ctx, &cfg, &d).await,
         Driver::Script if d.login => script::run(ctx, browser, &cfg, &d).await,
@@ -485,8 +536,12 @@ async fn manual(
     let wait = Duration::from_secs(cfg.manual_timeout_secs.unwrap_or(300));
     let listener = ctx.env.callback.clone();
     eprintln!(
-        "\nmanual login: open this URL in a browser, log in and approve (or deny, as asked: {:?}).\n  {}\n\
+        "\nmanual login: open this URL in a browser, log in{} and approve (or deny, as asked: {:?}).\n  {}\n\
          Then paste the URL the browser ends on here{}:",
+        cfg.username
+            .as_deref()
+            .map(|u| format!(" as {}", crate::report::sanitize_terminal(u)))
+            .unwrap_or_default(),
         d.consent,
         crate::report::sanitize_terminal(&d.url),
         if listener.is_some() {

@@ -40,7 +40,7 @@ fn metadata(s: &Ref, oidc: bool) -> Value {
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
         "authorization_response_iss_parameter_supported": true,
         "jwks_uri": format!("{base}/jwks.json"),
-        "scopes_supported": ["mcp:tools", "mcp:admin"],
+        "scopes_supported": super::scopes::CATALOGUE,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:jwt-bearer"],
@@ -54,6 +54,11 @@ fn metadata(s: &Ref, oidc: bool) -> Value {
     if oidc {
         m["subject_types_supported"] = json!(["public"]);
         m["id_token_signing_alg_values_supported"] = json!(["ES256"]);
+        // OIDC Discovery 1.0 §3: an OpenID Provider supports the openid scope (listed here
+        // only: it is no scope of the MCP resource).
+        if let Some(a) = m["scopes_supported"].as_array_mut() {
+            a.push(json!(super::oidc::OPENID));
+        }
     }
     let o = m.as_object_mut().expect("object literal");
     if s.fault("asm-required-fields") {
@@ -97,7 +102,10 @@ fn metadata(s: &Ref, oidc: bool) -> Value {
         );
     }
     if s.fault("asm-value-types") {
-        o.insert("scopes_supported".into(), json!("mcp:tools mcp:admin"));
+        o.insert(
+            "scopes_supported".into(),
+            json!(super::scopes::CATALOGUE.join(" ")),
+        );
     }
     m
 }
@@ -344,7 +352,7 @@ fn register(s: &Ref, headers: &HeaderMap, body: &[u8]) -> Response {
     {
         let kept: Vec<&str> = sc
             .split(' ')
-            .filter(|t| ["mcp:tools", "mcp:admin"].contains(t))
+            .filter(|t| super::scopes::CATALOGUE.contains(t))
             .collect();
         client["scope"] = json!(kept.join(" "));
     }

@@ -333,7 +333,7 @@ fn client_uris(c: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn session_id(headers: &HeaderMap) -> Option<String> {
+pub(super) fn session_id(headers: &HeaderMap) -> Option<String> {
     headers
         .get_all("cookie")
         .iter()
@@ -389,7 +389,7 @@ fn scope_fault(s: &Ref, scope: Option<&str>) -> Option<Response> {
             if s.fault("as-scope-invalid")
                 && sc
                     .split(' ')
-                    .any(|t| !["mcp:tools", "mcp:admin"].contains(&t)) =>
+                    .any(|t| !super::scopes::CATALOGUE.contains(&t)) =>
         {
             crash()
         }
@@ -499,7 +499,9 @@ pub fn authorize(
         method: "S256".into(),
         resource: get("resource"),
         scope: get("scope"),
+        nonce: get("nonce"),
         created: Instant::now(),
+        user: None,
     };
     if s.fault("code-state-optional") && p.state.is_none() {
         return error_redirect(s, &p, "invalid_request", "state is required");
@@ -572,11 +574,13 @@ pub fn authorize(
     if let Some(r) = scope_fault(s, p.scope.as_deref()) {
         return r;
     }
+    // Known scopes: the catalogue, and `openid` (this AS is also an OpenID Provider: an ID
+    // token comes with the code's tokens, OIDC Core 1.0 §3.1.2.1).
     if let Some(sc) = &p.scope
         && (sc.is_empty()
             || !sc
                 .split(' ')
-                .all(|t| ["mcp:tools", "mcp:admin"].contains(&t)))
+                .all(|t| super::scopes::CATALOGUE.contains(&t) || t == super::oidc::OPENID))
     {
         return error_redirect(s, &p, "invalid_scope", "unknown scope");
     }
@@ -641,6 +645,15 @@ pub fn authorize(
         return error_redirect(s, &p, "login_required", "no session");
     }
     let skip_consent = consented || (logged_in && public && s.fault("code-public-client-consent"));
+    // The code will be for whoever the browser is signed in as (login() sets it otherwise).
+    p.user = sid.as_ref().and_then(|id| {
+        s.store
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .sessions
+            .get(id)
+            .and_then(|x| x.user.clone())
+    });
     let txn = s
         .store
         .lock()
@@ -759,18 +772,31 @@ pub fn login(s: &Ref, headers: &HeaderMap, body: &[u8]) -> Response {
     {
         return error_page(s, "unknown or expired transaction");
     }
-    if get("username").as_deref() != Some(&s.username)
-        || get("password").as_deref() != Some(&s.password)
-    {
+    // Two test users: the suite's cases about one user reaching another's session, state or
+    // grants need a second one.
+    let user = [
+        (&s.username, &s.password),
+        (&s.second_username, &s.second_password),
+    ]
+    .into_iter()
+    .find(|(u, p)| {
+        get("username").as_deref() == Some(u.as_str())
+            && get("password").as_deref() == Some(p.as_str())
+    })
+    .map(|(u, _)| u.clone());
+    let Some(user) = user else {
         return login_page(s, &txn, true);
-    }
+    };
     let sid = {
         let mut st = s.store.lock().unwrap_or_else(|e| e.into_inner());
         let sid = session_id(headers)
             .filter(|id| st.sessions.contains_key(id))
             .unwrap_or_else(|| st.new_session());
         if let Some(sess) = st.sessions.get_mut(&sid) {
-            sess.user = Some(s.username.clone());
+            sess.user = Some(user.clone());
+        }
+        if let Some(p) = st.pending.get_mut(&txn) {
+            p.user = Some(user);
         }
         sid
     };

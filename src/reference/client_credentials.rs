@@ -18,7 +18,7 @@ use super::token::{basic_credentials, issue, token_error};
 pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
 /// The scopes this server knows (its metadata's `scopes_supported`).
-const SCOPES: &[&str] = &["mcp:tools", "mcp:admin"];
+const SCOPES: &[&str] = super::scopes::CATALOGUE;
 
 type Get<'a> = &'a dyn Fn(&str) -> Option<String>;
 
@@ -115,7 +115,8 @@ fn finish(s: &Ref, client: &Value, client_id: &str, get: Get) -> Response {
             );
         }
     };
-    let g = TokenGrant::new(client_id.to_string(), resource, scope);
+    let mut g = TokenGrant::new(client_id.to_string(), resource, scope);
+    g.machine = true;
     issue(s, g, s.fault("cc-no-refresh-token"))
 }
 

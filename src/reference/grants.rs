@@ -38,7 +38,11 @@ pub struct Pending {
     pub method: String,
     pub resource: Option<String>,
     pub scope: Option<String>,
+    /// OIDC `nonce`, echoed in the ID token (OIDC Core 1.0 §3.1.2.1).
+    pub nonce: Option<String>,
     pub created: Instant,
+    /// The user who logged in for this request (known once the browser session has one).
+    pub user: Option<String>,
 }
 
 #[derive(Clone)]
@@ -64,6 +68,12 @@ pub struct TokenGrant {
     pub grace_until: Option<Instant>,
     /// When the token was issued or last used ([`REFRESH_IDLE`] counts from then).
     pub last_used: Instant,
+    /// Issued to a client acting for itself (client_credentials): no user behind it.
+    pub machine: bool,
+    /// The user the grant is for (None: a client acting for itself, or, under the
+    /// grant-revocation-complete fault, tokens of a racing redemption the user's grant record
+    /// missed).
+    pub user: Option<String>,
 }
 
 impl TokenGrant {
@@ -78,6 +88,8 @@ impl TokenGrant {
             active: true,
             grace_until: None,
             last_used: Instant::now(),
+            machine: false,
+            user: None,
         }
     }
 }
@@ -95,6 +107,8 @@ pub struct Store {
     pub jtis: std::collections::HashSet<String>,
     /// MCP session ids the resource server issued (`session.rs`).
     pub mcp_sessions: HashSet<String>,
+    /// The user each MCP session was created for (`session.rs`).
+    pub mcp_session_users: HashMap<String, Option<String>>,
     /// JWT access tokens by `jti`: the RS finds the grant (revoked or not) of a token it
     /// verified.
     pub jwt_ids: HashMap<String, String>,
@@ -106,7 +120,7 @@ pub fn random_id(bytes: usize) -> String {
 }
 
 /// The `jti` of a JWT the reference minted.
-fn jwt_id(token: &str) -> Option<String> {
+pub(super) fn jwt_id(token: &str) -> Option<String> {
     let payload = token.split('.').nth(1)?;
     let v: serde_json::Value =
         serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;

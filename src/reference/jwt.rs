@@ -57,6 +57,15 @@ impl Signer {
         h.kid = Some(self.kid.clone());
         jsonwebtoken::encode(&h, claims, &self.enc).unwrap_or_default()
     }
+
+    /// Signs an OpenID Connect ID token (OIDC Core 1.0 §2, `typ: JWT`) with the same AS key:
+    /// only its `aud` (the client) tells it from an access token, which is why the RS checks
+    /// `aud` (MCP 2025-11-25 §9.2) and not only the signature.
+    pub fn mint_id_token(&self, claims: &Value) -> String {
+        let mut h = Header::new(Algorithm::ES256);
+        h.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&h, claims, &self.enc).unwrap_or_default()
+    }
 }
 
 fn now() -> u64 {
@@ -67,10 +76,22 @@ fn now() -> u64 {
 }
 
 /// The claims of a new access token (RFC 9068 §2.2).
-pub fn claims(s: &Ref, client_id: &str, aud: &str, scope: Option<&str>, ttl: u64) -> Value {
+pub fn claims(
+    s: &Ref,
+    g: &super::grants::TokenGrant,
+    aud: &str,
+    scope: Option<&str>,
+    ttl: u64,
+) -> Value {
     let t = now();
+    // RFC 9068 §2.2: a client acting for itself is its own subject.
+    let sub = if g.machine {
+        &g.client_id
+    } else {
+        g.user.as_ref().unwrap_or(&s.username)
+    };
     let mut c = json!({
-        "iss": s.issuer, "sub": s.username, "aud": aud, "client_id": client_id,
+        "iss": s.issuer, "sub": sub, "aud": aud, "client_id": g.client_id,
         "iat": t, "nbf": t, "exp": t + ttl, "jti": super::grants::random_id(16),
     });
     if let Some(sc) = scope {
@@ -161,7 +182,12 @@ pub fn verify(s: &Ref, signer: &Signer, token: &str) -> Option<Verified> {
         Some(Value::Array(a)) => a.iter().any(|x| x.as_str() == Some(s.resource.as_str())),
         _ => false,
     };
-    if !aud_ok && !s.fault("rs-jwt-attacks.aud-tampered") && !s.fault("rs-aud-wrong") {
+    // rs-id-token-as-at's fault: any audience will do (an ID token's is the client_id).
+    if !aud_ok
+        && !s.fault("rs-jwt-attacks.aud-tampered")
+        && !s.fault("rs-aud-wrong")
+        && !s.fault("rs-id-token-as-at")
+    {
         return None;
     }
     Some(Verified { claims })

@@ -9,17 +9,21 @@
 //! in shared code would make the check and the server agree on the same mistake, and the check
 //! would pass where it should not. Everything here is written against the RFC text directly.
 
+mod account;
 mod authorization;
 mod authorize;
 mod cimd;
 mod client_credentials;
 mod grants;
+mod handles;
 mod jwt;
+mod oidc;
 mod resource;
 mod scopes;
 mod session;
 mod tls;
 mod token;
+mod upstream;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -58,6 +62,9 @@ pub const FAULTS: &[&str] = &[
     "rs-bearer-scheme-case-insensitive",
     "rs-stale-session-4xx",
     "rs-session-id-entropy",
+    "rs-session-user-binding",
+    // State handles minted by tools (src/reference/handles.rs).
+    "rs-state-handle-binding",
     // Protected Resource Metadata
     "prm-wellknown-path",
     "prm-200-json",
@@ -207,6 +214,8 @@ pub const FAULTS: &[&str] = &[
     "rt-entropy",
     "at-entropy",
     "rt-inactivity-expiry",
+    // The user revokes a client's access in the account UI (src/reference/account.rs).
+    "grant-revocation-complete",
     // Audience
     "rs-aud-wrong",
     "as-resource-invalid",
@@ -214,6 +223,10 @@ pub const FAULTS: &[&str] = &[
     "as-resource-case",
     "as-resource-token-mismatch",
     "as-resource-ignored",
+    // Tokens that are not the resource's, token passthrough (src/reference/upstream.rs).
+    "rs-id-token-as-at",
+    "rs-upstream-token-rejected",
+    "rs-no-passthrough",
     // Scopes at the AS
     "as-scope-invalid",
     "as-scope-omitted",
@@ -334,6 +347,13 @@ pub const FAULTS: &[&str] = &[
     "rs-time-claims.nbf",
     "rs-aud-missing",
     "rs-401-expired-token",
+    "as-resource-bound",
+    "cc-rs-403",
+    "rs-403-single-challenge",
+    "rs-scope-hierarchy",
+    "rs-challenge-syntax",
+    "prm-no-offline-access",
+    "prm-scope-catalogue",
     // Scope enforcement at the RS (src/reference/scopes.rs).
     "rs-403-insufficient-scope",
     "rs-403-vs-401",
@@ -373,7 +393,12 @@ pub(crate) struct Ref {
     pub clients: std::sync::Mutex<Vec<serde_json::Value>>,
     pub username: String,
     pub password: String,
+    /// A second test user (user-binding cases).
+    pub second_username: String,
+    pub second_password: String,
     pub store: std::sync::Mutex<grants::Store>,
+    /// State handles the `cart_*` tools minted (`handles.rs`).
+    pub carts: std::sync::Mutex<handles::Carts>,
     /// Clients named by metadata documents, as last resolved.
     pub cimd_clients: std::sync::Mutex<std::collections::HashMap<String, serde_json::Value>>,
     pub cimd_cache: std::sync::Mutex<cimd::Cache>,
@@ -420,9 +445,14 @@ fn preregistered(secret: &str) -> Vec<serde_json::Value> {
 
 /// A running reference server; dropping it does not stop it, [`Reference::shutdown`] does.
 pub struct Reference {
-    /// The test user's name and password (the login form accepts only these).
+    /// The test user's name and password (the login form accepts only these and the second
+    /// user's).
     pub username: String,
     pub password: String,
+    /// A second test user, for the cases where one user must not reach another's session,
+    /// state or grants.
+    pub second_username: String,
+    pub second_password: String,
     /// Pre-registered clients, as a profile lists them.
     pub clients: Vec<crate::client::ClientConfig>,
     pub issuer: String,
@@ -488,6 +518,7 @@ pub async fn start(opts: Options) -> Result<Reference, StartError> {
     }
 
     let password = grants::random_id(12);
+    let second_password = grants::random_id(12);
     let secret = grants::random_id(24);
     let signer = jwt::Signer::generate().map_err(StartError::Key)?;
     let clients = preregistered(&secret);
@@ -502,7 +533,10 @@ pub async fn start(opts: Options) -> Result<Reference, StartError> {
         clients: std::sync::Mutex::new(clients.clone()),
         username: "alice".into(),
         password: password.clone(),
+        second_username: "bob".into(),
+        second_password: second_password.clone(),
         store: std::sync::Mutex::new(grants::Store::default()),
+        carts: Default::default(),
         cimd_clients: Default::default(),
         cimd_cache: Default::default(),
         cimd_dev_origins: opts.cimd_dev_origins.clone(),
@@ -569,6 +603,8 @@ pub async fn start(opts: Options) -> Result<Reference, StartError> {
     Ok(Reference {
         username: "alice".into(),
         password,
+        second_username: "bob".into(),
+        second_password,
         clients: client_configs,
         issuer: state.issuer.clone(),
         resource: state.resource.clone(),
@@ -588,8 +624,20 @@ impl Reference {
         p.clients = self.clients.clone();
         p.authorization.scope = Some("mcp:tools".into());
         p.scopes.elevated_tool = Some(scopes::ELEVATED_TOOL.into());
+        // A token of the stand-in upstream AS, and the tool that calls upstream URLs.
+        p.tokens.upstream = upstream::token();
+        p.passthrough.tool = Some(upstream::FETCH_TOOL.into());
+        p.passthrough.argument = Some(upstream::FETCH_ARGUMENT.into());
+        p.scopes.multi_scope_tool = Some(scopes::MULTI_SCOPE_TOOL.into());
+        p.scopes.narrow_tool = Some(scopes::NARROW_TOOL.into());
+        p.scopes.broad_scope = Some("mcp:admin".into());
         p.login.username = Some(self.username.clone());
         p.login.password = Some(self.password.clone());
+        p.login.second_username = Some(self.second_username.clone());
+        p.login.second_password = Some(self.second_password.clone());
+        p.state_handles = handles::profile();
+        // The account page where the signed-in user revokes a client's access.
+        p.grant_revocation.url = Some(format!("{}{}", self.issuer, account::REVOKE_PATH));
         p.timing.code_lifetime_secs = Some(grants::CODE_TTL.as_secs());
         p.timing.refresh_idle_secs = Some(grants::REFRESH_IDLE.as_secs());
         p.timing.max_wait_secs = Some(grants::CODE_TTL.as_secs() + 5);
@@ -653,10 +701,13 @@ async fn dispatch(
             return token::revoke(&s, &method, query, &headers, &body);
         }
         "/as/introspect" => return token::introspect(&s, &method, &headers, &body),
+        "/as/account/revoke" => return account::revoke(&s, &method, &headers, &body),
         _ => {}
     }
     if path == "/mcp" {
-        return resource::mcp(&s, &method, query, &headers, &body);
+        let r = resource::mcp(&s, &method, query, &headers, &body);
+        // An authorized fetch_url call makes its upstream request here, where it can wait.
+        return upstream::complete(&s, r, &headers).await;
     }
     if let Some(r) = resource::metadata(&s, &method, path, &headers) {
         return r;

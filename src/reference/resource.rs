@@ -45,6 +45,9 @@ fn challenge(s: &Ref, error: Option<&str>) -> String {
     if !s.fault("rs-401-scope-hint") {
         parts.push("scope=\"mcp:tools\"".to_string());
     }
+    if s.fault("rs-challenge-syntax") {
+        parts.push("scope=\"mcp:admin\"".to_string());
+    }
     format!("{scheme} {}", parts.join(", "))
 }
 
@@ -215,9 +218,16 @@ pub fn mcp(s: &Ref, method: &Method, query: &str, headers: &HeaderMap, body: &[u
         Credential::Malformed => unauthorized(s, Some("invalid_request"), 400),
         Credential::Unknown(token) => {
             if let Some(a) = super::token::accepted_access(s, &token, &s.resource) {
+                // Sessions and state handles belong to the user the token is for.
+                let user = super::handles::user_of(s, &token);
+                if let Some(r) = super::handles::call(s, user.as_deref(), body) {
+                    return r;
+                }
                 return match super::scopes::enforce(s, &a, body) {
                     Ok(Some(tool_result)) => tool_result,
-                    Ok(None) => super::session::authorized(s, headers, body, ok_result()),
+                    Ok(None) => {
+                        super::session::authorized(s, headers, body, ok_result(), user.as_deref())
+                    }
                     Err(r) => *r,
                 };
             }
@@ -261,7 +271,18 @@ fn prm_document(s: &Ref, for_root: bool) -> serde_json::Value {
     let mut doc = json!({
         "resource": resource,
         "authorization_servers": [issuer],
-        "scopes_supported": if s.fault("prm-scopes-supported") { json!(["*"]) } else { json!(["mcp:tools", "mcp:admin"]) },
+        "scopes_supported": if s.fault("prm-scopes-supported") { json!(["*"]) } else { {
+            let mut c = json!(super::scopes::CATALOGUE);
+            if let Some(a) = c.as_array_mut() {
+                if s.fault("prm-no-offline-access") {
+                    a.push(json!("offline_access"));
+                }
+                if s.fault("prm-scope-catalogue") {
+                    a.push(json!("full-access"));
+                }
+            }
+            c
+        } },
         "bearer_methods_supported": if s.fault("prm-bearer-methods") { json!(["header", "query"]) } else { json!(["header"]) },
         "resource_name": "authconform reference MCP server",
     });

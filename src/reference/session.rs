@@ -3,6 +3,8 @@
 //! `Mcp-Session-Id`; a request naming a session the server never issued (or has forgotten) gets
 //! 404. Sessions never authenticate: every request still needs its token (MCP 2025-11-25 §9.1,
 //! Security Best Practices "Session Hijacking"), which `resource::mcp` checks before it gets here.
+//! A session belongs to the user whose token created it: the same Best Practices key sessions
+//! as `<user_id>:<session_id>`, so another user's token naming it finds no session (404).
 
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -26,9 +28,9 @@ fn is_initialize(body: &[u8]) -> bool {
         == Some("initialize")
 }
 
-/// A new session id: 128 random bits as a UUIDv4 (RFC 9562 §5.4), or, under the
+/// A new session id for `user`: 128 random bits as a UUIDv4 (RFC 9562 §5.4), or, under the
 /// rs-session-id-entropy fault, a counter.
-fn new_id(s: &Ref) -> String {
+fn new_id(s: &Ref, user: Option<&str>) -> String {
     let mut st = s.store.lock().unwrap_or_else(|e| e.into_inner());
     let id = if s.fault("rs-session-id-entropy") {
         st.seq += 1;
@@ -49,8 +51,11 @@ fn new_id(s: &Ref) -> String {
     };
     if st.mcp_sessions.len() >= 10_000 {
         st.mcp_sessions.clear();
+        st.mcp_session_users.clear();
     }
     st.mcp_sessions.insert(id.clone());
+    st.mcp_session_users
+        .insert(id.clone(), user.map(str::to_string));
     id
 }
 
@@ -73,11 +78,31 @@ pub fn without_token(
     (s.fault("rs-auth-every-request") && known(s, &id)).then(ok)
 }
 
-/// An authorized request: a named session must exist (404 otherwise); an `initialize` starts
-/// a new one, returned in `Mcp-Session-Id`.
-pub fn authorized(s: &Ref, headers: &HeaderMap, body: &[u8], ok: Response) -> Response {
+/// Whether the session was created for another user than the request's (its token's).
+fn someone_elses(s: &Ref, id: &str, user: Option<&str>) -> bool {
+    if s.fault("rs-session-user-binding") {
+        // The faulty server looks sessions up by id alone.
+        return false;
+    }
+    s.store
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .mcp_session_users
+        .get(id)
+        .is_some_and(|owner| owner.as_deref() != user)
+}
+
+/// An authorized request of `user`: a named session must exist and be that user's (404
+/// otherwise); an `initialize` starts a new one, returned in `Mcp-Session-Id`.
+pub fn authorized(
+    s: &Ref,
+    headers: &HeaderMap,
+    body: &[u8],
+    ok: Response,
+    user: Option<&str>,
+) -> Response {
     if let Some(id) = named(headers)
-        && !known(s, &id)
+        && (!known(s, &id) || someone_elses(s, &id, user))
     {
         if s.fault("rs-stale-session-4xx") {
             return json(
@@ -93,7 +118,7 @@ pub fn authorized(s: &Ref, headers: &HeaderMap, body: &[u8], ok: Response) -> Re
     let mut ok = ok;
     if is_initialize(body)
         && named(headers).is_none()
-        && let Ok(v) = new_id(s).parse()
+        && let Ok(v) = new_id(s, user).parse()
     {
         ok.headers_mut().insert("mcp-session-id", v);
     }

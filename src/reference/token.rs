@@ -418,7 +418,10 @@ fn authorization_code(s: &Ref, client_id: &str, get: &dyn Fn(&str) -> Option<Str
                 || s.fault("pkce-required-public")
         }
     };
-    if g.used && !s.fault("code-single-use") && !s.fault("code-concurrent-redeem") {
+    // The grant-revocation-complete fault: a redemption racing the first one is let through,
+    // and its tokens are recorded without the user, so revoking the user's grant misses them.
+    let racing = g.used && s.fault("grant-revocation-complete");
+    if g.used && !s.fault("code-single-use") && !s.fault("code-concurrent-redeem") && !racing {
         // O21 4.1.3 / 7.5.3: a replayed code revokes what it issued, but only when the replay
         // is otherwise valid; a bad replay must not let anyone revoke a user's tokens.
         if (bound_ok && pkce_ok && !s.fault("code-replay-revokes"))
@@ -487,7 +490,8 @@ fn authorization_code(s: &Ref, client_id: &str, get: &dyn Fn(&str) -> Option<Str
         Some(sc) if s.fault("as-scope-subset-reported") => sc.split(' ').next().map(str::to_string),
         other => other.clone(),
     };
-    let grant = TokenGrant::new(client_id.to_string(), resource, scope);
+    let mut grant = TokenGrant::new(client_id.to_string(), resource, scope);
+    grant.user = if racing { None } else { g.p.user.clone() };
     let at = new_access_token(s, &grant);
     let (at, rt) = st.issue(grant.clone(), at);
     if let Some(c) = st.codes.get_mut(&code) {
@@ -495,7 +499,9 @@ fn authorization_code(s: &Ref, client_id: &str, get: &dyn Fn(&str) -> Option<Str
         c.tokens.push(rt.clone());
     }
     drop(st);
-    respond(s, &at, Some(&rt), &grant)
+    // OIDC Core 1.0 §3.1.3.3: a code granted with `openid` brings an ID token too.
+    let id_token = super::oidc::id_token(s, &g.p, &grant);
+    respond_with(s, &at, Some(&rt), &grant, id_token)
 }
 
 /// A JWT for the grant's resource (RFC 9068), or an opaque token when no resource was named.
@@ -506,8 +512,12 @@ fn new_access_token(s: &Ref, g: &TokenGrant) -> String {
     match &g.resource {
         Some(aud) => s.signer.mint(&super::jwt::claims(
             s,
-            &g.client_id,
-            aud,
+            g,
+            if s.fault("as-resource-bound") {
+                &s.issuer
+            } else {
+                aud
+            },
             g.scope.as_deref(),
             ACCESS_TTL_SECS,
         )),
@@ -602,6 +612,7 @@ fn refresh(s: &Ref, client_id: &str, get: &dyn Fn(&str) -> Option<String>) -> Re
     }
     let mut at_grant = TokenGrant::new(g.client_id.clone(), at_resource, at_scope);
     at_grant.family = g.family.clone();
+    at_grant.user = g.user.clone();
     let at = guessable_access(s, new_access_token(s, &at_grant));
     let rt2 = if rotate {
         // O21 4.3.3: the new refresh token keeps the grant's scope, however narrow the new
@@ -613,6 +624,7 @@ fn refresh(s: &Ref, client_id: &str, get: &dyn Fn(&str) -> Option<String>) -> Re
         };
         let mut rt_grant = TokenGrant::new(g.client_id, g.resource, rt_scope);
         rt_grant.family = g.family.clone();
+        rt_grant.user = g.user.clone();
         let fresh = st.new_refresh(rt_grant);
         guessable_refresh(s, &mut st, fresh)
     } else {
@@ -679,11 +691,24 @@ pub(super) fn issue(s: &Ref, grant: TokenGrant, with_refresh: bool) -> Response 
 }
 
 fn respond(s: &Ref, at: &str, rt: Option<&str>, g: &TokenGrant) -> Response {
+    respond_with(s, at, rt, g, None)
+}
+
+fn respond_with(
+    s: &Ref,
+    at: &str,
+    rt: Option<&str>,
+    g: &TokenGrant,
+    id_token: Option<String>,
+) -> Response {
     let mut body = json!({
         "access_token": at,
         "token_type": "Bearer",
         "expires_in": if s.fault("at-short-lived") { 30 * 86_400 } else { ACCESS_TTL_SECS },
     });
+    if let Some(t) = id_token {
+        body["id_token"] = json!(t);
+    }
     if let Some(r) = rt {
         body["refresh_token"] = json!(r);
     }
@@ -853,7 +878,7 @@ pub fn introspect(s: &Ref, method: &Method, headers: &HeaderMap, body: &[u8]) ->
                 "token_type": if kind == "access_token" { "Bearer" } else { "refresh_token" },
                 "exp": unix + (g.expires - now).as_secs(),
                 "iss": s.issuer,
-                "sub": s.username,
+                "sub": g.user.as_ref().unwrap_or(&s.username),
             });
             if let Some(sc) = &g.scope {
                 v["scope"] = json!(sc);
@@ -885,6 +910,8 @@ pub fn valid_access_token(s: &Ref, token: &str, resource: &str) -> bool {
 pub struct Access {
     /// The scope the token carries (for a JWT: its `scope` claim, as the RS reads it).
     pub scope: Option<String>,
+    /// A client_credentials token (no user).
+    pub machine: bool,
 }
 
 /// The RS's decision on a bearer token: a JWT is verified locally (signature, `iss`, `aud`,
@@ -896,6 +923,9 @@ pub fn accepted_access(s: &Ref, token: &str, resource: &str) -> Option<Access> {
     let now = Instant::now();
     // The reference's opaque tokens are base64url: no dots.
     if token.split('.').count() == 3 {
+        if let Some(a) = super::upstream::faulty_acceptance(s, token) {
+            return Some(a);
+        }
         let v = super::jwt::verify(s, &s.signer, token)?;
         let jti = v.claims.get("jti").and_then(Value::as_str)?;
         let g = st.access.get(st.jwt_ids.get(jti)?)?;
@@ -910,7 +940,10 @@ pub fn accepted_access(s: &Ref, token: &str, resource: &str) -> Option<Access> {
             .get("scope")
             .and_then(Value::as_str)
             .map(str::to_string);
-        return Some(Access { scope });
+        return Some(Access {
+            scope,
+            machine: g.machine,
+        });
     }
     let g = st.access.get(token)?;
     let expired = g.expires <= now && !s.fault("at-expired-rs") && !s.fault("rs-401-expired-token");
@@ -921,6 +954,7 @@ pub fn accepted_access(s: &Ref, token: &str, resource: &str) -> Option<Access> {
     };
     ((g.active || s.fault("rev-at")) && !expired && aud_ok).then(|| Access {
         scope: g.scope.clone(),
+        machine: g.machine,
     })
 }
 

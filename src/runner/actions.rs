@@ -74,15 +74,19 @@ pub async fn mcp_request(ctx: &mut CaseCtx<'_>, m: McpRequest<'_>) -> Result<Sav
     req.reveal_auth = true;
     req = req.header("Accept", "application/json, text/event-stream");
     if let Some(t) = m.tool {
-        let name = if t == "elevated" {
-            ctx.env.profile.scopes.elevated_tool.clone().ok_or_else(|| {
-                Stop::Skip(
-                    "no tool that needs more than the baseline scope is configured ([scopes] elevated_tool in the profile)".into(),
-                )
-            })?
-        } else {
-            ctx.expand(t).map_err(Stop::Error)?
+        // Named roles resolve to the profile's tools; a missing one skips the case.
+        let sc = &ctx.env.profile.scopes;
+        let (configured, key) = match t {
+            "elevated" => (sc.elevated_tool.clone(), "elevated_tool"),
+            "multi" => (sc.multi_scope_tool.clone(), "multi_scope_tool"),
+            "narrow" => (sc.narrow_tool.clone(), "narrow_tool"),
+            _ => (Some(ctx.expand(t).map_err(Stop::Error)?), ""),
         };
+        let name = configured.ok_or_else(|| {
+            Stop::Skip(format!(
+                "the profile names no such tool ([scopes] {key}): nothing to call"
+            ))
+        })?;
         let (body, extra) = tool_call_body(&name, ctx.env.revision);
         req = req.header("Content-Type", "application/json");
         for (n, v) in extra {

@@ -338,6 +338,15 @@ impl<'a> CaseCtx<'a> {
             },
             "spec": self.env.revision.as_str(),
         });
+        // Profile values cases may name (`${profile.scope}`); absent ones stay unresolvable.
+        let mut profile = serde_json::Map::new();
+        if let Some(sc) = &self.env.profile.authorization.scope {
+            profile.insert("scope".into(), json!(sc));
+        }
+        if let Some(b) = &self.env.profile.scopes.broad_scope {
+            profile.insert("broad_scope".into(), json!(b));
+        }
+        v["profile"] = Value::Object(profile);
         if let Some(r) = &t.resource
             && let Ok(u) = url::Url::parse(r)
         {

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::context::{CaseCtx, Saved, StepResult, Stop};
-use crate::case::model::{AuthzExpect, Consent, Judge};
+use crate::case::model::{AuthzExpect, Consent, Judge, TestUser};
 use crate::client::{Client, apply, judged};
 use crate::http::{Request, Response};
 use crate::login::{self, Browser, Journey, Outcome};
@@ -226,6 +226,22 @@ pub struct Authorize<'a> {
 /// Sends an authorization request and drives it to its end. A login that cannot complete is
 /// an error of the suite's (the case errors), never the server's failure.
 pub async fn authorize(ctx: &mut CaseCtx<'_>, a: Authorize<'_>) -> Result<Authorization, Stop> {
+    authorize_as(ctx, a, TestUser::First).await
+}
+
+/// [`authorize`], logging in as the given test user. Without a second user in the profile the
+/// case is skipped: a feature of the target's setup is missing, nothing was judged.
+pub async fn authorize_as(
+    ctx: &mut CaseCtx<'_>,
+    a: Authorize<'_>,
+    user: TestUser,
+) -> Result<Authorization, Stop> {
+    if user == TestUser::Second && ctx.env.profile.login.second_username.is_none() {
+        return Err(Stop::Skip(
+            "no second test user is configured ([login] second_username / second_password_env)"
+                .into(),
+        ));
+    }
     let endpoint = as_endpoint(ctx, "authorization_endpoint").await?;
     let token_endpoint = as_endpoint(ctx, "token_endpoint").await.unwrap_or_default();
     let client = client(ctx, a.client)?.clone();
@@ -284,6 +300,7 @@ pub async fn authorize(ctx: &mut CaseCtx<'_>, a: Authorize<'_>) -> Result<Author
         Some(b) => b,
         None => Browser::new(login::allowed_origins(ctx, &[&endpoint, &token_endpoint])),
     };
+    browser.user = user;
     let journey = login::drive(
         ctx,
         &mut browser,

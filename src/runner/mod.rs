@@ -88,6 +88,37 @@ fn missing_feature(env: &RunEnv, case: &Case) -> Option<String> {
                     "the AS is not declared an MCP proxy (profile target.proxy = true)".into(),
                 );
             }
+            Feature::ScopeTiers
+                if env.profile.scopes.elevated_tool.is_none()
+                    || env.profile.authorization.scope.is_none() =>
+            {
+                return Some(
+                    "no scope tiers configured: the profile names no tool that needs more than the baseline scope ([scopes] elevated_tool, with the baseline in [authorization] scope)".into(),
+                );
+            }
+            Feature::ScopeHierarchy
+                if env.profile.scopes.broad_scope.is_none()
+                    || env.profile.scopes.narrow_tool.is_none() =>
+            {
+                return Some(
+                    "no scope hierarchy declared: the profile names no broader scope and a tool its narrower one covers ([scopes] broad_scope, narrow_tool)".into(),
+                );
+            }
+            Feature::SecondUser if env.profile.login.second_username.is_none() => {
+                return Some(
+                    "no second test user is configured ([login] second_username / second_password_env)".into(),
+                );
+            }
+            Feature::StateHandles if env.profile.state_handles.tools().is_none() => {
+                return Some(
+                    "no state-handle tools are configured ([state_handles] create_tool, use_tool, argument): the server is not known to mint handles".into(),
+                );
+            }
+            Feature::GrantRevocation if !env.profile.grant_revocation.configured() => {
+                return Some(
+                    "no way for the test user to revoke a client's access is configured ([grant_revocation] url or command): this row is manual otherwise".into(),
+                );
+            }
             _ => {}
         }
     }
@@ -272,6 +303,7 @@ async fn run_steps(ctx: &mut CaseCtx<'_>, case: &Case) -> StepResult {
                 session,
                 login,
                 consent,
+                user,
                 expect,
                 error,
                 accepted,
@@ -281,7 +313,7 @@ async fn run_steps(ctx: &mut CaseCtx<'_>, case: &Case) -> StepResult {
                 no_5xx,
             } => {
                 let t0 = Instant::now();
-                let a = flow::authorize(
+                let a = flow::authorize_as(
                     ctx,
                     flow::Authorize {
                         client,
@@ -294,6 +326,7 @@ async fn run_steps(ctx: &mut CaseCtx<'_>, case: &Case) -> StepResult {
                         login: *login,
                         consent: *consent,
                     },
+                    *user,
                 )
                 .await;
                 let took = t0.elapsed();
