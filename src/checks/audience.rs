@@ -1,5 +1,7 @@
-//! Area 11 at the resource server: a token must be one the AS issued for this resource, and a
-//! forged one must be refused (MCP 2025-11-25 §9.2, §11.8; OAuth 2.1 §5.2).
+//! Area 11, audience: a token is for one resource (RFC 8707 §2; MCP 2025-11-25 §11.1). At the
+//! AS: naming the resource changes the audience of the token it issues. At the resource server:
+//! a token must be one the AS issued for this resource, and a forged one must be refused (MCP
+//! 2025-11-25 §9.2, §11.8; OAuth 2.1 §5.2).
 //!
 //! Every forged token starts from a real access token the AS issued to the suite, so a refusal
 //! can only come from the change the attack made (the case first shows the real token works).
@@ -16,8 +18,63 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{Map, Value, json};
 
+use super::tokens::{
+    OTHER_RESOURCE, aud_names, jwt_object, jwt_parts, saved_access_token, token_claims,
+};
 use crate::http::Request;
 use crate::runner::{CaseCtx, StepResult, Stop};
+
+// ---------------------------------------------------------------------------------------------
+// At the AS (RFC 8707 §2)
+
+/// `as-resource-ignored`: the access token obtained with `resource` has a different audience
+/// from the one obtained without it (MCP 2025-11-25 §11.1: the AS binds tokens when it supports
+/// the parameter). `on` names the token with `resource`; `args.without` the one without.
+pub async fn resource_changes_aud(
+    ctx: &mut CaseCtx<'_>,
+    on: &str,
+    args: &BTreeMap<String, toml::Value>,
+) -> StepResult {
+    let without = super::arg_str(args, "without", "t2").to_string();
+    let resource = ctx
+        .env
+        .target
+        .resource
+        .clone()
+        .ok_or_else(|| Stop::Skip("no MCP endpoint: no resource to name".into()))?;
+    let with_at = saved_access_token(ctx, on)?;
+    let without_at = saved_access_token(ctx, &without)?;
+    let a1 = token_claims(ctx, &with_at)
+        .await?
+        .get("aud")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let a2 = token_claims(ctx, &without_at)
+        .await?
+        .get("aud")
+        .cloned()
+        .unwrap_or(Value::Null);
+    ctx.note(format!("aud with resource: {a1}; without: {a2}"));
+    if a1 == a2 {
+        ctx.warn(format!(
+            "the tokens have the same audience ({a1}) with and without resource: the AS ignores the parameter, so the MCP server must check the audience some other way"
+        ));
+        return Ok(());
+    }
+    if !aud_names(&a1, &resource) {
+        ctx.warn(format!(
+            "the audience differs with resource, but does not name {resource} (aud {a1})"
+        ));
+        return Ok(());
+    }
+    ctx.pass(format!(
+        "naming the resource binds the token to it (aud {a1}; without resource: {a2})"
+    ));
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// At the resource server: forged tokens
 
 /// A JWT taken apart: header and claims as JSON objects, and the signature as sent.
 struct Jwt {
@@ -26,22 +83,12 @@ struct Jwt {
     signature: String,
 }
 
-pub(super) fn obj(part: &str) -> Option<Map<String, Value>> {
-    match serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).ok()?).ok()? {
-        Value::Object(m) => Some(m),
-        _ => None,
-    }
-}
-
 fn parse_jwt(token: &str) -> Option<Jwt> {
-    let p: Vec<&str> = token.split('.').collect();
-    if p.len() != 3 {
-        return None;
-    }
+    let [header, claims, signature] = jwt_parts(token)?;
     Some(Jwt {
-        header: obj(p[0])?,
-        claims: obj(p[1])?,
-        signature: p[2].to_string(),
+        header: jwt_object(header)?,
+        claims: jwt_object(claims)?,
+        signature: signature.to_string(),
     })
 }
 
@@ -98,7 +145,7 @@ pub async fn forged_token(
         .and_then(toml::Value::as_str)
         .ok_or_else(|| Stop::Error("forged_token needs args.attack".into()))?
         .to_string();
-    let at = super::saved_access_token(ctx, on)?;
+    let at = saved_access_token(ctx, on)?;
     let Some(resource) = ctx.env.target.resource.clone() else {
         return Err(Stop::Skip("no MCP endpoint to present tokens to".into()));
     };
@@ -296,10 +343,10 @@ async fn jwt_forgery(
             (signed(&header, &claims, &enc, Algorithm::ES256)?, what)
         }
         "aud-tampered" => {
-            claims.insert("aud".into(), json!("https://other.authconform.test/mcp"));
+            claims.insert("aud".into(), json!(OTHER_RESOURCE));
             (
                 keep_sig(&header, &claims),
-                "aud changed to https://other.authconform.test/mcp, signature kept".into(),
+                format!("aud changed to {OTHER_RESOURCE}, signature kept"),
             )
         }
         "iss-tampered" => {
@@ -340,12 +387,7 @@ async fn jwt_forgery(
 /// The scope claim with every scope the resource advertises added (and a made-up one, so the
 /// claim changes even when the token already held them all).
 fn widened_scope(ctx: &CaseCtx<'_>, current: Option<&str>) -> String {
-    let mut s: Vec<String> = current
-        .unwrap_or("")
-        .split(' ')
-        .filter(|x| !x.is_empty())
-        .map(str::to_string)
-        .collect();
+    let mut s = super::scopes::words(current.unwrap_or(""));
     if let Ok(d) = ctx.discovery("prm")
         && let Some(Value::Array(all)) = d.doc().and_then(|d| d.get("scopes_supported").cloned())
     {

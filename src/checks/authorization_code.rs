@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::case::model::Consent;
 use crate::login::{Outcome, PageSeen};
 use crate::runner::flow::{self, Authorization};
 use crate::runner::{CaseCtx, Saved, StepResult, Stop};
@@ -378,29 +377,11 @@ pub fn consent_required(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
 
 /// `code-entropy`: codes are unpredictable: distinct, long, without shared structure.
 pub async fn entropy(ctx: &mut CaseCtx<'_>, args: &BTreeMap<String, toml::Value>) -> StepResult {
-    let n = args
-        .get("samples")
-        .and_then(toml::Value::as_integer)
-        .unwrap_or(20)
-        .clamp(5, 100) as usize;
+    let n = super::arg_samples(args, 20, 100);
     let empty = BTreeMap::new();
     let mut codes = Vec::new();
     for _ in 0..n {
-        let a = flow::authorize(
-            ctx,
-            flow::Authorize {
-                client: "client",
-                redirect_uri: None,
-                params: &empty,
-                omit: &[],
-                extra: None,
-                verifier: None,
-                session: Some("entropy"),
-                login: true,
-                consent: Consent::Approve,
-            },
-        )
-        .await?;
+        let a = super::tokens::user_authorization(ctx, &empty, &[], Some("entropy")).await?;
         match a.code() {
             Some(c) => codes.push(c.to_string()),
             None => {
@@ -623,16 +604,7 @@ async fn tokens_work_at_resource(
     if let Some(p) = doc
         .get("access_token")
         .and_then(Value::as_str)
-        .and_then(|t| {
-            let parts: Vec<&str> = t.split('.').collect();
-            (parts.len() == 3).then(|| parts[1].to_string())
-        })
-        .and_then(|p| {
-            use base64::Engine;
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(p.trim_end_matches('='))
-                .ok()
-        })
+        .and_then(super::tokens::jwt_payload)
         .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
     {
         let aud = p.get("aud").cloned().unwrap_or(Value::Null);

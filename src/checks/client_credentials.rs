@@ -3,10 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 
+use super::tokens::{aud_names, jwt_claims, saved_access_token};
 use crate::runner::flow;
 use crate::runner::{CaseCtx, Saved, StepResult, Stop};
 
@@ -45,54 +44,12 @@ pub async fn supported(ctx: &mut CaseCtx<'_>, args: &BTreeMap<String, toml::Valu
     }
 }
 
-/// The payload of a JWS compact serialization (three base64url parts, a JSON header naming
-/// `alg`), read without verifying anything: reading the audience needs no trust.
-fn jwt_claims(token: &str) -> Option<serde_json::Map<String, Value>> {
-    let parts: Vec<&str> = token.split('.').collect();
-    if parts.len() != 3 {
-        return None;
-    }
-    let json = |p: &str| -> Option<Value> {
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p.trim_end_matches('=')).ok()?).ok()
-    };
-    json(parts[0])?.get("alg")?.as_str()?;
-    match json(parts[1])? {
-        Value::Object(m) => Some(m),
-        _ => None,
-    }
-}
-
-/// Does `aud` (a string or an array, RFC 7519 §4.1.3) name the resource?
-fn names(aud: &Value, resource: &str) -> bool {
-    match aud {
-        Value::String(a) => a == resource,
-        Value::Array(a) => a.iter().any(|x| x.as_str() == Some(resource)),
-        _ => false,
-    }
-}
-
 /// `cc-resource-aud`, `as-resource-bound`: the access token of a request that named
 /// `resource` = the MCP endpoint has that endpoint as its audience (RFC 8707 §2). A JWT's `aud`
 /// is read from its payload; an opaque token's from the AS's introspection (RFC 7662 §2.2),
 /// when it has one; otherwise the audience cannot be seen and the case is skipped.
 pub async fn token_audience(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
-    let doc = match ctx.saved.get(on).and_then(Saved::response) {
-        Some((_, r)) if r.status == 200 => r.json().unwrap_or_default(),
-        Some((_, r)) => {
-            return Err(Stop::Error(format!(
-                "the token request answered {}: no token to read",
-                r.status
-            )));
-        }
-        None => return Err(Stop::Error(format!("nothing saved as `{on}`"))),
-    };
-    let Some(at) = doc
-        .get("access_token")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-    else {
-        return Err(Stop::Error(format!("`{on}` holds no access_token")));
-    };
+    let at = saved_access_token(ctx, on)?;
     let Some(resource) = ctx.env.target.resource.clone() else {
         return Err(Stop::Skip(
             "no MCP endpoint known to look for in aud".into(),
@@ -100,7 +57,7 @@ pub async fn token_audience(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     };
     if let Some(claims) = jwt_claims(&at) {
         return match claims.get("aud") {
-            Some(aud) if names(aud, &resource) => {
+            Some(aud) if aud_names(aud, &resource) => {
                 ctx.pass(format!("the JWT access token's aud {aud} names {resource}"));
                 Ok(())
             }
@@ -131,7 +88,7 @@ pub async fn token_audience(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
         other => other,
     })?;
     ctx.saved.insert("cc_introspection".into(), saved);
-    super::token_endpoint::introspection_aud(ctx, "cc_introspection")
+    super::revocation::introspection_aud(ctx, "cc_introspection")
 }
 
 /// `cc-scope`: a client_credentials request for a scope the client may not have (`args.scope`,
@@ -177,28 +134,5 @@ pub fn scope_refused(
         None => ctx.fail(format!(
             "scope {asked:?} was granted: the token response has no scope member, so the scope asked for is the scope granted (RFC 6749 §5.1)"
         )),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_aud_from_a_jws_payload_only() {
-        let enc = |v: &str| URL_SAFE_NO_PAD.encode(v);
-        let jwt = format!(
-            "{}.{}.sig",
-            enc(r#"{"alg":"ES256"}"#),
-            enc(r#"{"aud":["https://a.test/mcp","x"]}"#)
-        );
-        let claims = jwt_claims(&jwt).expect("a JWT");
-        assert!(names(&claims["aud"], "https://a.test/mcp"));
-        assert!(!names(&claims["aud"], "https://a.test/"));
-        assert!(names(&Value::String("r".into()), "r"));
-        // Opaque tokens, and three parts that are not a JWS, are not JWTs.
-        assert!(jwt_claims("abc_DEF-123").is_none());
-        assert!(jwt_claims("a.b.c").is_none());
-        assert!(jwt_claims(&format!("{}.{}.s", enc("{}"), enc("{}"))).is_none());
     }
 }

@@ -246,11 +246,7 @@ pub async fn secret_entropy(
     ctx: &mut CaseCtx<'_>,
     args: &BTreeMap<String, toml::Value>,
 ) -> StepResult {
-    let n = args
-        .get("samples")
-        .and_then(toml::Value::as_integer)
-        .unwrap_or(20)
-        .clamp(5, 50) as usize;
+    let n = super::arg_samples(args, 20, 50);
     let endpoint = flow::as_endpoint(ctx, "registration_endpoint").await?;
     let mut secrets = Vec::new();
     for i in 0..n {

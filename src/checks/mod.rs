@@ -1,22 +1,28 @@
 //! Named checks: the expectations a declarative case cannot state on its own (exact URL identity,
 //! discovery order, comparing sources, probing variants). Each module is one spec concept and
-//! names the sections it covers; case files call these by name (`do = "check"`).
+//! names the sections it covers; case files call these by name (`do = "check"`). Most mirror a
+//! case area (`cases/<area>/`); `passthrough` and `tls` are concepts within one (audience,
+//! transport). What several modules share lives in `tokens` (reading the tokens a case holds,
+//! asking the AS about them) and below (hostile bodies, the https rule, check arguments, the
+//! entropy judgement).
 
 pub mod as_metadata;
 pub mod audience;
 pub mod authorization_code;
-pub mod binding;
 pub mod challenge;
 pub mod cimd;
 pub mod client_credentials;
 pub mod dcr;
-pub mod lifecycle;
 pub mod passthrough;
 pub mod pkce;
 pub mod prm;
+pub mod revocation;
 pub mod scopes;
+pub mod sessions;
 pub mod tls;
 pub mod token_endpoint;
+pub mod token_lifecycle;
+mod tokens;
 
 use std::collections::BTreeMap;
 
@@ -191,7 +197,7 @@ pub async fn run(
         "registered_query_kept" => authorization_code::registered_query_kept(ctx, &on_or("auth")),
         "token_response_shape" => token_endpoint::response_shape(ctx, &on_or("token")),
         "token_charset" => token_endpoint::token_charset(ctx, &on_or("token")),
-        "token_short_lived" => token_endpoint::short_lived(ctx, &on_or("token")),
+        "token_short_lived" => token_lifecycle::short_lived(ctx, &on_or("token")),
         "token_one_of_parallel" => token_endpoint::one_of_parallel(ctx),
         "token_fuzz" => token_endpoint::fuzz(ctx, args).await,
         "token_accepted_or_warn" => token_endpoint::accepted_or_warn(ctx, &on_or("token")),
@@ -204,35 +210,37 @@ pub async fn run(
         "id_token_as_access" => passthrough::id_token_as_access(ctx, &on_or("token")).await,
         "upstream_token" => passthrough::upstream_token(ctx, &on_or("token")).await,
         "no_passthrough" => passthrough::no_passthrough(ctx, &on_or("token")).await,
-        "introspection_aud" => token_endpoint::introspection_aud(ctx, &on_or("intro")),
+        "introspection_aud" => revocation::introspection_aud(ctx, &on_or("intro")),
         "revoked_grant_at_resource" => {
-            token_endpoint::revoked_grant_at_resource(ctx, &on_or("t1")).await
+            revocation::revoked_grant_at_resource(ctx, &on_or("t1")).await
         }
-        "two_scope_grant" => lifecycle::two_scope_grant(ctx, &on_or("t1")).await,
-        "refresh_downscope" => lifecycle::refresh_downscope(ctx, &on_or("t1")).await,
-        "refresh_scope_kept" => lifecycle::refresh_scope_kept(ctx, &on_or("t1")).await,
-        "refresh_resource_binding" => lifecycle::refresh_resource_binding(ctx, &on_or("t1")).await,
-        "refresh_idle_expiry" => lifecycle::refresh_idle_expiry(ctx, &on_or("t1")).await,
-        "token_entropy" => lifecycle::token_entropy(ctx, &on_or("t1"), args).await,
+        "two_scope_grant" => scopes::two_scope_grant(ctx, &on_or("t1")).await,
+        "refresh_downscope" => token_lifecycle::refresh_downscope(ctx, &on_or("t1")).await,
+        "refresh_scope_kept" => token_lifecycle::refresh_scope_kept(ctx, &on_or("t1")).await,
+        "refresh_resource_binding" => {
+            token_lifecycle::refresh_resource_binding(ctx, &on_or("t1")).await
+        }
+        "refresh_idle_expiry" => token_lifecycle::refresh_idle_expiry(ctx, &on_or("t1")).await,
+        "token_entropy" => token_lifecycle::token_entropy(ctx, &on_or("t1"), args).await,
         "revoked_access_at_resource" => {
-            lifecycle::revoked_access_at_resource(ctx, &on_or("t1")).await
+            revocation::revoked_access_at_resource(ctx, &on_or("t1")).await
         }
         "access_revocation_cascade" => {
-            lifecycle::access_revocation_cascade(ctx, &on_or("t1")).await
+            revocation::access_revocation_cascade(ctx, &on_or("t1")).await
         }
-        "access_revocation_answer" => lifecycle::access_revocation_answer(ctx, &on_or("t1")).await,
-        "resource_changes_aud" => lifecycle::resource_changes_aud(ctx, &on_or("t1"), args).await,
-        "request_refused" => lifecycle::request_refused(ctx, &on_or("auth"), args).await,
-        "scope_order" => lifecycle::scope_order(ctx).await,
-        "scope_reported" => lifecycle::scope_reported(ctx, &on_or("t1")).await,
-        "session_needs_token" => lifecycle::session_needs_token(ctx, &on_or("t1")).await,
-        "stale_session" => lifecycle::stale_session(ctx, &on_or("t1")).await,
-        "session_id_entropy" => lifecycle::session_id_entropy(ctx, &on_or("t1"), args).await,
-        "session_user_binding" => binding::session_user_binding(ctx, &on_or("t1"), args).await,
-        "state_handle_binding" => binding::state_handle_binding(ctx, &on_or("t1"), args).await,
-        "grant_revocation_complete" => binding::grant_revocation_complete(ctx).await,
+        "access_revocation_answer" => revocation::access_revocation_answer(ctx, &on_or("t1")).await,
+        "resource_changes_aud" => audience::resource_changes_aud(ctx, &on_or("t1"), args).await,
+        "request_refused" => scopes::request_refused(ctx, &on_or("auth"), args).await,
+        "scope_order" => scopes::scope_order(ctx).await,
+        "scope_reported" => scopes::scope_reported(ctx, &on_or("t1")).await,
+        "session_needs_token" => sessions::session_needs_token(ctx, &on_or("t1")).await,
+        "stale_session" => sessions::stale_session(ctx, &on_or("t1")).await,
+        "session_id_entropy" => sessions::session_id_entropy(ctx, &on_or("t1"), args).await,
+        "session_user_binding" => sessions::session_user_binding(ctx, &on_or("t1"), args).await,
+        "state_handle_binding" => sessions::state_handle_binding(ctx, &on_or("t1"), args).await,
+        "grant_revocation_complete" => token_lifecycle::grant_revocation_complete(ctx).await,
         "refresh_scope_escalation" => {
-            token_endpoint::refresh_scope_escalation(ctx, &on_or("t1")).await
+            token_lifecycle::refresh_scope_escalation(ctx, &on_or("t1")).await
         }
         "dcr_secret_expiry" => dcr::secret_expiry(ctx, &on_or("reg")),
         "dcr_consistent" => dcr::consistent(ctx, &on_or("reg")),
@@ -316,14 +324,73 @@ pub fn https_rule(ctx: &mut CaseCtx<'_>, what: &str, u: &str) -> StepResult {
     }
 }
 
-/// The `access_token` of the token response saved as `on`.
-pub fn saved_access_token(ctx: &CaseCtx<'_>, on: &str) -> Result<String, Stop> {
-    let doc = match ctx.saved.get(on).and_then(|s| s.response()) {
-        Some((_, r)) => r.json().unwrap_or_default(),
-        None => return Err(Stop::Error(format!("nothing saved as `{on}`"))),
+/// `args.<k>` as a string, else `d`.
+pub fn arg_str<'a>(args: &'a BTreeMap<String, toml::Value>, k: &str, d: &'a str) -> &'a str {
+    args.get(k).and_then(toml::Value::as_str).unwrap_or(d)
+}
+
+/// `args.<k>` as a list of strings (members that are not strings left out), when it is a list.
+pub fn arg_strings(args: &BTreeMap<String, toml::Value>, k: &str) -> Option<Vec<String>> {
+    args.get(k).and_then(toml::Value::as_array).map(|a| {
+        a.iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect()
+    })
+}
+
+/// `args.samples`, how many values an entropy check collects: `default` when not given, and
+/// never fewer than 5 or more than `max`.
+pub fn arg_samples(args: &BTreeMap<String, toml::Value>, default: i64, max: i64) -> usize {
+    args.get("samples")
+        .and_then(toml::Value::as_integer)
+        .unwrap_or(default)
+        .clamp(5, max) as usize
+}
+
+/// Bits an attacker must guess, estimated from the samples: positions (up to the shortest
+/// value) where the samples differ, times the bits of the alphabet they use (hex, decimal,
+/// alphanumeric or base64url).
+fn estimated_bits(values: &[String]) -> f64 {
+    let shortest = values.iter().map(String::len).min().unwrap_or(0);
+    let bytes: Vec<&[u8]> = values.iter().map(|v| v.as_bytes()).collect();
+    let varying: Vec<usize> = (0..shortest)
+        .filter(|&i| bytes.iter().any(|b| b[i] != bytes[0][i]))
+        .collect();
+    let chars: Vec<u8> = varying
+        .iter()
+        .flat_map(|&i| bytes.iter().map(move |b| b[i]))
+        .collect();
+    let per_char = if chars.iter().all(u8::is_ascii_digit) {
+        10f64.log2()
+    } else if chars.iter().all(u8::is_ascii_hexdigit) {
+        4.0
+    } else if chars.iter().all(u8::is_ascii_alphanumeric) {
+        62f64.log2()
+    } else {
+        6.0
     };
-    doc.get("access_token")
-        .and_then(serde_json::Value::as_str)
-        .map(str::to_string)
-        .ok_or_else(|| Stop::Error(format!("`{on}` holds no access token")))
+    varying.len() as f64 * per_char
+}
+
+/// The shared judgement of values that must be unguessable (RFC 6749 §10.10; tokens, session
+/// ids, state handles): distinct, no counters, and at least `min_bits` estimated.
+pub fn judge_entropy(
+    ctx: &mut CaseCtx<'_>,
+    what: &str,
+    values: &[String],
+    min_bits: f64,
+) -> StepResult {
+    authorization_code::unpredictable(ctx, what, values)?;
+    let bits = estimated_bits(values);
+    if bits < min_bits {
+        return ctx.fail(format!(
+            "the {what} carry about {bits:.0} bits that vary across {} samples, fewer than {min_bits:.0}",
+            values.len()
+        ));
+    }
+    ctx.pass(format!(
+        "{} {what}: distinct, no counter, about {bits:.0} varying bits (≥ {min_bits:.0})",
+        values.len()
+    ));
+    Ok(())
 }

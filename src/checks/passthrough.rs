@@ -15,7 +15,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{Map, Value, json};
 
-use crate::case::model::Consent;
+use super::tokens::{jwt_object, jwt_parts, saved_access_token};
 use crate::http::{Request, Response};
 use crate::runner::flow;
 use crate::runner::{CaseCtx, Saved, StepResult, Stop};
@@ -28,13 +28,11 @@ const CANARY_MAX_HITS: usize = 16;
 /// return before its upstream request is made).
 const CANARY_GRACE: Duration = Duration::from_secs(1);
 
-/// The claims of a JWT, when the string is one (no verification: only to describe it).
+/// The claims of a JWT, when the string is one (no verification: only to describe it). Only the
+/// payload is read, not the header [`super::tokens::jwt_claims`] also asks for.
 fn jwt_claims(token: &str) -> Option<Map<String, Value>> {
-    let p: Vec<&str> = token.split('.').collect();
-    if p.len() != 3 {
-        return None;
-    }
-    super::audience::obj(p[1])
+    let [_, claims, _] = jwt_parts(token)?;
+    jwt_object(claims)
 }
 
 /// A resource server's answer to a token it must refuse (MCP 2025-11-25 §9.2, RFC 6750 §3.1:
@@ -92,21 +90,7 @@ pub async fn openid_grant(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
         ("scope".to_string(), scope.clone()),
         ("nonce".to_string(), nonce),
     ]);
-    let a = flow::authorize(
-        ctx,
-        flow::Authorize {
-            client: "client",
-            redirect_uri: None,
-            params: &params,
-            omit: &[],
-            extra: None,
-            verifier: None,
-            session: None,
-            login: true,
-            consent: Consent::Approve,
-        },
-    )
-    .await?;
+    let a = super::tokens::user_authorization(ctx, &params, &[], None).await?;
     if a.code().is_none() {
         return Err(Stop::Skip(format!(
             "the AS did not grant scope {scope:?} (it {}): not an OpenID Provider, so no ID token to present",
@@ -187,7 +171,7 @@ pub async fn upstream_token(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     }
     // The stand-in: an RFC 9068 access token for this resource, with the real token's scope,
     // from an issuer that is not the target's and signed with a key of the suite's.
-    let at = super::saved_access_token(ctx, on)?;
+    let at = saved_access_token(ctx, on)?;
     let scope = jwt_claims(&at)
         .and_then(|c| c.get("scope").and_then(Value::as_str).map(str::to_string))
         .or_else(|| ctx.env.profile.authorization.scope.clone());
@@ -375,7 +359,7 @@ pub async fn no_passthrough(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     };
     let argument = cfg.argument.unwrap_or_else(|| "url".into());
     let resource = resource(ctx)?;
-    let at = super::saved_access_token(ctx, on)?;
+    let at = saved_access_token(ctx, on)?;
     let canary = Canary::start(at.clone(), ctx.env.http.redactor().clone()).await?;
     ctx.note(format!(
         "calling tool {tool:?} with {argument} = {} (a canary upstream on 127.0.0.1)",

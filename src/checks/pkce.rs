@@ -1,8 +1,6 @@
 //! PKCE (O21 4.1.1, 4.1.3; RFC 7636): the rules that depend on what the AS advertises or on
 //! what a code reveals.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 
 use crate::runner::flow::{self, Authorization};
@@ -91,15 +89,9 @@ pub fn token_opts<'a>(
     }
 }
 
+/// The payload of a three-part token as text, when it is one.
 fn jwt_payload(s: &str) -> Option<String> {
-    let parts: Vec<&str> = s.split('.').collect();
-    if parts.len() != 3 {
-        return None;
-    }
-    let bytes = URL_SAFE_NO_PAD
-        .decode(parts[1].trim_end_matches('='))
-        .ok()?;
-    String::from_utf8(bytes).ok()
+    String::from_utf8(super::tokens::jwt_payload(s)?).ok()
 }
 
 /// `pkce-challenge-not-leaked`: neither the callback nor a readable code carries the challenge.

@@ -1,429 +1,346 @@
-//! What one user gets stays that user's: MCP sessions (MCP 2025-11-25 Security Best Practices
-//! "Session Hijacking": bind session ids to the user, key them as `<user_id>:<session_id>`),
-//! state handles minted by tools (MCP 2026-07-28 Security Best Practices "State Handle
-//! Hijacking": a handle never authenticates, is bound to the user and is unguessable), and a
-//! grant the user withdraws at the AS (RFC 7009 §2.1: revoking a grant ends its tokens; RFC
-//! 6749 §10.5 / OAuth 2.1 §4.1.3: tokens of a racing redemption are tokens of that grant too).
+//! Area 9, the life of the tokens a grant brings: access-token lifetimes (MCP 11.2); refresh
+//! tokens: no scope escalation, a narrower scope on refresh
+//! and the whole grant kept by the new refresh token (O21 4.3.1, 4.3.3; RFC 6749 §6, §5.1), no
+//! move to another resource (RFC 8707 §2.2; O21 3.2.3), idle expiry (O21 4.3.3); token entropy
+//! (RFC 6749 §10.10); and a grant the user withdraws at the AS, which ends every token it
+//! brought, racing ones included (RFC 7009 §2.1; RFC 6749 §10.5 / OAuth 2.1 §4.1.3).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
-use super::lifecycle::{
-    access_token_of, introspect, judge_entropy, jwt_claims, mcp_post, oauth_error, refresh,
-    session_from_initialize, str_member,
+use super::scopes::{granted, scope_set, show};
+use super::tokens::{
+    OTHER_RESOURCE, aud_names, introspect, jwt_claims, oauth_error, refresh, saved_refresh_token,
+    scoped_grant, str_member, token_claims, token_doc, user_authorization,
 };
-use crate::case::model::Consent;
 use crate::http::{Request, Response};
 use crate::runner::flow;
 use crate::runner::{CaseCtx, Saved, StepResult, Stop};
-use crate::spec::Revision;
-
-/// A session id no server issued: how the server answers a session the caller does not have.
-const NEVER_ISSUED: &str = "00000000-0000-4000-8000-000000000000";
-
-/// Records a violation without stopping: the case goes on to its other probes.
-fn finding(ctx: &mut CaseCtx<'_>, failures: &mut Vec<String>, msg: String) {
-    if let Stop::Fail(m) = ctx.failed(msg) {
-        failures.push(m);
-    }
-}
-
-fn arg_str<'a>(args: &'a BTreeMap<String, toml::Value>, k: &str, d: &'a str) -> &'a str {
-    args.get(k).and_then(toml::Value::as_str).unwrap_or(d)
-}
 
 // ---------------------------------------------------------------------------------------------
-// Sessions (MCP 2025-11-25)
+// Refresh tokens (O21 4.3)
 
-/// `rs-session-user-binding`: user A's token opens a session; user B's token (saved as
-/// `args.other`, default `t2`) naming that session must be refused, or served in a session of
-/// B's own. Served as A's session is the failure; the tell is a control with a session id
-/// never issued: if the server refuses that but serves A's id to B, it found A's session for B.
-pub async fn session_user_binding(
-    ctx: &mut CaseCtx<'_>,
-    on: &str,
-    args: &BTreeMap<String, toml::Value>,
-) -> StepResult {
-    let a = access_token_of(ctx, on)?;
-    let b = access_token_of(ctx, arg_str(args, "other", "t2"))?;
-    if a == b {
-        return Err(Stop::Error(
-            "the two users' authorizations gave the same access token".into(),
+/// The grant saved as `on` (its authorization saved as `auth`): its refresh token, and the scope
+/// it was granted.
+fn refreshable_grant(ctx: &CaseCtx<'_>, on: &str) -> Result<(String, BTreeSet<String>), Stop> {
+    let rt = saved_refresh_token(ctx, on)?;
+    let asked = flow::authorization(ctx, "auth")?
+        .param("scope")
+        .unwrap_or("")
+        .to_string();
+    Ok((rt, granted(&token_doc(ctx, on)?, &asked).0))
+}
+
+/// `rt-scope-downscope`: a refresh asking for part of the grant gets an access token for that
+/// part, and says so in `scope` (O21 4.3.1; RFC 6749 §6, §5.1).
+pub async fn refresh_downscope(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let (rt, have) = refreshable_grant(ctx, on)?;
+    let Some(narrow) = have.iter().next().cloned().filter(|_| have.len() >= 2) else {
+        return Err(Stop::Skip(format!(
+            "the grant has one scope ({}): nothing narrower to ask for",
+            show(&have)
+        )));
+    };
+    let r = refresh(ctx, &rt, &[("scope", &narrow)]).await?;
+    if r.status != 200 {
+        return ctx.fail(format!(
+            "a refresh asking for {narrow:?}, part of the grant ({}), was refused: {} error={:?}",
+            show(&have),
+            r.status,
+            oauth_error(&r)
         ));
     }
-    // B's token must work on its own, or a refusal in A's session proves nothing.
-    let own = mcp_post(
-        ctx,
-        "initialize",
-        Some(&b),
-        None,
-        "initialize with user B's token (it must work on its own)",
-    )
-    .await?;
-    if !(200..300).contains(&own.status) {
-        return Err(Stop::Error(format!(
-            "user B's token is refused on its own ({}): a refusal in user A's session would prove nothing",
-            own.status
-        )));
+    let d = r.json().unwrap_or_default();
+    match str_member(&d, "scope") {
+        Some(sc) if scope_set(&sc) == scope_set(&narrow) => {
+            ctx.pass(format!(
+                "the refresh asking for {narrow:?} got an access token whose scope is {sc:?}"
+            ));
+            Ok(())
+        }
+        Some(sc) => ctx.fail(format!(
+            "a refresh asking for {narrow:?} got scope {sc:?}: the narrower request was not honoured"
+        )),
+        None => {
+            ctx.pass(format!(
+                "the refresh asking for {narrow:?} succeeded without a scope member, which means the requested scope was granted (RFC 6749 §5.1)"
+            ));
+            Ok(())
+        }
     }
-    let Some(sid) = session_from_initialize(ctx, &a).await? else {
+}
+
+/// `rt-new-rt-same-scope`: after a narrowed refresh, the new refresh token still carries the
+/// whole grant (O21 4.3.3: "the new refresh token ... MUST be identical to that of the refresh
+/// token included by the client in the request"): refreshing it without `scope` gives the
+/// original scope back.
+pub async fn refresh_scope_kept(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let (rt1, original) = refreshable_grant(ctx, on)?;
+    let narrow = original.iter().next().cloned().unwrap_or_default();
+    let mut rt = rt1.clone();
+    if original.len() >= 2 {
+        let r = refresh(ctx, &rt1, &[("scope", &narrow)]).await?;
+        let d = r.json().unwrap_or_default();
+        if r.status == 200 {
+            ctx.note(format!(
+                "refreshed with scope {narrow:?}: the access token got {:?}",
+                str_member(&d, "scope")
+            ));
+            if let Some(next) = str_member(&d, "refresh_token") {
+                rt = next;
+            }
+        } else {
+            ctx.note(format!(
+                "the AS does not narrow on refresh ({} error={:?}); the refresh token is followed without narrowing",
+                r.status,
+                oauth_error(&r)
+            ));
+        }
+    }
+    let r = refresh(ctx, &rt, &[]).await?;
+    if r.status != 200 {
+        return ctx.fail(format!(
+            "the refresh token from the previous refresh does not work: {} error={:?}",
+            r.status,
+            oauth_error(&r)
+        ));
+    }
+    let d = r.json().unwrap_or_default();
+    match str_member(&d, "scope") {
+        Some(sc) if scope_set(&sc) == original => {
+            ctx.pass(format!(
+                "refreshing the new refresh token without scope gives the grant's scope {sc:?} back"
+            ));
+            Ok(())
+        }
+        Some(sc) => ctx.fail(format!(
+            "the new refresh token carries scope {sc:?}, not the grant's {:?}",
+            show(&original)
+        )),
+        None => {
+            ctx.pass(format!(
+                "refreshing the new refresh token without scope succeeded without a scope member: the grant's scope {:?} (RFC 6749 §5.1, §6)",
+                show(&original)
+            ));
+            Ok(())
+        }
+    }
+}
+
+/// `rt-resource-binding`: a refresh naming another resource gets no token for it (RFC 8707
+/// §2.2; O21 3.2.3): a refusal, or an access token whose audience is still the MCP server.
+pub async fn refresh_resource_binding(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let rt = saved_refresh_token(ctx, on)?;
+    let Some(resource) = ctx.env.target.resource.clone() else {
         return Err(Stop::Skip(
-            "initialize returned no Mcp-Session-Id: the server keeps no sessions to hijack".into(),
+            "no MCP endpoint to compare the audience with".into(),
         ));
     };
-    let live = mcp_post(
-        ctx,
-        "tools/list",
-        Some(&a),
-        Some(&sid),
-        "tools/list in user A's session with A's token (the session must be live)",
-    )
-    .await?;
-    if !(200..300).contains(&live.status) {
-        return Err(Stop::Error(format!(
-            "tools/list in user A's new session with A's token answered {}: the session is not usable",
-            live.status
+    let r = refresh(ctx, &rt, &[("resource", OTHER_RESOURCE)]).await?;
+    if r.status >= 500 {
+        return ctx.fail(format!(
+            "the refresh naming another resource answered {}",
+            r.status
+        ));
+    }
+    if r.status != 200 {
+        let e = oauth_error(&r);
+        return match e.as_deref() {
+            Some(code) => {
+                ctx.pass(format!(
+                    "the refresh naming {OTHER_RESOURCE} was refused ({} error={code})",
+                    r.status
+                ));
+                Ok(())
+            }
+            None => ctx.fail(format!(
+                "the refresh naming another resource answered {} without an OAuth error",
+                r.status
+            )),
+        };
+    }
+    let at = str_member(&r.json().unwrap_or_default(), "access_token")
+        .ok_or_else(|| ctx.failed("the refresh answered 200 without an access token"))?;
+    let claims = token_claims(ctx, &at).await?;
+    let aud = claims.get("aud").cloned().unwrap_or(Value::Null);
+    if aud_names(&aud, OTHER_RESOURCE) {
+        ctx.fail(format!(
+            "the refresh token moved to another resource: the new access token's aud is {aud}"
+        ))
+    } else if aud_names(&aud, &resource) {
+        ctx.pass(format!(
+            "the refresh naming {OTHER_RESOURCE} still got a token for {resource} only (aud {aud})"
+        ));
+        Ok(())
+    } else {
+        ctx.fail(format!(
+            "after a refresh naming another resource, the access token's aud is {aud}, not the MCP server {resource}"
+        ))
+    }
+}
+
+/// `rt-inactivity-expiry`: a refresh token left unused longer than the AS's stated idle time
+/// (profile `timing.refresh_idle_secs`) is refused (O21 4.3.3).
+pub async fn refresh_idle_expiry(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let Some(idle) = ctx.env.profile.timing.refresh_idle_secs else {
+        return Err(Stop::Skip(
+            "the profile states no refresh-token idle time (timing.refresh_idle_secs): there is no configured expiry to observe".into(),
+        ));
+    };
+    let wait = Duration::from_secs(idle + 1);
+    if wait > ctx.env.max_wait() {
+        return Err(Stop::Skip(format!(
+            "needs a wait of {} s (idle time {idle} s + 1); allow it with --max-wait {} (or timing.max_wait_secs)",
+            wait.as_secs(),
+            wait.as_secs()
         )));
     }
-    let control = mcp_post(
-        ctx,
-        "tools/list",
-        Some(&b),
-        Some(NEVER_ISSUED),
-        "tools/list with user B's token and a session id never issued (the control)",
-    )
-    .await?;
-    let r = mcp_post(
-        ctx,
-        "tools/list",
-        Some(&b),
-        Some(&sid),
-        "tools/list with user B's token naming user A's session",
-    )
-    .await?;
-    let moved = r.header("mcp-session-id").filter(|x| *x != sid);
-    match r.status {
-        s if s >= 500 => ctx.fail(format!(
-            "user B's token naming user A's session caused a server error ({s}), not a refusal"
-        )),
-        s if (400..500).contains(&s) => {
+    let rt = saved_refresh_token(ctx, on)?;
+    // A first refresh shows the token works (and, with rotation, starts a new one's clock).
+    let r = refresh(ctx, &rt, &[]).await?;
+    if r.status != 200 {
+        return Err(Stop::Error(format!(
+            "a fresh refresh token was refused ({} error={:?}): its expiry proves nothing",
+            r.status,
+            oauth_error(&r)
+        )));
+    }
+    let rt = str_member(&r.json().unwrap_or_default(), "refresh_token").unwrap_or(rt);
+    ctx.note(format!(
+        "waiting {} s with the refresh token unused",
+        wait.as_secs()
+    ));
+    ctx.idle(wait).await;
+    let r = refresh(ctx, &rt, &[]).await?;
+    match (r.status, oauth_error(&r).as_deref()) {
+        (400 | 401, Some("invalid_grant")) => {
             ctx.pass(format!(
-                "user B's token naming user A's session was refused ({s})"
+                "a refresh token unused for {} s was refused with invalid_grant",
+                wait.as_secs()
             ));
             Ok(())
         }
-        s if s < 300 && moved.is_some() => {
-            ctx.pass(format!(
-                "user B's request naming user A's session was served ({s}) in another session, of B's own"
-            ));
-            Ok(())
-        }
-        s if s < 300 && (400..500).contains(&control.status) => ctx.fail(format!(
-            "user B's token was served in user A's session ({s}), while a session id never issued gets {}: the session is found by its id alone, not bound to the user",
-            control.status
+        (200, _) => ctx.fail(format!(
+            "a refresh token unused for {} s (idle time {idle} s) still works",
+            wait.as_secs()
         )),
-        s if s < 300 && control.status < 300 => Err(Stop::Skip(format!(
-            "the server serves a session id it never issued ({}) as it serves user A's ({s}): it does not look sessions up, so their binding to a user cannot be seen (see rs-stale-session-4xx)",
-            control.status
-        ))),
-        s => Err(Stop::Error(format!(
-            "user B's token naming user A's session answered {s} (the control: {}): neither served nor refused",
-            control.status
-        ))),
+        (s, e) => ctx.fail(format!(
+            "the idle refresh token got {s} error={e:?}, expected invalid_grant"
+        )),
     }
 }
 
 // ---------------------------------------------------------------------------------------------
-// State handles (MCP 2026-07-28)
+// Entropy (RFC 6749 §10.10)
 
-/// The JSON-RPC message of a response: a JSON body, or the last `data:` line of an SSE stream
-/// that carries a result or an error.
-fn rpc_json(r: &Response) -> Option<Value> {
-    r.json().or_else(|| {
-        r.text()
-            .lines()
-            .filter_map(|l| l.strip_prefix("data:"))
-            .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
-            .rfind(|v| v.get("result").is_some() || v.get("error").is_some())
-    })
-}
-
-/// What a tool call came to.
-enum Call {
-    /// The tool ran and returned this result.
-    Result(Value),
-    /// Refused: an HTTP error, a JSON-RPC error or a tool error (`isError`).
-    Refused(String),
-    /// A 2xx without a result or error the suite can read.
-    Unreadable,
-}
-
-fn call_outcome(r: &Response) -> Call {
-    if r.status >= 400 {
-        return Call::Refused(format!("HTTP {}", r.status));
-    }
-    let Some(msg) = rpc_json(r) else {
-        return Call::Unreadable;
-    };
-    if let Some(e) = msg.get("error") {
-        return Call::Refused(format!(
-            "JSON-RPC error {}",
-            e.get("code").cloned().unwrap_or(Value::Null)
-        ));
-    }
-    match msg.get("result") {
-        Some(res) if res.get("isError") == Some(&Value::Bool(true)) => {
-            Call::Refused("a tool error (isError)".into())
-        }
-        Some(res) => Call::Result(res.clone()),
-        None => Call::Unreadable,
-    }
-}
-
-/// A caller of the MCP server: a token, and the session it opened (up to 2025-11-25 a server
-/// with sessions wants tool calls inside one).
-struct Caller {
-    token: Option<String>,
-    session: Option<String>,
-}
-
-async fn caller(ctx: &mut CaseCtx<'_>, token: &str) -> Result<Caller, Stop> {
-    let session = if ctx.env.revision == Revision::V2026_07_28 {
-        None
-    } else {
-        session_from_initialize(ctx, token).await?
-    };
-    Ok(Caller {
-        token: Some(token.to_string()),
-        session,
-    })
-}
-
-/// `tools/call` of `tool` with `arguments`, as `who`.
-async fn tool_call(
-    ctx: &mut CaseCtx<'_>,
-    who: &Caller,
-    tool: &str,
-    arguments: Map<String, Value>,
-    note: &str,
-) -> Result<Response, Stop> {
-    let Some(url) = ctx.env.target.resource.clone() else {
-        return Err(Stop::Skip("no MCP endpoint given (--resource)".into()));
-    };
-    let (body, headers) = crate::runner::actions::mcp_body("tools/call", ctx.env.revision);
-    let mut v: Value = serde_json::from_str(&body).unwrap_or_default();
-    v["params"]["name"] = json!(tool);
-    v["params"]["arguments"] = Value::Object(arguments);
-    let mut req = Request::new("POST", url.clone(), note)
-        .header("Content-Type", "application/json")
-        .header("Accept", "application/json, text/event-stream")
-        .body(v.to_string());
-    for (n, val) in headers {
-        req = req.header(n, val);
-    }
-    if let Some(t) = &who.token {
-        req = req.header("Authorization", format!("Bearer {t}"));
-    }
-    if let Some(s) = &who.session {
-        req = req.header("Mcp-Session-Id", s);
-    }
-    ctx.send(req)
-        .await
-        .map_err(|e| Stop::Error(format!("no response from the MCP endpoint {url}: {e}")))
-}
-
-/// The handle in a create result: at the profile's pointer, else the first text content.
-fn handle_in(result: &Value, pointer: Option<&str>) -> Option<String> {
-    let v = match pointer {
-        Some(p) => result.pointer(p)?.clone(),
-        None => result
-            .get("content")?
-            .as_array()?
-            .iter()
-            .find(|c| c.get("type").and_then(Value::as_str) == Some("text"))?
-            .get("text")?
-            .clone(),
-    };
-    match v {
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-/// Mints one handle as `who`.
-async fn mint(ctx: &mut CaseCtx<'_>, who: &Caller, note: &str) -> Result<String, Stop> {
-    let cfg = ctx.env.profile.state_handles.clone();
-    let Some((create, _, _)) = cfg.tools() else {
-        return Err(Stop::Skip("no [state_handles] tools configured".into()));
-    };
-    let args: Map<String, Value> = cfg
-        .create_arguments
-        .iter()
-        .map(|(k, v)| (k.clone(), crate::client::toml_to_json(v)))
-        .collect();
-    let r = tool_call(ctx, who, create, args, note).await?;
-    match call_outcome(&r) {
-        Call::Result(res) => handle_in(&res, cfg.handle.as_deref()).ok_or_else(|| {
-            Stop::Error(format!(
-                "the {create} result holds no handle at {} (set [state_handles] handle to its JSON pointer)",
-                cfg.handle.as_deref().unwrap_or("the first text content")
-            ))
-        }),
-        Call::Refused(why) => Err(Stop::Error(format!(
-            "{create} did not mint a handle for the test user: {why}"
-        ))),
-        Call::Unreadable => Err(Stop::Error(format!(
-            "{create} answered {} with no JSON-RPC result to read",
-            r.status
-        ))),
-    }
-}
-
-/// Calls the consuming tool with `handle` as `who`.
-async fn use_handle(
-    ctx: &mut CaseCtx<'_>,
-    who: &Caller,
-    handle: &str,
-    note: &str,
-) -> Result<Response, Stop> {
-    let cfg = ctx.env.profile.state_handles.clone();
-    let Some((_, tool, argument)) = cfg.tools() else {
-        return Err(Stop::Skip("no [state_handles] tools configured".into()));
-    };
-    let mut args = Map::new();
-    args.insert(argument.to_string(), Value::String(handle.to_string()));
-    tool_call(ctx, who, tool, args, note).await
-}
-
-/// `rs-state-handle-binding`: user A mints a handle H with the profile's `create_tool`, and
-/// `use_tool` is called with H (a) without a token: 401 (the handle MUST NOT authenticate);
-/// (b) with user B's token (saved as `args.other`): refused, or not A's state; then (c) up to
-/// `args.samples` handles (default 20, at most 20) must be distinct, no counter, and carry
-/// about 120 varying bits (the session-id bar). Every finding is collected before the verdict.
-pub async fn state_handle_binding(
+/// `rt-entropy` / `at-entropy`: collects up to `samples` (default 16, at most 20) refresh or
+/// access tokens, by refreshing the grant saved as `on` (each rotation brings a new one) or, when
+/// refresh tokens do not rotate, by new authorizations; signed JWT access tokens are left out
+/// (their security rests on the signature). Loops are bounded by the sample count.
+pub async fn token_entropy(
     ctx: &mut CaseCtx<'_>,
     on: &str,
     args: &BTreeMap<String, toml::Value>,
 ) -> StepResult {
-    let n = args
-        .get("samples")
-        .and_then(toml::Value::as_integer)
-        .unwrap_or(20)
-        .clamp(5, 20) as usize;
-    let a_token = access_token_of(ctx, on)?;
-    let b_token = access_token_of(ctx, arg_str(args, "other", "t2"))?;
-    let a = caller(ctx, &a_token).await?;
-    let b = caller(ctx, &b_token).await?;
-    let nobody = Caller {
-        token: None,
-        session: None,
+    let kind = super::arg_str(args, "kind", "refresh");
+    let member = if kind == "access" {
+        "access_token"
+    } else {
+        "refresh_token"
     };
-    let h = mint(ctx, &a, "user A mints a state handle").await?;
-    ctx.note(format!("user A's handle: {h}"));
-    let r = use_handle(ctx, &a, &h, "user A uses its own handle (the baseline)").await?;
-    let Call::Result(baseline) = call_outcome(&r) else {
-        return Err(Stop::Error(format!(
-            "the consuming tool did not serve user A's own handle ({}): nothing to compare with",
-            r.status
-        )));
-    };
-    let mut failures: Vec<String> = Vec::new();
-    // A probe that cannot be judged does not hide what the others found.
-    let mut undecided: Option<String> = None;
-
-    // (a) The handle alone, without a token.
-    let r = use_handle(ctx, &nobody, &h, "the handle without a token").await?;
-    match r.status {
-        401 => ctx.pass("the handle without a token gets 401: it does not authenticate"),
-        s if s < 300 => {
-            let m = format!(
-                "the handle without a token was served ({s}): possession of a handle authenticated the request, which MCP 2026-07-28 says MUST NOT happen"
-            );
-            finding(ctx, &mut failures, m);
+    let n = super::arg_samples(args, 16, 20);
+    let omit: Vec<String> =
+        if args.get("omit_resource").and_then(toml::Value::as_bool) == Some(true) {
+            vec!["resource".into()]
+        } else {
+            Vec::new()
+        };
+    let doc = token_doc(ctx, on)?;
+    let first = str_member(&doc, member)
+        .ok_or_else(|| Stop::Skip(format!("the token response carries no {member}")))?;
+    let mut values = vec![first];
+    let mut rt = str_member(&doc, "refresh_token");
+    let mut by_refresh = rt.is_some();
+    for _ in 0..(2 * n) {
+        if values.len() >= n {
+            break;
         }
-        s if s >= 500 => {
-            let m = format!("the handle without a token caused a server error ({s})");
-            finding(ctx, &mut failures, m);
-        }
-        s => ctx.warn(format!(
-            "the handle without a token was refused with {s}, not the 401 a request without a token gets (MCP 2025-11-25 §9.2)"
-        )),
-    }
-
-    // (b) User B presents A's handle.
-    let r = use_handle(ctx, &b, &h, "user B presents user A's handle").await?;
-    match call_outcome(&r) {
-        _ if r.status >= 500 => {
-            let m = format!(
-                "user B presenting user A's handle caused a server error ({})",
-                r.status
-            );
-            finding(ctx, &mut failures, m);
-        }
-        Call::Refused(why) => {
-            ctx.pass(format!(
-                "user B presenting user A's handle was refused: {why}"
-            ));
-        }
-        Call::Result(res) if res == baseline => {
-            let m = "user B presenting user A's handle got exactly what user A gets: the handle is not bound to its user".to_string();
-            finding(ctx, &mut failures, m);
-        }
-        Call::Result(_) => {
-            // A different answer means B did not see A's state, if A's own answer is stable.
-            let note = "user A uses its handle again (is its answer stable?)";
-            let again = use_handle(ctx, &a, &h, note).await?;
-            match call_outcome(&again) {
-                Call::Result(res) if res == baseline => ctx.pass(
-                    "user B presenting user A's handle did not get user A's state (a different answer; A's own is unchanged)",
-                ),
-                _ => {
-                    undecided = Some(
-                        "user A's own answers for its handle differ between calls, and user B got yet another: whether B saw A's state cannot be told".into(),
-                    );
+        let d = if let (true, Some(cur)) = (by_refresh, rt.clone()) {
+            let r = refresh(ctx, &cur, &[]).await?;
+            if r.status != 200 {
+                return Err(Stop::Error(format!(
+                    "refresh {} answered {} error={:?}: no more samples",
+                    values.len(),
+                    r.status,
+                    oauth_error(&r)
+                )));
+            }
+            let d = r.json().unwrap_or_default();
+            let next = str_member(&d, "refresh_token");
+            if kind != "access" && next.as_deref().is_none_or(|x| x == cur) {
+                // No rotation: new refresh tokens only come from new authorizations.
+                ctx.note("the refresh token is not rotated: sampling new authorizations instead");
+                by_refresh = false;
+                continue;
+            }
+            rt = next.or(Some(cur));
+            d
+        } else {
+            let (a, r) = scoped_grant(
+                ctx,
+                ctx.env.profile.authorization.scope.clone().as_deref(),
+                &omit,
+            )
+            .await?;
+            match r {
+                Some(r) if r.status == 200 => r.json().unwrap_or_default(),
+                Some(r) => {
+                    return Err(Stop::Error(format!(
+                        "a token request for a sample answered {}",
+                        r.status
+                    )));
+                }
+                None => {
+                    return Err(Stop::Error(format!(
+                        "no code to sample: the AS {}",
+                        a.describe()
+                    )));
                 }
             }
-        }
-        Call::Unreadable => {
-            undecided = Some(format!(
-                "user B presenting user A's handle got {} with no JSON-RPC result or error to read",
-                r.status
-            ));
-        }
-    }
-
-    // (c) The handles cannot be guessed.
-    let mut handles = vec![h];
-    for i in 1..n {
-        match mint(ctx, &a, &format!("state handle sample {}", i + 1)).await {
-            Ok(next) => handles.push(next),
-            Err(Stop::Error(m)) => {
-                undecided.get_or_insert(format!("sampling handles: {m}"));
-                break;
+        };
+        match str_member(&d, member) {
+            Some(v) => values.push(v),
+            None => {
+                return Err(Stop::Error(format!(
+                    "a sample response carries no {member}"
+                )));
             }
-            Err(other) => return Err(other),
         }
     }
-    if handles.len() == n {
-        match judge_entropy(ctx, "state handles", &handles, 120.0) {
-            Ok(()) => {}
-            Err(Stop::Fail(m)) => failures.push(m),
-            Err(other) => return Err(other),
+    let what = if kind == "access" {
+        let jwts = values.iter().filter(|v| jwt_claims(v).is_some()).count();
+        values.retain(|v| jwt_claims(v).is_none());
+        if values.is_empty() {
+            return Err(Stop::Skip(format!(
+                "all {jwts} access tokens are signed JWTs: their security rests on the signature, not on entropy"
+            )));
         }
-    }
-    if !failures.is_empty() {
-        if let Some(u) = undecided {
-            ctx.note(format!("also undecided: {u}"));
+        if jwts > 0 {
+            ctx.note(format!("{jwts} signed JWT access tokens left out"));
         }
-        return Err(Stop::Fail(failures.join("; ")));
+        "opaque access tokens"
+    } else {
+        "refresh tokens"
+    };
+    if values.len() < 5 {
+        return Err(Stop::Error(format!(
+            "only {} {what} could be collected",
+            values.len()
+        )));
     }
-    match undecided {
-        Some(u) => Err(Stop::Error(u)),
-        None => Ok(()),
-    }
+    super::judge_entropy(ctx, what, &values, 128.0)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -499,21 +416,7 @@ fn successes(ctx: &CaseCtx<'_>, saved: &Saved, parallel: bool) -> Vec<Value> {
 /// at once; the token responses that succeeded.
 async fn grant(ctx: &mut CaseCtx<'_>, parallel: usize) -> Result<Vec<Value>, Stop> {
     let none = BTreeMap::new();
-    let a = flow::authorize(
-        ctx,
-        flow::Authorize {
-            client: "client",
-            redirect_uri: None,
-            params: &none,
-            omit: &[],
-            extra: None,
-            verifier: None,
-            session: Some(SESSION),
-            login: true,
-            consent: Consent::Approve,
-        },
-    )
-    .await?;
+    let a = user_authorization(ctx, &none, &[], Some(SESSION)).await?;
     if a.code().is_none() {
         return Err(Stop::Error(format!(
             "the authorization brought no code: the AS {}",
@@ -919,4 +822,118 @@ pub async fn grant_revocation_complete(ctx: &mut CaseCtx<'_>) -> StepResult {
         held.len()
     ));
     Ok(())
+}
+
+/// `at-short-lived`: short access token lifetimes (≤ 1 h pass; ≤ 24 h warn; longer fail).
+pub fn short_lived(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let doc = super::tokens::token_doc(ctx, on)?;
+    let Some(secs) = super::pkce::lifetime(&doc) else {
+        return ctx.fail("the token response gives no expires_in and the token carries no readable exp: no bounded lifetime is advertised");
+    };
+    if secs <= 3600 {
+        ctx.pass(format!("access tokens live {secs} s (≤ 1 h)"));
+        Ok(())
+    } else if secs <= 86_400 {
+        ctx.warn(format!(
+            "access tokens live {secs} s: over an hour, up to a day"
+        ));
+        Ok(())
+    } else {
+        ctx.fail(format!(
+            "access tokens live {secs} s ({} days): MCP 11.2 wants short-lived tokens",
+            secs / 86_400
+        ))
+    }
+}
+
+/// `rt-scope-escalation`: a refresh request asking for a scope the grant lacks (one the AS
+/// lists in `scopes_supported`) is refused with `invalid_scope`, or answered with a scope that
+/// leaves it out. A 200 without `scope` means the requested scope was granted (RFC 6749 §5.1).
+pub async fn refresh_scope_escalation(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let t1 = match ctx.saved.get(on).and_then(|s| s.response()) {
+        Some((_, r)) => r.json().unwrap_or_default(),
+        None => return Err(Stop::Error(format!("nothing saved as `{on}`"))),
+    };
+    let rt = t1
+        .get("refresh_token")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Stop::Skip("no refresh token was issued".into()))?
+        .to_string();
+    let granted: Vec<String> = t1
+        .get("scope")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .or_else(|| ctx.env.profile.authorization.scope.clone())
+        .unwrap_or_default()
+        .split(' ')
+        .filter(|x| !x.is_empty())
+        .map(str::to_string)
+        .collect();
+    let supported: Vec<String> = match ctx.saved.get("asm") {
+        Some(Saved::Discovery(d)) => d
+            .doc()
+            .and_then(|m| m.get("scopes_supported").cloned())
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let Some(extra) = supported
+        .iter()
+        .find(|x| !granted.contains(x) && *x != "openid" && *x != "offline_access")
+        .cloned()
+    else {
+        return Err(Stop::Skip(
+            "scopes_supported names no scope beyond the granted ones".into(),
+        ));
+    };
+    let wider = format!("{} {extra}", granted.join(" ")).trim().to_string();
+    let params = BTreeMap::from([
+        ("refresh_token".to_string(), rt),
+        ("scope".to_string(), wider.clone()),
+    ]);
+    let saved = flow::token(
+        ctx,
+        flow::Token {
+            grant_type: "refresh_token",
+            from: None,
+            ..crate::checks::pkce::token_opts("", &params)
+        },
+    )
+    .await?;
+    let Some((_, r)) = saved.response() else {
+        return Err(Stop::Error("no response".into()));
+    };
+    let r = r.clone();
+    let doc = r.json().unwrap_or_default();
+    if r.status != 200 {
+        let code = doc.get("error").and_then(Value::as_str).unwrap_or("");
+        return if code == "invalid_scope" {
+            ctx.pass(format!(
+                "asking for {wider:?} on refresh was refused with invalid_scope"
+            ));
+            Ok(())
+        } else {
+            ctx.fail(format!(
+                "asking for a scope beyond the grant ({extra:?}) got {} error={code:?}, not invalid_scope",
+                r.status
+            ))
+        };
+    }
+    match doc.get("scope").and_then(Value::as_str) {
+        None => ctx.fail(format!(
+            "asking for {wider:?} on refresh got tokens without a scope member, which means the requested scope was granted (RFC 6749 §5.1): {extra:?} was added"
+        )),
+        Some(sc) if sc.split(' ').any(|x| x == extra) => ctx.fail(format!(
+            "the refreshed token's scope {sc:?} includes {extra:?}, which the grant did not have"
+        )),
+        Some(sc) => {
+            ctx.pass(format!(
+                "the refreshed token's scope {sc:?} leaves out the requested {extra:?}"
+            ));
+            Ok(())
+        }
+    }
 }
