@@ -93,6 +93,9 @@ pub struct RunArgs {
     pub html: Option<PathBuf>,
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Also write a SARIF 2.1.0 log (for code scanning) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub sarif: Option<PathBuf>,
     /// Expected verdicts (TOML `[verdicts]` id = status): the run passes only if all match.
     #[arg(long, value_name = "FILE")]
     pub expect: Option<PathBuf>,
@@ -624,7 +627,13 @@ async fn run(a: RunArgs) -> i32 {
     let json = a.json.clone().unwrap_or_else(|| dir.join("results.json"));
     let junit = a.junit.clone().unwrap_or_else(|| dir.join("junit.xml"));
     let html = a.html.clone().unwrap_or_else(|| dir.join("report.html"));
-    match report::write_all(&report_data, Some(&json), Some(&junit), Some(&html)) {
+    match report::write_all(
+        &report_data,
+        Some(&json),
+        Some(&junit),
+        Some(&html),
+        a.sarif.as_deref(),
+    ) {
         Ok(paths) => {
             let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
             eprintln!("reports: {}", names.join(", "));

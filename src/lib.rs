@@ -26,3 +26,14 @@ pub mod runner;
 pub mod spec;
 pub mod target;
 pub mod www_authenticate;
+
+/// Entry points for the cargo-fuzz targets in `fuzz/` (not an API: no stability promised). Only
+/// what is not reachable otherwise: the pure readers of token responses and JWTs, which live in
+/// a module private to [`checks`].
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::checks::tokens::{
+        aud_names, jwt_claims, jwt_object, jwt_parts, jwt_payload, oauth_error, saved_access_token,
+        saved_refresh_token, str_member, token_doc,
+    };
+}

@@ -578,3 +578,92 @@ fn a_cimd_case_report_shows_the_documents_served_and_the_requests_the_as_made() 
     let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
     assert!(html.contains("inbound: the AS fetched"));
 }
+
+/// The vendored OASIS SARIF 2.1.0 schema (draft-07), formats checked too.
+fn validate_sarif(v: &serde_json::Value) {
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string("schemas/sarif-2.1.0.json").unwrap())
+            .unwrap();
+    let validator = jsonschema::draft7::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(v)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "SARIF log violates its schema: {errors:#?}"
+    );
+}
+
+#[test]
+fn sarif_of_a_faulty_reference_run_validates() {
+    let out = tempfile::tempdir().unwrap();
+    let sarif = out.path().join("sub/authconform.sarif");
+    let o = run(&[
+        "run",
+        "--reference-fault",
+        "prm-resource-match",
+        "--reference-fault",
+        "asm-issuer-match",
+        "--only",
+        "prm",
+        "--only",
+        "as_metadata",
+        "--report-dir",
+        out.path().to_str().unwrap(),
+        "--sarif",
+        sarif.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("authconform.sarif"), "{}", text(&o));
+    let log: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&sarif).expect("SARIF written")).unwrap();
+    validate_sarif(&log);
+
+    let v = results(out.path());
+    let run = &log["runs"][0];
+    let rules = run["tool"]["driver"]["rules"].as_array().unwrap();
+    let cases = v["results"].as_array().unwrap();
+    // One rule per requirement id of the run; every case's requirement has one.
+    for c in cases {
+        let id = c["id"].as_str().unwrap();
+        let req = id.split('.').next().unwrap();
+        assert_eq!(rules.iter().filter(|r| r["id"] == req).count(), 1, "{req}");
+    }
+    // One `fail` result per failed case, pointing at its case file.
+    let failed: Vec<&str> = cases
+        .iter()
+        .filter(|c| c["status"] == "failed")
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert!(failed.contains(&"prm-resource-match"), "{failed:?}");
+    assert!(failed.contains(&"asm-issuer-match"), "{failed:?}");
+    let results = run["results"].as_array().unwrap();
+    let fails: Vec<&serde_json::Value> = results.iter().filter(|r| r["kind"] == "fail").collect();
+    assert_eq!(fails.len(), failed.len());
+    let prm = fails
+        .iter()
+        .find(|r| r["ruleId"] == "prm-resource-match")
+        .unwrap();
+    assert_eq!(prm["level"], "error");
+    assert_eq!(
+        prm["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+        "cases/prm/prm-resource-match.toml"
+    );
+    assert!(Path::new("cases/prm/prm-resource-match.toml").exists());
+    assert!(
+        prm["locations"][0]["logicalLocations"][0]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("http")
+    );
+    assert_eq!(run["invocations"][0]["executionSuccessful"], true);
+    assert_eq!(run["properties"]["target"]["kind"], "reference");
+    assert_eq!(
+        run["properties"]["target"]["faults"],
+        serde_json::json!(["prm-resource-match", "asm-issuer-match"])
+    );
+}

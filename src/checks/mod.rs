@@ -22,7 +22,8 @@ pub mod sessions;
 pub mod tls;
 pub mod token_endpoint;
 pub mod token_lifecycle;
-mod tokens;
+// Crate-visible only so `crate::fuzzing` can re-export its pure readers to the fuzz targets.
+pub(crate) mod tokens;
 
 use std::collections::BTreeMap;
 

@@ -16,7 +16,7 @@ pub fn to_string(report: &RunReport) -> String {
 
 /// In serialized JSON such characters can only occur inside strings (everything outside is
 /// ASCII), so escaping them in the text is the same as escaping them in every string.
-fn escape_terminal_active(s: &str) -> String {
+pub(crate) fn escape_terminal_active(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         let cp = c as u32;

@@ -1,4 +1,4 @@
-//! Reporters: turn a finished [`RunReport`] into console lines, JSON, JUnit XML and HTML.
+//! Reporters: turn a finished [`RunReport`] into console lines, JSON, JUnit XML, HTML and SARIF.
 //!
 //! Reporters only read records. Every string that may have come from the server under test is
 //! treated as hostile: it is escaped for the output medium, and control characters are made
@@ -8,6 +8,7 @@ pub mod console;
 pub mod html;
 pub mod json;
 pub mod junit;
+pub mod sarif;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -99,7 +100,7 @@ pub(crate) fn fmt_ms(ms: u64) -> String {
     }
 }
 
-/// Write each requested report. Returns the paths written, in the order json, junit, html.
+/// Write each requested report. Returns the paths written, in the order json, junit, html, sarif.
 ///
 /// Each file is written to a temporary sibling and renamed into place, so an interrupted run or a
 /// full disk never leaves a truncated report where CI expects a complete one.
@@ -108,6 +109,7 @@ pub fn write_all(
     json: Option<&Path>,
     junit: Option<&Path>,
     html: Option<&Path>,
+    sarif: Option<&Path>,
 ) -> Result<Vec<PathBuf>, ReportError> {
     let mut written = Vec::new();
     if let Some(path) = json {
@@ -120,6 +122,10 @@ pub fn write_all(
     }
     if let Some(path) = html {
         write_atomic(path, self::html::to_string(report).as_bytes())?;
+        written.push(path.to_path_buf());
+    }
+    if let Some(path) = sarif {
+        write_atomic(path, self::sarif::to_string(report).as_bytes())?;
         written.push(path.to_path_buf());
     }
     Ok(written)
@@ -348,8 +354,19 @@ mod tests {
         // Pre-existing content must be replaced, not appended to.
         fs::create_dir_all(html.parent().unwrap()).unwrap();
         fs::write(&html, "old").unwrap();
-        let written = write_all(&report, Some(&json), Some(&junit), Some(&html)).unwrap();
-        assert_eq!(written, vec![json.clone(), junit.clone(), html.clone()]);
+        let sarif = dir.path().join("d/results.sarif");
+        let written = write_all(
+            &report,
+            Some(&json),
+            Some(&junit),
+            Some(&html),
+            Some(&sarif),
+        )
+        .unwrap();
+        assert_eq!(
+            written,
+            vec![json.clone(), junit.clone(), html.clone(), sarif.clone()]
+        );
         let parsed: RunReport = serde_json::from_str(&fs::read_to_string(&json).unwrap()).unwrap();
         assert_eq!(parsed, report);
         assert!(fs::read_to_string(&junit).unwrap().starts_with("<?xml"));
@@ -358,7 +375,15 @@ mod tests {
                 .unwrap()
                 .starts_with("<!DOCTYPE html>")
         );
-        for d in [dir.path(), json.parent().unwrap(), html.parent().unwrap()] {
+        let log: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(&sarif).unwrap()).unwrap();
+        assert_eq!(log["version"], "2.1.0");
+        for d in [
+            dir.path(),
+            json.parent().unwrap(),
+            html.parent().unwrap(),
+            sarif.parent().unwrap(),
+        ] {
             for e in fs::read_dir(d).unwrap() {
                 let name = e.unwrap().file_name();
                 assert!(
@@ -367,7 +392,11 @@ mod tests {
                 );
             }
         }
-        assert!(write_all(&report, None, None, None).unwrap().is_empty());
+        assert!(
+            write_all(&report, None, None, None, None)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
@@ -377,7 +406,8 @@ mod tests {
         let blocker = dir.path().join("file");
         fs::write(&blocker, "x").unwrap();
         let target = blocker.join("out.json");
-        let err = write_all(&testutil::hostile_report(), Some(&target), None, None).unwrap_err();
+        let err =
+            write_all(&testutil::hostile_report(), Some(&target), None, None, None).unwrap_err();
         assert!(
             err.to_string().contains(&blocker.display().to_string()),
             "{err}"
