@@ -22,7 +22,7 @@ pub struct LocalCa {
 /// user installs (for an AS that must fetch from authconform's document host) can vouch for
 /// nothing but this machine. The parameters are rebuilt identically for a stored CA key: the
 /// issuer of a leaf is named by them.
-fn ca_params(name: &str) -> Result<CertificateParams, rcgen::Error> {
+pub(crate) fn ca_params(name: &str) -> Result<CertificateParams, rcgen::Error> {
     let mut p = CertificateParams::new(Vec::<String>::new())?;
     p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     p.distinguished_name

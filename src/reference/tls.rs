@@ -25,10 +25,7 @@ use std::time::Duration;
 use axum::Router;
 use axum_server::accept::Accept;
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
-use rcgen::{
-    BasicConstraints, CertificateParams, CidrSubnet, DnType, GeneralSubtree, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, NameConstraints, SanType,
-};
+use rcgen::{CertificateParams, DnType, Issuer, KeyPair, SanType};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
@@ -57,24 +54,7 @@ pub(super) fn local_ca(faults: &[String]) -> Result<LocalCa, rcgen::Error> {
 /// 127.0.0.1, ::1 and localhost that was valid only in 2020.
 fn expired() -> Result<LocalCa, rcgen::Error> {
     let ca_key = KeyPair::generate()?;
-    let mut p = CertificateParams::new(Vec::<String>::new())?;
-    p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    p.distinguished_name.push(
-        DnType::CommonName,
-        "authconform throw-away reference server CA (tls-cert fault)",
-    );
-    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    p.name_constraints = Some(NameConstraints {
-        permitted_subtrees: vec![
-            GeneralSubtree::DnsName("localhost".into()),
-            GeneralSubtree::IpAddress(CidrSubnet::from_v4_prefix([127, 0, 0, 0], 8)),
-            GeneralSubtree::IpAddress(CidrSubnet::from_v6_prefix(
-                std::net::Ipv6Addr::LOCALHOST.octets(),
-                128,
-            )),
-        ],
-        excluded_subtrees: vec![],
-    });
+    let p = crate::local_ca::ca_params("throw-away reference server (tls-cert fault)")?;
     let ca_cert = p.self_signed(&ca_key)?;
     let issuer = Issuer::new(p, ca_key);
     let leaf_key = KeyPair::generate()?;
