@@ -43,6 +43,10 @@ pub enum Command {
     List(ListArgs),
     /// Serve the built-in reference server in the foreground.
     Reference(ReferenceArgs),
+    /// Attack campaigns: proptest-generated requests against the token, registration,
+    /// authorization, metadata and MCP endpoints, judged by named rules; findings are shrunk to
+    /// a minimal request with a curl reproducer (`--replay` sends them again).
+    Fuzz(Box<FuzzArgs>),
     /// Make (once) and show authconform's local CA: the certificate an authorization server
     /// must trust to fetch Client ID Metadata Documents from authconform's document host.
     Ca(CaArgs),
@@ -55,8 +59,9 @@ pub struct CaArgs {
     pub ca_dir: Option<PathBuf>,
 }
 
+/// What to attack or test, shared by `run` and `fuzz`.
 #[derive(Args, Debug)]
-pub struct RunArgs {
+pub struct TargetArgs {
     /// The MCP endpoint to test (discovery starts from an unauthenticated request).
     #[arg(long, value_name = "URL", conflicts_with = "config")]
     pub resource: Option<String>,
@@ -69,6 +74,21 @@ pub struct RunArgs {
     /// Run against the built-in reference server with this fault (a case id). Repeatable.
     #[arg(long = "reference-fault", value_name = "ID", conflicts_with_all = ["resource", "issuer", "config"])]
     pub reference_faults: Vec<String>,
+    /// Extra trusted CA certificates (PEM), e.g. a test server's.
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+    /// Bytes of a response body read at most.
+    #[arg(long, value_name = "BYTES")]
+    pub max_body: Option<usize>,
+    /// Seconds one exchange may take, body included.
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
     /// Run the case files of DIR (`DIR/<area>/<id>.toml`) instead of the shipped ones.
     #[arg(long, value_name = "DIR")]
     pub cases: Option<PathBuf>,
@@ -102,15 +122,6 @@ pub struct RunArgs {
     /// Write the run's verdicts as an expectations file.
     #[arg(long, value_name = "FILE")]
     pub write_expect: Option<PathBuf>,
-    /// Extra trusted CA certificates (PEM), e.g. a test server's.
-    #[arg(long, value_name = "FILE")]
-    pub cacert: Option<PathBuf>,
-    /// Bytes of a response body read at most.
-    #[arg(long, value_name = "BYTES")]
-    pub max_body: Option<usize>,
-    /// Seconds one exchange may take, body included.
-    #[arg(long, value_name = "SECS")]
-    pub timeout: Option<u64>,
     /// Longest a case may wait on purpose (code and token expiry probes); cases that need
     /// longer are skipped, saying how long they need. Overrides the profile's
     /// `timing.max_wait_secs`.
@@ -135,6 +146,64 @@ pub struct RunArgs {
     /// No colours (also when NO_COLOR is set or output is not a terminal).
     #[arg(long)]
     pub no_color: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct FuzzArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// The endpoint to attack (`all`: each in turn, every one for the full budget).
+    #[arg(long, value_enum, default_value = "all")]
+    pub endpoint: EndpointArg,
+    /// Seconds per endpoint (default 20 when --cases is not given either).
+    #[arg(long, value_name = "SECS")]
+    pub seconds: Option<f64>,
+    /// Generated requests per endpoint, at most (with --seconds: whichever ends first).
+    #[arg(long, value_name = "N")]
+    pub cases: Option<u64>,
+    /// Campaign seed (default: random, printed): case N of an endpoint is the same request
+    /// for the same seed.
+    #[arg(long, value_name = "S")]
+    pub seed: Option<u64>,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// The latency rule's bound, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 5000)]
+    pub slow_ms: u64,
+    /// Re-send the findings of a fuzz report (its results.json) to the target and say which
+    /// still break their rule.
+    #[arg(long, value_name = "FILE")]
+    pub replay: Option<PathBuf>,
+    /// Folder for junit.xml, report.html and results.json (default reports/fuzz, or
+    /// reports/fuzz-replay with --replay).
+    #[arg(long, value_name = "DIR")]
+    pub report_dir: Option<PathBuf>,
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Also write a SARIF 2.1.0 log to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub sarif: Option<PathBuf>,
+    /// Print each finding's details and exchanges.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// No colours (also when NO_COLOR is set or output is not a terminal).
+    #[arg(long)]
+    pub no_color: bool,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, ValueEnum)]
+pub enum EndpointArg {
+    Token,
+    Register,
+    Authorize,
+    Metadata,
+    Resource,
+    All,
 }
 
 #[derive(Copy, Clone, Debug, ValueEnum)]
@@ -196,6 +265,7 @@ pub fn main() -> i32 {
             Command::List(a) => list(a),
             Command::Reference(a) => serve_reference(a).await,
             Command::Ca(a) => show_ca(a),
+            Command::Fuzz(a) => fuzz(*a).await,
         }
     })
 }
@@ -355,6 +425,76 @@ fn usage_error(msg: impl std::fmt::Display) -> i32 {
     2
 }
 
+/// The target options resolved: HTTP limits (defaults, then the profile, then flags), the
+/// target URLs and the profile.
+struct LoadedTarget {
+    http_cfg: HttpConfig,
+    target: Target,
+    kind: &'static str,
+    profile: target::Profile,
+}
+
+fn load_target(t: &TargetArgs) -> Result<LoadedTarget, i32> {
+    // HTTP limits: defaults, then the profile, then flags.
+    let mut http_cfg = HttpConfig::default();
+    let mut target = Target {
+        resource: t.resource.clone(),
+        issuer: t.issuer.clone(),
+    };
+    let mut kind = if t.resource.is_some() {
+        "resource"
+    } else {
+        "issuer"
+    };
+    let mut profile_used = target::Profile::default();
+    if let Some(p) = &t.config {
+        let profile = match target::load_profile(p) {
+            Ok(pr) => pr,
+            Err(e) => return Err(usage_error(e)),
+        };
+        let base = p.parent().unwrap_or(Path::new("."));
+        if let Err(e) = profile.http.apply(base, &mut http_cfg) {
+            return Err(usage_error(format!("{}: {e}", p.display())));
+        }
+        target.resource = profile.target.resource.clone();
+        target.issuer = profile.target.issuer.clone();
+        profile_used = profile;
+        kind = "config";
+    }
+    for (flag, v) in [
+        ("--resource", &target.resource),
+        ("--issuer", &target.issuer),
+    ] {
+        if let Some(u) = v
+            && let Err(e) = target::check_url(u)
+        {
+            return Err(usage_error(format!("{flag}: {e}")));
+        }
+    }
+    if let Some(n) = t.max_body {
+        if n == 0 {
+            return Err(usage_error("--max-body must be at least 1"));
+        }
+        http_cfg.max_body = n;
+    }
+    if let Some(s) = t.timeout {
+        http_cfg.timeout = Duration::from_secs(s.max(1));
+    }
+    if let Some(f) = &t.cacert {
+        match std::fs::read(f) {
+            Ok(pem) => http_cfg.extra_roots_pem.push(pem),
+            Err(e) => return Err(usage_error(format!("--cacert {}: {e}", f.display()))),
+        }
+    }
+
+    Ok(LoadedTarget {
+        http_cfg,
+        target,
+        kind,
+        profile: profile_used,
+    })
+}
+
 async fn run(a: RunArgs) -> i32 {
     let all_cases = match load_cases(a.cases.as_deref()) {
         Ok(c) => c,
@@ -381,7 +521,7 @@ async fn run(a: RunArgs) -> i32 {
         .into_iter()
         .filter(|c| selection.keeps(c))
         .collect();
-    if let Err(code) = check_faults(&a.reference_faults, &cases) {
+    if let Err(code) = check_faults(&a.target.reference_faults, &cases) {
         return code;
     }
     let expect = match &a.expect {
@@ -392,57 +532,15 @@ async fn run(a: RunArgs) -> i32 {
         None => None,
     };
 
-    // HTTP limits: defaults, then the profile, then flags.
-    let mut http_cfg = HttpConfig::default();
-    let mut target = Target {
-        resource: a.resource.clone(),
-        issuer: a.issuer.clone(),
+    let LoadedTarget {
+        mut http_cfg,
+        mut target,
+        mut kind,
+        profile: mut profile_used,
+    } = match load_target(&a.target) {
+        Ok(t) => t,
+        Err(code) => return code,
     };
-    let mut kind = if a.resource.is_some() {
-        "resource"
-    } else {
-        "issuer"
-    };
-    let mut profile_used = target::Profile::default();
-    if let Some(p) = &a.config {
-        let profile = match target::load_profile(p) {
-            Ok(pr) => pr,
-            Err(e) => return usage_error(e),
-        };
-        let base = p.parent().unwrap_or(Path::new("."));
-        if let Err(e) = profile.http.apply(base, &mut http_cfg) {
-            return usage_error(format!("{}: {e}", p.display()));
-        }
-        target.resource = profile.target.resource.clone();
-        target.issuer = profile.target.issuer.clone();
-        profile_used = profile;
-        kind = "config";
-    }
-    for (flag, v) in [
-        ("--resource", &target.resource),
-        ("--issuer", &target.issuer),
-    ] {
-        if let Some(u) = v
-            && let Err(e) = target::check_url(u)
-        {
-            return usage_error(format!("{flag}: {e}"));
-        }
-    }
-    if let Some(n) = a.max_body {
-        if n == 0 {
-            return usage_error("--max-body must be at least 1");
-        }
-        http_cfg.max_body = n;
-    }
-    if let Some(s) = a.timeout {
-        http_cfg.timeout = Duration::from_secs(s.max(1));
-    }
-    if let Some(f) = &a.cacert {
-        match std::fs::read(f) {
-            Ok(pem) => http_cfg.extra_roots_pem.push(pem),
-            Err(e) => return usage_error(format!("--cacert {}: {e}", f.display())),
-        }
-    }
 
     // The Client ID Metadata Document host, when CIMD cases run. Against the built-in
     // reference it uses a throw-away CA the reference is handed; against a real AS, the
@@ -500,7 +598,7 @@ async fn run(a: RunArgs) -> i32 {
     if reference_target {
         match reference::start(reference::Options {
             port: 0,
-            faults: a.reference_faults.clone(),
+            faults: a.target.reference_faults.clone(),
             cimd_dev_origins: documents.iter().flat_map(|d| d.dev_origins()).collect(),
             cimd_trust_pem: documents.as_ref().map(|d| d.host.ca_pem.clone()),
         })
@@ -510,10 +608,10 @@ async fn run(a: RunArgs) -> i32 {
                 eprintln!(
                     "no target given: running against the built-in reference server at https://{}{}",
                     r.addr,
-                    if a.reference_faults.is_empty() {
+                    if a.target.reference_faults.is_empty() {
                         String::new()
                     } else {
-                        format!(" with fault(s) {}", a.reference_faults.join(", "))
+                        format!(" with fault(s) {}", a.target.reference_faults.join(", "))
                     }
                 );
                 http_cfg
@@ -560,7 +658,7 @@ async fn run(a: RunArgs) -> i32 {
         kind: kind.to_string(),
         resource: target.resource.clone(),
         issuer: target.issuer.clone(),
-        faults: a.reference_faults.clone(),
+        faults: a.target.reference_faults.clone(),
     };
     if let Some(w) = a.max_wait {
         profile_used.timing.max_wait_secs = Some(w);
@@ -618,6 +716,7 @@ async fn run(a: RunArgs) -> i32 {
         interrupted,
         summary: RunReport::summarize(&results),
         results,
+        fuzz: None,
     };
     if let Some(r) = reference_server {
         r.shutdown();
@@ -697,4 +796,427 @@ async fn run(a: RunArgs) -> i32 {
             }
         }
     }
+}
+
+async fn fuzz(a: FuzzArgs) -> i32 {
+    use crate::fuzz::{self as fz, Endpoint};
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let cases = match load_cases(None) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if let Err(code) = check_faults(&a.target.reference_faults, &cases) {
+        return code;
+    }
+    if a.seconds.is_some_and(|s| !(s > 0.0 && s.is_finite())) {
+        return usage_error("--seconds must be a positive number");
+    }
+    if a.cases == Some(0) {
+        return usage_error("--cases must be at least 1");
+    }
+    if a.concurrency == 0 {
+        return usage_error("--concurrency must be at least 1");
+    }
+    let replay = match &a.replay {
+        Some(p) => match std::fs::read_to_string(p)
+            .map_err(|e| e.to_string())
+            .and_then(|t| serde_json::from_str::<RunReport>(&t).map_err(|e| e.to_string()))
+        {
+            Ok(r) => match r.fuzz {
+                Some(f) if !f.findings.is_empty() => Some(f),
+                Some(_) => {
+                    return usage_error(format!(
+                        "{}: the report has no findings to replay",
+                        p.display()
+                    ));
+                }
+                None => {
+                    return usage_error(format!(
+                        "{}: not a fuzz report (no \"fuzz\" section)",
+                        p.display()
+                    ));
+                }
+            },
+            Err(e) => return usage_error(format!("--replay {}: {e}", p.display())),
+        },
+        None => None,
+    };
+    let LoadedTarget {
+        mut http_cfg,
+        mut target,
+        mut kind,
+        profile: mut profile_used,
+    } = match load_target(&a.target) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    let mut reference_server = None;
+    if target.resource.is_none() && target.issuer.is_none() {
+        match reference::start(reference::Options {
+            port: 0,
+            faults: a.target.reference_faults.clone(),
+            cimd_dev_origins: Vec::new(),
+            cimd_trust_pem: None,
+        })
+        .await
+        {
+            Ok(r) => {
+                eprintln!(
+                    "no target given: attacking the built-in reference server at https://{}{}",
+                    r.addr,
+                    if a.target.reference_faults.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" with fault(s) {}", a.target.reference_faults.join(", "))
+                    }
+                );
+                http_cfg
+                    .extra_roots_pem
+                    .push(r.ca.ca_pem.clone().into_bytes());
+                target.resource = Some(r.resource.clone());
+                profile_used = r.profile();
+                kind = "reference";
+                reference_server = Some(r);
+            }
+            Err(e) => return usage_error(e),
+        }
+    }
+    let redactor = Redactor::new();
+    for p in [
+        &profile_used.login.password,
+        &profile_used.login.second_password,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        redactor.add_secret(p);
+    }
+    let http = match Http::new(http_cfg, redactor) {
+        Ok(h) => h,
+        Err(e) => return usage_error(e),
+    };
+    let slow = Duration::from_millis(a.slow_ms.max(1));
+    let setup = match fz::discover(
+        http,
+        target.resource.as_deref(),
+        target.issuer.as_deref(),
+        &profile_used.clients,
+        slow,
+    )
+    .await
+    {
+        Ok(s) => Arc::new(s),
+        Err(e) => return usage_error(e),
+    };
+    let color =
+        !a.no_color && std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal();
+    let console = Console::new(color, a.verbose);
+    let started_at = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let t0 = Instant::now();
+    let spec_str = Revision::FALLBACK.as_str();
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        // Ctrl-C: campaigns stop at their next request and the reports are written.
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\ninterrupted: finishing the requests in flight, then writing reports");
+                stop.store(true, Ordering::Relaxed);
+            }
+        });
+    }
+
+    let (results, fuzz_record, default_dir) = if let Some(rec) = replay {
+        let results = replay_findings(&setup, &rec.findings, &cases, spec_str).await;
+        (results, None, "reports/fuzz-replay")
+    } else {
+        let seed = a.seed.unwrap_or_else(rand::random);
+        let duration = match (a.seconds, a.cases) {
+            (Some(s), _) => Some(Duration::from_secs_f64(s)),
+            (None, Some(_)) => None,
+            (None, None) => Some(Duration::from_secs(20)),
+        };
+        let endpoints: Vec<Endpoint> = match a.endpoint {
+            EndpointArg::All => Endpoint::ALL.to_vec(),
+            EndpointArg::Token => vec![Endpoint::Token],
+            EndpointArg::Register => vec![Endpoint::Register],
+            EndpointArg::Authorize => vec![Endpoint::Authorize],
+            EndpointArg::Metadata => vec![Endpoint::Metadata],
+            EndpointArg::Resource => vec![Endpoint::Resource],
+        };
+        eprintln!(
+            "fuzz seed {seed} (rerun with --seed {seed}); {} endpoint(s), {} each, {} in flight",
+            endpoints.len(),
+            match (duration, a.cases) {
+                (Some(d), Some(n)) => format!("{:.1} s or {n} requests", d.as_secs_f64()),
+                (Some(d), None) => format!("{:.1} s", d.as_secs_f64()),
+                (None, Some(n)) => format!("{n} requests"),
+                (None, None) => unreachable!("a bound is always set"),
+            },
+            a.concurrency
+        );
+        let settings = fz::Settings {
+            seed,
+            duration,
+            cases: a.cases,
+            concurrency: a.concurrency,
+            shrink_tries: 400,
+            shrink_time: Duration::from_secs(20),
+            insecure_curl: reference_server.is_some(),
+        };
+        let tty = std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
+        let mut outcomes = Vec::new();
+        for ep in endpoints {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            if ep.bases().iter().all(|b| !setup.urls.contains_key(b)) {
+                eprintln!(
+                    "{}: skipped ({})",
+                    ep.as_str(),
+                    ep.bases()
+                        .iter()
+                        .filter_map(|b| setup.missing.get(b))
+                        .next()
+                        .map(|s| sanitize_terminal(s))
+                        .unwrap_or_default()
+                );
+            }
+            let progress = Arc::new(fz::Progress::default());
+            let ticker = tty.then(|| tokio::spawn(progress_ticker(progress.clone())));
+            let o = fz::campaign(setup.clone(), ep, settings.clone(), stop.clone(), progress).await;
+            if let Some(t) = ticker {
+                t.abort();
+                eprint!("\r\x1b[2K");
+            }
+            if !o.stats.urls.is_empty() {
+                eprintln!(
+                    "{}: {} requests in {:.1} s ({} per second), {} violating, {} finding(s){}",
+                    ep.as_str(),
+                    o.stats.requests,
+                    o.stats.duration_ms as f64 / 1000.0,
+                    o.stats.requests_per_sec,
+                    o.stats.violations,
+                    o.findings.len(),
+                    o.stats
+                        .stopped_early
+                        .as_deref()
+                        .map(|s| format!("; stopped: {}", sanitize_terminal(s)))
+                        .unwrap_or_default()
+                );
+            }
+            outcomes.push(o);
+        }
+        let json_path = a.json.clone().unwrap_or_else(|| {
+            a.report_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("reports/fuzz"))
+                .join("results.json")
+        });
+        let hint = format!(
+            "authconform fuzz --replay {}{}",
+            json_path.display(),
+            if reference_server.is_some() {
+                a.target
+                    .reference_faults
+                    .iter()
+                    .map(|f| format!(" --reference-fault {f}"))
+                    .collect::<String>()
+            } else {
+                " (with this run's target options)".to_string()
+            }
+        );
+        let (results, record) =
+            fz::results::build(&outcomes, &setup, &cases, seed, spec_str, &hint);
+        (results, Some(record), "reports/fuzz")
+    };
+    let interrupted = stop.load(Ordering::Relaxed);
+    if let Some(r) = reference_server {
+        r.shutdown();
+    }
+    for r in &results {
+        println!("{}", console.case_line(r));
+    }
+    let report_data = RunReport {
+        tool: "authconform".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        target: TargetInfo {
+            kind: kind.to_string(),
+            resource: target.resource.clone(),
+            issuer: target.issuer.clone(),
+            faults: a.target.reference_faults.clone(),
+        },
+        spec: crate::record::SpecInfo {
+            graded: spec_str.into(),
+            source: "fuzz".into(),
+            detection: "fuzz rules are not graded by revision; levels are the requirements' own"
+                .into(),
+        },
+        started_at,
+        duration_ms: t0.elapsed().as_millis() as u64,
+        interrupted,
+        summary: RunReport::summarize(&results),
+        results,
+        fuzz: fuzz_record,
+    };
+    let dir = a
+        .report_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(default_dir));
+    let json = a.json.clone().unwrap_or_else(|| dir.join("results.json"));
+    let junit = a.junit.clone().unwrap_or_else(|| dir.join("junit.xml"));
+    let html = a.html.clone().unwrap_or_else(|| dir.join("report.html"));
+    match report::write_all(
+        &report_data,
+        Some(&json),
+        Some(&junit),
+        Some(&html),
+        a.sarif.as_deref(),
+    ) {
+        Ok(paths) => {
+            let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+            eprintln!("reports: {}", names.join(", "));
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    }
+    println!("{}", console.summary(&report_data));
+    let s = &report_data.summary;
+    if interrupted || s.failed > 0 || s.errored > 0 {
+        1
+    } else {
+        0
+    }
+}
+
+/// A one-line progress display on a terminal: endpoint, time, requests/s and findings.
+async fn progress_ticker(p: Arc<crate::fuzz::Progress>) {
+    use std::sync::atomic::Ordering;
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tick.tick().await;
+        let Some(started) = p.started.lock().ok().and_then(|s| *s) else {
+            continue;
+        };
+        let secs = started.elapsed().as_secs_f64();
+        let n = p.requests.load(Ordering::Relaxed);
+        let name = p.endpoint.lock().map(|e| e.clone()).unwrap_or_default();
+        eprint!(
+            "\r\x1b[2K[{name}] {secs:.1} s  {n} requests ({:.0}/s)  findings {}",
+            if secs > 0.0 { n as f64 / secs } else { 0.0 },
+            p.findings.load(Ordering::Relaxed)
+        );
+        let _ = std::io::stderr().flush();
+    }
+}
+
+/// `fuzz --replay`: each finding's request, rebuilt for this target, sent once and judged by
+/// its rule again. A finding that breaks the rule again is `failed` (confirmed); one that no
+/// longer does is `passed`.
+async fn replay_findings(
+    setup: &crate::fuzz::Setup,
+    findings: &[crate::record::Finding],
+    cases: &[Case],
+    spec: &str,
+) -> Vec<CaseResult> {
+    use crate::fuzz::{Base, Probe, Rule, oracle};
+    use crate::record::Status;
+    let mut out = Vec::new();
+    for f in findings {
+        let base = Base::parse(&f.request.base);
+        let rule = Rule::parse(&f.rule);
+        let case = crate::fuzz::results::requirement_case(
+            cases,
+            f.result_id
+                .rsplit_once('.')
+                .map_or(f.result_id.as_str(), |(r, _)| r),
+        );
+        let mut r = CaseResult {
+            id: f.result_id.clone(),
+            area: case.map_or_else(|| "fuzz".into(), |c| c.file.area.clone()),
+            level: case.map_or(Level::Info, |c| Level::from(c.file.level)),
+            role: case.map_or_else(String::new, |c| c.file.role.as_str().to_string()),
+            title: format!("replay of seed {} case {} ({})", f.seed, f.case, f.rule),
+            refs: case.map_or_else(Vec::new, |c| c.file.refs.clone()),
+            status: Status::Errored,
+            warning: false,
+            message: String::new(),
+            details: vec![
+                format!("recorded: {}", f.message),
+                format!("reproduce: {}", f.curl),
+            ],
+            spec: spec.to_string(),
+            duration_ms: 0,
+            exchanges: Vec::new(),
+        };
+        let (Some(base), Some(rule)) = (base, rule) else {
+            r.message = format!(
+                "unknown base {:?} or rule {:?} in the replay file",
+                f.request.base, f.rule
+            );
+            out.push(r);
+            continue;
+        };
+        let Some(url) = setup.urls.get(&base) else {
+            r.message = format!(
+                "this target has no {} URL: {}",
+                base.as_str(),
+                setup.missing.get(&base).cloned().unwrap_or_default()
+            );
+            r.exchanges = setup.discovery.clone();
+            out.push(r);
+            continue;
+        };
+        let probe = match Probe::from_replay(&f.request, &setup.substitutions) {
+            Ok(p) => p,
+            Err(e) => {
+                r.message = format!("the replay record is damaged: {e}");
+                out.push(r);
+                continue;
+            }
+        };
+        let t = Instant::now();
+        let (res, ex) = setup
+            .http
+            .send(probe.to_request(url, &format!("replay of a {} finding", rule.as_str())))
+            .await;
+        let elapsed = t.elapsed();
+        r.duration_ms = elapsed.as_millis() as u64;
+        r.exchanges.push(ex);
+        let hit = if rule == Rule::StillAnswers {
+            match &res {
+                Ok(x) if x.status < 500 => None,
+                Ok(x) => Some(format!("the known-good request now gets {}", x.status)),
+                Err(e) => Some(format!("the known-good request gets no answer: {e}")),
+            }
+        } else {
+            oracle::judge(&probe, &res, elapsed, &setup.bounds)
+                .into_iter()
+                .find(|v| v.rule == rule)
+                .map(|v| v.detail)
+        };
+        match hit {
+            Some(d) => {
+                r.status = Status::Failed;
+                r.message = format!("confirmed: {d}");
+            }
+            None => {
+                r.status = Status::Passed;
+                r.message = format!(
+                    "not reproduced: {}",
+                    match &res {
+                        Ok(x) => format!("answered {}", x.status),
+                        Err(e) => e.to_string(),
+                    }
+                );
+            }
+        }
+        out.push(r);
+    }
+    out
 }

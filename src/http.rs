@@ -335,6 +335,10 @@ fn transport_error(e: reqwest::Error, deadline: Duration) -> HttpError {
     if e.is_timeout() {
         return HttpError::Timeout(deadline);
     }
+    // The client could not build the request (a URL too long for it, say): nothing was sent.
+    if e.is_builder() {
+        return HttpError::BadRequest(e.to_string());
+    }
     // Walk the source chain: the top-level reqwest message alone ("error sending request") hides
     // the cause a user needs (connection refused, certificate unknown...).
     let mut msg = e.to_string();

@@ -15,6 +15,7 @@ pub mod cli;
 pub mod client;
 pub mod discovery;
 pub mod expectations;
+pub mod fuzz;
 pub mod http;
 pub mod local_ca;
 pub mod login;

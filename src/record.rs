@@ -167,6 +167,9 @@ pub struct RunReport {
     pub interrupted: bool,
     pub summary: Summary,
     pub results: Vec<CaseResult>,
+    /// Present for `authconform fuzz` reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuzz: Option<FuzzRecord>,
 }
 
 impl RunReport {
@@ -190,4 +193,93 @@ impl RunReport {
         }
         s
     }
+}
+
+/// What an `authconform fuzz` campaign adds to its report: the seed, per-endpoint counts and
+/// each finding as a request that `authconform fuzz --replay` can send again.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct FuzzRecord {
+    /// The campaign seed: with the same seed, case N of an endpoint is the same request.
+    pub seed: u64,
+    pub campaigns: Vec<CampaignStats>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<Finding>,
+}
+
+/// One endpoint's campaign.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct CampaignStats {
+    /// `token`, `register`, `authorize`, `metadata` or `resource`.
+    pub endpoint: String,
+    /// The URLs the campaign sent to.
+    pub urls: Vec<String>,
+    /// Generated requests sent (shrinking and liveness probes not included).
+    pub requests: u64,
+    pub duration_ms: u64,
+    pub requests_per_sec: f64,
+    /// Responses by status code (`"400"`), plus `"transport-error"` for no response.
+    pub statuses: std::collections::BTreeMap<String, u64>,
+    /// Requests the HTTP client refused to build (not sent, not counted in `requests`).
+    #[serde(default)]
+    pub unsendable: u64,
+    /// Requests that violated some rule (before de-duplication into findings).
+    pub violations: u64,
+    /// Why the campaign stopped before its bound (the target stopped answering), if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_early: Option<String>,
+}
+
+/// A rule violation, shrunk to a minimal request.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Finding {
+    /// The result (`<requirement id>.<rule>`) it belongs to.
+    pub result_id: String,
+    /// The oracle rule (`no-5xx`, `error-shape`, `nothing-issued`, `no-reflection`, `latency`,
+    /// `still-answers`).
+    pub rule: String,
+    pub endpoint: String,
+    pub seed: u64,
+    /// Index of the generated case within its endpoint's campaign.
+    pub case: u64,
+    /// Simplifications that kept the violation / candidates tried while shrinking.
+    pub shrink_steps: u32,
+    pub shrink_tries: u32,
+    /// What the minimal request provoked.
+    pub message: String,
+    pub request: ReplayRequest,
+    /// A shell command that sends the minimal request.
+    pub curl: String,
+}
+
+/// A request exactly as sent, re-targetable: `suffix` is appended to whatever URL the `base`
+/// endpoint has on the replay target.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ReplayRequest {
+    /// `token`, `register`, `authorize`, `as-metadata`, `prm` or `resource`.
+    pub base: String,
+    pub method: String,
+    /// The full URL as sent in the campaign.
+    pub url: String,
+    pub suffix: String,
+    pub headers: Vec<ReplayHeader>,
+    /// The body, base64 (standard alphabet), exactly as sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_base64: Option<String>,
+    /// Why the generator knew the request is invalid (nothing may be issued for it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invalid: Option<String>,
+    /// Target-specific values in the request (the test client's id and redirect URI), replaced
+    /// by the replay target's own: `[name, value as sent]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub substitutions: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ReplayHeader {
+    pub name: String,
+    /// Lossy text of the value.
+    pub value: String,
+    /// The exact bytes, when the value is not UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_base64: Option<String>,
 }

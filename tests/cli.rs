@@ -667,3 +667,149 @@ fn sarif_of_a_faulty_reference_run_validates() {
         serde_json::json!(["prm-resource-match", "asm-issuer-match"])
     );
 }
+
+/// The acceptance loop of `authconform fuzz`: against the reference with the fault that makes
+/// its token endpoint answer 500 to a body that is not UTF-8, a bounded campaign finds it,
+/// shrinks it, writes it into every report, and `--replay` confirms it; the same replay against
+/// the compliant reference does not reproduce it.
+#[test]
+fn fuzz_finds_shrinks_reports_and_replays_the_token_500() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("fuzz");
+    let sarif = out.path().join("fuzz.sarif");
+    let o = run(&[
+        "fuzz",
+        "--endpoint",
+        "token",
+        "--cases",
+        "1500",
+        "--seed",
+        "42",
+        "--reference-fault",
+        "tok-fuzz",
+        "--report-dir",
+        dir.to_str().unwrap(),
+        "--sarif",
+        sarif.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let v = results(&dir);
+    validate_results(&v);
+    validate_sarif(&serde_json::from_str(&std::fs::read_to_string(&sarif).unwrap()).unwrap());
+    let findings = v["fuzz"]["findings"].as_array().expect("findings");
+    let f = findings
+        .iter()
+        .find(|f| f["result_id"] == "tok-fuzz.no-5xx")
+        .unwrap_or_else(|| panic!("no 500 finding: {}", text(&o)));
+    assert_eq!(f["seed"], 42);
+    // Shrunk: the body that breaks the endpoint is a few bytes, and is not UTF-8.
+    use base64::Engine;
+    let body = base64::engine::general_purpose::STANDARD
+        .decode(f["request"]["body_base64"].as_str().unwrap())
+        .unwrap();
+    assert!(std::str::from_utf8(&body).is_err(), "{body:?}");
+    assert!(body.len() <= 32, "not shrunk: {} bytes", body.len());
+    assert!(f["curl"].as_str().unwrap().starts_with("curl "), "{f}");
+    let r = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "tok-fuzz.no-5xx")
+        .unwrap();
+    assert_eq!(r["status"], "failed");
+    let details = r["details"].to_string();
+    assert!(details.contains("seed 42, case "), "{details}");
+    assert!(details.contains("reproduce: curl "), "{details}");
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    assert!(junit.contains("reproduce: curl ") && junit.contains("seed 42"));
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(html.contains("reproduce: curl ") && html.contains("seed 42"));
+    // Rules the fault does not touch held.
+    for id in ["tok-fuzz.nothing-issued", "tok-error-format.error-shape"] {
+        let r = v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id)
+            .unwrap();
+        assert_eq!(r["status"], "passed", "{id}: {}", r["message"]);
+    }
+
+    let json = dir.join("results.json");
+    let replay_dir = out.path().join("replay");
+    let o = run(&[
+        "fuzz",
+        "--replay",
+        json.to_str().unwrap(),
+        "--reference-fault",
+        "tok-fuzz",
+        "--report-dir",
+        replay_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("confirmed: answered 500"), "{}", text(&o));
+    validate_results(&results(&replay_dir));
+    let o = run(&[
+        "fuzz",
+        "--replay",
+        json.to_str().unwrap(),
+        "--report-dir",
+        replay_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("not reproduced: answered 400"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn fuzz_against_the_compliant_reference_finds_nothing() {
+    let out = tempfile::tempdir().unwrap();
+    let o = run(&[
+        "fuzz",
+        "--cases",
+        "400",
+        "--seed",
+        "7",
+        "--report-dir",
+        out.path().to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v = results(out.path());
+    validate_results(&v);
+    assert!(v["fuzz"].get("findings").is_none(), "{}", v["fuzz"]);
+    let campaigns = v["fuzz"]["campaigns"].as_array().unwrap();
+    assert_eq!(campaigns.len(), 5);
+    for c in campaigns {
+        assert_eq!(
+            c["requests"].as_u64().unwrap() + c["unsendable"].as_u64().unwrap(),
+            400,
+            "{c}"
+        );
+    }
+    assert!(
+        v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["status"] == "passed")
+    );
+}
+
+#[test]
+fn fuzz_usage_errors_exit_2() {
+    let bad = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(bad.path(), "{\"tool\": 1}").unwrap();
+    for args in [
+        vec!["fuzz", "--endpoint", "nope"],
+        vec!["fuzz", "--seconds", "0"],
+        vec!["fuzz", "--cases", "0"],
+        vec!["fuzz", "--replay", bad.path().to_str().unwrap()],
+        vec!["fuzz", "--replay", "/nonexistent/results.json"],
+    ] {
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+    }
+}

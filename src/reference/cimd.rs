@@ -191,6 +191,14 @@ fn special_use(ip: IpAddr) -> bool {
     }
 }
 
+/// RFC 6761 6.2-6.4 and RFC 6762 (`.local`): names that never lead to a public document host.
+fn special_use_name(host: &str) -> bool {
+    let h = host.trim_end_matches('.').to_ascii_lowercase();
+    ["test", "invalid", "example", "local"]
+        .iter()
+        .any(|tld| h == *tld || h.ends_with(&format!(".{tld}")))
+}
+
 /// The address to connect to, checked: a name is resolved once and the checked address is
 /// the one used (no second lookup a rebinding DNS could answer differently).
 async fn checked_address(s: &Ref, u: &url::Url, nested: bool) -> Result<SocketAddr, String> {
@@ -198,10 +206,20 @@ async fn checked_address(s: &Ref, u: &url::Url, nested: bool) -> Result<SocketAd
     let addrs: Vec<SocketAddr> = match u.host() {
         Some(url::Host::Ipv4(ip)) => vec![SocketAddr::new(ip.into(), port)],
         Some(url::Host::Ipv6(ip)) => vec![SocketAddr::new(ip.into(), port)],
-        Some(url::Host::Domain(d)) => tokio::net::lookup_host((d, port))
-            .await
-            .map_err(|e| format!("cannot resolve {d}: {e}"))?
-            .collect(),
+        Some(url::Host::Domain(d)) if special_use_name(d) => {
+            return Err(format!(
+                "{d} is a special-use domain name (RFC 6761): not resolved, not fetched"
+            ));
+        }
+        // A lookup is bounded like the fetch: a resolver that never answers must not hold the
+        // authorization request (or the token request naming such a client) open.
+        Some(url::Host::Domain(d)) => {
+            tokio::time::timeout(FETCH_TIMEOUT, tokio::net::lookup_host((d, port)))
+                .await
+                .map_err(|_| format!("cannot resolve {d}: no answer within {FETCH_TIMEOUT:?}"))?
+                .map_err(|e| format!("cannot resolve {d}: {e}"))?
+                .collect()
+        }
         None => return Err("the URL has no host".into()),
     };
     // IPv4 first: loopback services (and the document host) commonly listen on 127.0.0.1 only.

@@ -289,6 +289,7 @@ pub(crate) mod testutil {
             interrupted: true,
             summary,
             results,
+            fuzz: None,
         }
     }
 
