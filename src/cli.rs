@@ -1205,6 +1205,10 @@ async fn replay_findings(
                 r.status = Status::Failed;
                 r.message = format!("confirmed: {d}");
             }
+            // A rate limit answers nothing about the rule.
+            None if res.as_ref().is_ok_and(|x| x.status == 429) => {
+                r.message = "the target answered 429 (rate limited): could not tell".into();
+            }
             None => {
                 r.status = Status::Passed;
                 r.message = format!(

@@ -409,7 +409,9 @@ pub async fn campaign_with(
             Ok(r) => r.status.to_string(),
             Err(e) => format!("no answer ({e})"),
         };
-        if res.as_ref().map(|r| r.status).ok() != Some(before) {
+        // A rate limit is an answer too: the server is there, it only refuses more work.
+        let status = res.as_ref().map(|r| r.status).ok();
+        if status != Some(before) && status != Some(429) {
             after.push((b, good, before, now, ex));
         }
     }

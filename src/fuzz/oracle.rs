@@ -274,8 +274,14 @@ fn json_error(r: &Response, known: &[&[&str]]) -> Result<(), String> {
     Ok(())
 }
 
+/// A CORS preflight (`OPTIONS`) answered 2xx issues nothing: only other methods are judged.
+fn issuing(probe: &Probe) -> bool {
+    probe.method != "OPTIONS"
+}
+
 fn token_rules(probe: &Probe, r: &Response, v: &mut impl FnMut(Rule, String)) {
     if (200..300).contains(&r.status)
+        && issuing(probe)
         && let Some(why) = &probe.invalid
     {
         let issued = r
@@ -300,6 +306,7 @@ fn token_rules(probe: &Probe, r: &Response, v: &mut impl FnMut(Rule, String)) {
 
 fn register_rules(probe: &Probe, r: &Response, v: &mut impl FnMut(Rule, String)) {
     if (200..300).contains(&r.status)
+        && issuing(probe)
         && let Some(why) = &probe.invalid
     {
         v(
@@ -375,6 +382,7 @@ fn authorize_rules(r: &Response, bounds: &Bounds, v: &mut impl FnMut(Rule, Strin
 
 fn resource_rules(probe: &Probe, r: &Response, v: &mut impl FnMut(Rule, String)) {
     if (200..300).contains(&r.status)
+        && issuing(probe)
         && let Some(why) = &probe.invalid
     {
         v(
