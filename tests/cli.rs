@@ -695,7 +695,20 @@ fn fuzz_finds_shrinks_reports_and_replays_the_token_500() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let v = results(&dir);
     validate_results(&v);
-    validate_sarif(&serde_json::from_str(&std::fs::read_to_string(&sarif).unwrap()).unwrap());
+    let log: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&sarif).unwrap()).unwrap();
+    validate_sarif(&log);
+    // The finding's location is its requirement's case file.
+    let fail = log["runs"][0]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["ruleId"] == "tok-fuzz")
+        .expect("a SARIF result for tok-fuzz");
+    assert_eq!(
+        fail["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+        "cases/token_endpoint/tok-fuzz.toml"
+    );
     let findings = v["fuzz"]["findings"].as_array().expect("findings");
     let f = findings
         .iter()

@@ -331,15 +331,20 @@ fn authorize_rules(r: &Response, bounds: &Bounds, v: &mut impl FnMut(Rule, Strin
     let Some(loc) = r.header("location") else {
         return;
     };
-    // Relative: stays on the AS.
-    let Ok(u) = url::Url::parse(loc) else {
+    // A scheme-relative `//host/path` leaves the AS like an absolute URL does (browsers
+    // resolve it against the AS's scheme); any other relative reference stays on the AS.
+    let absolute = match loc.strip_prefix("//") {
+        Some(rest) => format!("https://{rest}"),
+        None => loc.to_string(),
+    };
+    let Ok(u) = url::Url::parse(&absolute) else {
         return;
     };
     let origin = crate::discovery::origin(&u);
     if bounds.as_origins.contains(&origin) {
         return;
     }
-    let target = loc.split(['?', '#']).next().unwrap_or(loc);
+    let target = absolute.split(['?', '#']).next().unwrap_or(&absolute);
     let registered = bounds.registered_redirects.iter().any(|r| r == target);
     let params: Vec<(String, String)> = u
         .query_pairs()

@@ -55,7 +55,7 @@ pub fn build(report: &RunReport) -> Value {
             let index = rules
                 .iter()
                 .position(|rule| rule.id == requirement(&r.id))?;
-            result(r, index)
+            result(r, index, report.fuzz.is_some())
         })
         .collect();
 
@@ -214,7 +214,9 @@ fn rules(report: &RunReport) -> Vec<Rule<'_>> {
 /// Levels of `fail` results: the case's level at the graded revision (MUST → `error`, SHOULD →
 /// `warning`, MAY/INFO → `note`); a tolerated failure (`warning` flag) is one step lower: MUST →
 /// `warning`, anything else → `note`.
-fn result(r: &CaseResult, rule_index: usize) -> Option<Value> {
+/// In a fuzz report a result id is `<requirement>.<rule>`: its location is the requirement's
+/// case file.
+fn result(r: &CaseResult, rule_index: usize, fuzz: bool) -> Option<Value> {
     let (kind, level) = match r.status {
         Status::Failed if r.warning => (
             "fail",
@@ -234,7 +236,12 @@ fn result(r: &CaseResult, rule_index: usize) -> Option<Value> {
     out.insert("kind".into(), kind.into());
     out.insert("level".into(), level.into());
     out.insert("message".into(), json!({ "text": message_text(r) }));
-    out.insert("locations".into(), json!([location(r)]));
+    let file_id = if fuzz {
+        requirement(&r.id)
+    } else {
+        r.id.as_str()
+    };
+    out.insert("locations".into(), json!([location(r, file_id)]));
     out.insert(
         "partialFingerprints".into(),
         json!({ "authconformCase/v1": r.id }),
@@ -299,13 +306,13 @@ fn evidence(r: &CaseResult) -> Option<&Exchange> {
 }
 
 /// Case file as the physical location, the endpoint of the evidence as the logical one.
-fn location(r: &CaseResult) -> Value {
+fn location(r: &CaseResult, file_id: &str) -> Value {
     let mut loc = Map::new();
     loc.insert(
         "physicalLocation".into(),
         json!({
             "artifactLocation": {
-                "uri": case_file_uri(&r.area, &r.id),
+                "uri": case_file_uri(&r.area, file_id),
                 "uriBaseId": CASES_BASE_ID,
             },
             "region": { "startLine": 1 },
