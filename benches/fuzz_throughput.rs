@@ -73,14 +73,16 @@ fn main() {
     } else {
         Command::new(env!("CARGO_BIN_EXE_authconform"))
     };
-    let mut reference = reference
+    let reference = reference
         .args(["reference", "--port", "0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("start authconform reference");
+    // Killed however this function ends, a failed assertion included.
+    let mut reference = KillOnDrop(reference);
     let mut line = String::new();
-    BufReader::new(reference.stdout.take().expect("stdout"))
+    BufReader::new(reference.0.stdout.take().expect("stdout"))
         .read_line(&mut line)
         .expect("reference prints its settings");
     let info: serde_json::Value = serde_json::from_str(&line).expect("settings JSON");
@@ -178,8 +180,7 @@ fn main() {
         let mix_rps = run(Endpoint::Token.strategy(&setup.vocabulary)).await;
         (fixed_rps, mix_rps, wrk_rps)
     });
-    let _ = reference.kill();
-    let _ = reference.wait();
+    drop(reference);
 
     println!(
         "token endpoint of the reference, {secs} s each, {conns} connections, {}:",
@@ -206,4 +207,13 @@ fn tempfile_path(name: &str) -> std::path::PathBuf {
 /// A Lua string literal for `s` (printable ASCII only: the fixed request is form-encoded).
 fn lua_string(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

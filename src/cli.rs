@@ -1127,6 +1127,7 @@ async fn replay_findings(
     use crate::fuzz::{Base, Probe, Rule, oracle};
     use crate::record::Status;
     let mut out = Vec::new();
+    let mut conn = crate::fuzz::wire::Conn::default();
     for f in findings {
         let base = Base::parse(&f.request.base);
         let rule = Rule::parse(&f.rule);
@@ -1180,12 +1181,14 @@ async fn replay_findings(
                 continue;
             }
         };
+        // Sent as the campaign sent it (raw request target), recorded by the audited client.
+        let req = probe.to_request(url, &format!("replay of a {} finding", rule.as_str()));
         let t = Instant::now();
-        let (res, ex) = setup
-            .http
-            .send(probe.to_request(url, &format!("replay of a {} finding", rule.as_str())))
-            .await;
+        let res = setup.wire.send(&mut conn, &req).await;
         let elapsed = t.elapsed();
+        let ex = setup
+            .http
+            .record_sent(&req, &res, elapsed.as_millis() as u64);
         r.duration_ms = elapsed.as_millis() as u64;
         r.exchanges.push(ex);
         let hit = if rule == Rule::StillAnswers {

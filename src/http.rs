@@ -277,6 +277,22 @@ impl Http {
         }
     }
 
+    /// Records an exchange another sender made (the fuzz campaigns' raw connections), with the
+    /// same redaction as [`Http::send`]: reports only ever hold exchanges recorded here.
+    pub fn record_sent(
+        &self,
+        req: &Request,
+        result: &Result<Response, HttpError>,
+        duration_ms: u64,
+    ) -> Exchange {
+        if let Ok(r) = result {
+            for loc in r.header_all("location") {
+                self.redactor.learn_from_url(loc);
+            }
+        }
+        self.record(req, req.note.clone(), result, duration_ms)
+    }
+
     fn record(
         &self,
         req: &Request,

@@ -411,7 +411,7 @@ pub async fn campaign_with(
         };
         // A rate limit is an answer too: the server is there, it only refuses more work.
         let status = res.as_ref().map(|r| r.status).ok();
-        if status != Some(before) && status != Some(429) {
+        if before != 429 && status != Some(before) && status != Some(429) {
             after.push((b, good, before, now, ex));
         }
     }
@@ -431,9 +431,9 @@ pub async fn campaign_with(
                 case: 0,
                 shrink_steps: 0,
                 shrink_tries: 0,
-                message: format!(
+                message: setup.http.redactor().text(&format!(
                     "the known-good request got {before} before the campaign and {now} after it"
-                ),
+                )),
                 request: good.to_replay(url, &setup.substitutions),
                 curl: setup.http.redactor().text(&good.curl(url, false)),
             },
@@ -575,8 +575,8 @@ async fn work(sh: &Arc<Shared>, baselines: &BTreeMap<Base, u16>, local: &mut Loc
                 st.findings.push(f);
             }
         }
-        // A run of transport failures: is the target still there?
-        if matches!(res, Err(HttpError::Transport(_))) {
+        // A run of requests without an answer: is the target still there?
+        if matches!(res, Err(HttpError::Transport(_) | HttpError::Timeout(_))) {
             let n = sh.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
             if n >= 25 {
                 let good = known_good(&sh.setup, probe.base);
@@ -653,13 +653,16 @@ async fn shrink_finding(
             }
         }
     }
-    // Once more, recorded: the evidence, and a check that the minimal request still fails.
+    // Once more, recorded: the evidence, and a check that the minimal request still fails. It
+    // goes over the same raw connection type as the campaign (the audited client's URL parser
+    // would normalise dot segments and quotes away), and is recorded by the audited client.
+    let req = best.to_request(url, &format!("minimal request breaking {}", rule.as_str()));
     let t1 = Instant::now();
-    let (res, ex) = sh
+    let res = sh.setup.wire.send(&mut conn, &req).await;
+    let ex = sh
         .setup
         .http
-        .send(best.to_request(url, &format!("minimal request breaking {}", rule.as_str())))
-        .await;
+        .record_sent(&req, &res, t1.elapsed().as_millis() as u64);
     let again = oracle::judge(&best, &res, t1.elapsed(), &sh.setup.bounds)
         .into_iter()
         .any(|v| v.rule == rule);
@@ -679,7 +682,8 @@ async fn shrink_finding(
         case,
         shrink_steps: steps,
         shrink_tries: tries,
-        message: sh.setup.http.redactor().text(&message),
+        // The message quotes the answer's body: redacted like a recorded body.
+        message: sh.setup.http.redactor().body(&message),
         request: best.to_replay(url, &sh.setup.substitutions),
         curl: sh
             .setup

@@ -226,7 +226,7 @@ pub fn judge(
     match probe.base {
         Base::Token => token_rules(probe, r, &mut v),
         Base::Register => register_rules(probe, r, &mut v),
-        Base::Authorize => authorize_rules(r, bounds, &mut v),
+        Base::Authorize => authorize_rules(probe, r, bounds, &mut v),
         Base::Resource => resource_rules(probe, r, &mut v),
         Base::AsMetadata | Base::Prm => {}
     }
@@ -324,28 +324,69 @@ fn register_rules(probe: &Probe, r: &Response, v: &mut impl FnMut(Rule, String))
     }
 }
 
-fn authorize_rules(r: &Response, bounds: &Bounds, v: &mut impl FnMut(Rule, String)) {
+/// The `redirect_uri` values a probe sent (query and form body), decoded.
+fn sent_redirects(probe: &Probe) -> Vec<String> {
+    let mut out = Vec::new();
+    let query = probe.suffix.split_once('?').map_or("", |(_, q)| q);
+    let body = probe.body.as_deref().unwrap_or_default();
+    for raw in [query.as_bytes(), body] {
+        for (k, v) in url::form_urlencoded::parse(raw) {
+            if k == "redirect_uri" {
+                out.push(v.into_owned());
+            }
+        }
+    }
+    out
+}
+
+/// Does `target` (a redirect without query) match a registered redirect URI? Exactly, or for a
+/// loopback IP literal with any port (RFC 8252 7.3, O21 8.4.2).
+fn registered(target: &str, registered: &[String]) -> bool {
+    registered.iter().any(|r| {
+        if r == target {
+            return true;
+        }
+        let (Ok(a), Ok(b)) = (url::Url::parse(r), url::Url::parse(target)) else {
+            return false;
+        };
+        let loopback = matches!(a.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
+            || matches!(a.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback());
+        loopback
+            && a.scheme() == b.scheme()
+            && a.host() == b.host()
+            && a.path() == b.path()
+            && b.username().is_empty()
+    })
+}
+
+fn authorize_rules(probe: &Probe, r: &Response, bounds: &Bounds, v: &mut impl FnMut(Rule, String)) {
     if !(300..400).contains(&r.status) {
         return;
     }
     let Some(loc) = r.header("location") else {
         return;
     };
-    // A scheme-relative `//host/path` leaves the AS like an absolute URL does (browsers
-    // resolve it against the AS's scheme); any other relative reference stays on the AS.
-    let absolute = match loc.strip_prefix("//") {
-        Some(rest) => format!("https://{rest}"),
-        None => loc.to_string(),
+    // A scheme-relative `//host/path` is resolved with either scheme (the AS's is one of them);
+    // any other relative reference stays on the AS.
+    let candidates: Vec<String> = match loc.strip_prefix("//") {
+        Some(rest) => vec![format!("https://{rest}"), format!("http://{rest}")],
+        None => vec![loc.to_string()],
     };
-    let Ok(u) = url::Url::parse(&absolute) else {
+    let parsed: Vec<url::Url> = candidates
+        .iter()
+        .filter_map(|c| url::Url::parse(c).ok())
+        .collect();
+    let Some(u) = parsed.first() else {
         return;
     };
-    let origin = crate::discovery::origin(&u);
-    if bounds.as_origins.contains(&origin) {
+    if parsed
+        .iter()
+        .any(|u| bounds.as_origins.contains(&crate::discovery::origin(u)))
+    {
         return;
     }
-    let target = absolute.split(['?', '#']).next().unwrap_or(&absolute);
-    let registered = bounds.registered_redirects.iter().any(|r| r == target);
+    let absolute = u.as_str();
+    let target = absolute.split(['?', '#']).next().unwrap_or(absolute);
     let params: Vec<(String, String)> = u
         .query_pairs()
         .chain(
@@ -356,13 +397,24 @@ fn authorize_rules(r: &Response, bounds: &Bounds, v: &mut impl FnMut(Rule, Strin
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-    if !registered {
-        v(
-            Rule::NothingIssued,
-            format!(
-                "redirected to {target:?}, which is not a redirect URI registered for the test client (O21 7.12.2)"
-            ),
-        );
+    // A redirect elsewhere is judged only when it is an authorization response: it goes to a
+    // redirect URI the request named, or carries code/error/state. (A hop to an upstream
+    // identity provider's login is neither.)
+    let to_client = sent_redirects(probe).iter().any(|s| {
+        let s = s.split(['?', '#']).next().unwrap_or(s);
+        s == target || registered(target, &[s.to_string()])
+    }) || ["code", "error", "state", "access_token"]
+        .iter()
+        .any(|k| get(k).is_some());
+    if !registered(target, &bounds.registered_redirects) {
+        if to_client {
+            v(
+                Rule::NothingIssued,
+                format!(
+                    "redirected to {target:?}, which is not a redirect URI registered for the test client (O21 7.12.2)"
+                ),
+            );
+        }
     } else if get("code").is_some() || get("access_token").is_some() {
         v(
             Rule::NothingIssued,
@@ -529,6 +581,7 @@ mod tests {
         let loc = |l: &str| resp(302, &[("location", l)], "");
         assert!(rules(&p, loc("/login?x=1")).is_empty());
         assert!(rules(&p, loc("https://as.test/login")).is_empty());
+        assert!(rules(&p, loc("//as.test/login")).is_empty());
         assert!(
             rules(
                 &p,
@@ -536,10 +589,22 @@ mod tests {
             )
             .is_empty()
         );
+        // Loopback redirect URIs match on any port (RFC 8252 7.3).
+        assert!(rules(&p, loc("http://127.0.0.1:1/cb?error=invalid_request")).is_empty());
         assert_eq!(
             rules(&p, loc("https://evil.test/cb?error=invalid_request")),
             [Rule::NothingIssued]
         );
+        // A hop to an upstream login is no authorization response...
+        assert!(rules(&p, loc("https://idp.test/login?x=1")).is_empty());
+        // ...but a redirect to the redirect_uri the request named is, scheme-relative too.
+        let mut named = Probe::new(Base::Authorize, "GET");
+        named.suffix = "?redirect_uri=https%3A%2F%2Fevil.test%2Fcb".into();
+        assert_eq!(
+            rules(&named, loc("https://evil.test/cb")),
+            [Rule::NothingIssued]
+        );
+        assert_eq!(rules(&named, loc("//evil.test/cb")), [Rule::NothingIssued]);
         assert_eq!(
             rules(&p, loc("http://127.0.0.1:9/cb?code=abc")),
             [Rule::NothingIssued]

@@ -9,6 +9,9 @@ use base64::engine::general_purpose::STANDARD;
 use crate::http::Request;
 use crate::record::{ReplayHeader, ReplayRequest};
 
+/// Shortest target-specific value a replay substitutes.
+const MIN_SUBSTITUTION: usize = 6;
+
 /// The URL a probe is sent to; each is discovered on the target (metadata or profile).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Base {
@@ -104,7 +107,8 @@ impl Probe {
         let uses = |v: &str| {
             let encoded = form_encode(v.as_bytes());
             let within = |hay: &str| hay.contains(v) || hay.contains(&encoded);
-            !v.is_empty()
+            // A short value (an id like "12") would match unrelated bytes on replay.
+            v.len() >= MIN_SUBSTITUTION
                 && (within(&self.suffix)
                     || body_text.as_deref().is_some_and(within)
                     || self

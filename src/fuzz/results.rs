@@ -121,12 +121,17 @@ pub fn build(
                         r.exchanges = ex;
                         record.findings.push(f.clone());
                     }
-                    None if sent == 0 => {
+                    // Stopped early (the target went away): the suite could not tell.
+                    None if sent == 0 && o.stats.stopped_early.is_some() => {
                         r.status = Status::Errored;
-                        r.message = match &o.stats.stopped_early {
-                            Some(why) => why.clone(),
-                            None => "no generated request was sent".into(),
-                        };
+                        r.message = o.stats.stopped_early.clone().unwrap_or_default();
+                    }
+                    // The budget ran out before a generated request went to this URL (a few
+                    // --cases shared by two metadata documents): nothing was judged here.
+                    None if sent == 0 => {
+                        r.status = Status::Skipped;
+                        r.message =
+                            "no generated request went to this URL within the budget".into();
                     }
                     None => {
                         r.message = format!(

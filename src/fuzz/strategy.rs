@@ -284,8 +284,18 @@ fn oauth_values(v: &Vocabulary) -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    vals.extend(v.client_id.iter().cloned());
-    vals.extend(v.redirect_uri.iter().cloned());
+    // Always two slots, filled or not: the list's length must not depend on the target, or
+    // the same seed and case would pick different values on targets with and without a client.
+    vals.push(
+        v.client_id
+            .clone()
+            .unwrap_or_else(|| "authconform-no-client".into()),
+    );
+    vals.push(
+        v.redirect_uri
+            .clone()
+            .unwrap_or_else(|| "http://127.0.0.1:33418/cb".into()),
+    );
     vals
 }
 
@@ -472,9 +482,10 @@ fn render_registration(body: &RegBody) -> (Vec<u8>, Option<String>) {
                 .map(|why| why.join("; "));
             (s.into_bytes(), invalid)
         }
+        // RFC 8259 8.1 lets a parser ignore a byte order mark: `\u{feff}{}` may be read as `{}`.
         RegBody::Text(t) => (
             t.as_bytes().to_vec(),
-            Some("the body is not a JSON object".into()),
+            (!t.starts_with('\u{feff}')).then(|| "the body is not a JSON object".into()),
         ),
         RegBody::Bytes(b) => (b.clone(), Some("the body is not UTF-8 JSON".into())),
         RegBody::Nested(d) => (

@@ -18,6 +18,9 @@ use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
 
 use crate::http::{HttpConfig, HttpError, Request, Response};
 
+/// How long a kept connection may take to be ready for the next request.
+const READY_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Connection settings shared by the workers.
 pub struct Wire {
     tls: tokio_rustls::TlsConnector,
@@ -171,10 +174,14 @@ impl Wire {
         let origin = format!("{}://{}", if t.tls { "https" } else { "http" }, t.authority);
         let deadline = self.cfg.timeout;
         let exchange = async {
-            // A kept connection the server closed in the meantime fails before any answer:
-            // that one is retried once on a fresh connection.
+            // A kept connection is used only if it is ready within a moment; a wedged one is
+            // replaced instead of being charged to the request as latency.
             let reused = match conn.open.take() {
-                Some((o, mut s)) if o == origin => s.ready().await.is_ok().then_some(s),
+                Some((o, mut s)) if o == origin => matches!(
+                    tokio::time::timeout(READY_WAIT, s.ready()).await,
+                    Ok(Ok(()))
+                )
+                .then_some(s),
                 _ => None,
             };
             let was_reused = reused.is_some();
@@ -184,10 +191,9 @@ impl Wire {
             };
             let resp = match sender.send_request(first).await {
                 Ok(r) => r,
-                Err(e)
-                    if was_reused
-                        && (e.is_canceled() || e.is_closed() || e.is_incomplete_message()) =>
-                {
+                // Any failure before an answer on a kept connection (closed, reset, a broken
+                // pipe when the server's idle close raced our write) gets one fresh try.
+                Err(_) if was_reused => {
                     sender = self.connect(&t).await?;
                     sender
                         .send_request(make()?)
