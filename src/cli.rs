@@ -495,6 +495,87 @@ fn load_target(t: &TargetArgs) -> Result<LoadedTarget, i32> {
     })
 }
 
+impl LoadedTarget {
+    /// Neither a resource nor an issuer: the built-in reference server is the target.
+    fn names_no_target(&self) -> bool {
+        self.target.resource.is_none() && self.target.issuer.is_none()
+    }
+
+    /// Starts the built-in reference (with `faults`, and trusting the document host's CA when
+    /// CIMD cases run) and makes it the target: its URL, its CA, its profile.
+    async fn start_reference(
+        &mut self,
+        faults: &[String],
+        documents: Option<&crate::cimd::Documents>,
+        doing: &str,
+    ) -> Result<reference::Reference, i32> {
+        let r = reference::start(reference::Options {
+            port: 0,
+            faults: faults.to_vec(),
+            cimd_dev_origins: documents.iter().flat_map(|d| d.dev_origins()).collect(),
+            cimd_trust_pem: documents.map(|d| d.host.ca_pem.clone()),
+        })
+        .await
+        .map_err(usage_error)?;
+        eprintln!(
+            "no target given: {doing} the built-in reference server at https://{}{}",
+            r.addr,
+            if faults.is_empty() {
+                String::new()
+            } else {
+                format!(" with fault(s) {}", faults.join(", "))
+            }
+        );
+        self.http_cfg
+            .extra_roots_pem
+            .push(r.ca.ca_pem.clone().into_bytes());
+        self.target.resource = Some(r.resource.clone());
+        self.target.issuer = None;
+        self.profile = r.profile();
+        self.kind = "reference";
+        Ok(r)
+    }
+}
+
+/// The audited client of a run. The test users' passwords are masked wherever they appear,
+/// whatever field carries them.
+fn audited_http(cfg: HttpConfig, profile: &target::Profile) -> Result<Http, i32> {
+    let redactor = Redactor::new();
+    for p in [&profile.login.password, &profile.login.second_password]
+        .into_iter()
+        .flatten()
+    {
+        redactor.add_secret(p);
+    }
+    Http::new(cfg, redactor).map_err(usage_error)
+}
+
+/// Writes the JSON, JUnit and HTML reports (each to its flag's file, else into `dir`) and the
+/// SARIF log when asked for, and says where.
+fn write_reports(
+    report: &RunReport,
+    dir: &Path,
+    json: &Option<PathBuf>,
+    junit: &Option<PathBuf>,
+    html: &Option<PathBuf>,
+    sarif: Option<&Path>,
+) -> Result<(), i32> {
+    let json = json.clone().unwrap_or_else(|| dir.join("results.json"));
+    let junit = junit.clone().unwrap_or_else(|| dir.join("junit.xml"));
+    let html = html.clone().unwrap_or_else(|| dir.join("report.html"));
+    match report::write_all(report, Some(&json), Some(&junit), Some(&html), sarif) {
+        Ok(paths) => {
+            let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+            eprintln!("reports: {}", names.join(", "));
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Err(2)
+        }
+    }
+}
+
 async fn run(a: RunArgs) -> i32 {
     let all_cases = match load_cases(a.cases.as_deref()) {
         Ok(c) => c,
@@ -532,12 +613,7 @@ async fn run(a: RunArgs) -> i32 {
         None => None,
     };
 
-    let LoadedTarget {
-        mut http_cfg,
-        mut target,
-        mut kind,
-        profile: mut profile_used,
-    } = match load_target(&a.target) {
+    let mut loaded = match load_target(&a.target) {
         Ok(t) => t,
         Err(code) => return code,
     };
@@ -545,13 +621,13 @@ async fn run(a: RunArgs) -> i32 {
     // The Client ID Metadata Document host, when CIMD cases run. Against the built-in
     // reference it uses a throw-away CA the reference is handed; against a real AS, the
     // persistent CA the AS was told to trust (`authconform ca`).
-    let reference_target = target.resource.is_none() && target.issuer.is_none();
+    let reference_target = loaded.names_no_target();
     let mut documents = None;
     if cases.iter().any(|c| c.file.area == "cimd") {
         let public = a
             .public_base_url
             .clone()
-            .or_else(|| profile_used.cimd.public_base_url.clone());
+            .or_else(|| loaded.profile.cimd.public_base_url.clone());
         if let Some(u) = &public
             && let Err(e) = target::check_url(u)
         {
@@ -572,7 +648,7 @@ async fn run(a: RunArgs) -> i32 {
                 Err(e) => return usage_error(format!("authconform's CA: {e}")),
             }
         };
-        let port = a.document_port.or(profile_used.cimd.port).unwrap_or(0);
+        let port = a.document_port.or(loaded.profile.cimd.port).unwrap_or(0);
         match crate::cimd::Documents::start(port, public, ca, ca_path).await {
             Ok(d) => {
                 if !reference_target {
@@ -596,51 +672,27 @@ async fn run(a: RunArgs) -> i32 {
 
     let mut reference_server = None;
     if reference_target {
-        match reference::start(reference::Options {
-            port: 0,
-            faults: a.target.reference_faults.clone(),
-            cimd_dev_origins: documents.iter().flat_map(|d| d.dev_origins()).collect(),
-            cimd_trust_pem: documents.as_ref().map(|d| d.host.ca_pem.clone()),
-        })
-        .await
+        match loaded
+            .start_reference(
+                &a.target.reference_faults,
+                documents.as_deref(),
+                "running against",
+            )
+            .await
         {
-            Ok(r) => {
-                eprintln!(
-                    "no target given: running against the built-in reference server at https://{}{}",
-                    r.addr,
-                    if a.target.reference_faults.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" with fault(s) {}", a.target.reference_faults.join(", "))
-                    }
-                );
-                http_cfg
-                    .extra_roots_pem
-                    .push(r.ca.ca_pem.clone().into_bytes());
-                target.resource = Some(r.resource.clone());
-                target.issuer = None;
-                profile_used = r.profile();
-                kind = "reference";
-                reference_server = Some(r);
-            }
-            Err(e) => return usage_error(e),
+            Ok(r) => reference_server = Some(r),
+            Err(code) => return code,
         }
     }
-
-    let redactor = Redactor::new();
-    // The test users' passwords are masked wherever they appear, whatever field carries them.
-    for p in [
-        &profile_used.login.password,
-        &profile_used.login.second_password,
-    ]
-    .into_iter()
-    .flatten()
-    {
-        redactor.add_secret(p);
-    }
-    let http = match Http::new(http_cfg, redactor) {
+    let LoadedTarget {
+        http_cfg,
+        target,
+        kind,
+        profile: mut profile_used,
+    } = loaded;
+    let http = match audited_http(http_cfg, &profile_used) {
         Ok(h) => h,
-        Err(e) => return usage_error(e),
+        Err(code) => return code,
     };
     let spec = runner::choose_revision(&http, target.resource.as_deref(), a.spec).await;
     let revision: Revision = spec.graded.parse().unwrap_or(Revision::FALLBACK);
@@ -722,25 +774,15 @@ async fn run(a: RunArgs) -> i32 {
         r.shutdown();
     }
 
-    let dir = &a.report_dir;
-    let json = a.json.clone().unwrap_or_else(|| dir.join("results.json"));
-    let junit = a.junit.clone().unwrap_or_else(|| dir.join("junit.xml"));
-    let html = a.html.clone().unwrap_or_else(|| dir.join("report.html"));
-    match report::write_all(
+    if let Err(code) = write_reports(
         &report_data,
-        Some(&json),
-        Some(&junit),
-        Some(&html),
+        &a.report_dir,
+        &a.json,
+        &a.junit,
+        &a.html,
         a.sarif.as_deref(),
     ) {
-        Ok(paths) => {
-            let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-            eprintln!("reports: {}", names.join(", "));
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 2;
-        }
+        return code;
     }
     println!("{}", console.summary(&report_data));
     if let Some(p) = &a.write_expect {
@@ -842,59 +884,29 @@ async fn fuzz(a: FuzzArgs) -> i32 {
         },
         None => None,
     };
-    let LoadedTarget {
-        mut http_cfg,
-        mut target,
-        mut kind,
-        profile: mut profile_used,
-    } = match load_target(&a.target) {
+    let mut loaded = match load_target(&a.target) {
         Ok(t) => t,
         Err(code) => return code,
     };
     let mut reference_server = None;
-    if target.resource.is_none() && target.issuer.is_none() {
-        match reference::start(reference::Options {
-            port: 0,
-            faults: a.target.reference_faults.clone(),
-            cimd_dev_origins: Vec::new(),
-            cimd_trust_pem: None,
-        })
-        .await
+    if loaded.names_no_target() {
+        match loaded
+            .start_reference(&a.target.reference_faults, None, "attacking")
+            .await
         {
-            Ok(r) => {
-                eprintln!(
-                    "no target given: attacking the built-in reference server at https://{}{}",
-                    r.addr,
-                    if a.target.reference_faults.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" with fault(s) {}", a.target.reference_faults.join(", "))
-                    }
-                );
-                http_cfg
-                    .extra_roots_pem
-                    .push(r.ca.ca_pem.clone().into_bytes());
-                target.resource = Some(r.resource.clone());
-                profile_used = r.profile();
-                kind = "reference";
-                reference_server = Some(r);
-            }
-            Err(e) => return usage_error(e),
+            Ok(r) => reference_server = Some(r),
+            Err(code) => return code,
         }
     }
-    let redactor = Redactor::new();
-    for p in [
-        &profile_used.login.password,
-        &profile_used.login.second_password,
-    ]
-    .into_iter()
-    .flatten()
-    {
-        redactor.add_secret(p);
-    }
-    let http = match Http::new(http_cfg, redactor) {
+    let LoadedTarget {
+        http_cfg,
+        target,
+        kind,
+        profile: profile_used,
+    } = loaded;
+    let http = match audited_http(http_cfg, &profile_used) {
         Ok(h) => h,
-        Err(e) => return usage_error(e),
+        Err(code) => return code,
     };
     let slow = Duration::from_millis(a.slow_ms.max(1));
     let setup = match fz::discover(
@@ -1066,24 +1078,15 @@ async fn fuzz(a: FuzzArgs) -> i32 {
         .report_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from(default_dir));
-    let json = a.json.clone().unwrap_or_else(|| dir.join("results.json"));
-    let junit = a.junit.clone().unwrap_or_else(|| dir.join("junit.xml"));
-    let html = a.html.clone().unwrap_or_else(|| dir.join("report.html"));
-    match report::write_all(
+    if let Err(code) = write_reports(
         &report_data,
-        Some(&json),
-        Some(&junit),
-        Some(&html),
+        &dir,
+        &a.json,
+        &a.junit,
+        &a.html,
         a.sarif.as_deref(),
     ) {
-        Ok(paths) => {
-            let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-            eprintln!("reports: {}", names.join(", "));
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 2;
-        }
+        return code;
     }
     println!("{}", console.summary(&report_data));
     let s = &report_data.summary;
@@ -1131,30 +1134,20 @@ async fn replay_findings(
     for f in findings {
         let base = Base::parse(&f.request.base);
         let rule = Rule::parse(&f.rule);
-        let case = crate::fuzz::results::requirement_case(
-            cases,
+        let mut r = crate::fuzz::results::result_for(
+            f.result_id.clone(),
             f.result_id
                 .rsplit_once('.')
                 .map_or(f.result_id.as_str(), |(r, _)| r),
+            format!("replay of seed {} case {} ({})", f.seed, f.case, f.rule),
+            cases,
+            spec,
         );
-        let mut r = CaseResult {
-            id: f.result_id.clone(),
-            area: case.map_or_else(|| "fuzz".into(), |c| c.file.area.clone()),
-            level: case.map_or(Level::Info, |c| Level::from(c.file.level)),
-            role: case.map_or_else(String::new, |c| c.file.role.as_str().to_string()),
-            title: format!("replay of seed {} case {} ({})", f.seed, f.case, f.rule),
-            refs: case.map_or_else(Vec::new, |c| c.file.refs.clone()),
-            status: Status::Errored,
-            warning: false,
-            message: String::new(),
-            details: vec![
-                format!("recorded: {}", f.message),
-                format!("reproduce: {}", f.curl),
-            ],
-            spec: spec.to_string(),
-            duration_ms: 0,
-            exchanges: Vec::new(),
-        };
+        r.status = Status::Errored;
+        r.details = vec![
+            format!("recorded: {}", f.message),
+            format!("reproduce: {}", f.curl),
+        ];
         let (Some(base), Some(rule)) = (base, rule) else {
             r.message = format!(
                 "unknown base {:?} or rule {:?} in the replay file",

@@ -232,28 +232,16 @@ impl Http {
         let fut = async {
             let mut resp = rb.send().await.map_err(|e| transport_error(e, deadline))?;
             let status = resp.status().as_u16();
-            let headers = resp
-                .headers()
-                .iter()
-                .map(|(n, v)| {
-                    (
-                        n.as_str().to_ascii_lowercase(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                    )
-                })
-                .collect();
+            let headers = header_pairs(resp.headers());
             let mut body = Vec::new();
             let mut truncated = false;
             loop {
                 match resp.chunk().await {
                     Ok(Some(chunk)) => {
-                        let room = self.cfg.max_body.saturating_sub(body.len());
-                        if chunk.len() > room {
-                            body.extend_from_slice(&chunk[..room]);
+                        if !append_capped(&mut body, &chunk, self.cfg.max_body) {
                             truncated = true;
                             break;
                         }
-                        body.extend_from_slice(&chunk);
                     }
                     Ok(None) => break,
                     Err(_) => {
@@ -345,6 +333,30 @@ impl Http {
         }
         ex
     }
+}
+
+/// Response headers as records keep them: names lowercased, values lossily decoded.
+pub(crate) fn header_pairs(h: &HeaderMap) -> Vec<(String, String)> {
+    h.iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_ascii_lowercase(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Appends `chunk` to a body read up to `max` bytes. False when the cap was reached: what did
+/// not fit is dropped and reading must stop.
+pub(crate) fn append_capped(body: &mut Vec<u8>, chunk: &[u8], max: usize) -> bool {
+    let room = max.saturating_sub(body.len());
+    if chunk.len() > room {
+        body.extend_from_slice(&chunk[..room]);
+        return false;
+    }
+    body.extend_from_slice(chunk);
+    true
 }
 
 fn transport_error(e: reqwest::Error, deadline: Duration) -> HttpError {

@@ -19,20 +19,16 @@ pub fn requirement_case<'a>(cases: &'a [Case], req: &str) -> Option<&'a Case> {
     })
 }
 
-fn blank(id: String, rule: Rule, base: Base, cases: &[Case], spec: &str) -> CaseResult {
-    let req = rule.requirement(base);
+/// A result for requirement `req` under `id`: area, level, role and references are the
+/// requirement's (from its case); `passed` until told otherwise.
+pub fn result_for(id: String, req: &str, title: String, cases: &[Case], spec: &str) -> CaseResult {
     let case = requirement_case(cases, req);
     CaseResult {
         id,
         area: case.map_or_else(|| "fuzz".into(), |c| c.file.area.clone()),
         level: case.map_or(Level::Info, |c| Level::from(c.file.level)),
         role: case.map_or_else(String::new, |c| c.file.role.as_str().to_string()),
-        title: format!(
-            "{} (fuzz, {}: {})",
-            case.map_or(req, |c| c.file.title.as_str()),
-            base.as_str(),
-            rule.describe()
-        ),
+        title,
         refs: case.map_or_else(Vec::new, |c| c.file.refs.clone()),
         status: Status::Passed,
         warning: false,
@@ -42,6 +38,17 @@ fn blank(id: String, rule: Rule, base: Base, cases: &[Case], spec: &str) -> Case
         duration_ms: 0,
         exchanges: Vec::new(),
     }
+}
+
+fn blank(id: String, rule: Rule, base: Base, cases: &[Case], spec: &str) -> CaseResult {
+    let req = rule.requirement(base);
+    let title = format!(
+        "{} (fuzz, {}: {})",
+        requirement_case(cases, req).map_or(req, |c| c.file.title.as_str()),
+        base.as_str(),
+        rule.describe()
+    );
+    result_for(id, req, title, cases, spec)
 }
 
 /// The records of a whole campaign (every endpoint run), and the fuzz section of the report.

@@ -16,7 +16,7 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
 
-use crate::http::{HttpConfig, HttpError, Request, Response};
+use crate::http::{HttpConfig, HttpError, Request, Response, append_capped, header_pairs};
 
 /// How long a kept connection may take to be ready for the next request.
 const READY_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
@@ -203,30 +203,18 @@ impl Wire {
                 Err(e) => return Err(HttpError::Transport(chain(&e))),
             };
             let status = resp.status().as_u16();
-            let headers = resp
-                .headers()
-                .iter()
-                .map(|(n, v)| {
-                    (
-                        n.as_str().to_ascii_lowercase(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                    )
-                })
-                .collect();
+            let headers = header_pairs(resp.headers());
             let mut body = resp.into_body();
             let mut out = Vec::new();
             let mut truncated = false;
             loop {
                 match body.frame().await {
                     Some(Ok(f)) => {
-                        if let Ok(chunk) = f.into_data() {
-                            let room = self.cfg.max_body.saturating_sub(out.len());
-                            if chunk.len() > room {
-                                out.extend_from_slice(&chunk[..room]);
-                                truncated = true;
-                                break;
-                            }
-                            out.extend_from_slice(&chunk);
+                        if let Ok(chunk) = f.into_data()
+                            && !append_capped(&mut out, &chunk, self.cfg.max_body)
+                        {
+                            truncated = true;
+                            break;
                         }
                     }
                     Some(Err(_)) => {
