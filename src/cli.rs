@@ -18,8 +18,9 @@ use crate::record::{CaseResult, Level, RunReport, TargetInfo};
 use crate::redact::Redactor;
 use crate::reference;
 use crate::report::{self, console::Console, sanitize_terminal};
-use crate::runner::{self, RunEnv};
+use crate::runner;
 use crate::spec::{Revision, SpecChoice};
+use crate::step::RunEnv;
 use crate::target::{self, Target};
 
 #[derive(Parser, Debug)]

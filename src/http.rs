@@ -392,3 +392,19 @@ pub fn is_loopback_url(u: &str) -> bool {
         Err(_) => false,
     }
 }
+
+/// An HTTP handle that keeps every exchange as evidence: what the layers under the step layer
+/// (the login drivers) get instead of a case context.
+pub struct Recorder<'a> {
+    pub http: &'a Http,
+    pub exchanges: &'a mut Vec<Exchange>,
+}
+
+impl Recorder<'_> {
+    /// Sends a request and records the exchange, whatever the outcome.
+    pub async fn send(&mut self, req: Request) -> Result<Response, HttpError> {
+        let (res, ex) = self.http.send(req).await;
+        self.exchanges.push(ex);
+        res
+    }
+}

@@ -12,7 +12,8 @@ pub mod case;
 pub mod checks;
 pub mod cimd;
 pub mod cli;
-pub mod client;
+pub mod client_key;
+
 pub mod discovery;
 pub mod expectations;
 pub mod fuzz;
@@ -25,7 +26,9 @@ pub mod reference;
 pub mod report;
 pub mod runner;
 pub mod spec;
+pub mod step;
 pub mod target;
+pub mod terminal;
 pub mod www_authenticate;
 
 /// Entry points for the cargo-fuzz targets in `fuzz/` (not an API: no stability promised). Only

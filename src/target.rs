@@ -3,12 +3,15 @@
 //! A profile grows with the suite (clients, login, features); unknown keys are errors so a typo
 //! never silently disables a setting.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::case::model::ClientKind;
 use crate::case::{FileError, line_col, read_text, span_of, toml_error};
+use crate::client_key::ClientKey;
 use crate::http::HttpConfig;
 
 /// What the run points at. Either may be absent: no resource → RS cases are skipped.
@@ -29,13 +32,13 @@ pub struct Profile {
     pub http: ProfileHttp,
     /// Pre-registered clients (else Dynamic Client Registration provides them).
     #[serde(default)]
-    pub clients: Vec<crate::client::ClientConfig>,
+    pub clients: Vec<ClientConfig>,
     /// Defaults of every authorization request.
     #[serde(default)]
     pub authorization: AuthorizationConfig,
     /// Dynamic Client Registration defaults.
     #[serde(default)]
-    pub registration: crate::client::RegistrationConfig,
+    pub registration: RegistrationConfig,
     /// How a test user logs in and consents.
     #[serde(default)]
     pub login: crate::login::LoginConfig,
@@ -370,4 +373,137 @@ impl GrantRevocationConfig {
             Some(m) => Err(("method", format!("{m:?}: use POST or GET"))),
         }
     }
+}
+
+/// A pre-registered client in the target profile (`[[clients]]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    pub client_id: String,
+    /// `none` (public), `client_secret_basic` or `client_secret_post`.
+    #[serde(default = "default_method")]
+    pub auth_method: String,
+    /// Environment variable holding the secret (secrets never live in profile files).
+    #[serde(default)]
+    pub secret_env: Option<String>,
+    pub redirect_uris: Vec<String>,
+    /// The secret, read from `secret_env` when the profile loads (or set by the built-in
+    /// reference profile).
+    #[serde(skip)]
+    pub secret: Option<String>,
+    /// For `private_key_jwt`: a PEM file (PKCS#8) with the client's P-256 key, relative to the
+    /// profile.
+    #[serde(default)]
+    pub key_file: Option<String>,
+    /// The `kid` the AS knows that key by.
+    #[serde(default)]
+    pub key_id: Option<String>,
+    /// The key, read from `key_file` when the profile loads.
+    #[serde(skip)]
+    pub key: Option<std::sync::Arc<ClientKey>>,
+}
+
+fn default_method() -> String {
+    "none".into()
+}
+
+pub const AUTH_METHODS: &[&str] = &[
+    "none",
+    "client_secret_basic",
+    "client_secret_post",
+    "private_key_jwt",
+];
+
+impl ClientConfig {
+    /// Checks the entry and reads its secret; errors name the offending field.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.client_id.is_empty() {
+            return Err(("client_id", "must not be empty".into()));
+        }
+        if !AUTH_METHODS.contains(&self.auth_method.as_str()) {
+            return Err((
+                "auth_method",
+                format!(
+                    "{:?} is not one of {}",
+                    self.auth_method,
+                    AUTH_METHODS.join(", ")
+                ),
+            ));
+        }
+        if self.redirect_uris.is_empty() || self.redirect_uris.iter().any(String::is_empty) {
+            return Err((
+                "redirect_uris",
+                "list at least one registered redirect URI".into(),
+            ));
+        }
+        if self.auth_method == "private_key_jwt" {
+            if self.key_file.is_none() && self.key.is_none() {
+                return Err((
+                    "key_file",
+                    "a private_key_jwt client needs key_file (a PKCS#8 PEM P-256 key)".into(),
+                ));
+            }
+        } else if self.auth_method != "none" && self.secret_env.is_none() && self.secret.is_none() {
+            return Err((
+                "secret_env",
+                format!(
+                    "a {} client needs secret_env (the environment variable holding its secret)",
+                    self.auth_method
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Reads the secret from the environment and the key from its file (relative to `base`).
+    pub fn load_credentials(
+        &mut self,
+        base: &std::path::Path,
+    ) -> Result<(), (&'static str, String)> {
+        if let Some(f) = &self.key_file {
+            let path = base.join(f);
+            let pem = std::fs::read_to_string(&path)
+                .map_err(|e| ("key_file", format!("{}: {e}", path.display())))?;
+            let key = ClientKey::from_pem(&pem, self.key_id.clone())
+                .map_err(|e| ("key_file", format!("{}: {e}", path.display())))?;
+            self.key = Some(std::sync::Arc::new(key));
+        }
+        self.load_secret()
+    }
+
+    /// Reads the secret from the environment.
+    pub fn load_secret(&mut self) -> Result<(), (&'static str, String)> {
+        if let Some(var) = &self.secret_env {
+            match std::env::var(var) {
+                Ok(v) if !v.is_empty() => self.secret = Some(v),
+                _ => {
+                    return Err((
+                        "secret_env",
+                        format!("environment variable {var} is not set"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn kind(&self) -> ClientKind {
+        if self.auth_method == "none" {
+            ClientKind::Public
+        } else {
+            ClientKind::Confidential
+        }
+    }
+}
+
+/// Registration defaults (`[registration]` in the profile).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrationConfig {
+    /// Extra client metadata sent with every registration (`scope`, `application_type`...).
+    #[serde(default)]
+    pub metadata: BTreeMap<String, toml::Value>,
+    /// `client_secret_basic` (default) or `client_secret_post` for confidential clients.
+    #[serde(default)]
+    pub confidential_method: Option<String>,
 }

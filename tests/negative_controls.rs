@@ -12,8 +12,9 @@ use authconform::http::{Http, HttpConfig};
 use authconform::record::Status;
 use authconform::redact::Redactor;
 use authconform::reference;
-use authconform::runner::{self, RunEnv};
+use authconform::runner;
 use authconform::spec::Revision;
+use authconform::step::RunEnv;
 use authconform::target::Target;
 use libtest_mimic::{Arguments, Failed, Trial};
 

@@ -22,8 +22,8 @@
 mod common;
 
 use authconform::checks::{as_metadata, challenge, prm};
-use authconform::runner::context::{Attempt, Discovery};
-use authconform::runner::{CaseCtx, Saved, StepResult, Stop};
+use authconform::step::{Attempt, Discovery};
+use authconform::step::{CaseCtx, Saved, StepResult, Stop};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 

@@ -21,7 +21,7 @@ use authconform::checks::token_endpoint;
 use authconform::fuzzing::{
     oauth_error, saved_access_token, saved_refresh_token, str_member, token_doc,
 };
-use authconform::runner::{Saved, Stop};
+use authconform::step::{Saved, Stop};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 

@@ -17,9 +17,9 @@
 
 mod common;
 
-use authconform::runner::Stop;
-use authconform::runner::actions::resource_metadata_param;
-use authconform::runner::expect::challenges;
+use authconform::step::Stop;
+use authconform::step::discovery::resource_metadata_param;
+use authconform::step::expect::challenges;
 use authconform::www_authenticate::{Challenge, MAX_LEN, parse, parse_all};
 use libfuzzer_sys::fuzz_target;
 

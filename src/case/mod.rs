@@ -15,6 +15,7 @@ use std::sync::OnceLock;
 use include_dir::{Dir, include_dir};
 
 pub use model::{CaseFile, Feature, Role, Step};
+use model::{CheckStep, DocumentStep, FetchesStep, TokenStep};
 
 use crate::record::Level;
 use crate::spec::Revision;
@@ -44,8 +45,8 @@ impl Case {
     /// Does the case wait on purpose (for something to expire)? Such cases start first.
     pub fn waits(&self) -> bool {
         self.file.steps.iter().any(|s| match s {
-            Step::Wait { .. } => true,
-            Step::Check { name, .. } => name == "code_lifetime" || name == "refresh_idle_expiry",
+            Step::Wait(_) => true,
+            Step::Check(c) => c.name == "code_lifetime" || c.name == "refresh_idle_expiry",
             _ => false,
         })
     }
@@ -318,7 +319,9 @@ pub fn parse_case(display: &str, rel: &Path, text: &str) -> Result<Case, Vec<Fil
     for (i, step) in file.steps.iter().enumerate() {
         let here = |k: &str| vec!["steps".to_string(), i.to_string(), k.to_string()];
         match step {
-            Step::Check { name, .. } if !crate::checks::NAMES.contains(&name.as_str()) => {
+            Step::Check(CheckStep { name, .. })
+                if !crate::checks::NAMES.contains(&name.as_str()) =>
+            {
                 errors.push(at(
                     &here("name"),
                     format!("steps[{i}].name"),
@@ -330,22 +333,10 @@ pub fn parse_case(display: &str, rel: &Path, text: &str) -> Result<Case, Vec<Fil
             }
             _ => {}
         }
-        let expect = match step {
-            Step::McpRequest { expect, .. }
-            | Step::Http { expect, .. }
-            | Step::DiscoverPrm { expect, .. }
-            | Step::DiscoverAs { expect, .. }
-            | Step::Token { expect, .. } => expect.as_ref(),
-            Step::Expect { expect, .. } => Some(expect),
-            Step::Check { .. }
-            | Step::Client { .. }
-            | Step::Authorize { .. }
-            | Step::Document { .. }
-            | Step::Fetches { .. }
-            | Step::Wait { .. } => None,
-        };
+        let expect = step.expect();
         for (field, value) in match step {
-            Step::Document { listener, .. } | Step::Fetches { listener, .. } => {
+            Step::Document(DocumentStep { listener, .. })
+            | Step::Fetches(FetchesStep { listener, .. }) => {
                 vec![("listener", listener.as_deref())]
             }
             _ => vec![],
@@ -360,7 +351,7 @@ pub fn parse_case(display: &str, rel: &Path, text: &str) -> Result<Case, Vec<Fil
                 ));
             }
         }
-        if let Step::Token { auth: Some(a), .. } = step
+        if let Step::Token(TokenStep { auth: Some(a), .. }) = step
             && !["none", "basic", "post", "both", "query", "omit", "jwt"].contains(&a.as_str())
         {
             errors.push(at(

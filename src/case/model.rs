@@ -192,325 +192,440 @@ pub enum TestUser {
 
 /// One step: an action that talks to the target and saves what it observed, or an expectation
 /// over what earlier steps saved.
+///
+/// Each kind is one struct, deserialised once and executed as is by the step layer
+/// (`crate::step`); its defaults are the struct's `Default`, which checks also start from when
+/// they make a request of the same kind. Unknown keys are refused by each struct.
 // Steps are parsed once and kept in a short Vec per case: the variants' size difference costs
 // nothing worth boxing for.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "do", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "do", rename_all = "snake_case")]
 pub enum Step {
-    /// A request to the MCP endpoint (the target resource).
-    McpRequest {
-        #[serde(default = "default_post")]
-        method: String,
-        /// JSON-RPC method for POST: `initialize`, `tools/list`, or `auto` (the form the graded
-        /// revision uses: `server/discover` with its headers for 2026-07-28, else `initialize`).
-        #[serde(default = "default_rpc")]
-        rpc: String,
-        /// Call this tool instead (`tools/call`, no arguments); `elevated` is the profile's
-        /// `[scopes] elevated_tool`, and the case is skipped when none is configured.
-        #[serde(default)]
-        tool: Option<String>,
-        /// `Authorization` header values (templates; `\xNN` escapes send raw bytes; several =
-        /// several header fields).
-        #[serde(default)]
-        authorization: Vec<String>,
-        /// `Authorization` value of `size` bytes: `Bearer ` followed by `a`s (oversized probes).
-        #[serde(default)]
-        authorization_size: Option<usize>,
-        #[serde(default)]
-        headers: BTreeMap<String, String>,
-        #[serde(default)]
-        note: Option<String>,
-        /// This request sets the stage (a request that must succeed): if its expectation fails,
-        /// the case cannot be judged and errors instead of failing.
-        #[serde(default)]
-        precondition: bool,
-        #[serde(default)]
-        save: Option<String>,
-        #[serde(default)]
-        expect: Option<Expect>,
-    },
-    /// A raw HTTP request; `url` is a template (`${prm.url}`) sent without normalisation.
-    Http {
-        #[serde(default = "default_get")]
-        method: String,
-        url: String,
-        #[serde(default)]
-        headers: BTreeMap<String, String>,
-        #[serde(default)]
-        body: Option<String>,
-        #[serde(default)]
-        note: Option<String>,
-        /// When the URL template references something absent, skip the case with this reason
-        /// (a feature the target does not offer) instead of erroring.
-        #[serde(default)]
-        skip_if_unresolved: Option<String>,
-        #[serde(default)]
-        save: Option<String>,
-        #[serde(default)]
-        expect: Option<Expect>,
-    },
-    /// RFC 9728 / MCP 4.2 discovery of the Protected Resource Metadata.
-    DiscoverPrm {
-        /// `auto` (header URL, else path-inserted, else root: the client order), `header`,
-        /// `well_known` (path-inserted then root), `all` (every source; consistency checks).
-        #[serde(default = "default_auto")]
-        via: String,
-        #[serde(default = "default_prm")]
-        save: String,
-        #[serde(default)]
-        expect: Option<Expect>,
-    },
-    /// RFC 8414 / OIDC discovery of the authorization server metadata (MCP 4.3 order).
-    DiscoverAs {
-        /// Issuer template; default: the target issuer, else the PRM's first authorization server.
-        #[serde(default)]
-        issuer: Option<String>,
-        /// `auto` (first that answers in the MCP order), `oauth`, `oidc`, `all`.
-        #[serde(default = "default_auto")]
-        via: String,
-        #[serde(default = "default_asm")]
-        save: String,
-        /// Use the run's shared discovery (made once, by the first case that needs it) instead
-        /// of discovering again: for cases that only need an endpoint from the metadata.
-        #[serde(default)]
-        cached: bool,
-        #[serde(default)]
-        expect: Option<Expect>,
-    },
-    /// Provides an OAuth client: one from the target profile, or a fresh one by Dynamic Client
-    /// Registration (RFC 7591).
-    Client {
-        #[serde(default = "default_client")]
-        save: String,
-        #[serde(default)]
-        kind: ClientKind,
-        /// Always register a new client (no state shared with other cases).
-        #[serde(default)]
-        fresh: bool,
-        #[serde(default)]
-        redirect: RedirectKind,
-        /// Redirect URIs to register (templates, sent as given); implies `fresh`.
-        #[serde(default)]
-        redirect_uris: Vec<String>,
-        /// Extra registration metadata.
-        #[serde(default)]
-        metadata: BTreeMap<String, toml::Value>,
-        /// `token_endpoint_auth_method` to register a confidential client with
-        /// (`client_secret_basic` by default; `private_key_jwt` registers a fresh key).
-        #[serde(default)]
-        auth_method: Option<String>,
-        /// What a refused registration means (default: the suite could not provision: errored).
-        #[serde(default = "default_error")]
-        refused: Judge,
-        /// What an accepted registration means (default: carry on).
-        #[serde(default)]
-        accepted: Option<Judge>,
-    },
-    /// An authorization request (O21 4.1.1) driven through the login and consent of the
-    /// profile's login driver, up to the redirect back to the client, which is recorded and
-    /// never followed.
-    Authorize {
-        #[serde(default = "default_client")]
-        client: String,
-        #[serde(default = "default_auth")]
-        save: String,
-        /// The `redirect_uri` value, sent exactly as given (default: the client's first).
-        #[serde(default)]
-        redirect_uri: Option<String>,
-        /// Parameters added or replaced (templates; `""` sends an empty value).
-        #[serde(default)]
-        params: BTreeMap<String, String>,
-        /// Default parameters not to send (`code_challenge`, `state`, `redirect_uri`...).
-        #[serde(default)]
-        omit: Vec<String>,
-        /// Raw text appended to the query (duplicate parameters), already encoded.
-        #[serde(default)]
-        extra: Option<String>,
-        /// The PKCE verifier (template); the S256 challenge is computed from it.
-        #[serde(default)]
-        verifier: Option<String>,
-        /// Name of a browser session (cookies) to reuse across authorizations of this case.
-        #[serde(default)]
-        session: Option<String>,
-        /// Drive the login and consent (false: stop at the first page the AS shows).
-        #[serde(default = "default_true")]
-        login: bool,
-        #[serde(default)]
-        consent: Consent,
-        /// The test user who logs in: `first` (default) or `second` (`[login] second_username`;
-        /// the case is skipped without one). Give it its own `session`: a browser session
-        /// already logged in stays logged in as whoever it was.
-        #[serde(default)]
-        user: TestUser,
-        #[serde(default)]
-        expect: AuthzExpect,
-        /// Allowed `error` codes of an error redirect.
-        #[serde(default)]
-        error: Option<Vec<String>>,
-        /// What a code means where the step expected none (default: fail).
-        #[serde(default)]
-        accepted: Judge,
-        /// What an error page means where an error redirect was expected (default: fail).
-        #[serde(default)]
-        error_page: Judge,
-        /// What a refusal means where a code was expected (default: fail; `skip` for a
-        /// request the AS may refuse by policy, which leaves nothing to probe).
-        #[serde(default)]
-        refused: Judge,
-        /// The AS must have answered within this many seconds (a hung fetch behind it fails).
-        #[serde(default)]
-        max_secs: Option<u64>,
-        /// A refusal must not be a 5xx page (a crash is not a controlled rejection).
-        #[serde(default)]
-        no_5xx: bool,
-    },
-    /// Publishes a Client ID Metadata Document on authconform's document host, in this case's
-    /// own folder, and saves a client whose `client_id` is its URL (CIMD, MCP 2025-11-25 §5.1).
-    Document {
-        #[serde(default = "default_client")]
-        save: String,
-        /// File in the case's folder (default `client.json`; `/` is the host's root). Publishing
-        /// the same file again replaces what is served there.
-        #[serde(default)]
-        file: Option<String>,
-        /// The listener the default client_id names: `https` (default), `http`, `canary`.
-        #[serde(default)]
-        listener: Option<String>,
-        /// The client_id to use, when it is not the document's URL (template; `${doc.url}` is
-        /// the URL, `${doc.dir}` the case folder's).
-        #[serde(default)]
-        client_id: Option<String>,
-        /// Members added or replaced (strings are templates); `""` removes a default member.
-        #[serde(default)]
-        document: BTreeMap<String, toml::Value>,
-        /// A raw body instead of the JSON document (template).
-        #[serde(default)]
-        body: Option<String>,
-        /// Pad the JSON document with a filler member up to this many bytes.
-        #[serde(default)]
-        size: Option<Number>,
-        #[serde(default)]
-        status: Option<Number>,
-        /// Response headers (the default `content-type` is `application/json`; `""` drops it).
-        #[serde(default)]
-        headers: BTreeMap<String, String>,
-        #[serde(default)]
-        delay_ms: Option<u64>,
-        /// Send the body one byte per this many milliseconds.
-        #[serde(default)]
-        trickle_ms: Option<u64>,
-        /// `private_key_jwt`: a fresh key whose JWKS is served beside the document (`jwks_uri`).
-        #[serde(default)]
-        auth_method: Option<String>,
-        /// The document is invalid on purpose: none of its redirect URIs is trusted (an error
-        /// may only be redirected to a URI of a valid document, MCP §5.1.3).
-        #[serde(default)]
-        invalid: bool,
-        /// What the run's control must have shown first: `accepted` (default: the AS fetched and
-        /// accepted a valid document; without it a refusal proves nothing, the AS may not reach
-        /// the host at all), `supported` (the AS supports CIMD, even if it refused the host:
-        /// for probes whose conforming outcome is "no request"), `none`.
-        #[serde(default)]
-        control: ControlNeed,
-    },
-    /// Judges what the AS fetched from the document host for this case (its folder).
-    Fetches {
-        /// Only requests for this file of the case folder.
-        #[serde(default)]
-        file: Option<String>,
-        /// Only requests to this listener: `https`, `http`, `canary`.
-        #[serde(default)]
-        listener: Option<String>,
-        #[serde(default)]
-        min: Option<usize>,
-        #[serde(default)]
-        max: Option<usize>,
-        /// Every request's path and query must be exactly this (template).
-        #[serde(default)]
-        target: Option<String>,
-        /// Why the count matters, for the report.
-        #[serde(default)]
-        because: Option<String>,
-    },
-    /// Waits (bounded by the profile's `max_wait_secs`; a longer wait skips the case). The case
-    /// gives up its running place meanwhile, so waits overlap.
-    Wait {
-        #[serde(default)]
-        secs: u64,
-        /// Wait until the access token of this saved token response has expired
-        /// (`expires_in` + 1 s); a response without `expires_in` skips the case.
-        #[serde(default)]
-        until_expiry: Option<String>,
-        /// Wait the profile's `[cimd] cache_secs` instead, when it is set (an AS's minimum
-        /// document cache time).
-        #[serde(default)]
-        cimd_cache: bool,
-    },
-    /// A token request (O21 3.2) with the client's authentication, usually redeeming a saved
-    /// authorization's code.
-    Token {
-        #[serde(default = "default_client")]
-        client: String,
-        /// The saved authorization whose code, verifier and redirect URI are used.
-        #[serde(default)]
-        from: Option<String>,
-        /// `grant_type` (`""` omits it).
-        #[serde(default = "default_grant")]
-        grant_type: String,
-        #[serde(default)]
-        params: BTreeMap<String, String>,
-        #[serde(default)]
-        omit: Vec<String>,
-        /// Raw text appended to the body, already encoded.
-        #[serde(default)]
-        extra: Option<String>,
-        /// Client authentication: the client's method by default; `none` (only `client_id`),
-        /// `basic`, `post`, `both` (Basic and body), `query` (in the URL), `omit` (nothing).
-        #[serde(default)]
-        auth: Option<String>,
-        /// A secret to present instead of the client's (template).
-        #[serde(default)]
-        secret: Option<String>,
-        #[serde(default = "default_post")]
-        method: String,
-        /// Send the parameters as a JSON object instead of a form.
-        #[serde(default)]
-        json_body: bool,
-        /// When `from` holds no code: `pass` (nothing to redeem is the conforming outcome),
-        /// `skip`, or `error` (default).
-        #[serde(default = "default_error")]
-        if_no_code: Judge,
-        /// The `private_key_jwt` client assertion (RFC 7523 §3) to send, claim by claim.
-        #[serde(default)]
-        assertion: Option<Assertion>,
-        /// This request sets the stage (a valid request that must succeed): if its expectation
-        /// fails, the case cannot be judged and errors instead of failing.
-        #[serde(default)]
-        precondition: bool,
-        /// Send `n` identical requests at once (race probes); all are recorded, the first saved.
-        #[serde(default)]
-        parallel: Option<usize>,
-        /// The endpoint, with the same client authentication: `token` (default), `revocation`
-        /// (RFC 7009) or `introspection` (RFC 7662), from the AS metadata.
-        #[serde(default)]
-        endpoint: Option<String>,
-        #[serde(default = "default_token")]
-        save: String,
-        #[serde(default)]
-        expect: Option<Expect>,
-    },
-    /// Expectations over a saved response.
-    Expect { on: String, expect: Expect },
-    /// A named check implemented in Rust (`src/checks/`), for rules a declarative expectation
-    /// cannot state (exact URL identity, discovery order, per-source comparison).
-    Check {
-        name: String,
-        #[serde(default)]
-        on: Option<String>,
-        #[serde(default)]
-        args: BTreeMap<String, toml::Value>,
-    },
+    McpRequest(McpRequestStep),
+    Http(HttpStep),
+    DiscoverPrm(DiscoverPrmStep),
+    DiscoverAs(DiscoverAsStep),
+    Client(ClientStep),
+    Authorize(AuthorizeStep),
+    Document(DocumentStep),
+    Fetches(FetchesStep),
+    Wait(WaitStep),
+    Token(TokenStep),
+    Expect(ExpectStep),
+    Check(CheckStep),
+}
+
+/// A request to the MCP endpoint (the target resource).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct McpRequestStep {
+    pub method: String,
+    /// JSON-RPC method for POST: `initialize`, `tools/list`, or `auto` (the form the graded
+    /// revision uses: `server/discover` with its headers for 2026-07-28, else `initialize`).
+    pub rpc: String,
+    /// Call this tool instead (`tools/call`, no arguments); `elevated` is the profile's
+    /// `[scopes] elevated_tool`, and the case is skipped when none is configured.
+    pub tool: Option<String>,
+    /// `Authorization` header values (templates; `\xNN` escapes send raw bytes; several =
+    /// several header fields).
+    pub authorization: Vec<String>,
+    /// `Authorization` value of `size` bytes: `Bearer ` followed by `a`s (oversized probes).
+    pub authorization_size: Option<usize>,
+    pub headers: BTreeMap<String, String>,
+    pub note: Option<String>,
+    /// This request sets the stage (a request that must succeed): if its expectation fails,
+    /// the case cannot be judged and errors instead of failing.
+    pub precondition: bool,
+    pub save: Option<String>,
+    pub expect: Option<Expect>,
+}
+
+impl Default for McpRequestStep {
+    fn default() -> Self {
+        Self {
+            method: default_post(),
+            rpc: default_rpc(),
+            tool: Default::default(),
+            authorization: Default::default(),
+            authorization_size: Default::default(),
+            headers: Default::default(),
+            note: Default::default(),
+            precondition: Default::default(),
+            save: Default::default(),
+            expect: Default::default(),
+        }
+    }
+}
+
+/// A raw HTTP request; `url` is a template (`${prm.url}`) sent without normalisation.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpStep {
+    #[serde(default = "default_get")]
+    pub method: String,
+    pub url: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(default)]
+    pub note: Option<String>,
+    /// When the URL template references something absent, skip the case with this reason
+    /// (a feature the target does not offer) instead of erroring.
+    #[serde(default)]
+    pub skip_if_unresolved: Option<String>,
+    #[serde(default)]
+    pub save: Option<String>,
+    #[serde(default)]
+    pub expect: Option<Expect>,
+}
+
+/// RFC 9728 / MCP 4.2 discovery of the Protected Resource Metadata.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DiscoverPrmStep {
+    /// `auto` (header URL, else path-inserted, else root: the client order), `header`,
+    /// `well_known` (path-inserted then root), `all` (every source; consistency checks).
+    pub via: String,
+    pub save: String,
+    pub expect: Option<Expect>,
+}
+
+impl Default for DiscoverPrmStep {
+    fn default() -> Self {
+        Self {
+            via: default_auto(),
+            save: default_prm(),
+            expect: Default::default(),
+        }
+    }
+}
+
+/// RFC 8414 / OIDC discovery of the authorization server metadata (MCP 4.3 order).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DiscoverAsStep {
+    /// Issuer template; default: the target issuer, else the PRM's first authorization server.
+    pub issuer: Option<String>,
+    /// `auto` (first that answers in the MCP order), `oauth`, `oidc`, `all`.
+    pub via: String,
+    pub save: String,
+    /// Use the run's shared discovery (made once, by the first case that needs it) instead
+    /// of discovering again: for cases that only need an endpoint from the metadata.
+    pub cached: bool,
+    pub expect: Option<Expect>,
+}
+
+impl Default for DiscoverAsStep {
+    fn default() -> Self {
+        Self {
+            issuer: Default::default(),
+            via: default_auto(),
+            save: default_asm(),
+            cached: Default::default(),
+            expect: Default::default(),
+        }
+    }
+}
+
+/// Provides an OAuth client: one from the target profile, or a fresh one by Dynamic Client
+/// Registration (RFC 7591).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClientStep {
+    pub save: String,
+    pub kind: ClientKind,
+    /// Always register a new client (no state shared with other cases).
+    pub fresh: bool,
+    pub redirect: RedirectKind,
+    /// Redirect URIs to register (templates, sent as given); implies `fresh`.
+    pub redirect_uris: Vec<String>,
+    /// Extra registration metadata.
+    pub metadata: BTreeMap<String, toml::Value>,
+    /// `token_endpoint_auth_method` to register a confidential client with
+    /// (`client_secret_basic` by default; `private_key_jwt` registers a fresh key).
+    pub auth_method: Option<String>,
+    /// What a refused registration means (default: the suite could not provision: errored).
+    pub refused: Judge,
+    /// What an accepted registration means (default: carry on).
+    pub accepted: Option<Judge>,
+}
+
+impl Default for ClientStep {
+    fn default() -> Self {
+        Self {
+            save: default_client(),
+            kind: Default::default(),
+            fresh: Default::default(),
+            redirect: Default::default(),
+            redirect_uris: Default::default(),
+            metadata: Default::default(),
+            auth_method: Default::default(),
+            refused: default_error(),
+            accepted: Default::default(),
+        }
+    }
+}
+
+/// An authorization request (O21 4.1.1) driven through the login and consent of the
+/// profile's login driver, up to the redirect back to the client, which is recorded and
+/// never followed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthorizeStep {
+    pub client: String,
+    pub save: String,
+    /// The `redirect_uri` value, sent exactly as given (default: the client's first).
+    pub redirect_uri: Option<String>,
+    /// Parameters added or replaced (templates; `""` sends an empty value).
+    pub params: BTreeMap<String, String>,
+    /// Default parameters not to send (`code_challenge`, `state`, `redirect_uri`...).
+    pub omit: Vec<String>,
+    /// Raw text appended to the query (duplicate parameters), already encoded.
+    pub extra: Option<String>,
+    /// The PKCE verifier (template); the S256 challenge is computed from it.
+    pub verifier: Option<String>,
+    /// Name of a browser session (cookies) to reuse across authorizations of this case.
+    pub session: Option<String>,
+    /// Drive the login and consent (false: stop at the first page the AS shows).
+    pub login: bool,
+    pub consent: Consent,
+    /// The test user who logs in: `first` (default) or `second` (`[login] second_username`;
+    /// the case is skipped without one). Give it its own `session`: a browser session
+    /// already logged in stays logged in as whoever it was.
+    pub user: TestUser,
+    pub expect: AuthzExpect,
+    /// Allowed `error` codes of an error redirect.
+    pub error: Option<Vec<String>>,
+    /// What a code means where the step expected none (default: fail).
+    pub accepted: Judge,
+    /// What an error page means where an error redirect was expected (default: fail).
+    pub error_page: Judge,
+    /// What a refusal means where a code was expected (default: fail; `skip` for a
+    /// request the AS may refuse by policy, which leaves nothing to probe).
+    pub refused: Judge,
+    /// The AS must have answered within this many seconds (a hung fetch behind it fails).
+    pub max_secs: Option<u64>,
+    /// A refusal must not be a 5xx page (a crash is not a controlled rejection).
+    pub no_5xx: bool,
+}
+
+impl Default for AuthorizeStep {
+    fn default() -> Self {
+        Self {
+            client: default_client(),
+            save: default_auth(),
+            redirect_uri: Default::default(),
+            params: Default::default(),
+            omit: Default::default(),
+            extra: Default::default(),
+            verifier: Default::default(),
+            session: Default::default(),
+            login: default_true(),
+            consent: Default::default(),
+            user: Default::default(),
+            expect: Default::default(),
+            error: Default::default(),
+            accepted: Default::default(),
+            error_page: Default::default(),
+            refused: Default::default(),
+            max_secs: Default::default(),
+            no_5xx: Default::default(),
+        }
+    }
+}
+
+/// Publishes a Client ID Metadata Document on authconform's document host, in this case's
+/// own folder, and saves a client whose `client_id` is its URL (CIMD, MCP 2025-11-25 §5.1).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DocumentStep {
+    pub save: String,
+    /// File in the case's folder (default `client.json`; `/` is the host's root). Publishing
+    /// the same file again replaces what is served there.
+    pub file: Option<String>,
+    /// The listener the default client_id names: `https` (default), `http`, `canary`.
+    pub listener: Option<String>,
+    /// The client_id to use, when it is not the document's URL (template; `${doc.url}` is
+    /// the URL, `${doc.dir}` the case folder's).
+    pub client_id: Option<String>,
+    /// Members added or replaced (strings are templates); `""` removes a default member.
+    pub document: BTreeMap<String, toml::Value>,
+    /// A raw body instead of the JSON document (template).
+    pub body: Option<String>,
+    /// Pad the JSON document with a filler member up to this many bytes.
+    pub size: Option<Number>,
+    pub status: Option<Number>,
+    /// Response headers (the default `content-type` is `application/json`; `""` drops it).
+    pub headers: BTreeMap<String, String>,
+    pub delay_ms: Option<u64>,
+    /// Send the body one byte per this many milliseconds.
+    pub trickle_ms: Option<u64>,
+    /// `private_key_jwt`: a fresh key whose JWKS is served beside the document (`jwks_uri`).
+    pub auth_method: Option<String>,
+    /// The document is invalid on purpose: none of its redirect URIs is trusted (an error
+    /// may only be redirected to a URI of a valid document, MCP §5.1.3).
+    pub invalid: bool,
+    /// What the run's control must have shown first: `accepted` (default: the AS fetched and
+    /// accepted a valid document; without it a refusal proves nothing, the AS may not reach
+    /// the host at all), `supported` (the AS supports CIMD, even if it refused the host:
+    /// for probes whose conforming outcome is "no request"), `none`.
+    pub control: ControlNeed,
+}
+
+impl Default for DocumentStep {
+    fn default() -> Self {
+        Self {
+            save: default_client(),
+            file: Default::default(),
+            listener: Default::default(),
+            client_id: Default::default(),
+            document: Default::default(),
+            body: Default::default(),
+            size: Default::default(),
+            status: Default::default(),
+            headers: Default::default(),
+            delay_ms: Default::default(),
+            trickle_ms: Default::default(),
+            auth_method: Default::default(),
+            invalid: Default::default(),
+            control: Default::default(),
+        }
+    }
+}
+
+/// Judges what the AS fetched from the document host for this case (its folder).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FetchesStep {
+    /// Only requests for this file of the case folder.
+    pub file: Option<String>,
+    /// Only requests to this listener: `https`, `http`, `canary`.
+    pub listener: Option<String>,
+    pub min: Option<usize>,
+    pub max: Option<usize>,
+    /// Every request's path and query must be exactly this (template).
+    pub target: Option<String>,
+    /// Why the count matters, for the report.
+    pub because: Option<String>,
+}
+
+/// Waits (bounded by the profile's `max_wait_secs`; a longer wait skips the case). The case
+/// gives up its running place meanwhile, so waits overlap.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WaitStep {
+    pub secs: u64,
+    /// Wait until the access token of this saved token response has expired
+    /// (`expires_in` + 1 s); a response without `expires_in` skips the case.
+    pub until_expiry: Option<String>,
+    /// Wait the profile's `[cimd] cache_secs` instead, when it is set (an AS's minimum
+    /// document cache time).
+    pub cimd_cache: bool,
+}
+
+/// A token request (O21 3.2) with the client's authentication, usually redeeming a saved
+/// authorization's code.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokenStep {
+    pub client: String,
+    /// The saved authorization whose code, verifier and redirect URI are used.
+    pub from: Option<String>,
+    /// `grant_type` (`""` omits it).
+    pub grant_type: String,
+    pub params: BTreeMap<String, String>,
+    pub omit: Vec<String>,
+    /// Raw text appended to the body, already encoded.
+    pub extra: Option<String>,
+    /// Client authentication: the client's method by default; `none` (only `client_id`),
+    /// `basic`, `post`, `both` (Basic and body), `query` (in the URL), `omit` (nothing).
+    pub auth: Option<String>,
+    /// A secret to present instead of the client's (template).
+    pub secret: Option<String>,
+    pub method: String,
+    /// Send the parameters as a JSON object instead of a form.
+    pub json_body: bool,
+    /// When `from` holds no code: `pass` (nothing to redeem is the conforming outcome),
+    /// `skip`, or `error` (default).
+    pub if_no_code: Judge,
+    /// The `private_key_jwt` client assertion (RFC 7523 §3) to send, claim by claim.
+    pub assertion: Option<Assertion>,
+    /// This request sets the stage (a valid request that must succeed): if its expectation
+    /// fails, the case cannot be judged and errors instead of failing.
+    pub precondition: bool,
+    /// Send `n` identical requests at once (race probes); all are recorded, the first saved.
+    pub parallel: Option<usize>,
+    /// The endpoint, with the same client authentication: `token` (default), `revocation`
+    /// (RFC 7009) or `introspection` (RFC 7662), from the AS metadata.
+    pub endpoint: Option<String>,
+    pub save: String,
+    pub expect: Option<Expect>,
+}
+
+impl Default for TokenStep {
+    fn default() -> Self {
+        Self {
+            client: default_client(),
+            from: Default::default(),
+            grant_type: default_grant(),
+            params: Default::default(),
+            omit: Default::default(),
+            extra: Default::default(),
+            auth: Default::default(),
+            secret: Default::default(),
+            method: default_post(),
+            json_body: Default::default(),
+            if_no_code: default_error(),
+            assertion: Default::default(),
+            precondition: Default::default(),
+            parallel: Default::default(),
+            endpoint: Default::default(),
+            save: default_token(),
+            expect: Default::default(),
+        }
+    }
+}
+
+/// Expectations over a saved response.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectStep {
+    pub on: String,
+    pub expect: Expect,
+}
+
+/// A named check implemented in Rust (`src/checks/`), for rules a declarative expectation
+/// cannot state (exact URL identity, discovery order, per-source comparison).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckStep {
+    pub name: String,
+    #[serde(default)]
+    pub on: Option<String>,
+    #[serde(default)]
+    pub args: BTreeMap<String, toml::Value>,
+}
+
+impl Step {
+    /// The declarative expectations the step carries, if its kind has any.
+    pub fn expect(&self) -> Option<&Expect> {
+        match self {
+            Step::McpRequest(s) => s.expect.as_ref(),
+            Step::Http(s) => s.expect.as_ref(),
+            Step::DiscoverPrm(s) => s.expect.as_ref(),
+            Step::DiscoverAs(s) => s.expect.as_ref(),
+            Step::Token(s) => s.expect.as_ref(),
+            Step::Expect(s) => Some(&s.expect),
+            Step::Client(_)
+            | Step::Authorize(_)
+            | Step::Document(_)
+            | Step::Fetches(_)
+            | Step::Wait(_)
+            | Step::Check(_) => None,
+        }
+    }
 }
 
 fn default_client() -> String {

@@ -5,8 +5,8 @@ use serde_json::Value;
 
 use super::https_rule;
 use crate::http::Request;
-use crate::runner::actions::require_doc;
-use crate::runner::{CaseCtx, StepResult, Stop};
+use crate::step::discovery::require_doc;
+use crate::step::{CaseCtx, StepResult, Stop};
 
 type Doc = serde_json::Map<String, Value>;
 

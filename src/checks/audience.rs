@@ -22,7 +22,7 @@ use super::tokens::{
     OTHER_RESOURCE, aud_names, jwt_object, jwt_parts, saved_access_token, token_claims,
 };
 use crate::http::Request;
-use crate::runner::{CaseCtx, StepResult, Stop};
+use crate::step::{CaseCtx, StepResult, Stop};
 
 // ---------------------------------------------------------------------------------------------
 // At the AS (RFC 8707 §2)
@@ -162,9 +162,8 @@ pub async fn forged_token(
         jwt_forgery(ctx, &attack, jwt, &mut key_server).await?
     };
     ctx.note(format!("forged token: {what}"));
-    let r =
-        crate::runner::actions::mcp_with_token(ctx, &resource, &forged, "a forged access token")
-            .await?;
+    let r = crate::step::request::mcp_with_token(ctx, &resource, &forged, "a forged access token")
+        .await?;
     if let Some(ks) = key_server.take() {
         let hits = ks.stop();
         if hits > 0 {
@@ -315,7 +314,7 @@ async fn jwt_forgery(
             )
         }
         "jwk-embedded" | "jku" | "x5u" | "foreign-issuer" => {
-            let k = crate::client::ClientKey::generate().map_err(Stop::Error)?;
+            let k = crate::client_key::ClientKey::generate().map_err(Stop::Error)?;
             let enc = EncodingKey::from_ec_der(&k.pkcs8);
             header.insert("alg".into(), json!("ES256"));
             let what = match attack {
@@ -529,7 +528,7 @@ struct KeyServer {
 }
 
 impl KeyServer {
-    async fn start(k: &crate::client::ClientKey) -> Result<Self, Stop> {
+    async fn start(k: &crate::client_key::ClientKey) -> Result<Self, Stop> {
         let kp = rcgen::KeyPair::try_from(k.pkcs8.as_slice())
             .map_err(|e| Stop::Error(format!("key: {e}")))?;
         let cert = rcgen::CertificateParams::new(vec!["attacker.authconform.test".to_string()])
@@ -579,7 +578,7 @@ mod tests {
 
     #[test]
     fn p256_spki_pem_parses_back() {
-        let k = crate::client::ClientKey::generate().unwrap();
+        let k = crate::client_key::ClientKey::generate().unwrap();
         let pem = spki_pem(&k.jwk).unwrap();
         // The PEM the suite builds from the JWK is the one rcgen writes for the same key.
         assert_eq!(pem.trim(), k.public_pem.trim());

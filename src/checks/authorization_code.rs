@@ -7,15 +7,17 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::case::model::TokenStep;
 use crate::login::{Outcome, PageSeen};
-use crate::runner::flow::{self, Authorization};
-use crate::runner::{CaseCtx, Saved, StepResult, Stop};
+use crate::step::authorize::Authorization;
+use crate::step::{CaseCtx, Saved, StepResult, Stop};
+use crate::step::{authorize, token};
 
 fn auth(ctx: &CaseCtx<'_>, on: &str) -> Result<Authorization, Stop> {
-    flow::authorization(ctx, on).cloned()
+    authorize::authorization(ctx, on).cloned()
 }
 
-fn callback(a: &Authorization) -> Result<flow::Callback, Stop> {
+fn callback(a: &Authorization) -> Result<authorize::Callback, Stop> {
     a.callback.clone().ok_or_else(|| {
         Stop::Error(format!(
             "no authorization response to inspect: the AS {}",
@@ -454,7 +456,7 @@ pub async fn lifetime(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     ));
     ctx.idle(wait).await;
     let params = BTreeMap::new();
-    let saved = flow::token(ctx, super::pkce::token_opts(on, &params)).await?;
+    let saved = token::token(ctx, &token::redeeming(on, params)).await?;
     let r = saved
         .response()
         .map(|(_, r)| r.clone())
@@ -492,10 +494,12 @@ async fn tokens_work(ctx: &mut CaseCtx<'_>, on: &str) -> Result<(bool, String), 
         let params: BTreeMap<String, String> = [("refresh_token".to_string(), rt.to_string())]
             .into_iter()
             .collect();
-        let mut opts = super::pkce::token_opts(on, &params);
-        opts.from = None;
-        opts.grant_type = "refresh_token";
-        let saved = flow::token(ctx, opts).await?;
+        let opts = TokenStep {
+            grant_type: "refresh_token".into(),
+            params,
+            ..Default::default()
+        };
+        let saved = token::token(ctx, &opts).await?;
         let r = saved.response().map(|(_, r)| r.clone());
         let s = r.as_ref().map(|r| r.status).unwrap_or(0);
         return Ok((
@@ -513,7 +517,7 @@ async fn tokens_work(ctx: &mut CaseCtx<'_>, on: &str) -> Result<(bool, String), 
         ));
     };
     let at = at.to_string();
-    let r = crate::runner::actions::mcp_with_token(
+    let r = crate::step::request::mcp_with_token(
         ctx,
         &resource,
         &at,

@@ -2,8 +2,8 @@
 //! in the challenge or PRM at a well-known URL), RFC 9728 §5.1.
 
 use super::https_rule;
-use crate::runner::{CaseCtx, StepResult, Stop};
 use crate::spec::Revision;
+use crate::step::{CaseCtx, StepResult, Stop};
 
 /// rs-401-discovery-mechanism: the header's URL yields PRM, or a well-known URL does.
 pub fn discovery_mechanism(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
@@ -44,7 +44,7 @@ pub fn resource_metadata_url(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
         .probe
         .as_ref()
         .ok_or_else(|| Stop::Error("no unauthenticated probe was made".into()))?;
-    let Some(raw) = crate::runner::actions::resource_metadata_param(probe) else {
+    let Some(raw) = crate::step::discovery::resource_metadata_param(probe) else {
         return ctx.fail(format!(
             "the {} response's challenge has no resource_metadata parameter",
             probe.status

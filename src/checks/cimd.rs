@@ -3,8 +3,9 @@
 //! tells the user about a client named by a URL.
 
 use crate::cimd;
-use crate::runner::context::{CaseCtx, StepResult, Stop};
-use crate::runner::flow;
+use crate::step::authorize;
+use crate::step::document;
+use crate::step::{CaseCtx, StepResult, Stop};
 
 /// `cimd-flag`: an AS that accepts metadata documents says so in its metadata.
 pub async fn flag(ctx: &mut CaseCtx<'_>) -> StepResult {
@@ -65,9 +66,9 @@ pub async fn fetch(ctx: &mut CaseCtx<'_>) -> StepResult {
 /// `cimd-url-port`: the control's document is on a non-default port; the AS must connect to
 /// that port (an AS that drops the port never reaches the host).
 pub async fn port(ctx: &mut CaseCtx<'_>) -> StepResult {
-    let docs = cimd::documents(ctx)?.clone();
+    let docs = document::documents(ctx)?.clone();
     let base = docs.host.base_url.clone();
-    let port = crate::client::redirect_parts(&base)["port"]
+    let port = crate::step::client::redirect_parts(&base)["port"]
         .as_str()
         .unwrap_or("")
         .trim_start_matches(':')
@@ -99,17 +100,17 @@ pub async fn port(ctx: &mut CaseCtx<'_>) -> StepResult {
 
 async fn control(ctx: &mut CaseCtx<'_>) -> Result<cimd::Control, Stop> {
     let c = control_inner(ctx).await;
-    cimd::attach_control_evidence(ctx);
+    document::attach_control_evidence(ctx);
     c
 }
 
 async fn control_inner(ctx: &mut CaseCtx<'_>) -> Result<cimd::Control, Stop> {
     // `ready` turns a refused control into skip/error for the other cases; these two judge
     // the control itself, so they take it whatever it says.
-    match cimd::ready(ctx).await {
+    match document::ready(ctx).await {
         Ok(c) => Ok(c),
         Err(Stop::Skip(m)) if m.contains("--public-base-url") => Err(Stop::Skip(m)),
-        Err(_) => cimd::control_result(ctx)
+        Err(_) => document::control_result(ctx)
             .ok_or_else(|| Stop::Error("the CIMD control did not run".into())),
     }
 }
@@ -135,7 +136,7 @@ fn visible_text(html: &str) -> String {
 }
 
 fn consent_text(ctx: &CaseCtx<'_>, on: &str) -> Result<String, Stop> {
-    let a = flow::authorization(ctx, on)?;
+    let a = authorize::authorization(ctx, on)?;
     a.journey
         .pages
         .iter()
@@ -148,9 +149,9 @@ fn consent_text(ctx: &CaseCtx<'_>, on: &str) -> Result<String, Stop> {
 /// client_id URL's host (SHOULD), not only the client_name the document's author chose.
 pub fn shows_hosts(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     let text = consent_text(ctx, on)?;
-    let a = flow::authorization(ctx, on)?.clone();
+    let a = authorize::authorization(ctx, on)?.clone();
     let host = |u: &str| {
-        crate::client::redirect_parts(u)["host"]
+        crate::step::client::redirect_parts(u)["host"]
             .as_str()
             .unwrap_or("")
             .to_string()

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::tokens::{aud_names, jwt_claims, saved_access_token};
-use crate::runner::flow;
-use crate::runner::{CaseCtx, Saved, StepResult, Stop};
+use crate::case::model::TokenStep;
+use crate::step::{CaseCtx, Saved, StepResult, Stop};
+use crate::step::{discovery, token};
 
 /// `cc-*`: the AS lists the grant (`args.grant`, default `client_credentials`) in
 /// `grant_types_supported` (RFC 8414 §2), else the case is skipped: the grant is optional. The
@@ -18,7 +19,7 @@ pub async fn supported(ctx: &mut CaseCtx<'_>, args: &BTreeMap<String, toml::Valu
         Some(other) => return Err(Stop::Error(format!("args.grant {other} is not a string"))),
         None => "client_credentials".to_string(),
     };
-    let asm = flow::shared_as_metadata(ctx).await?;
+    let asm = discovery::shared_as_metadata(ctx).await?;
     let doc = match &asm {
         Saved::Discovery(d) => d.doc(),
         _ => None,
@@ -70,14 +71,13 @@ pub async fn token_audience(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
         };
     }
     ctx.note("the access token is not a JWT: asking the introspection endpoint for its audience");
-    let params = BTreeMap::from([("token".to_string(), at)]);
-    let saved = flow::token(
+    let saved = token::token(
         ctx,
-        flow::Token {
-            grant_type: "",
-            from: None,
-            endpoint: Some("introspection"),
-            ..crate::checks::pkce::token_opts("", &params)
+        &TokenStep {
+            grant_type: String::new(),
+            endpoint: Some("introspection".into()),
+            params: BTreeMap::from([("token".to_string(), at)]),
+            ..Default::default()
         },
     )
     .await

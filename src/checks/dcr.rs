@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use crate::http::{Request, Response};
-use crate::runner::flow;
-use crate::runner::{CaseCtx, Saved, StepResult, Stop};
+use crate::step::{CaseCtx, Saved, StepResult, Stop};
+use crate::step::{authorize, discovery};
 
 fn response(ctx: &CaseCtx<'_>, on: &str) -> Result<Response, Stop> {
     match ctx.saved.get(on) {
@@ -119,7 +119,7 @@ pub fn scope_shown(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
 
 /// `dcr-https-only`: registration is not served over plain http.
 pub async fn https_only(ctx: &mut CaseCtx<'_>) -> StepResult {
-    let endpoint = flow::as_endpoint(ctx, "registration_endpoint").await?;
+    let endpoint = discovery::as_endpoint(ctx, "registration_endpoint").await?;
     if !endpoint.starts_with("https://") {
         return super::https_rule(ctx, "the registration endpoint", &endpoint);
     }
@@ -151,7 +151,7 @@ pub async fn https_only(ctx: &mut CaseCtx<'_>) -> StepResult {
 
 /// `dcr-size-fuzz`: oversized and absurd registrations are refused quickly and stored nowhere.
 pub async fn fuzz(ctx: &mut CaseCtx<'_>, _args: &BTreeMap<String, toml::Value>) -> StepResult {
-    let endpoint = flow::as_endpoint(ctx, "registration_endpoint").await?;
+    let endpoint = discovery::as_endpoint(ctx, "registration_endpoint").await?;
     let many: Vec<String> = (0..10_000)
         .map(|i| format!("https://client.test/cb{i}"))
         .collect();
@@ -195,7 +195,7 @@ pub async fn fuzz(ctx: &mut CaseCtx<'_>, _args: &BTreeMap<String, toml::Value>) 
 
 /// `dcr-display-escaping`: registered markup never reaches a page unescaped.
 pub fn escaped(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
-    let a = flow::authorization(ctx, on)?.clone();
+    let a = authorize::authorization(ctx, on)?.clone();
     for p in super::authorization_code::interaction_pages(&a)? {
         let low = p.body.to_ascii_lowercase();
         if low.contains("<script>alert('authconform')") {
@@ -217,7 +217,7 @@ pub fn escaped(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
 
 /// `consent-shows-client-metadata`: the consent page shows the client's logo, policy and ToS.
 pub fn shows_metadata(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
-    let a = flow::authorization(ctx, on)?.clone();
+    let a = authorize::authorization(ctx, on)?.clone();
     let Some(p) = a.journey.pages.iter().find(|p| p.kind == "consent") else {
         return Err(Stop::Skip("the AS showed no consent page".into()));
     };
@@ -247,7 +247,7 @@ pub async fn secret_entropy(
     args: &BTreeMap<String, toml::Value>,
 ) -> StepResult {
     let n = super::arg_samples(args, 20, 50);
-    let endpoint = flow::as_endpoint(ctx, "registration_endpoint").await?;
+    let endpoint = discovery::as_endpoint(ctx, "registration_endpoint").await?;
     let mut secrets = Vec::new();
     for i in 0..n {
         let req = Request::new("POST", endpoint.clone(), format!("confidential client {i}"))

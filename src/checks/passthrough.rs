@@ -17,8 +17,8 @@ use serde_json::{Map, Value, json};
 
 use super::tokens::{jwt_object, jwt_parts, saved_access_token};
 use crate::http::{Request, Response};
-use crate::runner::flow;
-use crate::runner::{CaseCtx, Saved, StepResult, Stop};
+use crate::step::token;
+use crate::step::{CaseCtx, Saved, StepResult, Stop};
 
 /// The issuer of the stand-in foreign token: no authorization server of the target's.
 const STAND_IN_ISSUER: &str = "https://upstream-as.authconform.test";
@@ -100,7 +100,7 @@ pub async fn openid_grant(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     ctx.saved
         .insert("auth".into(), Saved::Authorization(Box::new(a)));
     let none = BTreeMap::new();
-    let saved = flow::token(ctx, super::pkce::token_opts("auth", &none)).await?;
+    let saved = token::token(ctx, &token::redeeming("auth", none)).await?;
     let status = saved.response().map(|(_, r)| r.status);
     if status != Some(200) {
         return Err(Stop::Error(format!(
@@ -140,7 +140,7 @@ pub async fn id_token_as_access(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
         }
         None => ctx.note("the id_token is not a JWT (OIDC Core 1.0 §2 says it is)"),
     }
-    let r = crate::runner::actions::mcp_with_token(
+    let r = crate::step::request::mcp_with_token(
         ctx,
         &resource,
         &id_token,
@@ -160,7 +160,7 @@ pub async fn upstream_token(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     let resource = resource(ctx)?;
     if let Some(t) = ctx.env.profile.tokens.upstream.clone() {
         ctx.env.http.redactor().add_secret(&t);
-        let r = crate::runner::actions::mcp_with_token(
+        let r = crate::step::request::mcp_with_token(
             ctx,
             &resource,
             &t,
@@ -175,7 +175,7 @@ pub async fn upstream_token(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     let scope = jwt_claims(&at)
         .and_then(|c| c.get("scope").and_then(Value::as_str).map(str::to_string))
         .or_else(|| ctx.env.profile.authorization.scope.clone());
-    let key = crate::client::ClientKey::generate().map_err(Stop::Error)?;
+    let key = crate::client_key::ClientKey::generate().map_err(Stop::Error)?;
     let t = super::audience::now();
     let header: Map<String, Value> =
         json!({ "alg": "ES256", "typ": "at+jwt", "kid": key.jwk["kid"] })
@@ -202,7 +202,7 @@ pub async fn upstream_token(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     ctx.note(format!(
         "no upstream token configured: a stand-in JWT access token for this resource from issuer {STAND_IN_ISSUER}, signed with a key of the suite's"
     ));
-    let r = crate::runner::actions::mcp_with_token(
+    let r = crate::step::request::mcp_with_token(
         ctx,
         &resource,
         &stand_in,
@@ -365,7 +365,7 @@ pub async fn no_passthrough(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
         "calling tool {tool:?} with {argument} = {} (a canary upstream on 127.0.0.1)",
         canary.url
     ));
-    let (body, extra) = crate::runner::actions::mcp_body("tools/call", ctx.env.revision);
+    let (body, extra) = crate::step::request::mcp_body("tools/call", ctx.env.revision);
     let mut v: Value = serde_json::from_str(&body).unwrap_or_default();
     v["params"]["name"] = json!(tool);
     let mut arguments = Map::new();

@@ -3,8 +3,9 @@
 
 use serde_json::Value;
 
-use crate::runner::flow::{self, Authorization};
-use crate::runner::{CaseCtx, StepResult, Stop};
+use crate::step::authorize::Authorization;
+use crate::step::{CaseCtx, StepResult, Stop};
+use crate::step::{authorize, token};
 
 fn advertises_plain(ctx: &CaseCtx<'_>) -> bool {
     ctx.discovery("asm")
@@ -18,7 +19,7 @@ fn advertises_plain(ctx: &CaseCtx<'_>) -> bool {
 /// `pkce-plain-rejected`: `plain` must be refused unless advertised; MCP servers should refuse
 /// it anyway (a tolerated deviation when advertised).
 pub fn plain(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
-    let a = flow::authorization(ctx, on)?.clone();
+    let a = authorize::authorization(ctx, on)?.clone();
     let plain = advertises_plain(ctx);
     if a.code().is_none() {
         ctx.pass(format!(
@@ -39,7 +40,7 @@ pub fn plain(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
 
 /// `pkce-method-default-plain`: a challenge without a method means `plain` (O21 4.1.1).
 pub async fn default_method(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
-    let a = flow::authorization(ctx, on)?.clone();
+    let a = authorize::authorization(ctx, on)?.clone();
     if a.code().is_none() {
         ctx.pass(format!(
             "a code_challenge without code_challenge_method (= plain) was refused: the AS {}",
@@ -57,35 +58,13 @@ pub async fn default_method(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     let params = [("code_verifier".to_string(), challenge)]
         .into_iter()
         .collect();
-    let saved = flow::token(ctx, token_opts(on, &params)).await?;
+    let saved = token::token(ctx, &token::redeeming(on, params)).await?;
     let ok = saved.response().is_some_and(|(_, r)| r.status == 200);
     if ok {
         ctx.pass("the challenge was treated as plain: verifier == challenge redeemed the code");
         Ok(())
     } else {
         ctx.fail("a challenge without a method was not treated as plain: verifier == challenge was refused")
-    }
-}
-
-pub fn token_opts<'a>(
-    from: &'a str,
-    params: &'a std::collections::BTreeMap<String, String>,
-) -> flow::Token<'a> {
-    flow::Token {
-        client: "client",
-        from: Some(from),
-        grant_type: "authorization_code",
-        params,
-        omit: &[],
-        extra: None,
-        auth: None,
-        secret: None,
-        method: "POST",
-        json_body: false,
-        if_no_code: crate::case::model::Judge::Error,
-        assertion: None,
-        parallel: None,
-        endpoint: None,
     }
 }
 
@@ -96,7 +75,7 @@ fn jwt_payload(s: &str) -> Option<String> {
 
 /// `pkce-challenge-not-leaked`: neither the callback nor a readable code carries the challenge.
 pub fn not_leaked(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
-    let a: Authorization = flow::authorization(ctx, on)?.clone();
+    let a: Authorization = authorize::authorization(ctx, on)?.clone();
     let (Some(challenge), Some(cb)) = (a.challenge.clone(), a.callback.clone()) else {
         return Err(Stop::Error(
             "no callback with a challenge to inspect".into(),

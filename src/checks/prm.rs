@@ -8,8 +8,8 @@ use serde_json::Value;
 use super::https_rule;
 use crate::discovery;
 use crate::http::Request;
-use crate::runner::actions::require_doc;
-use crate::runner::{CaseCtx, StepResult, Stop};
+use crate::step::discovery::require_doc;
+use crate::step::{CaseCtx, StepResult, Stop};
 
 /// prm-wellknown-path: PRM at the path-inserted or root well-known URL.
 pub fn wellknown(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
@@ -205,8 +205,8 @@ pub async fn as_reachable(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     let mut problems = Vec::new();
     for issuer in issuers {
         let saved =
-            crate::runner::actions::discover_as_literal(ctx, issuer.clone(), "auto").await?;
-        let crate::runner::Saved::Discovery(ad) = saved else {
+            crate::step::discovery::discover_as_literal(ctx, issuer.clone(), "auto").await?;
+        let crate::step::Saved::Discovery(ad) = saved else {
             continue;
         };
         match ad.doc() {

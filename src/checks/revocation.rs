@@ -13,7 +13,7 @@ use super::tokens::{
     saved_access_token, saved_refresh_token, saved_response,
 };
 use crate::http::Response;
-use crate::runner::{CaseCtx, StepResult, Stop};
+use crate::step::{CaseCtx, StepResult, Stop};
 
 /// A revocation request (RFC 7009 §2.1) for `token`, with its `token_type_hint`.
 async fn revoke(ctx: &mut CaseCtx<'_>, token: &str, hint: &str) -> Result<Response, Stop> {
@@ -50,7 +50,7 @@ pub async fn revoked_access_at_resource(ctx: &mut CaseCtx<'_>, on: &str) -> Step
         .resource
         .clone()
         .ok_or_else(|| Stop::Skip("no MCP endpoint to try the token at".into()))?;
-    let r = crate::runner::actions::mcp_with_token(
+    let r = crate::step::request::mcp_with_token(
         ctx,
         &resource,
         &at,
@@ -150,7 +150,7 @@ pub async fn access_revocation_answer(ctx: &mut CaseCtx<'_>, on: &str) -> StepRe
             "no introspection and no MCP endpoint to see whether the revocation took effect".into(),
         ));
     };
-    let r = crate::runner::actions::mcp_with_token(
+    let r = crate::step::request::mcp_with_token(
         ctx,
         &resource,
         &at,
@@ -219,7 +219,7 @@ pub async fn revoked_grant_at_resource(ctx: &mut CaseCtx<'_>, on: &str) -> StepR
             "no MCP endpoint to try the access token at".into(),
         ));
     };
-    let r = crate::runner::actions::mcp_with_token(
+    let r = crate::step::request::mcp_with_token(
         ctx,
         &resource,
         &at,

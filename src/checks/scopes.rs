@@ -15,8 +15,8 @@ use super::tokens::{
 };
 use super::{arg_str, arg_strings};
 use crate::login::Outcome;
-use crate::runner::flow;
-use crate::runner::{CaseCtx, Saved, StepResult, Stop};
+use crate::step::{CaseCtx, Saved, StepResult, Stop};
+use crate::step::{authorize, discovery, token};
 
 /// The values of a space-delimited scope string (RFC 6749 §3.3), in their order.
 pub(super) fn words(s: &str) -> Vec<String> {
@@ -262,14 +262,14 @@ async fn scope_pair(ctx: &mut CaseCtx<'_>) -> Result<(String, String), Stop> {
     let mut docs = Vec::new();
     if ctx.env.target.resource.is_some() {
         if !ctx.saved.contains_key("prm") {
-            let s = crate::runner::actions::discover_prm(ctx, "auto").await?;
+            let s = crate::step::discovery::discover_prm(ctx, "auto").await?;
             ctx.saved.insert("prm".into(), s);
         }
         if let Some(Saved::Discovery(d)) = ctx.saved.get("prm") {
             docs.push(d.doc());
         }
     }
-    flow::as_endpoint(ctx, "authorization_endpoint").await?;
+    discovery::as_endpoint(ctx, "authorization_endpoint").await?;
     if let Some(Saved::Discovery(d)) = ctx.saved.get("asm") {
         docs.push(d.doc());
     }
@@ -336,7 +336,7 @@ pub async fn request_refused(
     let errors = arg_strings(args, "errors").unwrap_or_else(|| vec!["invalid_scope".into()]);
     let accepted = arg_str(args, "accepted", "warn").to_string();
     let param = arg_str(args, "param", "scope").to_string();
-    let a = flow::authorization(ctx, on)?.clone();
+    let a = authorize::authorization(ctx, on)?.clone();
     let sent = a.param(&param).map(|s| {
         if s.len() > 80 {
             format!(
@@ -388,7 +388,7 @@ pub async fn request_refused(
     }
     // A code: the token endpoint may still refuse.
     let none = BTreeMap::new();
-    let saved = flow::token(ctx, super::pkce::token_opts(on, &none)).await?;
+    let saved = token::token(ctx, &token::redeeming(on, none)).await?;
     let r = saved
         .response()
         .map(|(_, r)| r.clone())
@@ -491,7 +491,7 @@ pub async fn scope_order(ctx: &mut CaseCtx<'_>) -> StepResult {
 pub async fn scope_reported(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     let doc = token_doc(ctx, on)?;
     let asked = scope_set(
-        flow::authorization(ctx, "auth")?
+        authorize::authorization(ctx, "auth")?
             .param("scope")
             .unwrap_or(""),
     );

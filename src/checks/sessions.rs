@@ -13,8 +13,8 @@ use serde_json::{Map, Value, json};
 use super::tokens::saved_access_token;
 use super::{arg_samples, arg_str, judge_entropy};
 use crate::http::{Request, Response};
-use crate::runner::{CaseCtx, StepResult, Stop};
 use crate::spec::Revision;
+use crate::step::{CaseCtx, StepResult, Stop};
 
 /// A session id no server issued: how the server answers a session the caller does not have.
 const NEVER_ISSUED: &str = "00000000-0000-4000-8000-000000000000";
@@ -34,7 +34,7 @@ async fn mcp_post(
     session: Option<&str>,
     note: &str,
 ) -> Result<Response, Stop> {
-    let (body, headers) = crate::runner::actions::mcp_body(rpc, ctx.env.revision);
+    let (body, headers) = crate::step::request::mcp_body(rpc, ctx.env.revision);
     mcp_send(ctx, body, headers, token, session, note).await
 }
 
@@ -388,7 +388,7 @@ async fn tool_call(
     arguments: Map<String, Value>,
     note: &str,
 ) -> Result<Response, Stop> {
-    let (body, headers) = crate::runner::actions::mcp_body("tools/call", ctx.env.revision);
+    let (body, headers) = crate::step::request::mcp_body("tools/call", ctx.env.revision);
     let mut v: Value = serde_json::from_str(&body).unwrap_or_default();
     v["params"]["name"] = json!(tool);
     v["params"]["arguments"] = Value::Object(arguments);
@@ -424,7 +424,7 @@ async fn mint(ctx: &mut CaseCtx<'_>, who: &Caller, note: &str) -> Result<String,
     let args: Map<String, Value> = cfg
         .create_arguments
         .iter()
-        .map(|(k, v)| (k.clone(), crate::client::toml_to_json(v)))
+        .map(|(k, v)| (k.clone(), crate::step::client::toml_to_json(v)))
         .collect();
     let r = tool_call(ctx, who, create, args, note).await?;
     match call_outcome(&r) {

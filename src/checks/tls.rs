@@ -25,7 +25,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::https_rule;
 use crate::http::{HttpError, Request, Response};
 use crate::record::Exchange;
-use crate::runner::{CaseCtx, Saved, StepResult, Stop};
+use crate::step::{CaseCtx, Saved, StepResult, Stop};
 
 /// The AS endpoints tls-as tries over plain http (MCP §11.3 names all of them).
 const AS_ENDPOINTS: [&str; 5] = [
@@ -159,7 +159,7 @@ pub async fn tls_as(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
         },
     };
     let redirect = redirect.unwrap_or_else(|| "https://client.test/cb".into());
-    let verifier = crate::runner::flow::new_verifier();
+    let verifier = crate::step::authorize::new_verifier();
     let mut endpoints = Vec::new();
     for key in AS_ENDPOINTS {
         let Some(Value::String(u)) = doc.get(key) else {
@@ -194,7 +194,7 @@ pub async fn tls_as(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
                         "response_type=code&client_id={}&redirect_uri={}&code_challenge={}&code_challenge_method=S256&state=authconform-tls-probe",
                         enc(&client_id),
                         enc(&redirect),
-                        crate::runner::flow::s256(&verifier)
+                        crate::step::authorize::s256(&verifier)
                     );
                     Request::new(
                         "GET",
@@ -278,7 +278,7 @@ pub async fn tls_rs(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     };
     let mut accepted = Vec::new();
     for plain in plain_twins(&resource) {
-        let (body, headers) = crate::runner::actions::mcp_body("initialize", ctx.env.revision);
+        let (body, headers) = crate::step::request::mcp_body("initialize", ctx.env.revision);
         let mut req = Request::new(
             "POST",
             plain.clone(),
@@ -359,7 +359,7 @@ async fn origins(ctx: &mut CaseCtx<'_>) -> Vec<Origin> {
     if let Some(i) = &ctx.env.target.issuer {
         urls.push(("the issuer".into(), i.clone()));
     }
-    match crate::runner::flow::shared_as_metadata(ctx).await {
+    match crate::step::discovery::shared_as_metadata(ctx).await {
         Ok(Saved::Discovery(d)) => {
             if let Some(a) = d.chosen() {
                 urls.push(("the AS metadata".into(), a.url.clone()));

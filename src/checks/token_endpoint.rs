@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::http::Response;
-use crate::runner::{CaseCtx, Saved, StepResult, Stop};
+use crate::step::{CaseCtx, Saved, StepResult, Stop};
 
 fn ok_response(ctx: &CaseCtx<'_>, on: &str) -> Result<Response, Stop> {
     match ctx.saved.get(on) {
@@ -129,7 +129,7 @@ pub fn one_of_parallel(ctx: &mut CaseCtx<'_>) -> StepResult {
 
 /// `tok-fuzz`: hostile bodies get a 4xx, never a 5xx or a hang.
 pub async fn fuzz(ctx: &mut CaseCtx<'_>, _args: &BTreeMap<String, toml::Value>) -> StepResult {
-    let endpoint = crate::runner::flow::as_endpoint(ctx, "token_endpoint").await?;
+    let endpoint = crate::step::discovery::as_endpoint(ctx, "token_endpoint").await?;
     let many: String = (0..10_000).map(|i| format!("p{i}=x&")).collect();
     let h = |what, body: Vec<u8>| super::Hostile {
         what,

@@ -15,9 +15,10 @@ use super::tokens::{
     OTHER_RESOURCE, aud_names, introspect, jwt_claims, oauth_error, refresh, saved_refresh_token,
     scoped_grant, str_member, token_claims, token_doc, user_authorization,
 };
+use crate::case::model::TokenStep;
 use crate::http::{Request, Response};
-use crate::runner::flow;
-use crate::runner::{CaseCtx, Saved, StepResult, Stop};
+use crate::step::{CaseCtx, Saved, StepResult, Stop};
+use crate::step::{authorize, client, params, token};
 
 // ---------------------------------------------------------------------------------------------
 // Refresh tokens (O21 4.3)
@@ -26,7 +27,7 @@ use crate::runner::{CaseCtx, Saved, StepResult, Stop};
 /// it was granted.
 fn refreshable_grant(ctx: &CaseCtx<'_>, on: &str) -> Result<(String, BTreeSet<String>), Stop> {
     let rt = saved_refresh_token(ctx, on)?;
-    let asked = flow::authorization(ctx, "auth")?
+    let asked = authorize::authorization(ctx, "auth")?
         .param("scope")
         .unwrap_or("")
         .to_string();
@@ -380,17 +381,21 @@ fn hold(out: &mut Vec<Held>, label: &str, doc: &Value) {
     }
 }
 
-fn token_opts<'a>(
-    from: Option<&'a str>,
-    grant_type: &'a str,
-    params: &'a BTreeMap<String, String>,
+/// A token request sent `parallel` times at once (a race), from the authorization saved as
+/// `from` or from nothing.
+fn racing(
+    from: Option<&str>,
+    grant_type: &str,
+    params: BTreeMap<String, String>,
     parallel: usize,
-) -> flow::Token<'a> {
-    let mut t = super::pkce::token_opts(from.unwrap_or("auth"), params);
-    t.from = from;
-    t.grant_type = grant_type;
-    t.parallel = (parallel > 1).then_some(parallel);
-    t
+) -> TokenStep {
+    TokenStep {
+        from: from.map(str::to_string),
+        grant_type: grant_type.to_string(),
+        params,
+        parallel: (parallel > 1).then_some(parallel),
+        ..Default::default()
+    }
 }
 
 /// The token responses (200 with an access token) of the last token request: all of them
@@ -425,9 +430,9 @@ async fn grant(ctx: &mut CaseCtx<'_>, parallel: usize) -> Result<Vec<Value>, Sto
     }
     ctx.saved
         .insert("auth".into(), Saved::Authorization(Box::new(a)));
-    let saved = flow::token(
+    let saved = token::token(
         ctx,
-        token_opts(Some("auth"), "authorization_code", &none, parallel),
+        &racing(Some("auth"), "authorization_code", none, parallel),
     )
     .await?;
     Ok(successes(ctx, &saved, parallel > 1))
@@ -452,7 +457,7 @@ async fn withdraw(ctx: &mut CaseCtx<'_>, client_id: &str) -> StepResult {
                 .map(|(k, v)| (k.clone(), fill(v)))
                 .collect()
         };
-        let form = flow::encode_pairs(&fields);
+        let form = params::encode_pairs(&fields);
         let req = if cfg.method.as_deref() == Some("GET") {
             let sep = if url.contains('?') { '&' } else { '?' };
             Request::new(
@@ -480,7 +485,7 @@ async fn withdraw(ctx: &mut CaseCtx<'_>, client_id: &str) -> StepResult {
                 "no browser session of the test user to withdraw the access with".into(),
             ));
         };
-        let r = browser.send(ctx, req).await;
+        let r = browser.send(&mut ctx.recorder(), req).await;
         ctx.sessions.insert(key, browser);
         let r = r.map_err(|e| Stop::Error(format!("the account page did not answer: {e}")))?;
         if r.status >= 400 {
@@ -647,7 +652,7 @@ async fn probe_after(ctx: &mut CaseCtx<'_>, t: &Held) -> Result<After, Stop> {
             "no MCP endpoint and no introspection to try it with".into(),
         ));
     };
-    let r = crate::runner::actions::mcp_with_token(
+    let r = crate::step::request::mcp_with_token(
         ctx,
         &resource,
         &t.value,
@@ -676,7 +681,7 @@ async fn alive(ctx: &mut CaseCtx<'_>, t: &Held) -> Result<bool, Stop> {
     let Some(resource) = ctx.env.target.resource.clone() else {
         return Ok(false);
     };
-    let r = crate::runner::actions::mcp_with_token(
+    let r = crate::step::request::mcp_with_token(
         ctx,
         &resource,
         &t.value,
@@ -695,7 +700,7 @@ async fn alive(ctx: &mut CaseCtx<'_>, t: &Held) -> Result<bool, Stop> {
 /// server may check locally until `exp` is a warning, as for rev-at); the control must have
 /// worked just before and be seen ending, or nothing was observed.
 pub async fn grant_revocation_complete(ctx: &mut CaseCtx<'_>) -> StepResult {
-    let client_id = flow::client(ctx, "client")?.client_id.clone();
+    let client_id = client::named(ctx, "client")?.client_id.clone();
     let mut held: Vec<Held> = Vec::new();
 
     // Grant A, and racing refreshes of its refresh token.
@@ -708,7 +713,7 @@ pub async fn grant_revocation_complete(ctx: &mut CaseCtx<'_>) -> StepResult {
     hold(&mut held, "grant A", doc);
     if let Some(rt) = str_member(doc, "refresh_token") {
         let p = BTreeMap::from([("refresh_token".to_string(), rt)]);
-        let saved = flow::token(ctx, token_opts(None, "refresh_token", &p, 3)).await?;
+        let saved = token::token(ctx, &racing(None, "refresh_token", p, 3)).await?;
         let won = successes(ctx, &saved, true);
         ctx.note(format!(
             "3 refreshes at once with grant A's refresh token: {} succeeded",
@@ -894,12 +899,12 @@ pub async fn refresh_scope_escalation(ctx: &mut CaseCtx<'_>, on: &str) -> StepRe
         ("refresh_token".to_string(), rt),
         ("scope".to_string(), wider.clone()),
     ]);
-    let saved = flow::token(
+    let saved = token::token(
         ctx,
-        flow::Token {
-            grant_type: "refresh_token",
-            from: None,
-            ..crate::checks::pkce::token_opts("", &params)
+        &TokenStep {
+            grant_type: "refresh_token".into(),
+            params,
+            ..Default::default()
         },
     )
     .await?;

@@ -10,10 +10,10 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
 
-use crate::case::model::{ClientKind, Consent};
+use crate::case::model::{AuthorizeStep, ClientKind, TokenStep};
 use crate::http::Response;
-use crate::runner::flow;
-use crate::runner::{CaseCtx, Saved, Stop};
+use crate::step::{CaseCtx, Saved, Stop};
+use crate::step::{authorize, client, discovery, token};
 
 /// A second resource server, for the binding probes (the reference registers it; other servers
 /// do not know it).
@@ -119,13 +119,13 @@ pub async fn endpoint_request(
     grant_type: &str,
     params: &BTreeMap<String, String>,
 ) -> Result<Response, Stop> {
-    let saved = flow::token(
+    let saved = token::token(
         ctx,
-        flow::Token {
-            from: None,
-            grant_type,
-            endpoint: Some(endpoint),
-            ..super::pkce::token_opts("", params)
+        &TokenStep {
+            grant_type: grant_type.to_string(),
+            endpoint: Some(endpoint.to_string()),
+            params: params.clone(),
+            ..Default::default()
         },
     )
     .await?;
@@ -151,13 +151,13 @@ pub async fn refresh(
 /// Introspects a token (RFC 7662 §2.1) when the AS offers introspection and the case's client
 /// can authenticate; `None` when it cannot be asked.
 pub async fn introspect(ctx: &mut CaseCtx<'_>, token: &str) -> Result<Option<Value>, Stop> {
-    if flow::as_endpoint(ctx, "introspection_endpoint")
+    if discovery::as_endpoint(ctx, "introspection_endpoint")
         .await
         .is_err()
     {
         return Ok(None);
     }
-    if flow::client(ctx, "client")?.kind != ClientKind::Confidential {
+    if client::named(ctx, "client")?.kind != ClientKind::Confidential {
         return Ok(None);
     }
     let p = BTreeMap::from([("token".to_string(), token.to_string())]);
@@ -194,19 +194,14 @@ pub async fn user_authorization(
     params: &BTreeMap<String, String>,
     omit: &[String],
     session: Option<&str>,
-) -> Result<flow::Authorization, Stop> {
-    flow::authorize(
+) -> Result<authorize::Authorization, Stop> {
+    authorize::authorize(
         ctx,
-        flow::Authorize {
-            client: "client",
-            redirect_uri: None,
-            params,
-            omit,
-            extra: None,
-            verifier: None,
-            session,
-            login: true,
-            consent: Consent::Approve,
+        &AuthorizeStep {
+            params: params.clone(),
+            omit: omit.to_vec(),
+            session: session.map(str::to_string),
+            ..Default::default()
         },
     )
     .await
@@ -217,7 +212,7 @@ pub async fn scoped_grant(
     ctx: &mut CaseCtx<'_>,
     scope: Option<&str>,
     omit: &[String],
-) -> Result<(flow::Authorization, Option<Response>), Stop> {
+) -> Result<(authorize::Authorization, Option<Response>), Stop> {
     let params: BTreeMap<String, String> = scope
         .map(|s| BTreeMap::from([("scope".to_string(), s.to_string())]))
         .unwrap_or_default();
@@ -232,7 +227,7 @@ pub async fn scoped_grant(
     ctx.saved
         .insert("auth".into(), Saved::Authorization(Box::new(a.clone())));
     let none = BTreeMap::new();
-    let saved = flow::token(ctx, super::pkce::token_opts("auth", &none)).await?;
+    let saved = token::token(ctx, &token::redeeming("auth", none)).await?;
     let r = saved.response().map(|(_, r)| r.clone());
     Ok((a, r))
 }

@@ -701,7 +701,7 @@ pub async fn discover(
     http: Http,
     resource: Option<&str>,
     issuer: Option<&str>,
-    profile_clients: &[crate::client::ClientConfig],
+    profile_clients: &[crate::target::ClientConfig],
     slow: Duration,
 ) -> Result<Setup, String> {
     let wire = wire::Wire::new(http.config())?;

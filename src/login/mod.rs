@@ -20,8 +20,7 @@ use cookie_store::CookieStore;
 use serde::Deserialize;
 
 use crate::case::model::{Consent, TestUser};
-use crate::http::{Request, Response};
-use crate::runner::CaseCtx;
+use crate::http::{Recorder, Request, Response};
 
 /// `[login]` in the target profile.
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -207,7 +206,7 @@ impl Browser {
     /// One request with the jar's cookies; stores what the response sets.
     pub async fn send(
         &mut self,
-        ctx: &mut CaseCtx<'_>,
+        wire: &mut Recorder<'_>,
         mut req: Request,
     ) -> Result<Response, String> {
         let parsed = url::Url::parse(&req.url).ok();
@@ -222,7 +221,7 @@ impl Browser {
             }
         }
         let url = req.url.clone();
-        let resp = ctx.send(req).await.map_err(|e| format!("{url}: {e}"))?;
+        let resp = wire.send(req).await.map_err(|e| format!("{url}: {e}"))?;
         if let Some(u) = &parsed {
             for sc in resp.header_all("set-cookie") {
                 let _ = self.jar.parse(sc, u);
@@ -283,6 +282,15 @@ fn excerpt(r: &Response) -> String {
     t.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// What a driver works with: an HTTP handle that records every exchange as the case's evidence,
+/// the profile's login settings and the redirect-capture listener. Drivers see nothing else of
+/// the case, so the step layer above can call them without the drivers knowing it.
+pub struct Agent<'a> {
+    pub wire: Recorder<'a>,
+    pub config: &'a LoginConfig,
+    pub callback: Option<crate::callback::Listener>,
+}
+
 /// What a driver is asked to do.
 pub struct Drive<'a> {
     pub url: String,
@@ -296,11 +304,11 @@ pub struct Drive<'a> {
 
 /// Runs the profile's driver. `Err` is a login that could not complete (the case errors).
 pub async fn drive(
-    ctx: &mut CaseCtx<'_>,
+    agent: &mut Agent<'_>,
     browser: &mut Browser,
     d: Drive<'_>,
 ) -> Result<Journey, String> {
-    let Some(cfg) = ctx.env.profile.login.for_user(browser.user) else {
+    let Some(cfg) = agent.config.for_user(browser.user) else {
         return Err(
             "no second test user is configured ([login] second_username / second_password_env)"
                 .into(),
@@ -310,18 +318,18 @@ pub async fn drive(
         return Err("the auto login driver cannot choose which user logs in".into());
     }
     match cfg.driver {
-        Driver::Manual => manual(ctx, &cfg, &d).await,
-        Driver::Script if d.login => script::run(ctx, browser, &cfg, &d).await,
+        Driver::Manual => manual(agent, &cfg, &d).await,
+        Driver::Script if d.login => script::run(agent, browser, &cfg, &d).await,
         Driver::Form | Driver::Auto | Driver::Script => {
             let forms = cfg.driver == Driver::Form && d.login;
-            browse(ctx, browser, &cfg, &d, forms).await
+            browse(agent, browser, &cfg, &d, forms).await
         }
     }
 }
 
 /// Follows the AS's redirects and fills its forms until the AS sends the browser away.
 async fn browse(
-    ctx: &mut CaseCtx<'_>,
+    agent: &mut Agent<'_>,
     browser: &mut Browser,
     cfg: &LoginConfig,
     d: &Drive<'_>,
@@ -348,7 +356,7 @@ async fn browse(
                 .body(b);
         }
         req = req.header("Accept", "text/html,application/xhtml+xml,*/*;q=0.8");
-        let r = browser.send(ctx, req).await?;
+        let r = browser.send(&mut agent.wire, req).await?;
         if let Some(limit) = r.rate_limited() {
             return Err(format!(
                 "the AS rate-limited the request ({limit}): run fewer cases against a fresh server"
@@ -529,21 +537,21 @@ fn submit(
 /// A person logs in: the URL is printed, the authorization response arrives at the callback
 /// listener or is pasted on standard input.
 async fn manual(
-    ctx: &mut CaseCtx<'_>,
+    agent: &mut Agent<'_>,
     cfg: &LoginConfig,
     d: &Drive<'_>,
 ) -> Result<Journey, String> {
     let wait = Duration::from_secs(cfg.manual_timeout_secs.unwrap_or(300));
-    let listener = ctx.env.callback.clone();
+    let listener = agent.callback.clone();
     eprintln!(
         "\nmanual login: open this URL in a browser, log in{} and approve (or deny, as asked: {:?}).\n  {}\n\
          Then paste the URL the browser ends on here{}:",
         cfg.username
             .as_deref()
-            .map(|u| format!(" as {}", crate::report::sanitize_terminal(u)))
+            .map(|u| format!(" as {}", crate::terminal::sanitize_terminal(u)))
             .unwrap_or_default(),
         d.consent,
-        crate::report::sanitize_terminal(&d.url),
+        crate::terminal::sanitize_terminal(&d.url),
         if listener.is_some() {
             " (or let it reach the callback listener)"
         } else {
@@ -598,9 +606,9 @@ async fn manual(
 }
 
 /// Origins a browser driving this AS may follow redirects to.
-pub fn allowed_origins(ctx: &CaseCtx<'_>, endpoints: &[&str]) -> Vec<String> {
+pub fn allowed_origins(config: &LoginConfig, endpoints: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = endpoints.iter().filter_map(|e| origin_of(e)).collect();
-    for h in &ctx.env.profile.login.hosts {
+    for h in &config.hosts {
         if let Some(o) = origin_of(h) {
             v.push(o);
         }

@@ -20,9 +20,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::{Browser, Drive, Journey, LoginConfig, Outcome, resolve};
+use super::{Agent, Browser, Drive, Journey, LoginConfig, Outcome, resolve};
 use crate::http::Request;
-use crate::runner::CaseCtx;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -106,7 +105,7 @@ fn fill_json(
                 .map(|x| fill_json(x, vars))
                 .collect::<Result<_, _>>()?,
         ),
-        other => crate::client::toml_to_json(other),
+        other => crate::step::client::toml_to_json(other),
     })
 }
 
@@ -120,7 +119,7 @@ fn remember_location(vars: &mut BTreeMap<String, String>, loc: &str) {
 }
 
 pub async fn run(
-    ctx: &mut CaseCtx<'_>,
+    agent: &mut Agent<'_>,
     browser: &mut Browser,
     cfg: &LoginConfig,
     d: &Drive<'_>,
@@ -160,7 +159,7 @@ pub async fn run(
                 .header("Content-Type", "application/json")
                 .body(fill_json(j, &vars)?.to_string());
         }
-        let r = browser.send(ctx, req).await?;
+        let r = browser.send(&mut agent.wire, req).await?;
         journey.interactions.push("script");
         let loc = r.header("location").map(str::to_string);
         if let Some(l) = &loc {
@@ -207,7 +206,7 @@ pub async fn run(
         && browser.allows(&next)
     {
         return super::browse(
-            ctx,
+            agent,
             browser,
             cfg,
             &Drive {

@@ -454,7 +454,7 @@ pub struct Reference {
     pub second_username: String,
     pub second_password: String,
     /// Pre-registered clients, as a profile lists them.
-    pub clients: Vec<crate::client::ClientConfig>,
+    pub clients: Vec<crate::target::ClientConfig>,
     pub issuer: String,
     pub resource: String,
     pub addr: SocketAddr,
@@ -579,7 +579,7 @@ pub async fn start(opts: Options) -> Result<Reference, StartError> {
     }
     let client_configs = clients
         .iter()
-        .map(|c| crate::client::ClientConfig {
+        .map(|c| crate::target::ClientConfig {
             client_id: c["client_id"].as_str().unwrap_or("").to_string(),
             auth_method: c["token_endpoint_auth_method"]
                 .as_str()

@@ -33,45 +33,8 @@ pub enum ReportError {
     },
 }
 
-/// Is `c` a character that must not reach a terminal (or a human reader) as-is?
-///
-/// Bidi overrides and isolates are included because they reorder how surrounding text is displayed
-/// ("Trojan Source"), which would let a server make evidence read differently from what was sent.
-pub(crate) fn is_unsafe_char(c: char) -> bool {
-    (c.is_control() && c != '\n' && c != '\t')
-        || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
-}
-
-/// Replace every control character except `\n` and `\t` (C0, DEL, C1) and every bidi
-/// override/isolate with a visible escape (`\x1b`, `\u{202e}`).
-///
-/// Escaping instead of dropping keeps the evidence: a reader can still see that the server sent
-/// an ESC or a NUL, without their terminal acting on it.
-pub fn sanitize_terminal(s: &str) -> String {
-    if !s.chars().any(is_unsafe_char) {
-        return s.to_owned();
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        if is_unsafe_char(c) {
-            push_escape(&mut out, c);
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-pub(crate) fn push_escape(out: &mut String, c: char) {
-    use std::fmt::Write as _;
-    let cp = c as u32;
-    // Writing into a String cannot fail.
-    let _ = if cp < 0x80 {
-        write!(out, "\\x{cp:02x}")
-    } else {
-        write!(out, "\\u{{{cp:x}}}")
-    };
-}
+pub(crate) use crate::terminal::push_escape;
+pub use crate::terminal::sanitize_terminal;
 
 /// [`sanitize_terminal`], then fold the result onto one line (newlines shown as `\n`, tabs as a
 /// space), cut at `max` characters. For places where one record must stay one line of output.
@@ -334,7 +297,7 @@ mod tests {
     #[test]
     fn sanitize_leaves_no_raw_controls() {
         let s = sanitize_terminal(testutil::NASTY);
-        assert!(!s.chars().any(is_unsafe_char), "{s:?}");
+        assert!(!s.chars().any(crate::terminal::is_unsafe_char), "{s:?}");
         assert!(s.chars().all(|c| c >= ' ' || c == '\n' || c == '\t'));
     }
 

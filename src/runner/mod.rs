@@ -1,11 +1,6 @@
 //! The runner: executes cases against a target and produces [`CaseResult`] records. It formats
 //! nothing; reporters read the records afterwards.
 
-pub mod actions;
-pub mod context;
-pub mod expect;
-pub mod flow;
-
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -16,7 +11,8 @@ use crate::checks;
 use crate::http::Request;
 use crate::record::{CaseResult, SpecInfo, Status};
 use crate::spec::{Revision, SpecChoice};
-pub use context::{CaseCtx, RunEnv, Saved, StepResult, Stop};
+use crate::step;
+use crate::step::{CaseCtx, RunEnv, Slot, StepResult, Stop};
 
 /// Runs one case to a verdict. Never panics on server behaviour; every way a step can end is a
 /// status.
@@ -25,7 +21,7 @@ pub async fn run_case(env: &RunEnv, case: &Case) -> CaseResult {
 }
 
 /// Runs a case holding a running place it gives up while it waits.
-pub async fn run_case_in(env: &RunEnv, case: &Case, slot: Option<context::Slot>) -> CaseResult {
+pub async fn run_case_in(env: &RunEnv, case: &Case, slot: Option<Slot>) -> CaseResult {
     let started = Instant::now();
     let mut ctx = CaseCtx::new(env);
     ctx.slot = slot;
@@ -53,7 +49,7 @@ pub async fn run_case_in(env: &RunEnv, case: &Case, slot: Option<context::Slot>)
         Err(Stop::Skip(m)) => (Status::Skipped, false, m),
         Err(Stop::Error(m)) => (Status::Errored, false, m),
     };
-    crate::cimd::attach_evidence(&mut ctx);
+    step::document::attach_evidence(&mut ctx);
     let redactor = env.http.redactor();
     CaseResult {
         id: case.id().to_string(),
@@ -174,397 +170,26 @@ async fn run_variants(ctx: &mut CaseCtx<'_>, case: &Case) -> StepResult {
     Ok(())
 }
 
+/// Runs a case's steps in order, each by the step layer (or, for `check`, by the named check),
+/// until one stops the case.
 async fn run_steps(ctx: &mut CaseCtx<'_>, case: &Case) -> StepResult {
     for step in &case.file.steps {
         match step {
-            Step::McpRequest {
-                method,
-                rpc,
-                tool,
-                authorization,
-                authorization_size,
-                headers,
-                note,
-                precondition,
-                save,
-                expect,
-            } => {
-                let saved = actions::mcp_request(
-                    ctx,
-                    actions::McpRequest {
-                        method,
-                        rpc,
-                        tool: tool.as_deref(),
-                        authorization,
-                        authorization_size: *authorization_size,
-                        headers,
-                        note: note.as_deref(),
-                    },
-                )
-                .await?;
-                let r = finish_action(
-                    ctx,
-                    saved,
-                    save.as_deref().unwrap_or("last"),
-                    expect.as_ref(),
-                );
-                precondition_held(r, *precondition)?;
-            }
-            Step::Http {
-                method,
-                url,
-                headers,
-                body,
-                note,
-                skip_if_unresolved,
-                save,
-                expect,
-            } => {
-                let saved = actions::http(
-                    ctx,
-                    actions::HttpStep {
-                        method,
-                        url,
-                        headers,
-                        body: body.as_deref(),
-                        note: note.as_deref(),
-                        skip_if_unresolved: skip_if_unresolved.as_deref(),
-                    },
-                )
-                .await?;
-                finish_action(
-                    ctx,
-                    saved,
-                    save.as_deref().unwrap_or("last"),
-                    expect.as_ref(),
-                )?;
-            }
-            Step::DiscoverPrm { via, save, expect } => {
-                let saved = actions::discover_prm(ctx, via).await?;
-                finish_action(ctx, saved, save, expect.as_ref())?;
-            }
-            Step::DiscoverAs {
-                issuer,
-                via,
-                save,
-                cached,
-                expect,
-            } => {
-                let saved = if *cached {
-                    flow::shared_as_metadata(ctx).await?
-                } else {
-                    actions::discover_as(ctx, issuer.as_deref(), via).await?
-                };
-                finish_action(ctx, saved, save, expect.as_ref())?;
-            }
-            Step::Expect { on, expect } => {
-                let saved = ctx
-                    .saved
-                    .get(on)
-                    .cloned()
-                    .ok_or_else(|| Stop::Error(format!("nothing saved as `{on}`")))?;
-                expect_on(ctx, &saved, on, expect)?;
-            }
-            Step::Client {
-                save,
-                kind,
-                fresh,
-                redirect,
-                redirect_uris,
-                metadata,
-                refused,
-                accepted,
-                auth_method,
-            } => {
-                let c = crate::client::provision(
-                    ctx,
-                    crate::client::Want {
-                        kind: *kind,
-                        fresh: *fresh,
-                        redirect: *redirect,
-                        redirect_uris,
-                        metadata,
-                        refused: *refused,
-                        accepted: *accepted,
-                        auth_method: auth_method.as_deref(),
-                    },
-                )
-                .await?;
-                ctx.saved.insert(save.clone(), Saved::Client(c));
-            }
-            Step::Authorize {
-                client,
-                save,
-                redirect_uri,
-                params,
-                omit,
-                extra,
-                verifier,
-                session,
-                login,
-                consent,
-                user,
-                expect,
-                error,
-                accepted,
-                error_page,
-                refused,
-                max_secs,
-                no_5xx,
-            } => {
-                let t0 = Instant::now();
-                let a = flow::authorize_as(
-                    ctx,
-                    flow::Authorize {
-                        client,
-                        redirect_uri: redirect_uri.as_deref(),
-                        params,
-                        omit,
-                        extra: extra.as_deref(),
-                        verifier: verifier.as_deref(),
-                        session: session.as_deref(),
-                        login: *login,
-                        consent: *consent,
-                    },
-                    *user,
-                )
-                .await;
-                let took = t0.elapsed();
-                if let Some(max) = max_secs
-                    && took.as_secs() >= *max
-                {
-                    return Err(ctx.failed(format!(
-                        "the AS took {} s to answer the authorization request, more than {max} s{}",
-                        took.as_secs(),
-                        match &a {
-                            Err(Stop::Error(m)) => format!(" ({m})"),
-                            _ => String::new(),
-                        }
-                    )));
-                }
-                let a = a?;
-                ctx.saved
-                    .insert(save.clone(), Saved::Authorization(Box::new(a.clone())));
-                if *no_5xx
-                    && let crate::login::Outcome::Page { status, url, .. } = &a.journey.outcome
-                    && *status >= 500
-                {
-                    return Err(ctx.failed(format!(
-                        "the AS answered {status} at {url}: a server error, not a controlled refusal"
-                    )));
-                }
-                flow::judge(
-                    ctx,
-                    &a,
-                    *expect,
-                    error.as_deref(),
-                    flow::Judges {
-                        accepted: *accepted,
-                        error_page: *error_page,
-                        refused: *refused,
-                    },
-                )?;
-            }
-            Step::Document {
-                save,
-                file,
-                listener,
-                client_id,
-                document,
-                body,
-                size,
-                status,
-                headers,
-                delay_ms,
-                trickle_ms,
-                auth_method,
-                invalid,
-                control,
-            } => {
-                crate::cimd::steps::document(
-                    ctx,
-                    crate::cimd::steps::DocumentStep {
-                        save,
-                        file: file.as_deref(),
-                        listener: listener.as_deref(),
-                        client_id: client_id.as_deref(),
-                        document,
-                        body: body.as_deref(),
-                        size: size.as_ref(),
-                        status: status.as_ref(),
-                        headers,
-                        delay_ms: *delay_ms,
-                        trickle_ms: *trickle_ms,
-                        auth_method: auth_method.as_deref(),
-                        invalid: *invalid,
-                        control: *control,
-                    },
-                )
-                .await?;
-            }
-            Step::Fetches {
-                file,
-                listener,
-                min,
-                max,
-                target,
-                because,
-            } => {
-                crate::cimd::steps::fetches(
-                    ctx,
-                    crate::cimd::steps::FetchesStep {
-                        file: file.as_deref(),
-                        listener: listener.as_deref(),
-                        min: *min,
-                        max: *max,
-                        target: target.as_deref(),
-                        because: because.as_deref(),
-                    },
-                )?;
-            }
-            Step::Wait {
-                secs,
-                until_expiry,
-                cimd_cache,
-            } => {
-                let secs = match until_expiry {
-                    Some(on) => expiry_wait(ctx, on)?,
-                    None => *secs,
-                };
-                wait(ctx, secs, *cimd_cache).await?;
-            }
-            Step::Token {
-                client,
-                from,
-                grant_type,
-                params,
-                omit,
-                extra,
-                auth,
-                secret,
-                method,
-                json_body,
-                if_no_code,
-                assertion,
-                precondition,
-                parallel,
-                endpoint,
-                save,
-                expect,
-            } => {
-                let saved = flow::token(
-                    ctx,
-                    flow::Token {
-                        client,
-                        from: from.as_deref(),
-                        grant_type,
-                        params,
-                        omit,
-                        extra: extra.as_deref(),
-                        auth: auth.as_deref(),
-                        secret: secret.as_deref(),
-                        method,
-                        json_body: *json_body,
-                        if_no_code: *if_no_code,
-                        assertion: assertion.as_ref(),
-                        parallel: *parallel,
-                        endpoint: endpoint.as_deref(),
-                    },
-                )
-                .await?;
-                let r = finish_action(ctx, saved, save, expect.as_ref());
-                precondition_held(r, *precondition)?;
-            }
-            Step::Check { name, on, args } => {
-                checks::run(ctx, name, on.as_deref(), args).await?;
-            }
-        }
+            Step::McpRequest(s) => step::request::run_mcp(ctx, s).await,
+            Step::Http(s) => step::request::run_http(ctx, s).await,
+            Step::DiscoverPrm(s) => step::discovery::run_prm(ctx, s).await,
+            Step::DiscoverAs(s) => step::discovery::run_as(ctx, s).await,
+            Step::Expect(s) => step::run_expect(ctx, s),
+            Step::Client(s) => step::client::run(ctx, s).await,
+            Step::Authorize(s) => step::authorize::run(ctx, s).await,
+            Step::Document(s) => step::document::document(ctx, s).await,
+            Step::Fetches(s) => step::document::fetches(ctx, s),
+            Step::Wait(s) => step::wait::run(ctx, s).await,
+            Step::Token(s) => step::token::run(ctx, s).await,
+            Step::Check(s) => checks::run(ctx, s).await,
+        }?;
     }
     Ok(())
-}
-
-/// A deliberate wait, bounded by the run's maximum; the case gives up its place meanwhile.
-async fn wait(ctx: &mut CaseCtx<'_>, secs: u64, cimd_cache: bool) -> StepResult {
-    let secs = match ctx.env.profile.cimd.cache_secs {
-        Some(c) if cimd_cache => c,
-        _ => secs,
-    };
-    let max = ctx.env.max_wait().as_secs();
-    if secs > max {
-        return Err(Stop::Skip(format!(
-            "this case waits {secs} s, more than the allowed {max} s (--max-wait or timing.max_wait_secs)"
-        )));
-    }
-    ctx.note(format!("waited {secs} s"));
-    ctx.idle(std::time::Duration::from_secs(secs)).await;
-    Ok(())
-}
-
-/// `expires_in` + 1 of a saved token response: how long until its access token has expired.
-fn expiry_wait(ctx: &CaseCtx<'_>, on: &str) -> Result<u64, Stop> {
-    let doc = match ctx.saved.get(on) {
-        Some(Saved::Response { response, .. }) => response.json(),
-        _ => None,
-    }
-    .ok_or_else(|| Stop::Error(format!("`{on}` holds no token response")))?;
-    match doc.get("expires_in").and_then(serde_json::Value::as_u64) {
-        Some(n) => Ok(n + 1),
-        None => Err(Stop::Skip(
-            "the token response has no numeric expires_in: its lifetime is unknown".into(),
-        )),
-    }
-}
-
-/// A failed expectation of a stage-setting request means the case cannot be judged.
-fn precondition_held(r: StepResult, precondition: bool) -> StepResult {
-    match r {
-        Err(Stop::Fail(m)) if precondition => Err(Stop::Error(format!(
-            "a valid request was refused, so the probe cannot be judged: {m}"
-        ))),
-        r => r,
-    }
-}
-
-fn finish_action(
-    ctx: &mut CaseCtx<'_>,
-    saved: Saved,
-    name: &str,
-    expect: Option<&crate::case::model::Expect>,
-) -> StepResult {
-    ctx.saved.insert(name.to_string(), saved.clone());
-    if let Some(e) = expect {
-        expect_on(ctx, &saved, name, e)?;
-    }
-    Ok(())
-}
-
-fn expect_on(
-    ctx: &mut CaseCtx<'_>,
-    saved: &Saved,
-    name: &str,
-    e: &crate::case::model::Expect,
-) -> StepResult {
-    match saved.response() {
-        Some((url, r)) => {
-            let (url, r) = (url.to_string(), r.clone());
-            expect::check(ctx, &url, &r, e)
-        }
-        None => match saved {
-            // A discovery that found no document: the expectation is about that document, so
-            // its absence is what the server did wrong, not something the suite failed to see.
-            Saved::Discovery(d) if d.attempts.iter().any(|a| a.result.is_ok()) => {
-                ctx.fail(format!(
-                    "no usable document at {}",
-                    d.attempts
-                        .iter()
-                        .map(|a| a.url.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-            }
-            _ => Err(Stop::Error(format!("`{name}` holds no response"))),
-        },
-    }
 }
 
 /// Picks the revision to grade at. `auto` asks the server: a 2026-07-28 server answers the
@@ -599,7 +224,7 @@ pub async fn choose_revision(
         ("server/discover", Revision::V2026_07_28),
         ("initialize", Revision::V2026_07_28),
     ] {
-        let (body, headers) = actions::mcp_body(rpc, rev);
+        let (body, headers) = step::request::mcp_body(rpc, rev);
         let mut req = Request::new("POST", resource, format!("revision detection: {rpc}"))
             .header("Content-Type", "application/json")
             .header("Accept", "application/json, text/event-stream")
@@ -680,7 +305,7 @@ pub async fn run_all(
             let c2 = case.clone();
             let handle = tokio::spawn(async move {
                 let permit = sem.clone().acquire_owned().await.ok();
-                run_case_in(&env, &c2, Some(context::Slot { sem, permit })).await
+                run_case_in(&env, &c2, Some(Slot { sem, permit })).await
             });
             let r = match handle.await {
                 Ok(r) => r,

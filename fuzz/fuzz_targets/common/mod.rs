@@ -5,7 +5,7 @@
 
 use authconform::http::{Http, HttpConfig, Response};
 use authconform::redact::Redactor;
-use authconform::runner::{CaseCtx, RunEnv, StepResult, Stop};
+use authconform::step::{CaseCtx, RunEnv, StepResult, Stop};
 use authconform::spec::Revision;
 use authconform::target::{Profile, Target};
 

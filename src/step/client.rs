@@ -2,147 +2,12 @@
 //! made by Dynamic Client Registration (RFC 7591) so that one case's grants, consents and codes
 //! cannot leak into another's. (Client ID Metadata Documents will be a third source.)
 
-use std::collections::BTreeMap;
-
-use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::case::model::{ClientKind, Judge, RedirectKind};
+use super::context::{CaseCtx, Saved, StepResult, Stop};
+use crate::case::model::{ClientKind, ClientStep, Judge, RedirectKind};
+use crate::client_key::ClientKey;
 use crate::http::Request;
-use crate::runner::{CaseCtx, StepResult, Stop};
-
-/// A pre-registered client in the target profile (`[[clients]]`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClientConfig {
-    pub client_id: String,
-    /// `none` (public), `client_secret_basic` or `client_secret_post`.
-    #[serde(default = "default_method")]
-    pub auth_method: String,
-    /// Environment variable holding the secret (secrets never live in profile files).
-    #[serde(default)]
-    pub secret_env: Option<String>,
-    pub redirect_uris: Vec<String>,
-    /// The secret, read from `secret_env` when the profile loads (or set by the built-in
-    /// reference profile).
-    #[serde(skip)]
-    pub secret: Option<String>,
-    /// For `private_key_jwt`: a PEM file (PKCS#8) with the client's P-256 key, relative to the
-    /// profile.
-    #[serde(default)]
-    pub key_file: Option<String>,
-    /// The `kid` the AS knows that key by.
-    #[serde(default)]
-    pub key_id: Option<String>,
-    /// The key, read from `key_file` when the profile loads.
-    #[serde(skip)]
-    pub key: Option<std::sync::Arc<ClientKey>>,
-}
-
-fn default_method() -> String {
-    "none".into()
-}
-
-pub const AUTH_METHODS: &[&str] = &[
-    "none",
-    "client_secret_basic",
-    "client_secret_post",
-    "private_key_jwt",
-];
-
-impl ClientConfig {
-    /// Checks the entry and reads its secret; errors name the offending field.
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        if self.client_id.is_empty() {
-            return Err(("client_id", "must not be empty".into()));
-        }
-        if !AUTH_METHODS.contains(&self.auth_method.as_str()) {
-            return Err((
-                "auth_method",
-                format!(
-                    "{:?} is not one of {}",
-                    self.auth_method,
-                    AUTH_METHODS.join(", ")
-                ),
-            ));
-        }
-        if self.redirect_uris.is_empty() || self.redirect_uris.iter().any(String::is_empty) {
-            return Err((
-                "redirect_uris",
-                "list at least one registered redirect URI".into(),
-            ));
-        }
-        if self.auth_method == "private_key_jwt" {
-            if self.key_file.is_none() && self.key.is_none() {
-                return Err((
-                    "key_file",
-                    "a private_key_jwt client needs key_file (a PKCS#8 PEM P-256 key)".into(),
-                ));
-            }
-        } else if self.auth_method != "none" && self.secret_env.is_none() && self.secret.is_none() {
-            return Err((
-                "secret_env",
-                format!(
-                    "a {} client needs secret_env (the environment variable holding its secret)",
-                    self.auth_method
-                ),
-            ));
-        }
-        Ok(())
-    }
-
-    /// Reads the secret from the environment and the key from its file (relative to `base`).
-    pub fn load_credentials(
-        &mut self,
-        base: &std::path::Path,
-    ) -> Result<(), (&'static str, String)> {
-        if let Some(f) = &self.key_file {
-            let path = base.join(f);
-            let pem = std::fs::read_to_string(&path)
-                .map_err(|e| ("key_file", format!("{}: {e}", path.display())))?;
-            let key = ClientKey::from_pem(&pem, self.key_id.clone())
-                .map_err(|e| ("key_file", format!("{}: {e}", path.display())))?;
-            self.key = Some(std::sync::Arc::new(key));
-        }
-        self.load_secret()
-    }
-
-    /// Reads the secret from the environment.
-    pub fn load_secret(&mut self) -> Result<(), (&'static str, String)> {
-        if let Some(var) = &self.secret_env {
-            match std::env::var(var) {
-                Ok(v) if !v.is_empty() => self.secret = Some(v),
-                _ => {
-                    return Err((
-                        "secret_env",
-                        format!("environment variable {var} is not set"),
-                    ));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    pub fn kind(&self) -> ClientKind {
-        if self.auth_method == "none" {
-            ClientKind::Public
-        } else {
-            ClientKind::Confidential
-        }
-    }
-}
-
-/// Registration defaults (`[registration]` in the profile).
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct RegistrationConfig {
-    /// Extra client metadata sent with every registration (`scope`, `application_type`...).
-    #[serde(default)]
-    pub metadata: BTreeMap<String, toml::Value>,
-    /// `client_secret_basic` (default) or `client_secret_post` for confidential clients.
-    #[serde(default)]
-    pub confidential_method: Option<String>,
-}
 
 /// A client a case acts as.
 #[derive(Debug, Clone)]
@@ -158,57 +23,6 @@ pub struct Client {
     pub key: Option<std::sync::Arc<ClientKey>>,
 }
 
-/// A client's own P-256 key for `private_key_jwt` (RFC 7523), made at registration.
-#[derive(Debug)]
-pub struct ClientKey {
-    /// PKCS#8 DER of the private key.
-    pub pkcs8: Vec<u8>,
-    /// The public key as a JWK (what the AS was given).
-    pub jwk: Value,
-    /// The public key in PEM (for the HS256-keyed-with-the-public-key attack).
-    pub public_pem: String,
-}
-
-impl ClientKey {
-    pub fn generate() -> Result<Self, String> {
-        use base64::Engine;
-        let kp = rcgen::KeyPair::generate().map_err(|e| format!("key generation: {e}"))?;
-        let kid: [u8; 9] = rand::random();
-        Self::from_key_pair(
-            &kp,
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(kid),
-        )
-    }
-
-    /// A key from a PKCS#8 PEM file (P-256 only: assertions are ES256).
-    pub fn from_pem(pem: &str, kid: Option<String>) -> Result<Self, String> {
-        let kp = rcgen::KeyPair::from_pem(pem).map_err(|e| format!("not a PKCS#8 key: {e}"))?;
-        if kp.algorithm() != &rcgen::PKCS_ECDSA_P256_SHA256 {
-            return Err("the key is not a P-256 (ES256) key".into());
-        }
-        Self::from_key_pair(&kp, kid.unwrap_or_default())
-    }
-
-    fn from_key_pair(kp: &rcgen::KeyPair, kid: String) -> Result<Self, String> {
-        use base64::Engine;
-        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let raw = kp.public_key_raw();
-        if raw.len() != 65 {
-            return Err("unexpected P-256 public key encoding".into());
-        }
-        Ok(Self {
-            pkcs8: kp.serialize_der(),
-            jwk: json!({
-                "kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256",
-                "kid": kid,
-                "x": URL_SAFE_NO_PAD.encode(&raw[1..33]),
-                "y": URL_SAFE_NO_PAD.encode(&raw[33..65]),
-            }),
-            public_pem: kp.public_key_pem(),
-        })
-    }
-}
-
 impl Client {
     pub fn to_json(&self) -> Value {
         let first = self.redirect_uris.first().cloned().unwrap_or_default();
@@ -220,6 +34,24 @@ impl Client {
             "redirect": redirect_parts(&first),
             "source": self.source,
         })
+    }
+}
+
+/// The `client` step: a client provisioned and saved under the step's name.
+pub async fn run(ctx: &mut CaseCtx<'_>, s: &ClientStep) -> StepResult {
+    let c = provision(ctx, s).await?;
+    ctx.saved.insert(s.save.clone(), Saved::Client(c));
+    Ok(())
+}
+
+/// The client a case saved under `name`.
+pub fn named<'a>(ctx: &'a CaseCtx<'_>, name: &str) -> Result<&'a Client, Stop> {
+    match ctx.saved.get(name) {
+        Some(Saved::Client(c)) => Ok(c),
+        Some(_) => Err(Stop::Error(format!("`{name}` is not a client"))),
+        None => Err(Stop::Error(format!(
+            "no client saved as `{name}` (add a `client` step)"
+        ))),
     }
 }
 
@@ -268,33 +100,21 @@ fn fits(kind: RedirectKind, uri: &str) -> bool {
     }
 }
 
-/// What a `client` step asks for.
-pub struct Want<'a> {
-    pub kind: ClientKind,
-    pub fresh: bool,
-    pub redirect: RedirectKind,
-    pub redirect_uris: &'a [String],
-    pub metadata: &'a BTreeMap<String, toml::Value>,
-    pub refused: Judge,
-    pub accepted: Option<Judge>,
-    /// Registration method for a confidential client.
-    pub auth_method: Option<&'a str>,
-}
-
 /// Provides a client: a fitting profile client unless the case wants a fresh one or specific
 /// redirect URIs, else one registered now.
-pub async fn provision(ctx: &mut CaseCtx<'_>, mut want: Want<'_>) -> Result<Client, Stop> {
+pub async fn provision(ctx: &mut CaseCtx<'_>, want: &ClientStep) -> Result<Client, Stop> {
+    let mut want = want.clone();
     // Templates are expanded first: the cache below keys on the URIs actually registered.
     let expanded: Vec<String> = want
         .redirect_uris
         .iter()
         .map(|t| ctx.expand(t).map_err(Stop::Error))
         .collect::<Result<_, _>>()?;
-    want.redirect_uris = &expanded;
+    want.redirect_uris = expanded;
     let needs_registration =
         want.fresh || !want.redirect_uris.is_empty() || !want.metadata.is_empty();
     // A case asking for a confidential client without naming a method wants a secret.
-    let method_fits = |m: &str| match want.auth_method {
+    let method_fits = |m: &str| match want.auth_method.as_deref() {
         Some(w) => m == w,
         None => m != "private_key_jwt",
     };
@@ -329,7 +149,7 @@ pub async fn provision(ctx: &mut CaseCtx<'_>, mut want: Want<'_>) -> Result<Clie
     // Metadata is expanded per registration (its templates may differ by variant), so such
     // clients are never shared.
     if want.fresh || !want.metadata.is_empty() {
-        return register(ctx, want).await;
+        return register(ctx, &want).await;
     }
     // Shared registrations: one per shape of request, made once per run (the lock is held
     // across the registration so concurrent cases do not register the same client twice).
@@ -346,17 +166,17 @@ pub async fn provision(ctx: &mut CaseCtx<'_>, mut want: Want<'_>) -> Result<Clie
         ));
         return Ok(c.clone());
     }
-    let c = register(ctx, want).await?;
+    let c = register(ctx, &want).await?;
     cache.insert(key, c.clone());
     Ok(c)
 }
 
-async fn register(ctx: &mut CaseCtx<'_>, want: Want<'_>) -> Result<Client, Stop> {
+async fn register(ctx: &mut CaseCtx<'_>, want: &ClientStep) -> Result<Client, Stop> {
     let what = match want.kind {
         ClientKind::Public => "public",
         ClientKind::Confidential => "confidential",
     };
-    let endpoint = crate::runner::flow::as_endpoint(ctx, "registration_endpoint")
+    let endpoint = super::discovery::as_endpoint(ctx, "registration_endpoint")
         .await
         .map_err(|e| match e {
             Stop::Skip(m) | Stop::Error(m) => Stop::Skip(format!(
@@ -379,13 +199,13 @@ async fn register(ctx: &mut CaseCtx<'_>, want: Want<'_>) -> Result<Client, Stop>
         ClientKind::Public => "none".to_string(),
         ClientKind::Confidential => want
             .auth_method
-            .map(str::to_string)
+            .clone()
             .or_else(|| ctx.env.profile.registration.confidential_method.clone())
             .unwrap_or_else(|| "client_secret_basic".into()),
     };
     let key = if method == "private_key_jwt" {
         let advertised = match ctx.saved.get("asm") {
-            Some(crate::runner::Saved::Discovery(d)) => d
+            Some(Saved::Discovery(d)) => d
                 .doc()
                 .and_then(|d| d.get("token_endpoint_auth_methods_supported").cloned()),
             _ => None,

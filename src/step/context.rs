@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
-use crate::http::{Http, HttpError, Request, Response};
+use crate::http::{Http, HttpError, Recorder, Request, Response};
 use crate::record::Exchange;
 use crate::spec::Revision;
 use crate::target::Target;
@@ -32,7 +32,7 @@ pub struct RunEnv {
     pub callback: Option<crate::callback::Listener>,
     /// Clients registered for cases that did not ask for a fresh one, by what was asked:
     /// registration endpoints are rate-limited (the MCP TypeScript SDK allows 20 an hour).
-    pub registered: tokio::sync::Mutex<HashMap<String, crate::client::Client>>,
+    pub registered: tokio::sync::Mutex<HashMap<String, crate::step::client::Client>>,
     /// The AS metadata the flow steps use, discovered once per run (by the first case that
     /// needs it; its exchanges are that case's evidence). A failure is remembered too: a
     /// hostile or dead AS must not be asked again by every case.
@@ -116,8 +116,8 @@ impl Discovery {
 pub enum Saved {
     Response { url: String, response: Response },
     Discovery(Discovery),
-    Client(crate::client::Client),
-    Authorization(Box<super::flow::Authorization>),
+    Client(crate::step::client::Client),
+    Authorization(Box<super::authorize::Authorization>),
 }
 
 impl Saved {
@@ -288,9 +288,16 @@ impl<'a> CaseCtx<'a> {
 
     /// Sends a request and records the exchange as evidence.
     pub async fn send(&mut self, req: Request) -> Result<Response, HttpError> {
-        let (res, ex) = self.env.http.send(req).await;
-        self.exchanges.push(ex);
-        res
+        self.recorder().send(req).await
+    }
+
+    /// The run's HTTP client with this case's evidence list: the narrow handle given to the
+    /// layers below (login drivers).
+    pub fn recorder(&mut self) -> Recorder<'_> {
+        Recorder {
+            http: &self.env.http,
+            exchanges: &mut self.exchanges,
+        }
     }
 
     pub fn pass(&mut self, msg: impl Into<String>) {
@@ -401,7 +408,7 @@ impl<'a> CaseCtx<'a> {
                     // 1 KiB of what state values get mangled by: percent signs, plus, spaces,
                     // reserved characters, non-ASCII (RFC 6749 §4.1.2 wants it back unchanged).
                     "state_long" => long_state(),
-                    "verifier" => super::flow::new_verifier(),
+                    "verifier" => super::authorize::new_verifier(),
                     // 2,000 distinct scope tokens (about 12 KB): an oversized scope.
                     "scope_many" => (0..2000)
                         .map(|i| format!("s{i:04}"))

@@ -1,0 +1,256 @@
+//! Discovery as a client makes it: Protected Resource Metadata (RFC 9728; MCP: the challenge's
+//! `resource_metadata` URL, then the path-inserted and root well-known URLs) and authorization
+//! server metadata (RFC 8414 and OIDC Discovery, in the MCP order). Every attempt is kept, so
+//! checks can compare sources and reports show what was tried.
+
+use super::context::{Attempt, CaseCtx, Discovery, Saved, StepResult, Stop};
+use super::request::mcp_request;
+use crate::case::model::{DiscoverAsStep, DiscoverPrmStep, McpRequestStep};
+use crate::discovery;
+use crate::http::Request;
+use crate::www_authenticate;
+use serde_json::Value;
+
+/// An endpoint named in the AS metadata (discovering the metadata once per case).
+pub async fn as_endpoint(ctx: &mut CaseCtx<'_>, member: &str) -> Result<String, Stop> {
+    if !ctx.saved.contains_key("asm") {
+        let s = shared_as_metadata(ctx).await?;
+        ctx.saved.insert("asm".into(), s);
+    }
+    let doc = match ctx.saved.get("asm") {
+        Some(Saved::Discovery(d)) => d.doc(),
+        _ => None,
+    };
+    let Some(doc) = doc else {
+        return Err(Stop::Error(
+            "no authorization server metadata found (see the asm-* cases)".into(),
+        ));
+    };
+    match doc.get(member) {
+        Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+        _ => Err(Stop::Skip(format!("the AS metadata has no {member}"))),
+    }
+}
+
+/// The run's AS metadata discovery, made once by the first case that asks.
+pub async fn shared_as_metadata(ctx: &mut CaseCtx<'_>) -> Result<Saved, Stop> {
+    let env = ctx.env;
+    env.as_metadata
+        .get_or_init(|| async { discover_as(ctx, None, "auto").await })
+        .await
+        .clone()
+}
+
+async fn fetch_attempt(
+    ctx: &mut CaseCtx<'_>,
+    source: &'static str,
+    url: String,
+    what: &str,
+) -> Attempt {
+    let req = Request::new("GET", url.clone(), format!("{what} ({source})"))
+        .header("Accept", "application/json");
+    let result = ctx.send(req).await.map_err(|e| e.to_string());
+    Attempt::new(source, url, result)
+}
+
+/// PRM discovery. `auto` is the client order (header URL wins; else path-inserted, then root);
+/// `all` fetches every source so cases can compare them.
+pub async fn discover_prm(ctx: &mut CaseCtx<'_>, via: &str) -> Result<Saved, Stop> {
+    let Some(resource) = ctx.env.target.resource.clone() else {
+        return Err(Stop::Skip("no MCP endpoint given (--resource)".into()));
+    };
+    let mut d = Discovery {
+        identifier: resource.clone(),
+        probe: None,
+        attempts: Vec::new(),
+        chosen: None,
+    };
+    let mut header_url = None;
+    if via != "well_known" {
+        let probe = mcp_request(
+            ctx,
+            &McpRequestStep {
+                rpc: "auto".into(),
+                note: Some("unauthenticated MCP request to start discovery".into()),
+                ..Default::default()
+            },
+        )
+        .await?;
+        if let Saved::Response { response, .. } = probe {
+            header_url = resource_metadata_param(&response);
+            d.probe = Some(response);
+        }
+    }
+    if let Some(u) = header_url.clone() {
+        // Relative references resolve against the MCP URL, as a client's URL library would.
+        let abs = url::Url::parse(&resource)
+            .and_then(|b| b.join(&u))
+            .map(|x| x.to_string())
+            .unwrap_or(u);
+        let a = fetch_attempt(ctx, "header", abs, "PRM named by the 401 challenge").await;
+        d.attempts.push(a);
+    }
+    let want_well_known = match via {
+        "header" => false,
+        "auto" => d.attempts.iter().all(|a| a.doc().is_none()),
+        _ => true,
+    };
+    if via == "header" && header_url.is_none() {
+        ctx.note("the 401 challenge carries no resource_metadata parameter");
+    }
+    if want_well_known {
+        let cands = discovery::prm_candidates(&resource).map_err(Stop::Error)?;
+        for c in cands {
+            let a = fetch_attempt(ctx, c.source, c.url, "well-known PRM").await;
+            let found = a.doc().is_some();
+            d.attempts.push(a);
+            if found && via != "all" {
+                break;
+            }
+        }
+    }
+    Ok(finish_discovery(ctx, d, "PRM"))
+}
+
+/// Picks the document a client would use (the first usable one, in order) and notes every
+/// attempt for the report.
+fn finish_discovery(ctx: &mut CaseCtx<'_>, mut d: Discovery, what: &str) -> Saved {
+    d.chosen = d.attempts.iter().position(|a| a.doc().is_some());
+    for a in &d.attempts {
+        let status = match &a.result {
+            Ok(r) => format!("{}", r.status),
+            Err(e) => format!("error: {e}"),
+        };
+        ctx.note(format!("{what} {} {} -> {status}", a.source, a.url));
+    }
+    Saved::Discovery(d)
+}
+
+/// The `resource_metadata` parameter of the response's Bearer challenge, if any.
+pub fn resource_metadata_param(r: &crate::http::Response) -> Option<String> {
+    let values: Vec<&str> = r.header_all("www-authenticate").collect();
+    let challenges = www_authenticate::parse_all(values).ok()?;
+    challenges
+        .iter()
+        .filter(|c| c.is_scheme("bearer"))
+        .find_map(|c| c.param("resource_metadata").map(str::to_string))
+}
+
+/// The issuer to discover: explicit template, the target's issuer, or the PRM's first entry.
+pub async fn issuer_for(ctx: &mut CaseCtx<'_>, template: Option<&str>) -> Result<String, Stop> {
+    if let Some(t) = template {
+        return ctx.expand(t).map_err(Stop::Error);
+    }
+    if let Some(i) = &ctx.env.target.issuer {
+        return Ok(i.clone());
+    }
+    if ctx.env.target.resource.is_none() {
+        return Err(Stop::Skip(
+            "no authorization server given (--issuer or --resource)".into(),
+        ));
+    }
+    let prm = match ctx.saved.get("prm") {
+        Some(s) => s.clone(),
+        None => {
+            let s = discover_prm(ctx, "auto").await?;
+            ctx.saved.insert("prm".into(), s.clone());
+            s
+        }
+    };
+    let doc = match &prm {
+        Saved::Discovery(d) => d.doc(),
+        _ => None,
+    };
+    let Some(doc) = doc else {
+        return Err(Stop::Error(
+            "no Protected Resource Metadata found, so no authorization server to test (see the prm-* cases)".into(),
+        ));
+    };
+    match doc
+        .get("authorization_servers")
+        .and_then(|v| v.as_array())
+        .and_then(|a| a.first())
+    {
+        Some(serde_json::Value::String(s)) => Ok(s.clone()),
+        _ => Err(Stop::Error(
+            "the PRM lists no authorization server (see prm-authorization-servers)".into(),
+        )),
+    }
+}
+
+/// AS metadata discovery in the MCP order. `auto` stops at the first usable document;
+/// `oauth` / `oidc` try only that family; `all` fetches every candidate.
+pub async fn discover_as(
+    ctx: &mut CaseCtx<'_>,
+    issuer: Option<&str>,
+    via: &str,
+) -> Result<Saved, Stop> {
+    let issuer = issuer_for(ctx, issuer).await?;
+    discover_as_literal(ctx, issuer, via).await
+}
+
+/// AS metadata discovery for an issuer string taken as is (never expanded as a template: it may
+/// come from the server).
+pub async fn discover_as_literal(
+    ctx: &mut CaseCtx<'_>,
+    issuer: String,
+    via: &str,
+) -> Result<Saved, Stop> {
+    let cands = discovery::as_candidates(&issuer).map_err(Stop::Error)?;
+    let mut d = Discovery {
+        identifier: issuer,
+        probe: None,
+        attempts: Vec::new(),
+        chosen: None,
+    };
+    for c in cands {
+        let family_ok = match via {
+            "oauth" => c.source.starts_with("oauth"),
+            "oidc" => c.source.starts_with("oidc"),
+            _ => true,
+        };
+        if !family_ok {
+            continue;
+        }
+        let a = fetch_attempt(ctx, c.source, c.url, "authorization server metadata").await;
+        let found = a.doc().is_some();
+        d.attempts.push(a);
+        if found && via != "all" {
+            break;
+        }
+    }
+    Ok(finish_discovery(ctx, d, "AS metadata"))
+}
+
+/// Shorthand for checks: a prerequisite discovery that found nothing usable.
+pub fn require_doc(
+    d: &Discovery,
+    what: &str,
+) -> Result<serde_json::Map<String, serde_json::Value>, Stop> {
+    d.doc().ok_or_else(|| {
+        Stop::Error(format!(
+            "no {what} could be retrieved (tried {}), so this requirement cannot be judged",
+            d.attempts
+                .iter()
+                .map(|a| a.url.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })
+}
+
+/// The `discover_prm` step.
+pub async fn run_prm(ctx: &mut CaseCtx<'_>, s: &DiscoverPrmStep) -> StepResult {
+    let saved = discover_prm(ctx, &s.via).await?;
+    super::save_and_expect(ctx, saved, &s.save, s.expect.as_ref())
+}
+
+/// The `discover_as` step: a discovery of its own, or the run's shared one (`cached`).
+pub async fn run_as(ctx: &mut CaseCtx<'_>, s: &DiscoverAsStep) -> StepResult {
+    let saved = if s.cached {
+        shared_as_metadata(ctx).await?
+    } else {
+        discover_as(ctx, s.issuer.as_deref(), &s.via).await?
+    };
+    super::save_and_expect(ctx, saved, &s.save, s.expect.as_ref())
+}
