@@ -29,6 +29,7 @@ pub mod spec;
 pub mod step;
 pub mod target;
 pub mod terminal;
+pub mod tls_hello;
 pub mod www_authenticate;
 
 /// Entry points for the cargo-fuzz targets in `fuzz/` (not an API: no stability promised). Only

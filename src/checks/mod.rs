@@ -13,6 +13,7 @@ pub mod challenge;
 pub mod cimd;
 pub mod client_credentials;
 pub mod dcr;
+pub mod grant_revocation;
 pub mod passthrough;
 pub mod pkce;
 pub mod prm;
@@ -149,7 +150,7 @@ registry! { ctx, on, args;
         "session_id_entropy" => sessions::session_id_entropy(ctx, &on("t1"), args).await,
         "session_user_binding" => sessions::session_user_binding(ctx, &on("t1"), args).await,
         "state_handle_binding" => sessions::state_handle_binding(ctx, &on("t1"), args).await,
-        "grant_revocation_complete" => token_lifecycle::grant_revocation_complete(ctx).await,
+        "grant_revocation_complete" => grant_revocation::complete(ctx).await,
         "refresh_scope_escalation" => {
             token_lifecycle::refresh_scope_escalation(ctx, &on("t1")).await
         },
