@@ -5,7 +5,8 @@
 #   scripts/real-servers.sh           # check: exit 1 if any verdict differs from its expectation file
 #   scripts/real-servers.sh --write   # bless: rewrite tests/expected/<run>.toml from the runs
 #
-# Runs (all on 127.0.0.1, one server at a time, each started fresh and stopped after its run):
+# Runs (all on 127.0.0.1, each against a server started fresh and stopped after its run; runs on
+# the same ports one after another, runs on different ports side by side):
 #   oidc-provider-strict        oidc-provider/start.sh              PORT=4000  profiles/oidc-provider-strict.toml
 #   oidc-provider-misconfigured oidc-provider/start-misconfigured.sh PORT=4001 profiles/oidc-provider-misconfigured.toml
 #   oidc-provider-cimd-dev      oidc-provider/start.sh              PORT=4000  profiles/oidc-provider-strict.toml, only cimd
@@ -147,45 +148,96 @@ wait_up() { # name "port [other ports]"
   echo "$name answers on port(s) $ports after $((SECONDS - t0))s"
 }
 
-fail=0
-declare -a SUMMARY=()
-for entry in "${RUN_LIST[@]}"; do
-  IFS='|' read -r name script ports profile selection server_env <<<"$entry"
+# One run: start its server, run authconform against it, stop the server. Appends a line to
+# $SUMMARY_FILE; returns 1 when the run failed.
+run_one() { # entry
+  local name script ports profile selection server_env
+  IFS='|' read -r name script ports profile selection server_env <<<"$1"
   start "$name" "$script" "$ports" "$server_env"
   wait_up "$name" "$ports"
-  expect="tests/expected/$name.toml"
+  local expect="tests/expected/$name.toml"
   # shellcheck disable=SC2206 # the selection is a list of flags
-  args=(run --config "$profile" --report-dir "reports/$name" --no-color $selection)
+  local -a args=(run --config "$profile" --report-dir "reports/$name" --no-color $selection)
   if [ "$MODE" = write ]; then
     args+=(--write-expect "$expect")
   elif [ -f "$expect" ]; then
     args+=(--expect "$expect")
   else
     echo "error: $expect is missing (run with --write to create it)" >&2
-    fail=1; SUMMARY+=("$name: no expectation file"); cleanup; continue
+    echo "$name: no expectation file" >>"$SUMMARY_FILE"; cleanup; return 1
   fi
   echo
   echo "==== $name: $BIN ${args[*]}"
-  t0=$SECONDS
+  local t0=$SECONDS rc failed=0
   set +e
   "$BIN" "${args[@]}"
   rc=$?
   set -e
   # --write: exit 1 only means MUST findings (expected on real servers); 2 is a usage/config error.
   if [ "$MODE" = write ] && [ "$rc" -le 1 ]; then
-    SUMMARY+=("$name: wrote $expect (exit $rc, $((SECONDS - t0))s)")
+    echo "$name: wrote $expect (exit $rc, $((SECONDS - t0))s)" >>"$SUMMARY_FILE"
   elif [ "$rc" -eq 0 ]; then
-    SUMMARY+=("$name: ok ($((SECONDS - t0))s)")
+    echo "$name: ok ($((SECONDS - t0))s)" >>"$SUMMARY_FILE"
   else
-    SUMMARY+=("$name: FAILED, exit $rc ($((SECONDS - t0))s)")
-    fail=1
+    echo "$name: FAILED, exit $rc ($((SECONDS - t0))s)" >>"$SUMMARY_FILE"
+    failed=1
   fi
   if ! kill -0 "${PID[$name]}" 2>/dev/null; then
     echo "error: $name stopped during the run" >&2
-    show_log "$name"; fail=1
+    show_log "$name"; failed=1
   fi
   cleanup
+  return "$failed"
+}
+
+# The runs go in lanes that share no port: one lane per port set, the lanes side by side (most of
+# an oidc-provider run is a 60 s wait for its tokens to expire), the runs of a lane one after
+# another. Each lane's output goes to its own file, printed whole when the lane ends.
+# First, each target installs itself (its start script runs `npm install` on first use) with
+# nothing else running: two lanes must not install into the same folder at once.
+declare -A WARMED=()
+for entry in "${RUN_LIST[@]}"; do
+  IFS='|' read -r name script ports _ _ server_env <<<"$entry"
+  dir="${script%%/*}"
+  [ -z "${WARMED[$dir]+x}" ] || continue
+  WARMED[$dir]=1
+  start "$name-install" "$script" "$ports" "$server_env"
+  wait_up "$name-install" "$ports"
+  cleanup
 done
+
+SUMMARY_FILE="$LOGDIR/summary.txt"
+: >"$SUMMARY_FILE"
+declare -A LANES=()
+declare -a LANE_ORDER=()
+for entry in "${RUN_LIST[@]}"; do
+  IFS='|' read -r _ _ ports _ _ _ <<<"$entry"
+  [ -n "${LANES[$ports]+x}" ] || LANE_ORDER+=("$ports")
+  LANES[$ports]+="$entry"$'\n'
+done
+declare -a LANE_PIDS=()
+for ports in "${LANE_ORDER[@]}"; do
+  out="$LOGDIR/lane-${ports// /-}.out"
+  (
+    PID=()
+    trap cleanup EXIT
+    lane_fail=0
+    while IFS= read -r entry; do
+      [ -n "$entry" ] || continue
+      run_one "$entry" || lane_fail=1
+    done <<<"${LANES[$ports]}"
+    exit "$lane_fail"
+  ) >"$out" 2>&1 &
+  LANE_PIDS+=("$!:$out")
+done
+fail=0
+for lp in "${LANE_PIDS[@]}"; do
+  if ! wait "${lp%%:*}"; then fail=1; fi
+  echo
+  echo "######## lane output: ${lp#*:}"
+  cat "${lp#*:}"
+done
+mapfile -t SUMMARY <"$SUMMARY_FILE"
 
 echo
 echo "real servers:"
