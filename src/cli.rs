@@ -273,8 +273,8 @@ pub fn main() -> i32 {
 
 fn load_cases(dir: Option<&Path>) -> Result<Vec<Case>, i32> {
     let r = match dir {
-        Some(d) => case::load_dir(d),
-        None => case::load_builtin(),
+        Some(d) => case::load_dir(d, crate::checks::NAMES),
+        None => case::load_builtin(crate::checks::NAMES),
     };
     r.map_err(|e| {
         eprintln!(

@@ -7,8 +7,12 @@
 //! [`reference`] server is an independent implementation of a compliant AS + RS, with one fault
 //! per case for negative controls; it shares no validation code with the checks.
 
+// The loader, the parsers and the pure judgements live in the member crate `core/` (package
+// authconform-core), which builds without the HTTP client, the runtime or TLS; the fuzz targets
+// depend on it alone. Re-exported under their old paths.
+pub use authconform_core::{case, spec, www_authenticate};
+
 pub mod callback;
-pub mod case;
 pub mod checks;
 pub mod cimd;
 pub mod cli;
@@ -25,20 +29,7 @@ pub mod redact;
 pub mod reference;
 pub mod report;
 pub mod runner;
-pub mod spec;
 pub mod step;
 pub mod target;
 pub mod terminal;
 pub mod tls_hello;
-pub mod www_authenticate;
-
-/// Entry points for the cargo-fuzz targets in `fuzz/` (not an API: no stability promised). Only
-/// what is not reachable otherwise: the pure readers of token responses and JWTs, which live in
-/// a module private to [`checks`].
-#[doc(hidden)]
-pub mod fuzzing {
-    pub use crate::checks::tokens::{
-        aud_names, jwt_claims, jwt_object, jwt_parts, jwt_payload, oauth_error, saved_access_token,
-        saved_refresh_token, str_member, token_doc,
-    };
-}

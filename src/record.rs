@@ -33,27 +33,8 @@ impl Status {
     }
 }
 
-/// Requirement level as graded for the revision of the run. `Info` is a requirement that does
-/// not exist in the graded revision (or is informational by nature): it is reported, never gates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Level {
-    Must,
-    Should,
-    May,
-    Info,
-}
-
-impl Level {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Level::Must => "MUST",
-            Level::Should => "SHOULD",
-            Level::May => "MAY",
-            Level::Info => "INFO",
-        }
-    }
-}
+// Levels are read by the case loader, in the member crate.
+pub use authconform_core::record::Level;
 
 /// One HTTP request/response pair, as sent and received, with secrets already redacted.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -19,7 +19,11 @@ no_fault = "test"
 /// One step per kind, with the bad line last (so its line number is known) and the field name
 /// the error must carry.
 const KINDS: &[(&str, &str, &str)] = &[
-    ("mcp_request", "authorization_size = \"big\"", "authorization_size"),
+    (
+        "mcp_request",
+        "authorization_size = \"big\"",
+        "authorization_size",
+    ),
     ("http", "url = 7", "url"),
     ("discover_prm", "vai = \"auto\"", "vai"),
     ("discover_as", "cached = \"yes\"", "cached"),
@@ -39,7 +43,12 @@ fn one_bad_field_per_step_kind_is_located() {
         let text = format!("{HEAD}do = \"{kind}\"\n{bad}\n");
         let line = text.lines().count();
         let rel = Path::new("prm/prm-200-json.toml");
-        let errs = match authconform::case::parse_case("prm-200-json.toml", rel, &text) {
+        let errs = match authconform::case::parse_case(
+            "prm-200-json.toml",
+            rel,
+            &text,
+            authconform::checks::NAMES,
+        ) {
             Ok(_) => panic!("{kind}: `{bad}` was accepted"),
             Err(e) => e,
         };

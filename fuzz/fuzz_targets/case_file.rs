@@ -11,14 +11,37 @@
 //! - every error names the file, and a line and column inside the text (1-based; the line at
 //!   most one past the last newline, the column at most one past that line's length);
 //! - a loaded case has the id and area of its path, and the path as given.
+//!
+//! The known check names are those the shipped cases use (the full list lives with the checks,
+//! in the main crate, which this target does not build): every seed loads, and a name outside
+//! them exercises the unknown-check error.
 #![no_main]
 
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
-use authconform::case::parse_case;
+use authconform_core::case::{Step, builtin_files, model::CaseFile, parse_case};
 use libfuzzer_sys::fuzz_target;
 
 const DISPLAY: &str = "cases/fuzz.toml";
+
+fn known_checks() -> &'static [&'static str] {
+    static NAMES: OnceLock<Vec<&'static str>> = OnceLock::new();
+    NAMES.get_or_init(|| {
+        let mut names: Vec<&'static str> = builtin_files()
+            .filter_map(|(_, text)| toml::from_str::<CaseFile>(text).ok())
+            .flat_map(|c| c.steps)
+            .filter_map(|s| match s {
+                Step::Check(c) => Some(&*c.name.leak()),
+                _ => None,
+            })
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        assert!(!names.is_empty(), "the shipped cases name no check");
+        names
+    })
+}
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -36,7 +59,7 @@ fuzz_target!(|data: &[u8]| {
         _ => ("x".to_string(), "y".to_string()),
     };
     let rel = PathBuf::from(&area).join(format!("{id}.toml"));
-    match parse_case(DISPLAY, &rel, text) {
+    match parse_case(DISPLAY, &rel, text, known_checks()) {
         Ok(case) => {
             assert_eq!(case.id(), id);
             assert_eq!(case.file.area, area);

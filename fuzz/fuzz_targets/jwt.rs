@@ -15,7 +15,7 @@
 //! - `aud_names` is true for a string `aud` and for every string of an array `aud`.
 #![no_main]
 
-use authconform::fuzzing::{aud_names, jwt_claims, jwt_object, jwt_parts, jwt_payload};
+use authconform_core::tokens::{aud_names, jwt_claims, jwt_object, jwt_parts, jwt_payload};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use libfuzzer_sys::fuzz_target;

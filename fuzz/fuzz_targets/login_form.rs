@@ -12,7 +12,7 @@
 //! - a meta refresh target comes from a `url=` in the page.
 #![no_main]
 
-use authconform::login::{form, resolve};
+use authconform_core::login_form::{self as form, resolve};
 use libfuzzer_sys::fuzz_target;
 
 const PAGE: &str = "https://auth.example.com/login?state=xyz";

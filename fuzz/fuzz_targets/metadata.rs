@@ -1,8 +1,8 @@
 //! Metadata documents as discovery reads them: Protected Resource Metadata (RFC 9728) and
 //! authorization server metadata (RFC 8414 / OIDC Discovery). The body goes through
 //! `Attempt::new` (the one place a fetched document is parsed) into a `Discovery`, and every
-//! synchronous check that judges a document runs on it: the `prm-*`, `asm-*` and challenge
-//! checks that read no network.
+//! judgement of a document runs on it: those of the `prm-*`, `asm-*` and challenge checks that
+//! read no network (`authconform_core::judge`, which those checks call).
 //!
 //! Input: one document, or two separated by a NUL byte (JSON text never holds a raw NUL): the
 //! first is served at the path-inserted / RFC 8414 URL, the second at the root / OIDC URL. The
@@ -21,9 +21,10 @@
 
 mod common;
 
-use authconform::checks::{as_metadata, challenge, prm};
-use authconform::step::{Attempt, Discovery};
-use authconform::step::{CaseCtx, Saved, StepResult, Stop};
+use authconform_core::judge::{as_metadata, challenge, prm};
+use authconform_core::metadata::{Attempt, Discovery};
+use authconform_core::spec::Revision;
+use authconform_core::verdict::{Findings, StepResult, Stop};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
@@ -64,14 +65,19 @@ fn discovery(identifier: &str, sources: [&'static str; 2], bodies: &[&[u8]]) -> 
     }
 }
 
-type Check = fn(&mut CaseCtx<'_>, &str) -> StepResult;
+type Check = fn(&mut Findings, &Discovery) -> StepResult;
 
-fn run_all(ctx: &mut CaseCtx<'_>, d: &Discovery, checks: &[(&str, Check)]) -> Vec<StepResult> {
+/// The challenge check as the suite runs it (the graded revision is the newest).
+fn discovery_mechanism(f: &mut Findings, d: &Discovery) -> StepResult {
+    challenge::discovery_mechanism(f, d, Revision::V2025_11_25)
+}
+
+fn run_all(d: &Discovery, checks: &[(&str, Check)]) -> Vec<(Findings, StepResult)> {
     let has_doc = d.chosen.is_some();
     checks
         .iter()
         .map(|(name, check)| {
-            let r = common::run_check(name, ctx, |c| check(c, "d"));
+            let (f, r) = common::run_check(name, |f| check(f, d));
             // Without a document there is nothing to judge: the suite must say so, not guess.
             // (`prm-wellknown-path` and `rs-401-discovery-mechanism` judge exactly that absence,
             // `prm-consistent-sources` and `asm-oidc-consistency` skip.)
@@ -86,7 +92,7 @@ fn run_all(ctx: &mut CaseCtx<'_>, d: &Discovery, checks: &[(&str, Check)]) -> Ve
                     "{name} on no document: {r:?}"
                 );
             }
-            r
+            (f, r)
         })
         .collect()
 }
@@ -100,10 +106,7 @@ fuzz_target!(|data: &[u8]| {
 
     // As Protected Resource Metadata.
     let d = discovery(common::RESOURCE, ["path_inserted", "root"], &bodies);
-    let mut ctx = common::ctx();
-    ctx.saved.insert("d".into(), Saved::Discovery(d.clone()));
     run_all(
-        &mut ctx,
         &d,
         &[
             ("wellknown", prm::wellknown),
@@ -111,13 +114,11 @@ fuzz_target!(|data: &[u8]| {
             ("resource_form", prm::resource_form),
             ("authorization_servers", prm::authorization_servers),
             ("consistent_sources", prm::consistent_sources),
-            ("discovery_mechanism", challenge::discovery_mechanism),
+            ("discovery_mechanism", discovery_mechanism),
         ],
     );
-    let w0 = ctx.warnings.len();
-    if run_all(&mut ctx, &d, &[("resource_match", prm::resource_match)])[0].is_ok()
-        && ctx.warnings.len() == w0
-    {
+    let (f, r) = run_all(&d, &[("resource_match", prm::resource_match)]).remove(0);
+    if r.is_ok() && f.warnings().next().is_none() {
         for doc in docs(&d) {
             assert_eq!(
                 doc.get("resource"),
@@ -125,7 +126,10 @@ fuzz_target!(|data: &[u8]| {
             );
         }
     }
-    if run_all(&mut ctx, &d, &[("no_empty_values", prm::no_empty_values)])[0].is_ok() {
+    if run_all(&d, &[("no_empty_values", prm::no_empty_values)])[0]
+        .1
+        .is_ok()
+    {
         let doc = d.doc().expect("passed, so there is a document");
         for (k, v) in &doc {
             let empty = match v {
@@ -141,10 +145,7 @@ fuzz_target!(|data: &[u8]| {
 
     // As authorization server metadata.
     let d = discovery(common::ISSUER, ["oauth", "oidc"], &bodies);
-    let mut ctx = common::ctx();
-    ctx.saved.insert("d".into(), Saved::Discovery(d.clone()));
     run_all(
-        &mut ctx,
         &d,
         &[
             ("issuer_form", as_metadata::issuer_form),
@@ -153,7 +154,10 @@ fuzz_target!(|data: &[u8]| {
             ("oidc_consistency", as_metadata::oidc_consistency),
         ],
     );
-    if run_all(&mut ctx, &d, &[("issuer_match", as_metadata::issuer_match)])[0].is_ok() {
+    if run_all(&d, &[("issuer_match", as_metadata::issuer_match)])[0]
+        .1
+        .is_ok()
+    {
         for doc in docs(&d) {
             assert_eq!(
                 doc.get("issuer"),
@@ -162,7 +166,10 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let frag: Check = as_metadata::auth_endpoint_no_fragment;
-    if run_all(&mut ctx, &d, &[("auth_endpoint_no_fragment", frag)])[0].is_ok() {
+    if run_all(&d, &[("auth_endpoint_no_fragment", frag)])[0]
+        .1
+        .is_ok()
+    {
         for doc in docs(&d) {
             if let Some(Value::String(u)) = doc.get("authorization_endpoint") {
                 assert!(!u.contains('#'), "{u:?} passed");

@@ -1,13 +1,14 @@
-//! Token endpoint responses (RFC 6749 §5.1, §5.2): the JSON body as the flow saves it and the
-//! readers and checks read it: `tokens::token_doc`, `saved_access_token`,
-//! `saved_refresh_token`, `oauth_error`, and the `tok-*` checks that judge a saved response.
+//! Token endpoint responses (RFC 6749 §5.1, §5.2) as the flow saves them and the readers and
+//! checks read them: `tokens::token_doc_of`, `access_token_of`, `refresh_token_of`,
+//! `oauth_error` (under the suite's `token_doc`, `saved_access_token`, `saved_refresh_token`),
+//! and the judgements of the `tok-*` checks that judge a saved response.
 //!
 //! Input: the response body. Each input is judged as a 200, a 400 and a 401.
 //!
 //! Properties, besides nothing panicking:
 //! - only a 200 yields a token document, and it is the body's JSON;
-//! - `saved_access_token` / `saved_refresh_token` return exactly the string members;
-//!   `oauth_error` the string `error` member;
+//! - `access_token_of` / `refresh_token_of` return exactly the string members (a missing refresh
+//!   token skips, a missing access token errors); `oauth_error` the string `error` member;
 //! - every check records each failure it returns, and never passes with a failure recorded;
 //! - `tok-response-shape` passes only for a non-empty string `access_token`, a Bearer/DPoP
 //!   `token_type`, an integer `expires_in` (if any) and a string `scope` (if any);
@@ -17,11 +18,11 @@
 
 mod common;
 
-use authconform::checks::token_endpoint;
-use authconform::fuzzing::{
-    oauth_error, saved_access_token, saved_refresh_token, str_member, token_doc,
+use authconform_core::judge::token_endpoint;
+use authconform_core::tokens::{
+    access_token_of, oauth_error, refresh_token_of, str_member, token_doc_of,
 };
-use authconform::step::{Saved, Stop};
+use authconform_core::verdict::Stop;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
@@ -36,39 +37,34 @@ fuzz_target!(|data: &[u8]| {
             ],
             data,
         );
-        let mut ctx = common::ctx();
-        ctx.saved.insert(
-            "token".into(),
-            Saved::Response {
-                url: "https://auth.example.com/token".into(),
-                response: r.clone(),
-            },
-        );
 
         assert_eq!(
             oauth_error(&r),
             json.as_ref().and_then(|d| str_member(d, "error"))
         );
-        match token_doc(&ctx, "token") {
+        match token_doc_of(&r) {
             Ok(doc) => {
                 assert_eq!(status, 200);
                 assert_eq!(Some(&doc), json.as_ref());
-                let at = saved_access_token(&ctx, "token");
-                assert_eq!(at.ok(), str_member(&doc, "access_token"));
-                match saved_refresh_token(&ctx, "token") {
+                match access_token_of(&doc, "token") {
+                    Ok(at) => assert_eq!(Some(at), str_member(&doc, "access_token")),
+                    Err(Stop::Error(_)) => assert_eq!(str_member(&doc, "access_token"), None),
+                    Err(other) => panic!("access_token_of: {other:?}"),
+                }
+                match refresh_token_of(&doc) {
                     Ok(rt) => assert_eq!(Some(rt), str_member(&doc, "refresh_token")),
                     Err(Stop::Skip(_)) => assert_eq!(str_member(&doc, "refresh_token"), None),
-                    Err(other) => panic!("saved_refresh_token: {other:?}"),
+                    Err(other) => panic!("refresh_token_of: {other:?}"),
                 }
             }
             Err(Stop::Error(_)) => assert!(status != 200 || json.is_none()),
-            Err(other) => panic!("token_doc: {other:?}"),
+            Err(other) => panic!("token_doc_of: {other:?}"),
         }
 
-        let shape = common::run_check("response_shape", &mut ctx, |c| {
-            token_endpoint::response_shape(c, "token")
-        });
+        let (_, shape) =
+            common::run_check("response_shape", |f| token_endpoint::response_shape(f, &r));
         if shape.is_ok() {
+            assert_eq!(status, 200);
             let d = json.as_ref().expect("a shape passed without JSON");
             assert!(matches!(d.get("access_token"), Some(Value::String(s)) if !s.is_empty()));
             let tt = d.get("token_type").and_then(Value::as_str).unwrap_or("");
@@ -76,9 +72,8 @@ fuzz_target!(|data: &[u8]| {
             assert!(d.get("expires_in").is_none_or(|e| e.as_u64().is_some()));
             assert!(d.get("scope").is_none_or(Value::is_string));
         }
-        let charset = common::run_check("token_charset", &mut ctx, |c| {
-            token_endpoint::token_charset(c, "token")
-        });
+        let (_, charset) =
+            common::run_check("token_charset", |f| token_endpoint::token_charset(f, &r));
         if charset.is_ok() {
             for k in ["access_token", "refresh_token"] {
                 if let Some(t) = json.as_ref().and_then(|d| str_member(d, k)) {
@@ -86,11 +81,10 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
         }
-        let w0 = ctx.warnings.len();
-        let accepted = common::run_check("accepted_or_warn", &mut ctx, |c| {
-            token_endpoint::accepted_or_warn(c, "token")
+        let (f, accepted) = common::run_check("accepted_or_warn", |f| {
+            token_endpoint::accepted_or_warn(f, &r)
         });
-        if accepted.is_ok() && ctx.warnings.len() == w0 {
+        if accepted.is_ok() && f.warnings().next().is_none() {
             assert_eq!(status, 200);
             assert!(
                 json.as_ref()

@@ -17,10 +17,9 @@
 
 mod common;
 
-use authconform::step::Stop;
-use authconform::step::discovery::resource_metadata_param;
-use authconform::step::expect::challenges;
-use authconform::www_authenticate::{Challenge, MAX_LEN, parse, parse_all};
+use authconform_core::judge::challenge::{challenges, resource_metadata_param};
+use authconform_core::verdict::{Finding, Findings, Stop};
+use authconform_core::www_authenticate::{Challenge, MAX_LEN, parse, parse_all};
 use libfuzzer_sys::fuzz_target;
 
 fn is_tchar(c: char) -> bool {
@@ -123,12 +122,12 @@ fuzz_target!(|data: &[u8]| {
     });
     assert_eq!(resource_metadata_param(&r), want);
 
-    let mut ctx = common::ctx();
-    match challenges(&mut ctx, &r) {
+    let mut f = Findings::default();
+    match challenges(&mut f, &r) {
         Ok(cs) => assert_eq!(Ok(&cs), all.as_ref()),
         Err(Stop::Fail(m)) => {
             assert!(all.as_ref().map_or(true, |c| c.is_empty()), "{m}");
-            assert!(ctx.details.iter().any(|d| d == &format!("FAILED: {m}")));
+            assert!(f.0.contains(&Finding::Fail(m.clone())), "{m} not recorded");
         }
         Err(other) => panic!("challenges stopped with {other:?}"),
     }

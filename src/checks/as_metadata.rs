@@ -1,6 +1,7 @@
 //! Authorization server metadata: RFC 8414 §2 (members), §3 (retrieval and `issuer`
 //! validation), OIDC Discovery §3–§4, MCP 2025-11-25 §4.3 and §11.3.
 
+use authconform_core::judge;
 use serde_json::Value;
 
 use super::https_rule;
@@ -19,93 +20,27 @@ fn doc_of(ctx: &CaseCtx<'_>, on: &str) -> Result<Doc, Stop> {
 /// states exactly that issuer.
 pub fn issuer_match(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     let d = ctx.discovery(on)?.clone();
-    require_doc(&d, "authorization server metadata")?;
-    for a in &d.attempts {
-        let Some(doc) = a.doc() else { continue };
-        match doc.get("issuer") {
-            Some(Value::String(i)) if *i == d.identifier => {
-                ctx.pass(format!("{} states issuer {i:?}", a.url));
-            }
-            Some(v) => {
-                return ctx.fail(format!(
-                    "{} states issuer {v}, but the document was fetched for {:?}; clients must reject it",
-                    a.url, d.identifier
-                ));
-            }
-            None => return ctx.fail(format!("{} has no issuer member", a.url)),
-        }
-    }
-    Ok(())
+    ctx.judged(|f| judge::as_metadata::issuer_match(f, &d))
 }
 
 /// asm-issuer-form (RFC 8414 §2): https, no query, no fragment.
 pub fn issuer_form(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
-    let doc = doc_of(ctx, on)?;
-    let Some(Value::String(i)) = doc.get("issuer") else {
-        return ctx.fail("no string issuer");
-    };
-    let i = i.clone();
-    if url::Url::parse(&i).is_err() {
-        return ctx.fail(format!("issuer {i:?} is not an absolute URL"));
-    }
-    if i.contains('?') || i.contains('#') {
-        return ctx.fail(format!("issuer {i:?} has a query or fragment"));
-    }
-    ctx.pass(format!("issuer {i:?} has no query or fragment"));
-    https_rule(ctx, "issuer", &i)
-}
-
-fn strings(doc: &Doc, key: &str) -> Option<Vec<String>> {
-    doc.get(key).and_then(Value::as_array).map(|a| {
-        a.iter()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect()
-    })
+    let d = ctx.discovery(on)?.clone();
+    ctx.judged(|f| judge::as_metadata::issuer_form(f, &d))
 }
 
 /// asm-auth-methods (RFC 8414 §2): an omitted `token_endpoint_auth_methods_supported` means
 /// `client_secret_basic` only; an AS that takes public clients (CIMD, or DCR for native apps)
 /// must list `none` so clients know.
 pub fn auth_methods(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
-    let doc = doc_of(ctx, on)?;
-    let cimd = doc.get("client_id_metadata_document_supported") == Some(&Value::Bool(true));
-    match strings(&doc, "token_endpoint_auth_methods_supported") {
-        None => {
-            if cimd {
-                ctx.fail("token_endpoint_auth_methods_supported is omitted (so only client_secret_basic), yet the AS advertises CIMD, whose clients are public (`none`)")
-            } else {
-                ctx.fail("token_endpoint_auth_methods_supported is omitted: clients must assume client_secret_basic only, so public MCP clients look unsupported")
-            }
-        }
-        Some(m) => {
-            if cimd && !m.iter().any(|x| x == "none") && !m.iter().any(|x| x == "private_key_jwt") {
-                return ctx.fail(format!(
-                    "CIMD is advertised but the methods {m:?} include neither `none` nor `private_key_jwt`"
-                ));
-            }
-            ctx.pass(format!("token_endpoint_auth_methods_supported = {m:?}"));
-            Ok(())
-        }
-    }
+    let d = ctx.discovery(on)?.clone();
+    ctx.judged(|f| judge::as_metadata::auth_methods(f, &d))
 }
 
 /// asm-endpoints-https (MCP 11.3, OAuth 2.1 §1.5): every endpoint and URI member is https.
 pub fn endpoints_https(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
-    let doc = doc_of(ctx, on)?;
-    let mut n = 0;
-    for (k, v) in &doc {
-        if !(k.ends_with("_endpoint") || k == "jwks_uri" || k == "issuer") {
-            continue;
-        }
-        if let Value::String(u) = v {
-            n += 1;
-            https_rule(ctx, k, u)?;
-        }
-    }
-    if n == 0 {
-        return ctx.fail("the metadata names no endpoint at all");
-    }
-    Ok(())
+    let d = ctx.discovery(on)?.clone();
+    ctx.judged(|f| judge::as_metadata::endpoints_https(f, &d))
 }
 
 /// asm-registration-endpoint (RFC 7591 §3): an advertised registration endpoint works: a
@@ -200,41 +135,7 @@ pub async fn listed_endpoints_work(ctx: &mut CaseCtx<'_>, on: &str) -> StepResul
 /// they agree on the issuer and the endpoints.
 pub fn oidc_consistency(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     let d = ctx.discovery(on)?.clone();
-    // The first document each family serves (OIDC may live only at the appended form).
-    let first_doc = |fam: &str| {
-        d.attempts
-            .iter()
-            .filter(|a| a.source.starts_with(fam))
-            .find_map(|a| a.doc().map(|m| (a.url.clone(), m)))
-    };
-    let (oauth, oidc) = (first_doc("oauth"), first_doc("oidc"));
-    if oauth.is_none() && oidc.is_none() {
-        require_doc(&d, "authorization server metadata")?;
-    }
-    let (Some((ua, a)), Some((ub, b))) = (oauth, oidc) else {
-        return Err(Stop::Skip(
-            "only one of the RFC 8414 and OIDC documents is served; nothing to compare".into(),
-        ));
-    };
-    for key in [
-        "issuer",
-        "authorization_endpoint",
-        "token_endpoint",
-        "registration_endpoint",
-        "jwks_uri",
-        "revocation_endpoint",
-        "code_challenge_methods_supported",
-    ] {
-        if a.get(key) != b.get(key) {
-            return ctx.fail(format!(
-                "{key} differs: {} at {ua}, {} at {ub}",
-                a.get(key).unwrap_or(&Value::Null),
-                b.get(key).unwrap_or(&Value::Null)
-            ));
-        }
-    }
-    ctx.pass("the RFC 8414 and OIDC documents agree on issuer, endpoints and PKCE methods");
-    Ok(())
+    ctx.judged(|f| judge::as_metadata::oidc_consistency(f, &d))
 }
 
 /// asm-fuzz: odd variants of the metadata request get 404/405/valid JSON, never a 5xx.
@@ -345,37 +246,5 @@ pub async fn jwks(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
 /// fragment component"): `authorization_endpoint` has no `#` in any document served.
 pub fn auth_endpoint_no_fragment(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     let d = ctx.discovery(on)?.clone();
-    require_doc(&d, "authorization server metadata")?;
-    let mut seen = 0;
-    for a in &d.attempts {
-        let Some(doc) = a.doc() else { continue };
-        match doc.get("authorization_endpoint") {
-            Some(Value::String(u)) => {
-                seen += 1;
-                if let Some((_, frag)) = u.split_once('#') {
-                    return ctx.fail(format!(
-                        "{} names authorization_endpoint {u:?}, with the fragment #{frag}",
-                        a.url
-                    ));
-                }
-                ctx.pass(format!(
-                    "{} names authorization_endpoint {u:?}, without a fragment",
-                    a.url
-                ));
-            }
-            Some(v) => {
-                return ctx.fail(format!(
-                    "{} names authorization_endpoint {v}, not a URL string",
-                    a.url
-                ));
-            }
-            None => {}
-        }
-    }
-    if seen == 0 {
-        return Err(Stop::Skip(
-            "no authorization_endpoint advertised (the AS offers no redirect-based grant)".into(),
-        ));
-    }
-    Ok(())
+    ctx.judged(|f| judge::as_metadata::auth_endpoint_no_fragment(f, &d))
 }

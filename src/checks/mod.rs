@@ -29,7 +29,6 @@ pub(crate) mod tokens;
 use std::collections::BTreeMap;
 
 use crate::case::model::CheckStep;
-use crate::http::is_loopback_url;
 use crate::step::{CaseCtx, StepResult, Stop};
 
 /// The one registry of named checks: each entry is a name a case file may use (`do = "check"`,
@@ -220,18 +219,7 @@ pub async fn hostile_bodies(
 /// The https rule of MCP 11.3 / OAuth 2.1 §1.5 for one URL: https passes; plain http passes
 /// nowhere, but on a loopback target it is a warning (local development), not a failure.
 pub fn https_rule(ctx: &mut CaseCtx<'_>, what: &str, u: &str) -> StepResult {
-    let scheme = u.split(':').next().unwrap_or("").to_ascii_lowercase();
-    if scheme == "https" {
-        ctx.pass(format!("{what} uses https ({u})"));
-        Ok(())
-    } else if scheme == "http" && is_loopback_url(u) {
-        ctx.warn(format!(
-            "{what} uses plain http ({u}); tolerated only because the host is loopback"
-        ));
-        Ok(())
-    } else {
-        ctx.fail(format!("{what} is not an https URL ({u})"))
-    }
+    ctx.judged(|f| authconform_core::judge::https_rule(f, what, u))
 }
 
 /// `args.<k>` as a string, else `d`.

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use authconform_core::judge;
 use serde_json::Value;
 
 use super::https_rule;
@@ -14,175 +15,34 @@ use crate::step::{CaseCtx, StepResult, Stop};
 /// prm-wellknown-path: PRM at the path-inserted or root well-known URL.
 pub fn wellknown(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     let d = ctx.discovery(on)?.clone();
-    if let Some(a) = d
-        .attempts
-        .iter()
-        .find(|a| a.source != "header" && a.doc().is_some())
-    {
-        ctx.pass(format!(
-            "PRM served at the {} well-known URL {}",
-            a.source, a.url
-        ));
-        return Ok(());
-    }
-    if d.attempts
-        .iter()
-        .any(|a| a.source == "header" && a.doc().is_some())
-    {
-        ctx.warn(
-            "PRM is not served at any well-known URL; allowed (the 401 challenge names it), but clients that probe well-known URLs first will not find it",
-        );
-        return Ok(());
-    }
-    ctx.fail("PRM is served neither at a well-known URL nor at a URL named by the challenge")
+    ctx.judged(|f| judge::prm::wellknown(f, &d))
 }
 
 /// prm-unauthenticated: no PRM source demands credentials.
 pub fn unauthenticated(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     let d = ctx.discovery(on)?.clone();
-    for a in &d.attempts {
-        if let Ok(r) = &a.result
-            && (r.status == 401 || r.status == 403)
-        {
-            return ctx.fail(format!(
-                "{} answered {} to an unauthenticated request: a client cannot discover how to authenticate",
-                a.url, r.status
-            ));
-        }
-    }
-    require_doc(&d, "Protected Resource Metadata")?;
-    ctx.pass("PRM is served without credentials");
-    Ok(())
+    ctx.judged(|f| judge::prm::unauthenticated(f, &d))
 }
 
 /// prm-resource-match (RFC 9728 §3.3): `resource` identical to the URL the metadata URL was
 /// derived from. A same-origin parent path is a warning: lenient clients accept it.
 pub fn resource_match(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     let d = ctx.discovery(on)?.clone();
-    require_doc(&d, "Protected Resource Metadata")?;
-    let expected = d.identifier.clone();
-    for a in d.attempts.iter() {
-        let Some(doc) = a.doc() else { continue };
-        let got = match doc.get("resource") {
-            Some(Value::String(s)) => s.clone(),
-            Some(v) => return ctx.fail(format!("PRM at {} has a non-string resource: {v}", a.url)),
-            None => return ctx.fail(format!("PRM at {} has no resource member", a.url)),
-        };
-        if got == expected {
-            ctx.pass(format!(
-                "PRM at {} ({}) names resource {got:?}, identical to the MCP URL",
-                a.url, a.source
-            ));
-        } else if is_parent(&got, &expected) {
-            ctx.warn(format!(
-                "PRM at {} names {got:?}, a parent of the MCP URL {expected:?}: only lenient clients accept this (RFC 9728 §3.3 demands identity)",
-                a.url
-            ));
-        } else {
-            return ctx.fail(format!(
-                "PRM at {} ({}) names resource {got:?}, but the MCP URL is {expected:?}; RFC 9728 §3.3 clients must reject it",
-                a.url, a.source
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Same origin, and `parent`'s path is a proper prefix (at a segment boundary) of `child`'s.
-fn is_parent(parent: &str, child: &str) -> bool {
-    let (Ok(p), Ok(c)) = (url::Url::parse(parent), url::Url::parse(child)) else {
-        return false;
-    };
-    if p.origin() != c.origin() || p.query().is_some() || p.fragment().is_some() {
-        return false;
-    }
-    let pp = p.path().trim_end_matches('/');
-    let cp = c.path();
-    cp.len() > pp.len() && cp.starts_with(pp) && cp.as_bytes()[pp.len()] == b'/'
+    ctx.judged(|f| judge::prm::resource_match(f, &d))
 }
 
 /// prm-resource-form (MCP 8.1, RFC 8707 §2): absolute, lowercase scheme and host, no fragment;
 /// no query and no trailing slash as SHOULDs (warnings).
 pub fn resource_form(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     let d = ctx.discovery(on)?.clone();
-    let doc = require_doc(&d, "Protected Resource Metadata")?;
-    let Some(Value::String(r)) = doc.get("resource") else {
-        return ctx.fail("PRM has no string `resource`");
-    };
-    let r = r.clone();
-    // Judge the raw string: a URL type would lowercase and repair what we must observe.
-    let Some((scheme, rest)) = r.split_once("://") else {
-        return ctx.fail(format!("resource {r:?} is not an absolute URI"));
-    };
-    if scheme.is_empty() || url::Url::parse(&r).is_err() {
-        return ctx.fail(format!("resource {r:?} is not an absolute URI"));
-    }
-    if r.contains('#') {
-        return ctx.fail(format!(
-            "resource {r:?} has a fragment (RFC 8707 §2 forbids it)"
-        ));
-    }
-    if scheme != scheme.to_ascii_lowercase() {
-        return ctx.fail(format!("resource {r:?}: the scheme is not lowercase"));
-    }
-    let authority = rest.split(['/', '?']).next().unwrap_or("");
-    let host = authority.rsplit('@').next().unwrap_or(authority);
-    if host != host.to_ascii_lowercase() {
-        return ctx.fail(format!("resource {r:?}: the host is not lowercase"));
-    }
-    ctx.pass(format!(
-        "resource {r:?} is absolute, lowercase, without fragment"
-    ));
-    if r.contains('?') {
-        ctx.warn(format!(
-            "resource {r:?} has a query component (SHOULD NOT, RFC 8707 §2)"
-        ));
-    }
-    let path = rest.find('/').map(|i| &rest[i..]).unwrap_or("");
-    let path = path.split('?').next().unwrap_or("");
-    if path.len() > 1 && path.ends_with('/') {
-        ctx.warn(format!(
-            "resource {r:?} ends with a slash (MCP 8.1 prefers none)"
-        ));
-    }
-    Ok(())
+    ctx.judged(|f| judge::prm::resource_form(f, &d))
 }
 
 /// prm-authorization-servers (MCP 4.1): non-empty array of issuer identifiers (https, no
 /// query or fragment, not a metadata URL).
 pub fn authorization_servers(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     let d = ctx.discovery(on)?.clone();
-    let doc = require_doc(&d, "Protected Resource Metadata")?;
-    let list = match doc.get("authorization_servers") {
-        None => {
-            return ctx.fail("PRM has no authorization_servers (MCP 4.1 requires at least one)");
-        }
-        Some(Value::Array(a)) if a.is_empty() => {
-            return ctx.fail("authorization_servers is empty (MCP 4.1 requires at least one)");
-        }
-        Some(Value::Array(a)) => a.clone(),
-        Some(v) => return ctx.fail(format!("authorization_servers is not an array: {v}")),
-    };
-    for v in list {
-        let Value::String(s) = v else {
-            return ctx.fail(format!("authorization_servers holds a non-string: {v}"));
-        };
-        if url::Url::parse(&s).is_err() {
-            return ctx.fail(format!("{s:?} is not an absolute URL"));
-        }
-        if s.contains("/.well-known/") {
-            return ctx.fail(format!(
-                "{s:?} is a metadata URL; authorization_servers lists issuer identifiers"
-            ));
-        }
-        if s.contains('?') || s.contains('#') {
-            return ctx.fail(format!(
-                "{s:?} has a query or fragment; an issuer has neither"
-            ));
-        }
-        https_rule(ctx, "authorization server", &s)?;
-    }
-    Ok(())
+    ctx.judged(|f| judge::prm::authorization_servers(f, &d))
 }
 
 /// prm-as-reachable: some listed issuer resolves, via the MCP discovery order, to metadata
@@ -236,23 +96,7 @@ pub async fn as_reachable(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
 /// `bearer_methods_supported: []`, which RFC 9728 §2 allows.
 pub fn no_empty_values(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     let d = ctx.discovery(on)?.clone();
-    let doc = require_doc(&d, "Protected Resource Metadata")?;
-    for (k, v) in &doc {
-        let empty = match v {
-            Value::Null => true,
-            Value::String(s) => s.is_empty(),
-            Value::Array(a) => a.is_empty() && k != "bearer_methods_supported",
-            Value::Object(o) => o.is_empty(),
-            _ => false,
-        };
-        if empty {
-            return ctx.fail(format!(
-                "member {k:?} has an empty value ({v}); RFC 9728 §3.2 says omit it"
-            ));
-        }
-    }
-    ctx.pass(format!("none of the {} members is empty", doc.len()));
-    Ok(())
+    ctx.judged(|f| judge::prm::no_empty_values(f, &d))
 }
 
 fn is_prm(r: &crate::http::Response) -> bool {
@@ -314,34 +158,7 @@ pub async fn trailing_slash(ctx: &mut CaseCtx<'_>) -> StepResult {
 /// and `authorization_servers`.
 pub fn consistent_sources(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     let d = ctx.discovery(on)?.clone();
-    let docs: Vec<(String, serde_json::Map<String, Value>)> = d
-        .attempts
-        .iter()
-        .filter_map(|a| a.doc().map(|m| (a.url.clone(), m)))
-        .collect();
-    if docs.len() < 2 {
-        return Err(Stop::Skip(format!(
-            "PRM is served by {} source(s); nothing to compare",
-            docs.len()
-        )));
-    }
-    let (u0, first) = &docs[0];
-    for (u, doc) in &docs[1..] {
-        for key in ["resource", "authorization_servers"] {
-            if first.get(key) != doc.get(key) {
-                return ctx.fail(format!(
-                    "{key} differs: {} at {u0} but {} at {u}",
-                    first.get(key).unwrap_or(&Value::Null),
-                    doc.get(key).unwrap_or(&Value::Null)
-                ));
-            }
-        }
-    }
-    ctx.pass(format!(
-        "{} PRM sources agree on resource and authorization_servers",
-        docs.len()
-    ));
-    Ok(())
+    ctx.judged(|f| judge::prm::consistent_sources(f, &d))
 }
 
 /// prm-https (OAuth 2.1 §1.5, MCP 11.3): PRM is not served over plain http.

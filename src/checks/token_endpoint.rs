@@ -2,99 +2,36 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
+use authconform_core::judge;
 
 use crate::http::Response;
 use crate::step::{CaseCtx, Saved, StepResult, Stop};
 
-fn ok_response(ctx: &CaseCtx<'_>, on: &str) -> Result<Response, Stop> {
+/// The token response saved as `on` (the judgements check that it is a success).
+fn token_response(ctx: &CaseCtx<'_>, on: &str) -> Result<Response, Stop> {
     match ctx.saved.get(on) {
-        Some(Saved::Response { response, .. }) if response.status == 200 => Ok(response.clone()),
-        Some(Saved::Response { response, .. }) => Err(Stop::Error(format!(
-            "the token request answered {}, so there is no successful response to inspect",
-            response.status
-        ))),
+        Some(Saved::Response { response, .. }) => Ok(response.clone()),
         _ => Err(Stop::Error(format!("`{on}` holds no token response"))),
     }
 }
 
 /// `tok-response-shape`: access_token and token_type Bearer; expires_in a number; scope a string.
 pub fn response_shape(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
-    let r = ok_response(ctx, on)?;
-    let Some(doc) = r.json() else {
-        return ctx.fail("the token response is not JSON");
-    };
-    match doc.get("access_token") {
-        Some(Value::String(s)) if !s.is_empty() => ctx.pass("access_token is a non-empty string"),
-        other => return ctx.fail(format!("access_token is {other:?}, not a non-empty string")),
-    }
-    match doc.get("token_type") {
-        Some(Value::String(t))
-            if t.eq_ignore_ascii_case("bearer") || t.eq_ignore_ascii_case("dpop") =>
-        {
-            ctx.pass(format!("token_type {t}"))
-        }
-        other => return ctx.fail(format!("token_type is {other:?}, expected \"Bearer\"")),
-    }
-    match doc.get("expires_in") {
-        None => ctx.note("no expires_in (RECOMMENDED)"),
-        Some(Value::Number(n)) if n.as_u64().is_some() => ctx.pass(format!("expires_in {n}")),
-        Some(other) => {
-            return ctx.fail(format!("expires_in is {other}, not a non-negative integer"));
-        }
-    }
-    if let Some(s) = doc.get("scope")
-        && !s.is_string()
-    {
-        return ctx.fail(format!("scope is {s}, not a space-separated string"));
-    }
-    Ok(())
+    let r = token_response(ctx, on)?;
+    ctx.judged(|f| judge::token_endpoint::response_shape(f, &r))
 }
 
 /// `tok-jwt-assertion-aud-issuer`: a request the AS should accept; a proper `invalid_client`
 /// refusal is a tolerated deviation, anything else a failure.
 pub fn accepted_or_warn(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
-    let r = match ctx.saved.get(on) {
-        Some(Saved::Response { response, .. }) => response.clone(),
-        _ => return Err(Stop::Error(format!("`{on}` holds no token response"))),
-    };
-    let doc = r.json();
-    let err = doc
-        .as_ref()
-        .and_then(|d| d.get("error"))
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    if r.status == 200
-        && doc
-            .as_ref()
-            .is_some_and(|d| d.get("access_token").is_some())
-    {
-        ctx.pass("the AS accepted the assertion");
-        Ok(())
-    } else if matches!(r.status, 400 | 401) && err.as_deref() == Some("invalid_client") {
-        ctx.warn("the AS refused the assertion with invalid_client (RFC 7523 lets it; the issuer is a value it should accept)");
-        Ok(())
-    } else {
-        ctx.fail(format!("the AS answered {} error={err:?}", r.status))
-    }
+    let r = token_response(ctx, on)?;
+    ctx.judged(|f| judge::token_endpoint::accepted_or_warn(f, &r))
 }
 
 /// `tok-token-charset`: tokens use only visible ASCII (RFC 6749 A.12, A.17).
 pub fn token_charset(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
-    let r = ok_response(ctx, on)?;
-    let doc = r.json().unwrap_or(Value::Null);
-    for k in ["access_token", "refresh_token"] {
-        if let Some(t) = doc.get(k).and_then(Value::as_str) {
-            if let Some(c) = t.chars().find(|c| !(' '..='~').contains(c)) {
-                return ctx.fail(format!(
-                    "{k} contains {:?} (U+{:04X}), outside %x20-7E",
-                    c, c as u32
-                ));
-            }
-            ctx.pass(format!("{k} uses visible ASCII only"));
-        }
-    }
-    Ok(())
+    let r = token_response(ctx, on)?;
+    ctx.judged(|f| judge::token_endpoint::token_charset(f, &r))
 }
 
 /// `code-concurrent-redeem`: of parallel redemptions of one code, exactly one succeeds.

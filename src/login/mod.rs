@@ -261,8 +261,7 @@ pub fn leaves(
 
 /// Resolves a `Location` against the URL it came from.
 pub fn resolve(base: &str, location: &str) -> Option<String> {
-    let b = url::Url::parse(base).ok()?;
-    b.join(location).ok().map(|u| u.to_string())
+    authconform_core::login_form::resolve(base, location)
 }
 
 fn origin_of(u: &str) -> Option<String> {

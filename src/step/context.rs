@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use authconform_core::verdict::{Finding, Findings};
 use serde_json::{Value, json};
 
 use crate::http::{Http, HttpError, Recorder, Request, Response};
@@ -53,64 +54,9 @@ impl RunEnv {
     }
 }
 
-/// One request a discovery step tried, and what came back.
-#[derive(Debug, Clone)]
-pub struct Attempt {
-    /// Which rule produced the URL (`header`, `path_inserted`, `root`, `oauth`, `oidc`...).
-    pub source: &'static str,
-    pub url: String,
-    pub result: Result<Response, String>,
-    /// The usable document, parsed once: discovery and several checks ask for it.
-    doc: Option<serde_json::Map<String, Value>>,
-}
-
-impl Attempt {
-    pub fn new(source: &'static str, url: String, result: Result<Response, String>) -> Self {
-        // Usable means 200 with a JSON object body.
-        let doc = match &result {
-            Ok(r) if r.status == 200 => match r.json() {
-                Some(Value::Object(m)) => Some(m),
-                _ => None,
-            },
-            _ => None,
-        };
-        Self {
-            source,
-            url,
-            result,
-            doc,
-        }
-    }
-
-    /// The usable metadata document, if this attempt returned one.
-    pub fn doc(&self) -> Option<serde_json::Map<String, Value>> {
-        self.doc.clone()
-    }
-    pub fn response(&self) -> Option<&Response> {
-        self.result.as_ref().ok()
-    }
-}
-
-/// The outcome of a discovery step.
-#[derive(Debug, Clone)]
-pub struct Discovery {
-    /// PRM: the identifier the well-known URLs were derived from. AS: the issuer.
-    pub identifier: String,
-    /// The unauthenticated MCP response whose challenge started PRM discovery.
-    pub probe: Option<Response>,
-    pub attempts: Vec<Attempt>,
-    /// Index of the attempt a client would use (the first usable one, in order).
-    pub chosen: Option<usize>,
-}
-
-impl Discovery {
-    pub fn chosen(&self) -> Option<&Attempt> {
-        self.chosen.map(|i| &self.attempts[i])
-    }
-    pub fn doc(&self) -> Option<serde_json::Map<String, Value>> {
-        self.chosen().and_then(Attempt::doc)
-    }
-}
+// The discovery outcome (and the one place a fetched document is parsed) lives in the member
+// crate, with the judgements that read it.
+pub use authconform_core::metadata::{Attempt, Discovery};
 
 #[derive(Debug, Clone)]
 pub enum Saved {
@@ -218,17 +164,7 @@ fn apply_filter(v: &str, filter: Option<&str>) -> Result<String, String> {
     })
 }
 
-/// Why a case stopped before its last step.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Stop {
-    /// The requirement was seen to hold before the last step (a refused registration).
-    Pass(String),
-    Fail(String),
-    Skip(String),
-    Error(String),
-}
-
-pub type StepResult = Result<(), Stop>;
+pub use authconform_core::verdict::{StepResult, Stop};
 
 pub struct CaseCtx<'a> {
     pub env: &'a RunEnv,
@@ -325,6 +261,27 @@ impl<'a> CaseCtx<'a> {
         let msg = msg.into();
         self.details.push(format!("FAILED: {msg}"));
         Stop::Fail(msg)
+    }
+
+    /// Runs a pure judgement (`authconform_core::judge`) and records what it found, in order,
+    /// as if the check had observed it itself.
+    pub fn judged<T>(
+        &mut self,
+        judge: impl FnOnce(&mut Findings) -> Result<T, Stop>,
+    ) -> Result<T, Stop> {
+        let mut findings = Findings::default();
+        let r = judge(&mut findings);
+        for f in findings.0 {
+            match f {
+                Finding::Pass(m) => self.pass(m),
+                Finding::Warn(m) => self.warn(m),
+                Finding::Note(m) => self.note(m),
+                Finding::Fail(m) => {
+                    self.failed(m);
+                }
+            }
+        }
+        r
     }
 
     pub fn discovery(&self, name: &str) -> Result<&Discovery, Stop> {

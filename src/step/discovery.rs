@@ -8,7 +8,6 @@ use super::request::mcp_request;
 use crate::case::model::{DiscoverAsStep, DiscoverPrmStep, McpRequestStep};
 use crate::discovery;
 use crate::http::Request;
-use crate::www_authenticate;
 use serde_json::Value;
 
 /// An endpoint named in the AS metadata (discovering the metadata once per case).
@@ -126,15 +125,7 @@ fn finish_discovery(ctx: &mut CaseCtx<'_>, mut d: Discovery, what: &str) -> Save
     Saved::Discovery(d)
 }
 
-/// The `resource_metadata` parameter of the response's Bearer challenge, if any.
-pub fn resource_metadata_param(r: &crate::http::Response) -> Option<String> {
-    let values: Vec<&str> = r.header_all("www-authenticate").collect();
-    let challenges = www_authenticate::parse_all(values).ok()?;
-    challenges
-        .iter()
-        .filter(|c| c.is_scheme("bearer"))
-        .find_map(|c| c.param("resource_metadata").map(str::to_string))
-}
+pub use authconform_core::judge::challenge::resource_metadata_param;
 
 /// The issuer to discover: explicit template, the target's issuer, or the PRM's first entry.
 pub async fn issuer_for(ctx: &mut CaseCtx<'_>, template: Option<&str>) -> Result<String, Stop> {
@@ -222,22 +213,7 @@ pub async fn discover_as_literal(
     Ok(finish_discovery(ctx, d, "AS metadata"))
 }
 
-/// Shorthand for checks: a prerequisite discovery that found nothing usable.
-pub fn require_doc(
-    d: &Discovery,
-    what: &str,
-) -> Result<serde_json::Map<String, serde_json::Value>, Stop> {
-    d.doc().ok_or_else(|| {
-        Stop::Error(format!(
-            "no {what} could be retrieved (tried {}), so this requirement cannot be judged",
-            d.attempts
-                .iter()
-                .map(|a| a.url.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
-    })
-}
+pub use authconform_core::metadata::require_doc;
 
 /// The `discover_prm` step.
 pub async fn run_prm(ctx: &mut CaseCtx<'_>, s: &DiscoverPrmStep) -> StepResult {

@@ -250,17 +250,7 @@ pub fn challenges(
     ctx: &mut CaseCtx<'_>,
     r: &Response,
 ) -> Result<Vec<www_authenticate::Challenge>, Stop> {
-    let values: Vec<&str> = r.header_all("www-authenticate").collect();
-    if values.is_empty() {
-        return Err(ctx.failed("the response has no WWW-Authenticate header"));
-    }
-    match www_authenticate::parse_all(values) {
-        Ok(c) if c.is_empty() => Err(ctx.failed("WWW-Authenticate holds no challenge")),
-        Ok(c) => Ok(c),
-        Err(e) => Err(ctx.failed(format!(
-            "WWW-Authenticate does not parse (RFC 9110 §11.6.1): {e}"
-        ))),
-    }
+    ctx.judged(|f| authconform_core::judge::challenge::challenges(f, r))
 }
 
 fn challenge_check(ctx: &mut CaseCtx<'_>, r: &Response, e: &ChallengeExpect) -> StepResult {

@@ -1,41 +1,15 @@
-//! Shared by the targets that run the suite's checks: a [`RunEnv`] that never touches the
-//! network (the checks fuzzed here are the synchronous ones, which only read what a step saved),
-//! and the property every check must keep whatever the server sent.
+//! Shared by the targets that run the suite's judgements: responses as the HTTP client records
+//! them, and the property every check must keep whatever the server sent. The judgements are
+//! the pure part of the checks (`authconform_core::judge`); the check of the same name in the
+//! suite only looks up what a step saved, calls the judgement and records its findings, so
+//! nothing here needs an HTTP client.
 #![allow(dead_code)]
 
-use authconform::http::{Http, HttpConfig, Response};
-use authconform::redact::Redactor;
-use authconform::step::{CaseCtx, RunEnv, StepResult, Stop};
-use authconform::spec::Revision;
-use authconform::target::{Profile, Target};
+use authconform_core::response::Response;
+use authconform_core::verdict::{Finding, Findings, StepResult, Stop};
 
 pub const RESOURCE: &str = "https://mcp.example.com/mcp";
 pub const ISSUER: &str = "https://auth.example.com";
-
-/// One environment per process (building the HTTP client is the expensive part); leaked so a
-/// `CaseCtx<'static>` can borrow it. Nothing is ever sent through it.
-pub fn env() -> &'static RunEnv {
-    thread_local! {
-        static ENV: &'static RunEnv = Box::leak(Box::new(RunEnv {
-            http: Http::new(HttpConfig::default(), Redactor::new()).expect("HTTP client"),
-            target: Target {
-                resource: Some(RESOURCE.into()),
-                issuer: Some(ISSUER.into()),
-            },
-            revision: Revision::V2025_11_25,
-            profile: Profile::default(),
-            callback: None,
-            registered: Default::default(),
-            as_metadata: Default::default(),
-            documents: None,
-        }));
-    }
-    ENV.with(|e| *e)
-}
-
-pub fn ctx() -> CaseCtx<'static> {
-    CaseCtx::new(env())
-}
 
 /// A 200 (or other) response with the given body and headers, as the HTTP client records it.
 pub fn response(status: u16, headers: &[(&str, &str)], body: &[u8]) -> Response {
@@ -50,27 +24,25 @@ pub fn response(status: u16, headers: &[(&str, &str)], body: &[u8]) -> Response 
     }
 }
 
-/// Runs one check and asserts what holds for every check on any input: a failure is always
-/// written into the case's details (the report shows why), and a check never both passes and
-/// leaves a `FAILED` line of its own.
+/// Runs one judgement and asserts what holds for every check on any input: a failure is always
+/// among its findings (the check records them, so the report shows why), and a judgement never
+/// both passes and finds a failure. Returns the findings (for the warnings) and the result.
 pub fn run_check(
     name: &str,
-    ctx: &mut CaseCtx<'_>,
-    check: impl FnOnce(&mut CaseCtx<'_>) -> StepResult,
-) -> StepResult {
-    let before = ctx.details.len();
-    let r = check(ctx);
-    let added = &ctx.details[before..];
+    judge: impl FnOnce(&mut Findings) -> StepResult,
+) -> (Findings, StepResult) {
+    let mut f = Findings::default();
+    let r = judge(&mut f);
     match &r {
         Err(Stop::Fail(m)) => assert!(
-            added.iter().any(|d| d == &format!("FAILED: {m}")),
-            "{name}: failure {m:?} not in the details {added:?}"
+            f.0.contains(&Finding::Fail(m.clone())),
+            "{name}: failure {m:?} not in the findings {f:?}"
         ),
         Ok(()) => assert!(
-            !added.iter().any(|d| d.starts_with("FAILED: ")),
-            "{name}: passed but recorded a failure: {added:?}"
+            f.failures().next().is_none(),
+            "{name}: passed but recorded a failure: {f:?}"
         ),
         Err(_) => {}
     }
-    r
+    (f, r)
 }

@@ -1,0 +1,182 @@
+//! Authorization server metadata judgements (RFC 8414 §2, §3; OIDC Discovery §3–§4; MCP
+//! 2025-11-25 §4.3, §11.3; OAuth 2.1 §3.1): the `asm-*` checks that read a discovery or its
+//! chosen document and send nothing. `authconform::checks::as_metadata` wraps each one.
+
+use serde_json::Value;
+
+use super::https_rule;
+use crate::metadata::{Discovery, require_doc};
+use crate::verdict::{Findings, StepResult, Stop};
+
+/// A metadata document (a JSON object).
+pub type Doc = serde_json::Map<String, Value>;
+
+/// asm-issuer-match (RFC 8414 §3.3, OIDC Discovery §4.3): every document served for the issuer
+/// states exactly that issuer.
+pub fn issuer_match(f: &mut Findings, d: &Discovery) -> StepResult {
+    require_doc(d, "authorization server metadata")?;
+    for a in &d.attempts {
+        let Some(doc) = a.doc() else { continue };
+        match doc.get("issuer") {
+            Some(Value::String(i)) if *i == d.identifier => {
+                f.pass(format!("{} states issuer {i:?}", a.url));
+            }
+            Some(v) => {
+                return f.fail(format!(
+                    "{} states issuer {v}, but the document was fetched for {:?}; clients must reject it",
+                    a.url, d.identifier
+                ));
+            }
+            None => return f.fail(format!("{} has no issuer member", a.url)),
+        }
+    }
+    Ok(())
+}
+
+/// asm-oidc-consistency (MCP 4.3): when both the RFC 8414 and the OIDC documents are served,
+/// they agree on the issuer and the endpoints.
+pub fn oidc_consistency(f: &mut Findings, d: &Discovery) -> StepResult {
+    // The first document each family serves (OIDC may live only at the appended form).
+    let first_doc = |fam: &str| {
+        d.attempts
+            .iter()
+            .filter(|a| a.source.starts_with(fam))
+            .find_map(|a| a.doc().map(|m| (a.url.clone(), m)))
+    };
+    let (oauth, oidc) = (first_doc("oauth"), first_doc("oidc"));
+    if oauth.is_none() && oidc.is_none() {
+        require_doc(d, "authorization server metadata")?;
+    }
+    let (Some((ua, a)), Some((ub, b))) = (oauth, oidc) else {
+        return Err(Stop::Skip(
+            "only one of the RFC 8414 and OIDC documents is served; nothing to compare".into(),
+        ));
+    };
+    for key in [
+        "issuer",
+        "authorization_endpoint",
+        "token_endpoint",
+        "registration_endpoint",
+        "jwks_uri",
+        "revocation_endpoint",
+        "code_challenge_methods_supported",
+    ] {
+        if a.get(key) != b.get(key) {
+            return f.fail(format!(
+                "{key} differs: {} at {ua}, {} at {ub}",
+                a.get(key).unwrap_or(&Value::Null),
+                b.get(key).unwrap_or(&Value::Null)
+            ));
+        }
+    }
+    f.pass("the RFC 8414 and OIDC documents agree on issuer, endpoints and PKCE methods");
+    Ok(())
+}
+
+/// as-auth-endpoint-get-fragment (OAuth 2.1 §3.1: "The endpoint URI MUST NOT include a
+/// fragment component"): `authorization_endpoint` has no `#` in any document served.
+pub fn auth_endpoint_no_fragment(f: &mut Findings, d: &Discovery) -> StepResult {
+    require_doc(d, "authorization server metadata")?;
+    let mut seen = 0;
+    for a in &d.attempts {
+        let Some(doc) = a.doc() else { continue };
+        match doc.get("authorization_endpoint") {
+            Some(Value::String(u)) => {
+                seen += 1;
+                if let Some((_, frag)) = u.split_once('#') {
+                    return f.fail(format!(
+                        "{} names authorization_endpoint {u:?}, with the fragment #{frag}",
+                        a.url
+                    ));
+                }
+                f.pass(format!(
+                    "{} names authorization_endpoint {u:?}, without a fragment",
+                    a.url
+                ));
+            }
+            Some(v) => {
+                return f.fail(format!(
+                    "{} names authorization_endpoint {v}, not a URL string",
+                    a.url
+                ));
+            }
+            None => {}
+        }
+    }
+    if seen == 0 {
+        return Err(Stop::Skip(
+            "no authorization_endpoint advertised (the AS offers no redirect-based grant)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// asm-issuer-form (RFC 8414 §2): https, no query, no fragment.
+pub fn issuer_form(f: &mut Findings, d: &Discovery) -> StepResult {
+    let doc = require_doc(d, "authorization server metadata")?;
+    let Some(Value::String(i)) = doc.get("issuer") else {
+        return f.fail("no string issuer");
+    };
+    let i = i.clone();
+    if url::Url::parse(&i).is_err() {
+        return f.fail(format!("issuer {i:?} is not an absolute URL"));
+    }
+    if i.contains('?') || i.contains('#') {
+        return f.fail(format!("issuer {i:?} has a query or fragment"));
+    }
+    f.pass(format!("issuer {i:?} has no query or fragment"));
+    https_rule(f, "issuer", &i)
+}
+
+pub fn strings(doc: &Doc, key: &str) -> Option<Vec<String>> {
+    doc.get(key).and_then(Value::as_array).map(|a| {
+        a.iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect()
+    })
+}
+
+/// asm-auth-methods (RFC 8414 §2): an omitted `token_endpoint_auth_methods_supported` means
+/// `client_secret_basic` only; an AS that takes public clients (CIMD, or DCR for native apps)
+/// must list `none` so clients know.
+pub fn auth_methods(f: &mut Findings, d: &Discovery) -> StepResult {
+    let doc = require_doc(d, "authorization server metadata")?;
+    let cimd = doc.get("client_id_metadata_document_supported") == Some(&Value::Bool(true));
+    match strings(&doc, "token_endpoint_auth_methods_supported") {
+        None => {
+            if cimd {
+                f.fail("token_endpoint_auth_methods_supported is omitted (so only client_secret_basic), yet the AS advertises CIMD, whose clients are public (`none`)")
+            } else {
+                f.fail("token_endpoint_auth_methods_supported is omitted: clients must assume client_secret_basic only, so public MCP clients look unsupported")
+            }
+        }
+        Some(m) => {
+            if cimd && !m.iter().any(|x| x == "none") && !m.iter().any(|x| x == "private_key_jwt") {
+                return f.fail(format!(
+                    "CIMD is advertised but the methods {m:?} include neither `none` nor `private_key_jwt`"
+                ));
+            }
+            f.pass(format!("token_endpoint_auth_methods_supported = {m:?}"));
+            Ok(())
+        }
+    }
+}
+
+/// asm-endpoints-https (MCP 11.3, OAuth 2.1 §1.5): every endpoint and URI member is https.
+pub fn endpoints_https(f: &mut Findings, d: &Discovery) -> StepResult {
+    let doc = require_doc(d, "authorization server metadata")?;
+    let mut n = 0;
+    for (k, v) in &doc {
+        if !(k.ends_with("_endpoint") || k == "jwks_uri" || k == "issuer") {
+            continue;
+        }
+        if let Value::String(u) = v {
+            n += 1;
+            https_rule(f, k, u)?;
+        }
+    }
+    if n == 0 {
+        return f.fail("the metadata names no endpoint at all");
+    }
+    Ok(())
+}

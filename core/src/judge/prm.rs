@@ -1,0 +1,233 @@
+//! Protected Resource Metadata judgements (RFC 9728 §2, §3.1–§3.3; MCP 2025-11-25 §4.1, §8.1):
+//! the `prm-*` checks that read a discovery and send nothing. `authconform::checks::prm` wraps
+//! each one in the check of the same name.
+
+use serde_json::Value;
+
+use super::https_rule;
+use crate::metadata::{Discovery, require_doc};
+use crate::verdict::{Findings, StepResult, Stop};
+
+/// prm-wellknown-path: PRM at the path-inserted or root well-known URL.
+pub fn wellknown(f: &mut Findings, d: &Discovery) -> StepResult {
+    if let Some(a) = d
+        .attempts
+        .iter()
+        .find(|a| a.source != "header" && a.doc().is_some())
+    {
+        f.pass(format!(
+            "PRM served at the {} well-known URL {}",
+            a.source, a.url
+        ));
+        return Ok(());
+    }
+    if d.attempts
+        .iter()
+        .any(|a| a.source == "header" && a.doc().is_some())
+    {
+        f.warn(
+            "PRM is not served at any well-known URL; allowed (the 401 challenge names it), but clients that probe well-known URLs first will not find it",
+        );
+        return Ok(());
+    }
+    f.fail("PRM is served neither at a well-known URL nor at a URL named by the challenge")
+}
+
+/// prm-unauthenticated: no PRM source demands credentials.
+pub fn unauthenticated(f: &mut Findings, d: &Discovery) -> StepResult {
+    for a in &d.attempts {
+        if let Ok(r) = &a.result
+            && (r.status == 401 || r.status == 403)
+        {
+            return f.fail(format!(
+                "{} answered {} to an unauthenticated request: a client cannot discover how to authenticate",
+                a.url, r.status
+            ));
+        }
+    }
+    require_doc(d, "Protected Resource Metadata")?;
+    f.pass("PRM is served without credentials");
+    Ok(())
+}
+
+/// prm-resource-match (RFC 9728 §3.3): `resource` identical to the URL the metadata URL was
+/// derived from. A same-origin parent path is a warning: lenient clients accept it.
+pub fn resource_match(f: &mut Findings, d: &Discovery) -> StepResult {
+    require_doc(d, "Protected Resource Metadata")?;
+    let expected = d.identifier.clone();
+    for a in d.attempts.iter() {
+        let Some(doc) = a.doc() else { continue };
+        let got = match doc.get("resource") {
+            Some(Value::String(s)) => s.clone(),
+            Some(v) => return f.fail(format!("PRM at {} has a non-string resource: {v}", a.url)),
+            None => return f.fail(format!("PRM at {} has no resource member", a.url)),
+        };
+        if got == expected {
+            f.pass(format!(
+                "PRM at {} ({}) names resource {got:?}, identical to the MCP URL",
+                a.url, a.source
+            ));
+        } else if is_parent(&got, &expected) {
+            f.warn(format!(
+                "PRM at {} names {got:?}, a parent of the MCP URL {expected:?}: only lenient clients accept this (RFC 9728 §3.3 demands identity)",
+                a.url
+            ));
+        } else {
+            return f.fail(format!(
+                "PRM at {} ({}) names resource {got:?}, but the MCP URL is {expected:?}; RFC 9728 §3.3 clients must reject it",
+                a.url, a.source
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Same origin, and `parent`'s path is a proper prefix (at a segment boundary) of `child`'s.
+fn is_parent(parent: &str, child: &str) -> bool {
+    let (Ok(p), Ok(c)) = (url::Url::parse(parent), url::Url::parse(child)) else {
+        return false;
+    };
+    if p.origin() != c.origin() || p.query().is_some() || p.fragment().is_some() {
+        return false;
+    }
+    let pp = p.path().trim_end_matches('/');
+    let cp = c.path();
+    cp.len() > pp.len() && cp.starts_with(pp) && cp.as_bytes()[pp.len()] == b'/'
+}
+
+/// prm-resource-form (MCP 8.1, RFC 8707 §2): absolute, lowercase scheme and host, no fragment;
+/// no query and no trailing slash as SHOULDs (warnings).
+pub fn resource_form(f: &mut Findings, d: &Discovery) -> StepResult {
+    let doc = require_doc(d, "Protected Resource Metadata")?;
+    let Some(Value::String(r)) = doc.get("resource") else {
+        return f.fail("PRM has no string `resource`");
+    };
+    let r = r.clone();
+    // Judge the raw string: a URL type would lowercase and repair what we must observe.
+    let Some((scheme, rest)) = r.split_once("://") else {
+        return f.fail(format!("resource {r:?} is not an absolute URI"));
+    };
+    if scheme.is_empty() || url::Url::parse(&r).is_err() {
+        return f.fail(format!("resource {r:?} is not an absolute URI"));
+    }
+    if r.contains('#') {
+        return f.fail(format!(
+            "resource {r:?} has a fragment (RFC 8707 §2 forbids it)"
+        ));
+    }
+    if scheme != scheme.to_ascii_lowercase() {
+        return f.fail(format!("resource {r:?}: the scheme is not lowercase"));
+    }
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    let host = authority.rsplit('@').next().unwrap_or(authority);
+    if host != host.to_ascii_lowercase() {
+        return f.fail(format!("resource {r:?}: the host is not lowercase"));
+    }
+    f.pass(format!(
+        "resource {r:?} is absolute, lowercase, without fragment"
+    ));
+    if r.contains('?') {
+        f.warn(format!(
+            "resource {r:?} has a query component (SHOULD NOT, RFC 8707 §2)"
+        ));
+    }
+    let path = rest.find('/').map(|i| &rest[i..]).unwrap_or("");
+    let path = path.split('?').next().unwrap_or("");
+    if path.len() > 1 && path.ends_with('/') {
+        f.warn(format!(
+            "resource {r:?} ends with a slash (MCP 8.1 prefers none)"
+        ));
+    }
+    Ok(())
+}
+
+/// prm-authorization-servers (MCP 4.1): non-empty array of issuer identifiers (https, no
+/// query or fragment, not a metadata URL).
+pub fn authorization_servers(f: &mut Findings, d: &Discovery) -> StepResult {
+    let doc = require_doc(d, "Protected Resource Metadata")?;
+    let list = match doc.get("authorization_servers") {
+        None => {
+            return f.fail("PRM has no authorization_servers (MCP 4.1 requires at least one)");
+        }
+        Some(Value::Array(a)) if a.is_empty() => {
+            return f.fail("authorization_servers is empty (MCP 4.1 requires at least one)");
+        }
+        Some(Value::Array(a)) => a.clone(),
+        Some(v) => return f.fail(format!("authorization_servers is not an array: {v}")),
+    };
+    for v in list {
+        let Value::String(s) = v else {
+            return f.fail(format!("authorization_servers holds a non-string: {v}"));
+        };
+        if url::Url::parse(&s).is_err() {
+            return f.fail(format!("{s:?} is not an absolute URL"));
+        }
+        if s.contains("/.well-known/") {
+            return f.fail(format!(
+                "{s:?} is a metadata URL; authorization_servers lists issuer identifiers"
+            ));
+        }
+        if s.contains('?') || s.contains('#') {
+            return f.fail(format!(
+                "{s:?} has a query or fragment; an issuer has neither"
+            ));
+        }
+        https_rule(f, "authorization server", &s)?;
+    }
+    Ok(())
+}
+
+/// prm-no-empty-values (RFC 9728 §3.2): no member with an empty value, except
+/// `bearer_methods_supported: []`, which RFC 9728 §2 allows.
+pub fn no_empty_values(f: &mut Findings, d: &Discovery) -> StepResult {
+    let doc = require_doc(d, "Protected Resource Metadata")?;
+    for (k, v) in &doc {
+        let empty = match v {
+            Value::Null => true,
+            Value::String(s) => s.is_empty(),
+            Value::Array(a) => a.is_empty() && k != "bearer_methods_supported",
+            Value::Object(o) => o.is_empty(),
+            _ => false,
+        };
+        if empty {
+            return f.fail(format!(
+                "member {k:?} has an empty value ({v}); RFC 9728 §3.2 says omit it"
+            ));
+        }
+    }
+    f.pass(format!("none of the {} members is empty", doc.len()));
+    Ok(())
+}
+
+/// prm-consistent-sources (RFC 9728 §3.3): every source that serves PRM agrees on `resource`
+/// and `authorization_servers`.
+pub fn consistent_sources(f: &mut Findings, d: &Discovery) -> StepResult {
+    let docs: Vec<(String, serde_json::Map<String, Value>)> = d
+        .attempts
+        .iter()
+        .filter_map(|a| a.doc().map(|m| (a.url.clone(), m)))
+        .collect();
+    if docs.len() < 2 {
+        return Err(Stop::Skip(format!(
+            "PRM is served by {} source(s); nothing to compare",
+            docs.len()
+        )));
+    }
+    let (u0, first) = &docs[0];
+    for (u, doc) in &docs[1..] {
+        for key in ["resource", "authorization_servers"] {
+            if first.get(key) != doc.get(key) {
+                return f.fail(format!(
+                    "{key} differs: {} at {u0} but {} at {u}",
+                    first.get(key).unwrap_or(&Value::Null),
+                    doc.get(key).unwrap_or(&Value::Null)
+                ));
+            }
+        }
+    }
+    f.pass(format!(
+        "{} PRM sources agree on resource and authorization_servers",
+        docs.len()
+    ));
+    Ok(())
+}
