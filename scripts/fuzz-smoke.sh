@@ -10,6 +10,8 @@
 # so a fresh CI machine runs the phase instead of skipping it; FUZZ_INSTALL=0 skips instead.
 #
 #   FUZZ_SECONDS=30 FUZZ_TARGETS="www_authenticate jwt" bash scripts/fuzz-smoke.sh
+#   FUZZ_BUILD_ONLY=1 bash scripts/fuzz-smoke.sh    # install and build only (CI starts the build
+#                                                   # early, in the background, and runs later)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -46,7 +48,12 @@ echo "building ${#targets[@]} targets: ${targets[*]}"
 # No sanitizer: the code under test is safe Rust (ASan finds nothing there that a panic would
 # not), and an uninstrumented build of the dependency tree is several minutes shorter.
 SANITIZER="${FUZZ_SANITIZER:-none}"
+t0=$SECONDS
 cargo "+$TOOLCHAIN" fuzz build -s "$SANITIZER"
+echo "fuzz targets built in $((SECONDS - t0))s"
+if [ "${FUZZ_BUILD_ONLY:-0}" = 1 ]; then
+  exit 0
+fi
 
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
