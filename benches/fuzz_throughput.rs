@@ -14,12 +14,10 @@
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use authconform::fuzz::{self, Base, Endpoint, Probe};
-use authconform::http::{Http, HttpConfig};
-use authconform::redact::Redactor;
+use authconform::session::{self, StopSignal, TargetOptions};
 use proptest::strategy::{Just, Strategy};
 
 fn env_u64(name: &str, default: u64) -> u64 {
@@ -87,26 +85,26 @@ fn main() {
         .expect("reference prints its settings");
     let info: serde_json::Value = serde_json::from_str(&line).expect("settings JSON");
     let resource = info["resource"].as_str().expect("resource").to_string();
-    let ca = std::fs::read(info["ca"].as_str().expect("ca path")).expect("read CA");
+    let ca = std::path::PathBuf::from(info["ca"].as_str().expect("ca path"));
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
     let (campaign_fixed, campaign_mix, wrk_rps) = rt.block_on(async move {
-        let http = Http::new(
-            HttpConfig {
-                extra_roots_pem: vec![ca],
-                ..HttpConfig::default()
+        // Set up as `authconform fuzz --resource URL --cacert FILE` sets up.
+        let target = session::fuzz_target(
+            &TargetOptions {
+                resource: Some(resource),
+                cacert: Some(ca),
+                ..TargetOptions::default()
             },
-            Redactor::new(),
+            Duration::from_secs(5),
+            &|_| {},
         )
-        .expect("client");
-        let setup = Arc::new(
-            fuzz::discover(http, Some(&resource), None, &[], Duration::from_secs(5))
-                .await
-                .expect("discovery"),
-        );
+        .await
+        .expect("discovery");
+        let setup = target.setup.clone();
         let token_url = setup.urls[&Base::Token].clone();
         let fixed: Probe = fuzz::known_good(&setup, Base::Token);
         let body = String::from_utf8(fixed.body.clone().unwrap_or_default()).expect("utf-8");
@@ -162,7 +160,7 @@ fn main() {
                     Endpoint::Token,
                     strategy,
                     settings,
-                    Arc::new(AtomicBool::new(false)),
+                    StopSignal::new(),
                     Arc::new(fuzz::Progress::default()),
                 )
                 .await;

@@ -3,7 +3,8 @@
 //!
 //! Data flows one way: [`case`] files are loaded and validated, the [`runner`] executes them
 //! against a [`target`] through the bounded [`http`] client and produces [`record`]s, and the
-//! [`report`] writers turn those records into console lines, JUnit, HTML and JSON. The
+//! [`report`] writers turn those records into console lines, JUnit, HTML and JSON. A [`session`]
+//! wires these together for the command line ([`cli`]), the tests and the benches. The
 //! [`reference`] server is an independent implementation of a compliant AS + RS, with one fault
 //! per case for negative controls; it shares no validation code with the checks.
 
@@ -29,7 +30,9 @@ pub mod redact;
 pub mod reference;
 pub mod report;
 pub mod runner;
+pub mod session;
 pub mod step;
+pub mod stop;
 pub mod target;
 pub mod terminal;
 pub mod tls_hello;

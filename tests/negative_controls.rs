@@ -7,73 +7,41 @@
 
 use std::sync::Arc;
 
-use authconform::case::{self, Case};
-use authconform::http::{Http, HttpConfig};
+use authconform::case::{self, Case, Feature};
 use authconform::record::Status;
-use authconform::redact::Redactor;
 use authconform::reference;
 use authconform::runner;
-use authconform::spec::Revision;
-use authconform::step::RunEnv;
-use authconform::target::Target;
+use authconform::session::{self, DocumentOptions, SetupOptions, TargetOptions};
+use authconform::spec::{Revision, SpecChoice};
 use libtest_mimic::{Arguments, Failed, Trial};
 
+/// One case against the built-in reference started with `faults`, set up as `authconform run`
+/// sets it up.
 fn run_one(case: &Case, faults: Vec<String>) -> Result<authconform::record::CaseResult, Failed> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Failed::from(format!("runtime: {e}")))?;
     rt.block_on(async {
-        // CIMD cases need the document host, trusted by the reference in development mode.
-        let documents = if case.file.area == "cimd" {
-            let ca = authconform::local_ca::generate_for("document host")
-                .map_err(|e| Failed::from(format!("CA: {e}")))?;
-            let d = authconform::cimd::Documents::start(0, None, ca, None)
-                .await
-                .map_err(Failed::from)?;
-            Some(Arc::new(d))
-        } else {
-            None
-        };
-        let r = reference::start(reference::Options {
-            port: 0,
-            faults,
-            cimd_dev_origins: documents.iter().flat_map(|d| d.dev_origins()).collect(),
-            cimd_trust_pem: documents.as_ref().map(|d| d.host.ca_pem.clone()),
-        })
-        .await
-        .map_err(|e| Failed::from(format!("reference: {e}")))?;
-        let cfg = HttpConfig {
-            extra_roots_pem: vec![r.ca.ca_pem.clone().into_bytes()],
-            ..HttpConfig::default()
-        };
-        let http = Http::new(cfg, Redactor::new()).map_err(|e| Failed::from(e.to_string()))?;
-        let env = RunEnv {
-            http,
-            target: Target {
-                resource: Some(r.resource.clone()),
-                issuer: None,
+        let opts = SetupOptions {
+            target: TargetOptions {
+                reference_faults: faults,
+                ..TargetOptions::default()
             },
-            revision: Revision::V2025_11_25,
-            profile: {
-                let mut p = r.profile();
-                // The reference's own consent is what an MCP proxy's consent looks like.
-                if case
-                    .file
-                    .requires
-                    .contains(&authconform::case::Feature::Proxy)
-                {
-                    p.target.proxy = Some(true);
-                }
-                p
-            },
-            callback: None,
-            registered: Default::default(),
-            as_metadata: Default::default(),
-            documents,
+            // CIMD cases need the document host, trusted by the reference in development mode.
+            documents: (case.file.area == "cimd").then(DocumentOptions::default),
+            spec: SpecChoice::Fixed(Revision::V2025_11_25),
+            max_wait: None,
         };
-        let result = runner::run_case(&env, case).await;
-        r.shutdown();
+        let mut prepared = session::prepare(&opts, &|_| {})
+            .await
+            .map_err(|e| Failed::from(format!("set-up: {e}")))?;
+        // The reference's own consent is what an MCP proxy's consent looks like.
+        if case.file.requires.contains(&Feature::Proxy) {
+            prepared.env.profile.target.proxy = Some(true);
+        }
+        let result = runner::run_case(&prepared.env, case).await;
+        prepared.shutdown();
         Ok(result)
     })
 }

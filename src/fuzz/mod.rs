@@ -15,7 +15,7 @@ pub mod strategy;
 pub mod wire;
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,6 +26,7 @@ use sha2::{Digest, Sha256};
 
 use crate::http::{Http, HttpError, Request, Response};
 use crate::record::{CampaignStats, Exchange, Finding};
+use crate::stop::StopSignal;
 
 pub use oracle::{Bounds, Rule, Violation};
 pub use probe::{Base, Probe};
@@ -275,7 +276,7 @@ struct Shared {
     endpoint: Endpoint,
     deadline: Option<Instant>,
     next_case: AtomicU64,
-    stop: Arc<AtomicBool>,
+    stop: StopSignal,
     progress: Arc<Progress>,
     claimed: Mutex<HashSet<(Base, Rule)>>,
     state: Mutex<State>,
@@ -311,7 +312,7 @@ pub async fn campaign(
     setup: Arc<Setup>,
     endpoint: Endpoint,
     settings: Settings,
-    stop: Arc<AtomicBool>,
+    stop: StopSignal,
     progress: Arc<Progress>,
 ) -> Outcome {
     let strategy = endpoint.strategy(&setup.vocabulary);
@@ -324,7 +325,7 @@ pub async fn campaign_with(
     endpoint: Endpoint,
     strategy: SBoxedStrategy<Probe>,
     settings: Settings,
-    stop: Arc<AtomicBool>,
+    stop: StopSignal,
     progress: Arc<Progress>,
 ) -> Outcome {
     let started = Instant::now();
@@ -504,7 +505,7 @@ async fn work(sh: &Arc<Shared>, baselines: &BTreeMap<Base, u16>, local: &mut Loc
     let mut conn = wire::Conn::default();
     let mut runner = runner();
     loop {
-        if sh.stop.load(Ordering::Relaxed) || sh.deadline.is_some_and(|d| Instant::now() >= d) {
+        if sh.stop.is_stopped() || sh.deadline.is_some_and(|d| Instant::now() >= d) {
             return;
         }
         let case = sh.next_case.fetch_add(1, Ordering::Relaxed);
@@ -587,7 +588,7 @@ async fn work(sh: &Arc<Shared>, baselines: &BTreeMap<Base, u16>, local: &mut Loc
                             "{n} requests in a row got no answer and neither did the known-good request: the target stopped answering"
                         ));
                     }
-                    sh.stop.store(true, Ordering::Relaxed);
+                    sh.stop.stop();
                     return;
                 }
                 sh.consecutive_failures.store(0, Ordering::Relaxed);
@@ -624,7 +625,7 @@ async fn shrink_finding(
     if tree.simplify() {
         while tries < sh.settings.shrink_tries
             && t0.elapsed() < sh.settings.shrink_time
-            && !sh.stop.load(Ordering::Relaxed)
+            && !sh.stop.is_stopped()
         {
             let cand = tree.current();
             tries += 1;

@@ -28,14 +28,13 @@ struct Cart {
     items: Vec<String>,
 }
 
-/// The built-in profile's `[state_handles]`.
-pub fn profile() -> crate::target::StateHandlesConfig {
-    crate::target::StateHandlesConfig {
-        create_tool: Some(CREATE_TOOL.into()),
-        create_arguments: Default::default(),
-        use_tool: Some(USE_TOOL.into()),
-        argument: Some(ARGUMENT.into()),
-        handle: Some(format!("/structuredContent/{ARGUMENT}")),
+/// The cart tools as a harness names them.
+pub fn tools() -> super::StateHandleTools {
+    super::StateHandleTools {
+        create_tool: CREATE_TOOL,
+        use_tool: USE_TOOL,
+        argument: ARGUMENT,
+        handle_pointer: format!("/structuredContent/{ARGUMENT}"),
     }
 }
 

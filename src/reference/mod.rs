@@ -453,14 +453,77 @@ pub struct Reference {
     /// state or grants.
     pub second_username: String,
     pub second_password: String,
-    /// Pre-registered clients, as a profile lists them.
-    pub clients: Vec<crate::target::ClientConfig>,
+    /// Pre-registered clients.
+    pub clients: Vec<PreregisteredClient>,
     pub issuer: String,
     pub resource: String,
     pub addr: SocketAddr,
     pub ca: Arc<LocalCa>,
     handle: axum_server::Handle<SocketAddr>,
     plain: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// A pre-registered client as the reference registered it. Plain values: the reference
+/// builds none of the harness's types, so a harness change cannot bend the server it is
+/// checked against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreregisteredClient {
+    pub client_id: String,
+    /// Its `token_endpoint_auth_method` (`none`, `client_secret_basic`).
+    pub auth_method: String,
+    pub secret: Option<String>,
+    pub redirect_uris: Vec<String>,
+}
+
+/// A test user the login form accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestUser {
+    pub username: String,
+    pub password: String,
+}
+
+/// The tools of the reference MCP server that mint a state handle and take it back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateHandleTools {
+    pub create_tool: &'static str,
+    pub use_tool: &'static str,
+    /// `use_tool`'s argument that carries the handle.
+    pub argument: &'static str,
+    /// A JSON pointer into `create_tool`'s result where the handle is.
+    pub handle_pointer: String,
+}
+
+/// Everything a harness needs to know to drive a running reference, as plain facts (see
+/// [`Reference::facts`]).
+#[derive(Debug, Clone)]
+pub struct Facts {
+    pub issuer: String,
+    pub resource: String,
+    pub user: TestUser,
+    /// For the cases where one user must not reach another's session, state or grants.
+    pub second_user: TestUser,
+    pub clients: Vec<PreregisteredClient>,
+    /// The scope every authorization request asks for.
+    pub baseline_scope: &'static str,
+    /// A scope that covers `narrow_tool`'s narrower one.
+    pub broad_scope: &'static str,
+    /// A tool that needs more than the baseline scope.
+    pub elevated_tool: &'static str,
+    /// A tool that needs several scopes at once.
+    pub multi_scope_tool: &'static str,
+    /// A tool whose scope `broad_scope` covers.
+    pub narrow_tool: &'static str,
+    /// A token of the stand-in upstream AS, which the MCP server must refuse.
+    pub upstream_token: Option<String>,
+    /// The tool that calls an upstream URL, and its URL argument.
+    pub fetch_tool: &'static str,
+    pub fetch_argument: &'static str,
+    pub state_handles: StateHandleTools,
+    /// The account page where the signed-in user revokes a client's access.
+    pub account_revoke_url: String,
+    /// How long an authorization code lives, and how long a refresh token may sit unused.
+    pub code_lifetime: Duration,
+    pub refresh_idle: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -577,15 +640,15 @@ pub async fn start(opts: Options) -> Result<Reference, StartError> {
             let _ = server.serve(app.into_make_service()).await;
         });
     }
-    let client_configs = clients
+    let client_facts = clients
         .iter()
-        .map(|c| crate::target::ClientConfig {
+        .map(|c| PreregisteredClient {
             client_id: c["client_id"].as_str().unwrap_or("").to_string(),
             auth_method: c["token_endpoint_auth_method"]
                 .as_str()
                 .unwrap_or("none")
                 .to_string(),
-            secret_env: None,
+            secret: c["client_secret"].as_str().map(str::to_string),
             redirect_uris: c["redirect_uris"]
                 .as_array()
                 .map(|a| {
@@ -594,10 +657,6 @@ pub async fn start(opts: Options) -> Result<Reference, StartError> {
                         .collect()
                 })
                 .unwrap_or_default(),
-            secret: c["client_secret"].as_str().map(str::to_string),
-            key_file: None,
-            key_id: None,
-            key: None,
         })
         .collect();
     Ok(Reference {
@@ -605,7 +664,7 @@ pub async fn start(opts: Options) -> Result<Reference, StartError> {
         password,
         second_username: "bob".into(),
         second_password,
-        clients: client_configs,
+        clients: client_facts,
         issuer: state.issuer.clone(),
         resource: state.resource.clone(),
         addr,
@@ -616,32 +675,34 @@ pub async fn start(opts: Options) -> Result<Reference, StartError> {
 }
 
 impl Reference {
-    /// The profile a run against this reference uses: its clients, its test user, the form
-    /// login, and its short code lifetime (so code-lifetime can be observed in a test run).
-    pub fn profile(&self) -> crate::target::Profile {
-        let mut p = crate::target::Profile::default();
-        p.target.resource = Some(self.resource.clone());
-        p.clients = self.clients.clone();
-        p.authorization.scope = Some("mcp:tools".into());
-        p.scopes.elevated_tool = Some(scopes::ELEVATED_TOOL.into());
-        // A token of the stand-in upstream AS, and the tool that calls upstream URLs.
-        p.tokens.upstream = upstream::token();
-        p.passthrough.tool = Some(upstream::FETCH_TOOL.into());
-        p.passthrough.argument = Some(upstream::FETCH_ARGUMENT.into());
-        p.scopes.multi_scope_tool = Some(scopes::MULTI_SCOPE_TOOL.into());
-        p.scopes.narrow_tool = Some(scopes::NARROW_TOOL.into());
-        p.scopes.broad_scope = Some("mcp:admin".into());
-        p.login.username = Some(self.username.clone());
-        p.login.password = Some(self.password.clone());
-        p.login.second_username = Some(self.second_username.clone());
-        p.login.second_password = Some(self.second_password.clone());
-        p.state_handles = handles::profile();
-        // The account page where the signed-in user revokes a client's access.
-        p.grant_revocation.url = Some(format!("{}{}", self.issuer, account::REVOKE_PATH));
-        p.timing.code_lifetime_secs = Some(grants::CODE_TTL.as_secs());
-        p.timing.refresh_idle_secs = Some(grants::REFRESH_IDLE.as_secs());
-        p.timing.max_wait_secs = Some(grants::CODE_TTL.as_secs() + 5);
-        p
+    /// What a harness needs to drive this reference: its clients, its test users, its tools
+    /// and its short lifetimes (so code-lifetime can be observed in a test run).
+    pub fn facts(&self) -> Facts {
+        Facts {
+            issuer: self.issuer.clone(),
+            resource: self.resource.clone(),
+            user: TestUser {
+                username: self.username.clone(),
+                password: self.password.clone(),
+            },
+            second_user: TestUser {
+                username: self.second_username.clone(),
+                password: self.second_password.clone(),
+            },
+            clients: self.clients.clone(),
+            baseline_scope: "mcp:tools",
+            broad_scope: "mcp:admin",
+            elevated_tool: scopes::ELEVATED_TOOL,
+            multi_scope_tool: scopes::MULTI_SCOPE_TOOL,
+            narrow_tool: scopes::NARROW_TOOL,
+            upstream_token: upstream::token(),
+            fetch_tool: upstream::FETCH_TOOL,
+            fetch_argument: upstream::FETCH_ARGUMENT,
+            state_handles: handles::tools(),
+            account_revoke_url: format!("{}{}", self.issuer, account::REVOKE_PATH),
+            code_lifetime: grants::CODE_TTL,
+            refresh_idle: grants::REFRESH_IDLE,
+        }
     }
 
     pub fn shutdown(self) {

@@ -282,11 +282,13 @@ pub async fn choose_revision(
 }
 
 /// Runs the cases with bounded concurrency, calling `on_result` as each finishes (console
-/// progress), and returns the results in case order.
+/// progress), and returns the results in case order: all of them, or once `stop` is
+/// signalled, those that finished.
 pub async fn run_all(
     env: Arc<RunEnv>,
     cases: Vec<Case>,
     concurrency: usize,
+    stop: &crate::stop::StopSignal,
     on_result: impl Fn(&CaseResult) + Send + Sync,
 ) -> Vec<CaseResult> {
     let n = cases.len();
@@ -315,7 +317,11 @@ pub async fn run_all(
         });
     }
     let mut slots: Vec<Option<CaseResult>> = vec![None; n];
-    while let Some((i, r)) = running.next().await {
+    // A stop returns the cases that finished, in case order; the others are abandoned.
+    while let Some((i, r)) = tokio::select! {
+        next = running.next() => next,
+        _ = stop.stopped() => None,
+    } {
         on_result(&r);
         slots[i] = Some(r);
     }

@@ -1,0 +1,283 @@
+//! A session: what `run` and `fuzz` do between parsing arguments and printing. It resolves the
+//! target (URL options, a TOML profile, or the built-in reference started with faults), builds
+//! the audited HTTP client, starts the Client ID Metadata Document host, runs the cases or
+//! campaigns, gates on expectations and writes the reports.
+//!
+//! It prints nothing: what a user should see goes out as [`Event`]s, and the command line
+//! decides how to show them. Every failure to set up is an [`Error`], which exits
+//! [`Exit::Usage`].
+
+mod events;
+mod fuzz;
+mod profile;
+mod reports;
+mod run;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::case::{self, Case};
+use crate::http::{Http, HttpConfig};
+use crate::record::TargetInfo;
+use crate::redact::Redactor;
+use crate::reference::{self, Reference};
+use crate::target::{self, Profile, Target};
+
+pub use crate::stop::StopSignal;
+pub use events::{Event, Events};
+pub use fuzz::{FuzzOptions, FuzzTarget, fuzz, fuzz_exit, fuzz_target};
+pub use profile::reference_profile;
+pub use reports::ReportOptions;
+pub use run::{DocumentOptions, Finished, Gate, Prepared, RunOptions, SetupOptions, prepare, run};
+
+/// The process's exit codes.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// No MUST case failed or errored (or every verdict matched `--expect`); a campaign found
+    /// nothing.
+    Ok = 0,
+    /// A case failed or errored, a verdict differed from `--expect`, a campaign found something,
+    /// or the run was interrupted.
+    Failed = 1,
+    /// Bad usage, bad configuration, a bad case file, or a report that could not be written.
+    Usage = 2,
+}
+
+impl Exit {
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+}
+
+/// Why a session could not start or finish; always [`Exit::Usage`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error(pub String);
+
+impl Error {
+    pub fn new(msg: impl std::fmt::Display) -> Self {
+        Error(msg.to_string())
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// What to test or attack (the `run` and `fuzz` target flags).
+#[derive(Debug, Clone, Default)]
+pub struct TargetOptions {
+    /// The MCP endpoint.
+    pub resource: Option<String>,
+    /// An authorization server tested alone.
+    pub issuer: Option<String>,
+    /// A TOML target profile.
+    pub config: Option<PathBuf>,
+    /// With no target named: the built-in reference's faults.
+    pub reference_faults: Vec<String>,
+    /// Extra trusted CA certificates (PEM).
+    pub cacert: Option<PathBuf>,
+    pub max_body: Option<usize>,
+    /// Seconds one exchange may take.
+    pub timeout: Option<u64>,
+}
+
+/// The shipped cases, or those of `dir`.
+pub fn load_cases(dir: Option<&Path>) -> Result<Vec<Case>, Error> {
+    match dir {
+        Some(d) => case::load_dir(d, crate::checks::NAMES),
+        None => case::load_builtin(crate::checks::NAMES),
+    }
+    .map_err(|e| Error(format!("invalid case files:\n{e}")))
+}
+
+/// Every fault must name one of `cases` and be one the reference implements.
+pub fn check_faults(faults: &[String], cases: &[Case]) -> Result<(), Error> {
+    for f in faults {
+        if !cases.iter().any(|c| c.id() == f) {
+            return Err(Error(format!(
+                "--reference-fault {f:?} names no case (see `authconform list`)"
+            )));
+        }
+        if !reference::FAULTS.contains(&f.as_str()) {
+            return Err(Error(format!(
+                "the reference server has no fault for {f:?} (its case declares no_fault)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The target options resolved: HTTP limits (defaults, then the profile, then flags), the
+/// target URLs and the profile; with no target named, the reference becomes it when started.
+struct Resolved {
+    http_cfg: HttpConfig,
+    target: Target,
+    kind: &'static str,
+    profile: Profile,
+    reference: Option<Reference>,
+}
+
+impl Resolved {
+    fn load(t: &TargetOptions) -> Result<Self, Error> {
+        let mut http_cfg = HttpConfig::default();
+        let mut target = Target {
+            resource: t.resource.clone(),
+            issuer: t.issuer.clone(),
+        };
+        let mut kind = if t.resource.is_some() {
+            "resource"
+        } else {
+            "issuer"
+        };
+        let mut profile = Profile::default();
+        if let Some(p) = &t.config {
+            let loaded = target::load_profile(p).map_err(Error::new)?;
+            let base = p.parent().unwrap_or(Path::new("."));
+            loaded
+                .http
+                .apply(base, &mut http_cfg)
+                .map_err(|e| Error(format!("{}: {e}", p.display())))?;
+            target.resource = loaded.target.resource.clone();
+            target.issuer = loaded.target.issuer.clone();
+            profile = loaded;
+            kind = "config";
+        }
+        for (flag, v) in [
+            ("--resource", &target.resource),
+            ("--issuer", &target.issuer),
+        ] {
+            if let Some(u) = v {
+                target::check_url(u).map_err(|e| Error(format!("{flag}: {e}")))?;
+            }
+        }
+        if let Some(n) = t.max_body {
+            if n == 0 {
+                return Err(Error::new("--max-body must be at least 1"));
+            }
+            http_cfg.max_body = n;
+        }
+        if let Some(s) = t.timeout {
+            http_cfg.timeout = Duration::from_secs(s.max(1));
+        }
+        if let Some(f) = &t.cacert {
+            let pem =
+                std::fs::read(f).map_err(|e| Error(format!("--cacert {}: {e}", f.display())))?;
+            http_cfg.extra_roots_pem.push(pem);
+        }
+        Ok(Resolved {
+            http_cfg,
+            target,
+            kind,
+            profile,
+            reference: None,
+        })
+    }
+
+    /// Neither a resource nor an issuer: the built-in reference server is the target.
+    fn names_no_target(&self) -> bool {
+        self.target.resource.is_none() && self.target.issuer.is_none()
+    }
+
+    /// Starts the built-in reference (with `faults`, and trusting the document host's CA when
+    /// CIMD cases run) and makes it the target: its URL, its CA, its profile.
+    async fn start_reference(
+        &mut self,
+        faults: &[String],
+        documents: Option<&crate::cimd::Documents>,
+        doing: &str,
+        events: Events<'_>,
+    ) -> Result<(), Error> {
+        let r = reference::start(reference::Options {
+            port: 0,
+            faults: faults.to_vec(),
+            cimd_dev_origins: documents.iter().flat_map(|d| d.dev_origins()).collect(),
+            cimd_trust_pem: documents.map(|d| d.host.ca_pem.clone()),
+        })
+        .await
+        .map_err(Error::new)?;
+        events(Event::ReferenceStarted {
+            addr: r.addr,
+            faults,
+            doing,
+        });
+        self.http_cfg
+            .extra_roots_pem
+            .push(r.ca.ca_pem.clone().into_bytes());
+        self.target.resource = Some(r.resource.clone());
+        self.target.issuer = None;
+        self.profile = reference_profile(&r.facts());
+        self.kind = "reference";
+        self.reference = Some(r);
+        Ok(())
+    }
+
+    fn info(&self, faults: &[String]) -> TargetInfo {
+        TargetInfo {
+            kind: self.kind.to_string(),
+            resource: self.target.resource.clone(),
+            issuer: self.target.issuer.clone(),
+            faults: faults.to_vec(),
+        }
+    }
+
+    /// The audited client of a session. The test users' passwords are masked wherever they
+    /// appear, whatever field carries them.
+    fn audited_http(&self) -> Result<Http, Error> {
+        let redactor = Redactor::new();
+        for p in [
+            &self.profile.login.password,
+            &self.profile.login.second_password,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            redactor.add_secret(p);
+        }
+        Http::new(self.http_cfg.clone(), redactor).map_err(Error::new)
+    }
+}
+
+/// Stops the built-in reference, if the session started one.
+fn shut_down(reference: Option<Reference>) {
+    if let Some(r) = reference {
+        r.shutdown();
+    }
+}
+
+/// The built-in reference in the foreground (`authconform reference`): started with `faults`,
+/// its CA written to a file other clients (curl, an MCP client) can trust. Returns the server
+/// and that file.
+pub async fn serve_reference(
+    port: u16,
+    faults: &[String],
+    cimd_dev_origins: &[String],
+) -> Result<(Reference, PathBuf), Error> {
+    check_faults(faults, &load_cases(None)?)?;
+    let cimd_trust_pem = if cimd_dev_origins.is_empty() {
+        None
+    } else {
+        let (ca, _) = crate::local_ca::persistent(&crate::local_ca::default_dir())
+            .map_err(|e| Error(format!("authconform's CA: {e}")))?;
+        Some(ca.ca_pem)
+    };
+    let r = reference::start(reference::Options {
+        port,
+        faults: faults.to_vec(),
+        cimd_dev_origins: cimd_dev_origins.to_vec(),
+        cimd_trust_pem,
+    })
+    .await
+    .map_err(Error::new)?;
+    let ca_path =
+        std::env::temp_dir().join(format!("authconform-reference-ca-{}.pem", r.addr.port()));
+    if let Err(e) = std::fs::write(&ca_path, &r.ca.ca_pem) {
+        let msg = format!("cannot write {}: {e}", ca_path.display());
+        r.shutdown();
+        return Err(Error(msg));
+    }
+    Ok((r, ca_path))
+}

@@ -1,0 +1,53 @@
+//! The built-in reference's facts as a target profile. The reference builds no harness types
+//! (it must not bend to the harness it is checked against); this is where its plain facts meet
+//! the harness's [`Profile`].
+
+use crate::target::ClientConfig;
+use crate::reference::Facts;
+use crate::target::{Profile, StateHandlesConfig};
+
+/// The profile a run against the reference uses: its clients, its test users, the form login,
+/// its tools, and its short code lifetime (so code-lifetime can be observed in a test run).
+pub fn reference_profile(f: &Facts) -> Profile {
+    let mut p = Profile::default();
+    p.target.resource = Some(f.resource.clone());
+    p.clients = f
+        .clients
+        .iter()
+        .map(|c| ClientConfig {
+            client_id: c.client_id.clone(),
+            auth_method: c.auth_method.clone(),
+            secret_env: None,
+            redirect_uris: c.redirect_uris.clone(),
+            secret: c.secret.clone(),
+            key_file: None,
+            key_id: None,
+            key: None,
+        })
+        .collect();
+    p.authorization.scope = Some(f.baseline_scope.into());
+    p.scopes.elevated_tool = Some(f.elevated_tool.into());
+    p.tokens.upstream = f.upstream_token.clone();
+    p.passthrough.tool = Some(f.fetch_tool.into());
+    p.passthrough.argument = Some(f.fetch_argument.into());
+    p.scopes.multi_scope_tool = Some(f.multi_scope_tool.into());
+    p.scopes.narrow_tool = Some(f.narrow_tool.into());
+    p.scopes.broad_scope = Some(f.broad_scope.into());
+    p.login.username = Some(f.user.username.clone());
+    p.login.password = Some(f.user.password.clone());
+    p.login.second_username = Some(f.second_user.username.clone());
+    p.login.second_password = Some(f.second_user.password.clone());
+    p.state_handles = StateHandlesConfig {
+        create_tool: Some(f.state_handles.create_tool.into()),
+        create_arguments: Default::default(),
+        use_tool: Some(f.state_handles.use_tool.into()),
+        argument: Some(f.state_handles.argument.into()),
+        handle: Some(f.state_handles.handle_pointer.clone()),
+    };
+    p.grant_revocation.url = Some(f.account_revoke_url.clone());
+    p.timing.code_lifetime_secs = Some(f.code_lifetime.as_secs());
+    p.timing.refresh_idle_secs = Some(f.refresh_idle.as_secs());
+    // Long enough to outwait a code: the waiting cases run instead of being skipped.
+    p.timing.max_wait_secs = Some(f.code_lifetime.as_secs() + 5);
+    p
+}

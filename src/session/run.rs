@@ -1,0 +1,294 @@
+//! `authconform run`: set up the target, run the cases, write the reports, gate the verdicts.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::reports::Clock;
+use super::{Error, Event, Events, Exit, ReportOptions, Resolved, StopSignal, TargetOptions};
+use crate::case::{Case, Selection};
+use crate::expectations::{self, Comparison, Expectations};
+use crate::record::{CaseResult, RunReport, SpecInfo, TargetInfo};
+use crate::reference::Reference;
+use crate::runner;
+use crate::step::RunEnv;
+use crate::spec::{Revision, SpecChoice};
+
+/// The Client ID Metadata Document host's settings (`--public-base-url`, `--document-port`,
+/// `--ca-dir`); each falls back on the profile's `[cimd]`, then on a default.
+#[derive(Debug, Clone, Default)]
+pub struct DocumentOptions {
+    /// Where the AS reaches the host (a tunnel to it), when the AS is not on this machine.
+    pub public_base_url: Option<String>,
+    /// The https listener's port on 127.0.0.1 (default: any free port).
+    pub port: Option<u16>,
+    /// authconform's persistent CA (default: `local_ca::default_dir()`).
+    pub ca_dir: Option<PathBuf>,
+}
+
+/// How to make a target ready for cases.
+#[derive(Debug, Clone)]
+pub struct SetupOptions {
+    pub target: TargetOptions,
+    /// The document host, when CIMD cases run.
+    pub documents: Option<DocumentOptions>,
+    /// The MCP revision to grade at.
+    pub spec: SpecChoice,
+    /// Overrides the profile's `timing.max_wait_secs`.
+    pub max_wait: Option<u64>,
+}
+
+/// A target ready for cases: the run environment, what the report says about the target, the
+/// graded revision, and the reference to stop afterwards.
+pub struct Prepared {
+    pub env: RunEnv,
+    pub target: TargetInfo,
+    pub spec: SpecInfo,
+    reference: Option<Reference>,
+}
+
+impl Prepared {
+    /// Stops the built-in reference, if this session started one.
+    pub fn shutdown(self) {
+        super::shut_down(self.reference);
+    }
+}
+
+/// Resolves the target, starts the document host (when asked for) and the built-in reference
+/// (when no target is named), builds the audited client and chooses the revision.
+pub async fn prepare(opts: &SetupOptions, events: Events<'_>) -> Result<Prepared, Error> {
+    let mut resolved = Resolved::load(&opts.target)?;
+    let reference_target = resolved.names_no_target();
+    let documents = match &opts.documents {
+        Some(d) => Some(Arc::new(
+            start_documents(d, &resolved, reference_target, events).await?,
+        )),
+        None => None,
+    };
+    if reference_target {
+        resolved
+            .start_reference(
+                &opts.target.reference_faults,
+                documents.as_deref(),
+                "running against",
+                events,
+            )
+            .await?;
+    }
+    let result = async {
+        let http = resolved.audited_http()?;
+        let target = resolved.info(&opts.target.reference_faults);
+        let spec =
+            runner::choose_revision(&http, resolved.target.resource.as_deref(), opts.spec).await;
+        let revision: Revision = spec.graded.parse().unwrap_or(Revision::FALLBACK);
+        let mut profile = std::mem::take(&mut resolved.profile);
+        if let Some(w) = opts.max_wait {
+            profile.timing.max_wait_secs = Some(w);
+        }
+        let callback = crate::callback::Listener::start(&profile.callback)
+            .await
+            .map_err(|e| {
+                Error(format!(
+                    "callback listener on 127.0.0.1:{}: {e}",
+                    profile.callback.port.unwrap_or(0)
+                ))
+            })?;
+        let env = RunEnv {
+            http,
+            target: resolved.target.clone(),
+            revision,
+            profile,
+            callback,
+            registered: Default::default(),
+            as_metadata: Default::default(),
+            documents,
+        };
+        Ok((env, target, spec))
+    }
+    .await;
+    match result {
+        Ok((env, target, spec)) => Ok(Prepared {
+            env,
+            target,
+            spec,
+            reference: resolved.reference,
+        }),
+        Err(e) => {
+            super::shut_down(resolved.reference);
+            Err(e)
+        }
+    }
+}
+
+/// The document host. Against the built-in reference it uses a throw-away CA the reference is
+/// handed; against a real AS, the persistent CA the AS was told to trust (`authconform ca`).
+async fn start_documents(
+    d: &DocumentOptions,
+    resolved: &Resolved,
+    reference_target: bool,
+    events: Events<'_>,
+) -> Result<crate::cimd::Documents, Error> {
+    let public = d
+        .public_base_url
+        .clone()
+        .or_else(|| resolved.profile.cimd.public_base_url.clone());
+    if let Some(u) = &public {
+        crate::target::check_url(u).map_err(|e| Error(format!("--public-base-url: {e}")))?;
+    }
+    let (ca, ca_path) = if reference_target {
+        let ca = crate::local_ca::generate_for("document host")
+            .map_err(|e| Error(format!("document host CA: {e}")))?;
+        (ca, None)
+    } else {
+        let dir = d
+            .ca_dir
+            .clone()
+            .unwrap_or_else(crate::local_ca::default_dir);
+        let (ca, p) = crate::local_ca::persistent(&dir)
+            .map_err(|e| Error(format!("authconform's CA: {e}")))?;
+        (ca, Some(p))
+    };
+    let port = d.port.or(resolved.profile.cimd.port).unwrap_or(0);
+    let docs = crate::cimd::Documents::start(port, public, ca, ca_path)
+        .await
+        .map_err(Error)?;
+    if !reference_target {
+        events(Event::DocumentHost {
+            base_url: &docs.host.base_url,
+            ca_path: docs.ca_path.as_deref(),
+        });
+    }
+    Ok(docs)
+}
+
+/// What `authconform run` does.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub setup: SetupOptions,
+    /// A folder of case files instead of the shipped ones.
+    pub cases_dir: Option<PathBuf>,
+    pub selection: Selection,
+    /// Cases run at once.
+    pub concurrency: usize,
+    pub reports: ReportOptions,
+    /// Expected verdicts the run must match.
+    pub expect: Option<PathBuf>,
+    /// Where to write the run's verdicts as an expectations file.
+    pub write_expect: Option<PathBuf>,
+}
+
+/// Loads and selects the cases, sets up, runs them (until `stop`), and writes the reports.
+/// Each result goes out as an [`Event::Result`] as its case finishes.
+pub async fn run(
+    mut opts: RunOptions,
+    stop: &StopSignal,
+    events: Events<'_>,
+) -> Result<Finished, Error> {
+    let all_cases = super::load_cases(opts.cases_dir.as_deref())?;
+    let known_ids: Vec<String> = all_cases.iter().map(|c| c.id().to_string()).collect();
+    for p in &opts.selection.only {
+        if !all_cases.iter().any(|c| Selection::matches(p, c)) {
+            return Err(Error(format!(
+                "--only {p:?} matches no case (see `authconform list`)"
+            )));
+        }
+    }
+    let cases: Vec<Case> = all_cases
+        .into_iter()
+        .filter(|c| opts.selection.keeps(c))
+        .collect();
+    super::check_faults(&opts.setup.target.reference_faults, &cases)?;
+    let expect = match &opts.expect {
+        Some(p) => Some(expectations::load(p).map_err(Error::new)?),
+        None => None,
+    };
+    if !cases.iter().any(|c| c.file.area == "cimd") {
+        opts.setup.documents = None;
+    }
+    let prepared = prepare(&opts.setup, events).await?;
+    events(Event::Grading {
+        spec: &prepared.spec,
+        cases: cases.len(),
+    });
+    let clock = Clock::start();
+    let Prepared {
+        env,
+        target,
+        spec,
+        reference,
+    } = prepared;
+    let results = runner::run_all(Arc::new(env), cases, opts.concurrency, stop, |r| {
+        events(Event::Result(r))
+    })
+    .await;
+    let report = clock.report(target, spec, stop.is_stopped(), results, None);
+    super::shut_down(reference);
+    opts.reports.write(&report, "reports", events)?;
+    Ok(Finished {
+        report,
+        expect,
+        write_expect: opts.write_expect,
+        known_ids,
+    })
+}
+
+/// A run whose reports are written, before its verdicts are gated.
+pub struct Finished {
+    pub report: RunReport,
+    expect: Option<Expectations>,
+    write_expect: Option<PathBuf>,
+    /// Every loaded case, selected or not (an expectation for a case merely filtered out is
+    /// not stale).
+    known_ids: Vec<String>,
+}
+
+/// The run's verdict: its exit, and the comparison with `--expect` when one was made.
+pub struct Gate {
+    pub exit: Exit,
+    /// The expectations file's name and what differed.
+    pub comparison: Option<(String, Comparison)>,
+}
+
+impl Finished {
+    /// Writes `--write-expect`, then judges the run: an interrupted run fails; with `--expect`
+    /// every verdict must match; without, no gating case may fail or error.
+    pub fn gate(&self) -> Result<Gate, Error> {
+        let report = &self.report;
+        if let Some(p) = &self.write_expect {
+            let header = format!(
+                "Expected verdicts for `authconform run --expect`; written by --write-expect.\nTarget: {} {}",
+                report.target.kind,
+                report
+                    .target
+                    .resource
+                    .as_deref()
+                    .or(report.target.issuer.as_deref())
+                    .unwrap_or("")
+            );
+            std::fs::write(p, expectations::render(&report.results, &header))
+                .map_err(|e| Error(format!("cannot write {}: {e}", p.display())))?;
+        }
+        if report.interrupted {
+            return Ok(Gate {
+                exit: Exit::Failed,
+                comparison: None,
+            });
+        }
+        Ok(match &self.expect {
+            Some(exp) => {
+                let cmp = expectations::compare(exp, &report.results, &self.known_ids);
+                Gate {
+                    exit: if cmp.ok() { Exit::Ok } else { Exit::Failed },
+                    comparison: Some((exp.path.clone(), cmp)),
+                }
+            }
+            None => Gate {
+                exit: if report.results.iter().any(CaseResult::gates) {
+                    Exit::Failed
+                } else {
+                    Exit::Ok
+                },
+                comparison: None,
+            },
+        })
+    }
+}
