@@ -54,3 +54,30 @@ impl std::fmt::Debug for StopSignal {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::StopSignal;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_waiter_wakes_on_stop_and_a_late_one_returns_at_once() {
+        let stop = StopSignal::new();
+        assert!(!stop.is_stopped());
+        let waiter = tokio::spawn({
+            let s = stop.clone();
+            async move { s.stopped().await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiter.is_finished(), "woke before the stop");
+        stop.stop();
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("the waiter woke")
+            .expect("no panic");
+        assert!(stop.is_stopped());
+        tokio::time::timeout(Duration::from_secs(5), stop.stopped())
+            .await
+            .expect("an already stopped signal resolves at once");
+    }
+}
