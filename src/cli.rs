@@ -14,12 +14,12 @@ use crate::expectations::Comparison;
 use crate::fuzz::Endpoint;
 use crate::record::Level;
 use crate::report::console::Console;
-use crate::terminal::sanitize_terminal;
 use crate::session::{
     self, DocumentOptions, Event, Exit, FuzzOptions, ReportOptions, RunOptions, SetupOptions,
     StopSignal, TargetOptions,
 };
 use crate::spec::SpecChoice;
+use crate::terminal::sanitize_terminal;
 
 #[derive(Parser, Debug)]
 #[command(

@@ -2,9 +2,8 @@
 //! (it must not bend to the harness it is checked against); this is where its plain facts meet
 //! the harness's [`Profile`].
 
-use crate::target::ClientConfig;
 use crate::reference::Facts;
-use crate::target::{Profile, StateHandlesConfig};
+use crate::target::{ClientConfig, Profile, StateHandlesConfig};
 
 /// The profile a run against the reference uses: its clients, its test users, the form login,
 /// its tools, and its short code lifetime (so code-lifetime can be observed in a test run).

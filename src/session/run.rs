@@ -10,8 +10,8 @@ use crate::expectations::{self, Comparison, Expectations};
 use crate::record::{CaseResult, RunReport, SpecInfo, TargetInfo};
 use crate::reference::Reference;
 use crate::runner;
-use crate::step::RunEnv;
 use crate::spec::{Revision, SpecChoice};
+use crate::step::RunEnv;
 
 /// The Client ID Metadata Document host's settings (`--public-base-url`, `--document-port`,
 /// `--ca-dir`); each falls back on the profile's `[cimd]`, then on a default.
