@@ -194,6 +194,35 @@ fn bad_config_exits_2_naming_file_line_and_field() {
 }
 
 #[test]
+fn run_and_fuzz_take_the_same_report_flags_with_their_own_default_folders() {
+    // Help is wrapped to the terminal's width: compare with whitespace runs collapsed.
+    let help = |cmd: &str| {
+        let o = run(&[cmd, "--help"]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        text(&o).split_whitespace().collect::<Vec<_>>().join(" ")
+    };
+    for cmd in ["run", "fuzz"] {
+        let h = help(cmd);
+        for flag in [
+            "--report-dir <DIR>",
+            "--junit <FILE>",
+            "--html <FILE>",
+            "--json <FILE>",
+            "--sarif <FILE> Also write a SARIF 2.1.0 log",
+        ] {
+            assert!(h.contains(flag), "{cmd} --help lacks {flag}: {h}");
+        }
+    }
+    let h = help("run");
+    assert!(h.contains("results.json [default: reports]"), "{h}");
+    let h = help("fuzz");
+    assert!(
+        h.contains("(default reports/fuzz, or reports/fuzz-replay with --replay)"),
+        "{h}"
+    );
+}
+
+#[test]
 fn usage_errors_exit_2() {
     assert_eq!(
         run(&["run", "--reference-fault", "no-such-case"])
