@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::case::Selection;
-use crate::expectations::Comparison;
+use crate::expected_verdicts::Comparison;
 use crate::fuzz::Endpoint;
 use crate::record::Level;
 use crate::report::console::Console;

@@ -18,7 +18,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 
 use super::Ref;
-use super::grants::{Pending, random_id};
+use super::store::{Pending, random_id};
 
 /// Parameters in order, duplicates kept.
 pub fn pairs(raw: &str) -> Vec<(String, String)> {

@@ -11,7 +11,7 @@ use axum::response::Response;
 use serde_json::Value;
 
 use super::Ref;
-use super::grants::TokenGrant;
+use super::store::TokenGrant;
 use super::token::{basic_credentials, issue, token_error};
 
 /// RFC 7523 §2.1.

@@ -42,7 +42,7 @@ pub fn tools() -> super::StateHandleTools {
 pub fn user_of(s: &Ref, token: &str) -> Option<String> {
     let st = s.store.lock().unwrap_or_else(|e| e.into_inner());
     let key = if token.split('.').count() == 3 {
-        st.jwt_ids.get(&super::grants::jwt_id(token)?)?.clone()
+        st.jwt_ids.get(&super::store::jwt_id(token)?)?.clone()
     } else {
         token.to_string()
     };
@@ -74,9 +74,9 @@ pub fn call(s: &Ref, user: Option<&str>, body: &[u8]) -> Option<Response> {
                 carts.seq += 1;
                 format!("cart-{}", carts.seq)
             } else {
-                super::grants::random_id(16)
+                super::store::random_id(16)
             };
-            let items = vec![format!("item-{}", super::grants::random_id(6))];
+            let items = vec![format!("item-{}", super::store::random_id(6))];
             carts.carts.insert(
                 handle.clone(),
                 Cart {

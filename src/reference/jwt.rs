@@ -78,7 +78,7 @@ fn now() -> u64 {
 /// The claims of a new access token (RFC 9068 §2.2).
 pub fn claims(
     s: &Ref,
-    g: &super::grants::TokenGrant,
+    g: &super::store::TokenGrant,
     aud: &str,
     scope: Option<&str>,
     ttl: u64,
@@ -92,7 +92,7 @@ pub fn claims(
     };
     let mut c = json!({
         "iss": s.issuer, "sub": sub, "aud": aud, "client_id": g.client_id,
-        "iat": t, "nbf": t, "exp": t + ttl, "jti": super::grants::random_id(16),
+        "iat": t, "nbf": t, "exp": t + ttl, "jti": super::store::random_id(16),
     });
     if let Some(sc) = scope {
         c["scope"] = json!(sc);

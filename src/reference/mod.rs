@@ -10,17 +10,18 @@
 //! would pass where it should not. Everything here is written against the RFC text directly.
 
 mod account;
-mod authorization;
 mod authorize;
 mod cimd;
 mod client_credentials;
-mod grants;
 mod handles;
 mod jwt;
+mod metadata;
 mod oidc;
+mod registration;
 mod resource;
 mod scopes;
 mod session;
+mod store;
 mod tls;
 mod token;
 mod upstream;
@@ -396,7 +397,7 @@ pub(crate) struct Ref {
     /// A second test user (user-binding cases).
     pub second_username: String,
     pub second_password: String,
-    pub store: std::sync::Mutex<grants::Store>,
+    pub store: std::sync::Mutex<store::Store>,
     /// State handles the `cart_*` tools minted (`handles.rs`).
     pub carts: std::sync::Mutex<handles::Carts>,
     /// Clients named by metadata documents, as last resolved.
@@ -580,9 +581,9 @@ pub async fn start(opts: Options) -> Result<Reference, StartError> {
         plain_listener = Some(l);
     }
 
-    let password = grants::random_id(12);
-    let second_password = grants::random_id(12);
-    let secret = grants::random_id(24);
+    let password = store::random_id(12);
+    let second_password = store::random_id(12);
+    let secret = store::random_id(24);
     let signer = jwt::Signer::generate().map_err(StartError::Key)?;
     let clients = preregistered(&secret);
     let state = Arc::new(Ref {
@@ -598,7 +599,7 @@ pub async fn start(opts: Options) -> Result<Reference, StartError> {
         password: password.clone(),
         second_username: "bob".into(),
         second_password: second_password.clone(),
-        store: std::sync::Mutex::new(grants::Store::default()),
+        store: std::sync::Mutex::new(store::Store::default()),
         carts: Default::default(),
         cimd_clients: Default::default(),
         cimd_cache: Default::default(),
@@ -700,8 +701,8 @@ impl Reference {
             fetch_argument: upstream::FETCH_ARGUMENT,
             state_handles: handles::tools(),
             account_revoke_url: format!("{}{}", self.issuer, account::REVOKE_PATH),
-            code_lifetime: grants::CODE_TTL,
-            refresh_idle: grants::REFRESH_IDLE,
+            code_lifetime: store::CODE_TTL,
+            refresh_idle: store::REFRESH_IDLE,
         }
     }
 
@@ -773,7 +774,7 @@ async fn dispatch(
     if let Some(r) = resource::metadata(&s, &method, path, &headers) {
         return r;
     }
-    if let Some(r) = authorization::handle(&s, &method, path, &headers, &body) {
+    if let Some(r) = metadata::handle(&s, &method, path, &headers, &body) {
         return r;
     }
     json(404, serde_json::json!({ "error": "not_found" }))

@@ -7,7 +7,7 @@
 use serde_json::json;
 
 use super::Ref;
-use super::grants::{Pending, TokenGrant};
+use super::store::{Pending, TokenGrant};
 
 /// The scope value that asks for an ID token (OIDC Core 1.0 §3.1.2.1).
 pub const OPENID: &str = "openid";

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::authorize::pairs;
-use super::grants::{ACCESS_TTL_SECS, CODE_TTL, REFRESH_IDLE, TokenGrant, random_id};
+use super::store::{ACCESS_TTL_SECS, CODE_TTL, REFRESH_IDLE, TokenGrant, random_id};
 use super::{Ref, json};
 
 fn err(status: u16, code: &str, desc: &str) -> Response {
@@ -657,7 +657,7 @@ fn guessable_access(s: &Ref, at: String) -> String {
 }
 
 /// Under the rt-entropy fault, rotated refresh tokens are a counter.
-fn guessable_refresh(s: &Ref, st: &mut super::grants::Store, rt: String) -> String {
+fn guessable_refresh(s: &Ref, st: &mut super::store::Store, rt: String) -> String {
     if !s.fault("rt-entropy") {
         return rt;
     }
@@ -672,7 +672,7 @@ fn guessable_refresh(s: &Ref, st: &mut super::grants::Store, rt: String) -> Stri
 
 /// Revokes the access tokens of a family and leaves its refresh tokens working: the
 /// rt-after-revocation fault.
-fn revoke_family_access_only(st: &mut super::grants::Store, family: &str) {
+fn revoke_family_access_only(st: &mut super::store::Store, family: &str) {
     for g in st.access.values_mut() {
         if g.family == family {
             g.active = false;
@@ -960,7 +960,7 @@ pub fn accepted_access(s: &Ref, token: &str, resource: &str) -> Option<Access> {
 
 /// The faults of the opaque-token attacks: an RS that matches tokens loosely (by prefix, or
 /// case-insensitively) maps a forged string onto a token it issued.
-fn forged_lookalike<'a>(s: &Ref, st: &'a super::grants::Store, token: &str) -> Option<&'a str> {
+fn forged_lookalike<'a>(s: &Ref, st: &'a super::store::Store, token: &str) -> Option<&'a str> {
     if st.access.contains_key(token) || token.len() < 16 {
         return None;
     }

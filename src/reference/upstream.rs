@@ -43,7 +43,7 @@ pub fn token() -> Option<String> {
     Some(upstream.mint(&json!({
         "iss": UPSTREAM_ISSUER, "sub": "alice", "aud": UPSTREAM_API, "client_id": "upstream-app",
         "scope": "repo", "iat": t, "nbf": t, "exp": t + 86_400,
-        "jti": super::grants::random_id(16),
+        "jti": super::store::random_id(16),
     })))
 }
 
@@ -125,7 +125,7 @@ pub async fn complete(s: &Ref, r: Response, headers: &HeaderMap) -> Response {
 /// The server's own credential at the upstream API (what it must use instead of the client's).
 fn own_credential() -> &'static str {
     static C: OnceLock<String> = OnceLock::new();
-    C.get_or_init(|| super::grants::random_id(24))
+    C.get_or_init(|| super::store::random_id(24))
 }
 
 /// GET of a loopback http URL (127.0.0.0/8 or ::1 only: the reference reaches no other

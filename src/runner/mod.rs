@@ -1,5 +1,7 @@
-//! The runner: executes cases against a target and produces [`CaseResult`] records. It formats
-//! nothing; reporters read the records afterwards.
+//! The runner: orders the cases (waiting ones first), expands their variants, dispatches each
+//! step to the step layer ([`crate::step`]) or to a named check ([`crate::checks`]), and
+//! collects a [`CaseResult`] per case. It formats nothing; reporters read the records
+//! afterwards. Only the session imports it.
 
 use std::sync::Arc;
 use std::time::Instant;

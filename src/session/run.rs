@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::reports::Clock;
 use super::{Error, Event, Events, Exit, ReportOptions, Resolved, StopSignal, TargetOptions};
 use crate::case::{Case, Selection};
-use crate::expectations::{self, Comparison, Expectations};
+use crate::expected_verdicts::{self, Comparison, Expectations};
 use crate::record::{CaseResult, RunReport, SpecInfo, TargetInfo};
 use crate::reference::Reference;
 use crate::runner;
@@ -198,7 +198,7 @@ pub async fn run(
         .collect();
     super::check_faults(&opts.setup.target.reference_faults, &cases)?;
     let expect = match &opts.expect {
-        Some(p) => Some(expectations::load(p).map_err(Error::new)?),
+        Some(p) => Some(expected_verdicts::load(p).map_err(Error::new)?),
         None => None,
     };
     if !cases.iter().any(|c| c.file.area == "cimd") {
@@ -264,7 +264,7 @@ impl Finished {
                     .or(report.target.issuer.as_deref())
                     .unwrap_or("")
             );
-            std::fs::write(p, expectations::render(&report.results, &header))
+            std::fs::write(p, expected_verdicts::render(&report.results, &header))
                 .map_err(|e| Error(format!("cannot write {}: {e}", p.display())))?;
         }
         if report.interrupted {
@@ -275,7 +275,7 @@ impl Finished {
         }
         Ok(match &self.expect {
             Some(exp) => {
-                let cmp = expectations::compare(exp, &report.results, &self.known_ids);
+                let cmp = expected_verdicts::compare(exp, &report.results, &self.known_ids);
                 Gate {
                     exit: if cmp.ok() { Exit::Ok } else { Exit::Failed },
                     comparison: Some((exp.path.clone(), cmp)),

@@ -1,0 +1,167 @@
+//! The reference AS's metadata (RFC 8414, OIDC Discovery) and JWK Set, and the routing of its
+//! registration endpoint to [`super::registration`].
+
+use axum::http::{HeaderMap, Method};
+use axum::response::Response;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+
+use super::{Ref, json};
+
+fn metadata(s: &Ref, oidc: bool) -> Value {
+    let iss = if s.fault("asm-issuer-form") {
+        format!("{}?tenant=1", s.issuer)
+    } else if s.fault("asm-issuer-match") {
+        format!("{}/", s.issuer)
+    } else {
+        s.issuer.clone()
+    };
+    let base = &s.issuer;
+    let token_endpoint = if s.fault("asm-endpoints-https") {
+        "http://auth.example.test/as/token".to_string()
+    } else if oidc && s.fault("asm-oidc-consistency") {
+        format!("{base}/oidc/token")
+    } else {
+        format!("{base}/token")
+    };
+    let mut m = json!({
+        "issuer": iss,
+        "authorization_endpoint": format!("{base}/authorize"),
+        "token_endpoint": token_endpoint,
+        "registration_endpoint": match (&s.plain_origin, s.fault("dcr-https-only")) {
+            (Some(plain), true) => format!("{plain}/as/register"),
+            _ => format!("{base}/register"),
+        },
+        "revocation_endpoint": format!("{base}/revoke"),
+        "introspection_endpoint": format!("{base}/introspect"),
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+        "authorization_response_iss_parameter_supported": true,
+        "jwks_uri": format!("{base}/jwks.json"),
+        "scopes_supported": super::scopes::CATALOGUE,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:jwt-bearer"],
+        "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post", "private_key_jwt"],
+        "token_endpoint_auth_signing_alg_values_supported": ["ES256"],
+        "revocation_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
+        "code_challenge_methods_supported": ["S256"],
+        "client_id_metadata_document_supported": true,
+        "protected_resources": [s.resource],
+    });
+    if oidc {
+        m["subject_types_supported"] = json!(["public"]);
+        m["id_token_signing_alg_values_supported"] = json!(["ES256"]);
+        // OIDC Discovery 1.0 §3: an OpenID Provider supports the openid scope (listed here
+        // only: it is no scope of the MCP resource).
+        if let Some(a) = m["scopes_supported"].as_array_mut() {
+            a.push(json!(super::oidc::OPENID));
+        }
+    }
+    let o = m.as_object_mut().expect("object literal");
+    if s.fault("asm-required-fields") {
+        o.remove("response_types_supported");
+    }
+    if s.fault("asm-pkce-advertised") {
+        o.insert("code_challenge_methods_supported".into(), json!(["plain"]));
+    }
+    if s.fault("asm-no-implicit-ropc") {
+        o.insert("response_types_supported".into(), json!(["code", "token"]));
+        o.insert(
+            "grant_types_supported".into(),
+            json!(["authorization_code", "refresh_token", "password"]),
+        );
+    }
+    if s.fault("asm-grant-types") {
+        o.remove("grant_types_supported");
+    }
+    if s.fault("asm-auth-methods") {
+        o.remove("token_endpoint_auth_methods_supported");
+    }
+    if s.fault("cimd-flag") {
+        o.remove("client_id_metadata_document_supported");
+    }
+    if s.fault("asm-cimd-flag") {
+        o.insert(
+            "client_id_metadata_document_supported".into(),
+            json!("false"),
+        );
+    }
+    if s.fault("asm-protected-resources") {
+        o.insert(
+            "protected_resources".into(),
+            json!(["https://old.example/mcp"]),
+        );
+    }
+    if s.fault("as-auth-endpoint-get-fragment") {
+        o.insert(
+            "authorization_endpoint".into(),
+            json!(format!("{base}/authorize#login")),
+        );
+    }
+    if s.fault("asm-value-types") {
+        o.insert(
+            "scopes_supported".into(),
+            json!(super::scopes::CATALOGUE.join(" ")),
+        );
+    }
+    m
+}
+
+/// Which metadata document a path asks for (RFC 8414 §3.1 path-inserted; OIDC both forms).
+fn metadata_kind(path: &str) -> Option<bool> {
+    match path {
+        "/.well-known/oauth-authorization-server/as" => Some(false),
+        "/.well-known/openid-configuration/as" | "/as/.well-known/openid-configuration" => {
+            Some(true)
+        }
+        _ => None,
+    }
+}
+
+pub fn handle(
+    s: &Ref,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Option<Response> {
+    if let Some(oidc) = metadata_kind(path) {
+        if s.fault("asm-available") {
+            return None;
+        }
+        if *method == Method::HEAD && s.fault("asm-fuzz") {
+            return Some(json(500, json!({ "error": "server_error" })));
+        }
+        if *method != Method::GET && *method != Method::HEAD {
+            return Some(json(405, json!({ "error": "method_not_allowed" })));
+        }
+        let mut r = json(200, metadata(s, oidc));
+        if s.fault("asm-content-type")
+            && let Ok(v) = "text/html".parse()
+        {
+            r.headers_mut().insert("content-type", v);
+        }
+        return Some(r);
+    }
+    match path {
+        "/as/jwks.json" => {
+            let mut key = s.jwk.clone();
+            if s.fault("asm-jwks-uri") {
+                let d: [u8; 32] = rand::random();
+                key["d"] = json!(URL_SAFE_NO_PAD.encode(d));
+            }
+            Some(json(200, json!({ "keys": [key] })))
+        }
+        "/as/register" => {
+            if s.fault("asm-registration-endpoint") {
+                return None;
+            }
+            if *method != Method::POST {
+                return Some(json(405, json!({ "error": "method_not_allowed" })));
+            }
+            Some(super::registration::register(s, headers, body))
+        }
+        _ => None,
+    }
+}
