@@ -424,7 +424,7 @@ async fn mint(ctx: &mut CaseCtx<'_>, who: &Caller, note: &str) -> Result<String,
     let args: Map<String, Value> = cfg
         .create_arguments
         .iter()
-        .map(|(k, v)| (k.clone(), crate::step::client::toml_to_json(v)))
+        .map(|(k, v)| (k.clone(), crate::case::model::toml_to_json(v)))
         .collect();
     let r = tool_call(ctx, who, create, args, note).await?;
     match call_outcome(&r) {

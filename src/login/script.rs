@@ -105,7 +105,7 @@ fn fill_json(
                 .map(|x| fill_json(x, vars))
                 .collect::<Result<_, _>>()?,
         ),
-        other => crate::step::client::toml_to_json(other),
+        other => crate::case::model::toml_to_json(other),
     })
 }
 

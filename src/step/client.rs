@@ -5,7 +5,7 @@
 use serde_json::{Map, Value, json};
 
 use super::context::{CaseCtx, Saved, StepResult, Stop};
-use crate::case::model::{ClientKind, ClientStep, Judge, RedirectKind};
+use crate::case::model::{ClientKind, ClientStep, Judge, RedirectKind, toml_to_json};
 use crate::client_key::ClientKey;
 use crate::http::Request;
 
@@ -366,10 +366,6 @@ pub fn judged(ctx: &mut CaseCtx<'_>, j: Judge, msg: String) -> Stop {
         Judge::Skip => Stop::Skip(msg),
         Judge::Error => Stop::Error(msg),
     }
-}
-
-pub fn toml_to_json(v: &toml::Value) -> Value {
-    serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
 #[cfg(test)]

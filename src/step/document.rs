@@ -324,7 +324,7 @@ fn expand_value(ctx: &CaseCtx<'_>, v: &toml::Value) -> Result<Value, Stop> {
                 .map(|(k, x)| Ok((k.clone(), expand_value(ctx, x)?)))
                 .collect::<Result<_, Stop>>()?,
         ),
-        other => crate::step::client::toml_to_json(other),
+        other => crate::case::model::toml_to_json(other),
     })
 }
 

@@ -803,3 +803,9 @@ pub struct JsonExpect {
     #[serde(default)]
     pub not_equals: Option<toml::Value>,
 }
+
+/// A TOML value of a case file or profile (client metadata, document members, tool arguments)
+/// as the JSON it stands for.
+pub fn toml_to_json(v: &toml::Value) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
+}
