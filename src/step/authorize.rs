@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use super::client::{Client, apply};
 use super::context::{CaseCtx, Saved, StepResult, Stop};
 use super::discovery::as_endpoint;
-use super::params::{encode_pairs, set};
+use super::params::{adjust, encode_pairs};
 use crate::case::model::{AuthorizeStep, AuthzExpect, Consent, TestUser};
 use crate::login::{self, Browser, Journey, Outcome};
 
@@ -193,19 +193,7 @@ pub async fn authorize(ctx: &mut CaseCtx<'_>, a: &AuthorizeStep) -> Result<Autho
     {
         params.push(("resource".into(), r.clone()));
     }
-    for (k, t) in &a.params {
-        let (k, v) = (
-            ctx.expand(k).map_err(Stop::Error)?,
-            ctx.expand(t).map_err(Stop::Error)?,
-        );
-        set(&mut params, &k, v);
-    }
-    let omit: Vec<String> = a
-        .omit
-        .iter()
-        .map(|o| ctx.expand(o).map_err(Stop::Error))
-        .collect::<Result<_, _>>()?;
-    params.retain(|(k, _)| !omit.contains(k));
+    adjust(ctx, &mut params, &a.params, &a.omit)?;
     let sep = if endpoint.contains('?') { '&' } else { '?' };
     let mut url = format!("{endpoint}{sep}{}", encode_pairs(&params));
     if let Some(x) = &a.extra {

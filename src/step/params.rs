@@ -1,6 +1,10 @@
 //! Request parameters as ordered pairs of raw strings, encoded one value at a time: what the
 //! authorization and token requests are built from.
 
+use std::collections::BTreeMap;
+
+use super::context::{CaseCtx, Stop};
+
 /// One value, form-urlencoded.
 pub fn enc(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
@@ -21,4 +25,27 @@ pub fn set(pairs: &mut Vec<(String, String)>, k: &str, v: String) {
         Some(p) => p.1 = v,
         None => pairs.push((k.to_string(), v)),
     }
+}
+
+/// A step's changes to the default parameters: `params` added or replaced, `omit` removed (names
+/// and values are templates).
+pub fn adjust(
+    ctx: &CaseCtx<'_>,
+    pairs: &mut Vec<(String, String)>,
+    params: &BTreeMap<String, String>,
+    omit: &[String],
+) -> Result<(), Stop> {
+    for (k, t) in params {
+        let (k, v) = (
+            ctx.expand(k).map_err(Stop::Error)?,
+            ctx.expand(t).map_err(Stop::Error)?,
+        );
+        set(pairs, &k, v);
+    }
+    let omit: Vec<String> = omit
+        .iter()
+        .map(|o| ctx.expand(o).map_err(Stop::Error))
+        .collect::<Result<_, _>>()?;
+    pairs.retain(|(k, _)| !omit.contains(k));
+    Ok(())
 }

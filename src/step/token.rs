@@ -12,7 +12,7 @@ use super::authorize::{authorization, new_verifier};
 use super::client::{Client, judged};
 use super::context::{CaseCtx, Saved, StepResult, Stop};
 use super::discovery::as_endpoint;
-use super::params::{enc, encode_pairs, set};
+use super::params::{adjust, enc, encode_pairs};
 use crate::case::model::{Assertion, TokenStep};
 use crate::http::{Request, Response};
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -200,19 +200,7 @@ pub async fn token(ctx: &mut CaseCtx<'_>, t: &TokenStep) -> Result<Saved, Stop> 
     if let Some(s) = &secret {
         ctx.env.http.redactor().add_secret(s);
     }
-    for (k, v) in &t.params {
-        let (k, v) = (
-            ctx.expand(k).map_err(Stop::Error)?,
-            ctx.expand(v).map_err(Stop::Error)?,
-        );
-        set(&mut pairs, &k, v);
-    }
-    let omit: Vec<String> = t
-        .omit
-        .iter()
-        .map(|o| ctx.expand(o).map_err(Stop::Error))
-        .collect::<Result<_, _>>()?;
-    pairs.retain(|(k, _)| !omit.contains(k));
+    adjust(ctx, &mut pairs, &t.params, &t.omit)?;
     let mut body = if t.json_body {
         let m: serde_json::Map<String, Value> = pairs
             .iter()
