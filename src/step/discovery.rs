@@ -3,12 +3,14 @@
 //! server metadata (RFC 8414 and OIDC Discovery, in the MCP order). Every attempt is kept, so
 //! checks can compare sources and reports show what was tried.
 
+use authconform_core::judge::challenge::resource_metadata_param;
+use serde_json::Value;
+
 use super::context::{Attempt, CaseCtx, Discovery, Saved, StepResult, Stop};
 use super::request::mcp_request;
 use crate::case::model::{DiscoverAsStep, DiscoverPrmStep, McpRequestStep};
 use crate::discovery;
 use crate::http::Request;
-use serde_json::Value;
 
 /// An endpoint named in the AS metadata (discovering the metadata once per case).
 pub async fn as_endpoint(ctx: &mut CaseCtx<'_>, member: &str) -> Result<String, Stop> {
@@ -124,8 +126,6 @@ fn finish_discovery(ctx: &mut CaseCtx<'_>, mut d: Discovery, what: &str) -> Save
     }
     Saved::Discovery(d)
 }
-
-pub use authconform_core::judge::challenge::resource_metadata_param;
 
 /// The issuer to discover: explicit template, the target's issuer, or the PRM's first entry.
 pub async fn issuer_for(ctx: &mut CaseCtx<'_>, template: Option<&str>) -> Result<String, Stop> {

@@ -246,7 +246,7 @@ fn json_check(ctx: &mut CaseCtx<'_>, doc: &Value, j: &JsonExpect) -> StepResult 
 }
 
 /// The response's challenges, parsed; a malformed header is a failure with the parse position.
-pub fn challenges(
+fn challenges(
     ctx: &mut CaseCtx<'_>,
     r: &Response,
 ) -> Result<Vec<www_authenticate::Challenge>, Stop> {
