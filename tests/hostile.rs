@@ -327,27 +327,6 @@ fn run_bin(args: &[&str], scratch: &Path, name: &str) -> Run {
     }
 }
 
-/// Would this character act on a terminal or reorder displayed text? Everything a report or a
-/// console line shows must be free of these (newline and tab are layout, not control). Written
-/// out here rather than imported: the crate's own predicate is what is under test.
-fn is_active_char(c: char) -> bool {
-    (c.is_control() && c != '\n' && c != '\t')
-        || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
-}
-
-fn assert_inert_text(what: &str, bytes: &[u8]) -> String {
-    let text =
-        String::from_utf8(bytes.to_vec()).unwrap_or_else(|e| panic!("{what} is not UTF-8: {e}"));
-    if let Some((i, c)) = text.char_indices().find(|&(_, c)| is_active_char(c)) {
-        let from = text[..i].char_indices().rev().nth(60).map_or(0, |(j, _)| j);
-        panic!(
-            "{what} contains raw {c:?} at byte {i}: ...{:?}",
-            &text[from..(i + c.len_utf8() + 20).min(text.len())]
-        );
-    }
-    text
-}
-
 /// Every exchange of every result, with the id of its case.
 fn exchanges(results: &Value) -> Vec<(&str, &Value)> {
     results["results"]
@@ -378,14 +357,7 @@ fn check_results_json(path: &Path, server: &Server, listed: &BTreeSet<String>) -
     let text = std::fs::read_to_string(path).expect("results.json written");
     let results: Value = serde_json::from_str(&text).expect("results.json parses");
 
-    let schema_path = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/results.schema.json");
-    let schema: Value =
-        serde_json::from_str(&std::fs::read_to_string(schema_path).unwrap()).unwrap();
-    let validator = jsonschema::draft202012::new(&schema).expect("results schema compiles");
-    let errors: Vec<String> = validator
-        .iter_errors(&results)
-        .map(|e| format!("{e} at {}", e.instance_path()))
-        .collect();
+    let errors = common::results_schema_errors(&results);
     assert!(
         errors.is_empty(),
         "results.json violates its schema: {errors:#?}"
@@ -511,7 +483,7 @@ fn check_results_json(path: &Path, server: &Server, listed: &BTreeSet<String>) -
 
 fn check_junit(path: &Path, results: &Value) {
     let bytes = std::fs::read(path).expect("junit.xml written");
-    let text = assert_inert_text("junit.xml", &bytes);
+    let text = common::assert_inert_text("junit.xml", &bytes);
     let doc = roxmltree::Document::parse(&text).expect("junit.xml is well-formed XML");
     let cases = doc
         .descendants()
@@ -536,13 +508,8 @@ fn check_junit(path: &Path, results: &Value) {
 
 fn check_html(path: &Path) {
     let bytes = std::fs::read(path).expect("report.html written");
-    let raw = assert_inert_text("report.html", &bytes);
-    let lower = raw.to_ascii_lowercase();
-    for needle in ["<script", "<img", "<iframe", "<svg", "<base", "<link"] {
-        assert!(!lower.contains(needle), "raw {needle} in report.html");
-    }
-
-    common::assert_self_contained_html(&raw);
+    let raw = common::assert_inert_text("report.html", &bytes);
+    common::assert_inert_html(&raw);
     let doc = scraper::Html::parse_document(&raw);
     // Escaped, not dropped: the reader can still see what the server sent.
     let text: String = doc.root_element().text().collect();
@@ -602,8 +569,8 @@ fn hostile_server_run_completes_and_reports_stay_inert() {
     eprintln!("hostile run took {:?}, exit {:?}", run.elapsed, run.status);
 
     // Terminal output first: it is what a human sees even when the assertions below fail.
-    let stdout = assert_inert_text("stdout", &run.stdout);
-    let stderr = assert_inert_text("stderr", &run.stderr);
+    let stdout = common::assert_inert_text("stdout", &run.stdout);
+    let stderr = common::assert_inert_text("stderr", &run.stderr);
     assert!(
         matches!(run.status.code(), Some(0 | 1)),
         "exit {:?} (2 = usage error, none = killed by a signal)\nstdout:\n{stdout}\nstderr:\n{stderr}",

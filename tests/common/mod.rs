@@ -45,3 +45,58 @@ pub fn assert_self_contained_html(html: &str) {
         }
     }
 }
+
+/// Would this character act on a terminal or reorder displayed text? Everything a report or a
+/// console line shows must be free of these (newline and tab are layout, not control). Written
+/// out here rather than imported: the crate's own predicate is what is under test.
+#[allow(dead_code)] // Not every test binary that includes this module uses every helper.
+pub fn is_active_char(c: char) -> bool {
+    (c.is_control() && c != '\n' && c != '\t')
+        || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// The first terminal control or bidi override in `bytes` (which must be UTF-8), described with
+/// some context; `Ok` with the text when there is none.
+#[allow(dead_code)]
+pub fn find_active_text(what: &str, bytes: &[u8]) -> Result<String, String> {
+    let text =
+        String::from_utf8(bytes.to_vec()).map_err(|e| format!("{what} is not UTF-8: {e}"))?;
+    if let Some((i, c)) = text.char_indices().find(|&(_, c)| is_active_char(c)) {
+        let from = text[..i].char_indices().rev().nth(60).map_or(0, |(j, _)| j);
+        return Err(format!(
+            "{what} contains raw {c:?} at byte {i}: ...{:?}",
+            &text[from..(i + c.len_utf8() + 20).min(text.len())]
+        ));
+    }
+    Ok(text)
+}
+
+/// Panics unless `bytes` is UTF-8 free of terminal controls and bidi overrides; returns the text.
+#[allow(dead_code)]
+pub fn assert_inert_text(what: &str, bytes: &[u8]) -> String {
+    find_active_text(what, bytes).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Every violation of `schemas/results.schema.json` by `results`, with where it is.
+#[allow(dead_code)]
+pub fn results_schema_errors(results: &serde_json::Value) -> Vec<String> {
+    let schema_path = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/results.schema.json");
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(schema_path).unwrap()).unwrap();
+    let validator = jsonschema::draft202012::new(&schema).expect("results schema compiles");
+    validator
+        .iter_errors(results)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect()
+}
+
+/// Panics unless the raw text of report.html is inert: no terminal controls, no raw active
+/// markup anywhere in the source, and (parsed) nothing that loads or runs anything.
+#[allow(dead_code)]
+pub fn assert_inert_html(raw: &str) {
+    let lower = raw.to_ascii_lowercase();
+    for needle in ["<script", "<img", "<iframe", "<svg", "<base", "<link"] {
+        assert!(!lower.contains(needle), "raw {needle} in report.html");
+    }
+    assert_self_contained_html(raw);
+}
