@@ -34,6 +34,7 @@ pub mod cimd;
 pub mod cli;
 pub mod client_key;
 pub mod discovery;
+pub mod egress;
 pub mod expected_verdicts;
 pub mod fuzz;
 pub mod http;

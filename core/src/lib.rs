@@ -11,6 +11,8 @@
 //! exercising the very code the suite runs.
 
 pub mod case;
+/// The egress policy: which addresses a run may connect to (no cloud metadata, no runner LAN).
+pub mod egress;
 pub mod judge;
 pub mod login_form;
 pub mod metadata;
