@@ -2,7 +2,8 @@
 //! The binary (`src/main.rs`) only calls [`main`] and exits with its code.
 //!
 //! Exit codes ([`Exit`]): 0 = no MUST case failed or errored (or every verdict matched
-//! `--expect`); 1 = otherwise; 2 = bad usage, bad configuration, bad case file.
+//! `--expect`); 1 = otherwise; 2 = bad usage, bad configuration, bad case file; 3 = the run
+//! could not judge the target (it stopped answering, or `--deadline` passed).
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -27,7 +28,7 @@ use crate::terminal::sanitize_terminal;
     version,
     about = "Conformance suite for MCP authorization: OAuth 2.1 as the Model Context Protocol profiles it",
     long_about = None,
-    after_help = "Exit codes: 0 = no MUST case failed or errored (or all verdicts match --expect); 1 = otherwise; 2 = bad usage, config or case file."
+    after_help = "Exit codes: 0 = no MUST case failed or errored (or all verdicts match --expect); 1 = otherwise; 2 = bad usage, config or case file; 3 = the run could not judge the target (it stopped answering, or --deadline passed, and no MUST case failed)."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -82,6 +83,11 @@ pub struct TargetArgs {
     /// Seconds one exchange may take, body included.
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<u64>,
+    /// Also connect to HOST (a name or an address, any port unless :PORT is given), though the
+    /// egress policy refuses its address class (link-local, cloud metadata, another private
+    /// network...). Repeatable; adds to the profile's `[network] allow`.
+    #[arg(long = "allow-host", value_name = "HOST[:PORT]")]
+    pub allow_hosts: Vec<String>,
 }
 
 /// Where the reports go, shared by `run` and `fuzz`. Each command gives `--report-dir` its
@@ -135,6 +141,11 @@ pub struct RunArgs {
     /// `timing.max_wait_secs`.
     #[arg(long, value_name = "SECS")]
     pub max_wait: Option<u64>,
+    /// Time limit for the whole run (`90s`, `10m`, `1h`; a bare number is seconds). Cases not
+    /// finished by then are errored "not run: deadline" and the reports are written. Default:
+    /// none.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub deadline: Option<std::time::Duration>,
     /// Where the authorization server reaches authconform's Client ID Metadata Document host
     /// (a tunnel to it), when the AS is not on this machine.
     #[arg(long, value_name = "URL")]
@@ -244,6 +255,28 @@ fn parse_spec(s: &str) -> Result<SpecChoice, String> {
     s.parse()
 }
 
+/// `90`, `90s`, `10m`, `1h`: whole seconds, minutes or hours, more than zero.
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    let (n, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => t.split_at(i),
+        None => (t, "s"),
+    };
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (e.g. 90s, 10m, 1h)"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        _ => return Err(format!("{s:?}: the unit must be s, m or h")),
+    };
+    if secs == 0 {
+        return Err("the deadline must be more than zero".into());
+    }
+    Ok(std::time::Duration::from_secs(secs))
+}
+
 impl TargetArgs {
     fn options(self) -> TargetOptions {
         TargetOptions {
@@ -254,6 +287,7 @@ impl TargetArgs {
             cacert: self.cacert,
             max_body: self.max_body,
             timeout: self.timeout,
+            allow_hosts: self.allow_hosts,
         }
     }
 }
@@ -457,6 +491,7 @@ async fn run(a: RunArgs) -> Exit {
         reports: a.reports.options(),
         expect: a.expect,
         write_expect: a.write_expect,
+        deadline: a.deadline,
     };
     let finished = match session::run(opts, &stop, &|e| printer.show(e)).await {
         Ok(f) => f,

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
+use crate::health::{Admit, Failure, Health, Incident};
 use crate::record::Exchange;
 use crate::redact::Redactor;
 
@@ -28,6 +29,9 @@ pub struct HttpConfig {
     pub timeout: Duration,
     /// Extra trusted roots (PEM), e.g. the built-in reference server's CA.
     pub extra_roots_pem: Vec<Vec<u8>>,
+    /// Where the client may connect (see [`crate::egress`]). `None` only for the suite's own
+    /// tests of this module; every session sets one.
+    pub egress: Option<std::sync::Arc<crate::egress::Policy>>,
 }
 
 impl Default for HttpConfig {
@@ -38,6 +42,7 @@ impl Default for HttpConfig {
             connect_timeout: Duration::from_secs(5),
             timeout: Duration::from_secs(15),
             extra_roots_pem: Vec::new(),
+            egress: None,
         }
     }
 }
@@ -54,6 +59,9 @@ pub struct Request {
     pub note: String,
     /// The `Authorization` credential is a harness-made probe value, safe to show.
     pub reveal_auth: bool,
+    /// A probe that expects the transport to fail (plain http to an https port): its failure
+    /// says nothing about the server's health.
+    pub expect_failure: bool,
 }
 
 impl Request {
@@ -65,7 +73,13 @@ impl Request {
             body: None,
             note: note.into(),
             reveal_auth: false,
+            expect_failure: false,
         }
+    }
+    /// Marks a probe whose transport failure is an expected outcome (see the field).
+    pub fn expecting_failure(mut self) -> Self {
+        self.expect_failure = true;
+        self
     }
     pub fn header(mut self, name: &str, value: impl AsRef<[u8]>) -> Self {
         self.headers
@@ -91,6 +105,35 @@ pub enum HttpError {
     Timeout(Duration),
     #[error("{0}")]
     Transport(String),
+    /// Not sent: the egress policy refuses the destination ("refused to follow <url>: …").
+    #[error("{0}")]
+    Refused(String),
+    /// Not sent: the server stopped answering earlier in the run (see [`crate::health`]).
+    #[error("not sent: {}", .0.reason)]
+    TargetDown(Incident),
+}
+
+impl HttpError {
+    /// How the breaker counts this error: a transport failure, or nothing (the request was
+    /// never sent, or was malformed on our side).
+    fn failure_kind(&self) -> Option<String> {
+        match self {
+            HttpError::Timeout(_) => Some("timed out".into()),
+            HttpError::Transport(m) => Some(
+                if m.contains("Connection refused") || m.contains("connection refused") {
+                    "refused the connection".into()
+                } else if m.contains("reset") || m.contains("closed") {
+                    "closed the connection".into()
+                } else {
+                    "failed at the transport".into()
+                },
+            ),
+            HttpError::BadUrl { .. }
+            | HttpError::BadRequest(_)
+            | HttpError::Refused(_)
+            | HttpError::TargetDown(_) => None,
+        }
+    }
 }
 
 /// The client. Cheap to clone; one per run.
@@ -99,6 +142,7 @@ pub struct Http {
     client: reqwest::Client,
     cfg: HttpConfig,
     redactor: Redactor,
+    health: std::sync::Arc<Health>,
 }
 
 impl Http {
@@ -111,6 +155,11 @@ impl Http {
             .user_agent(concat!("authconform/", env!("CARGO_PKG_VERSION")))
             .no_proxy()
             .http1_only();
+        // Names are resolved by the egress policy's resolver: it drops the addresses the policy
+        // refuses, and the connector connects to exactly the addresses it checked.
+        if let Some(p) = &cfg.egress {
+            b = b.dns_resolver(std::sync::Arc::new(crate::egress::Resolver::new(p.clone())));
+        }
         for pem in &cfg.extra_roots_pem {
             let certs = reqwest::Certificate::from_pem_bundle(pem)
                 .map_err(|e| HttpError::Transport(format!("bad CA certificate: {e}")))?;
@@ -125,7 +174,13 @@ impl Http {
             client,
             cfg,
             redactor,
+            health: Default::default(),
         })
+    }
+
+    /// The run's per-server breakers (shared by every clone of this client).
+    pub fn health(&self) -> &Health {
+        &self.health
     }
 
     pub fn config(&self) -> &HttpConfig {
@@ -140,7 +195,43 @@ impl Http {
     pub async fn send(&self, req: Request) -> (Result<Response, HttpError>, Exchange) {
         let started = Instant::now();
         let mut note = req.note.clone();
-        let result = self.send_inner(&req, &mut note).await;
+        // The policy first: a refused destination is evidence, and nothing is sent.
+        if let Some(p) = &self.cfg.egress
+            && let Err(refusal) = p.check_url(&req.url)
+        {
+            let result = Err(HttpError::Refused(refusal.to_string()));
+            let ex = self.record(&req, note, &result, 0);
+            return (result, ex);
+        }
+        let admit = self.health.admit(&req.url);
+        if let Admit::Down(inc) = admit {
+            let result = Err(HttpError::TargetDown(inc));
+            let ex = self.record(&req, note, &result, 0);
+            return (result, ex);
+        }
+        if matches!(admit, Admit::Probe) {
+            note.push_str(" [sent as a probe: is the server answering again?]");
+        }
+        let (result, broke_off) = self.send_inner(&req, &mut note).await;
+        let failure = match &result {
+            Ok(_) if broke_off => Some("broke off mid-body".to_string()),
+            Ok(_) => None,
+            Err(e) => e.failure_kind(),
+        };
+        match failure {
+            None if result.is_ok() => self.health.answered(&req.url),
+            None => {}
+            Some(_) if req.expect_failure => {}
+            Some(kind) => {
+                self.health.failed(
+                    &req.url,
+                    Failure {
+                        kind,
+                        exchange: format!("{} {}", req.method, self.redactor.url(&req.url)),
+                    },
+                );
+            }
+        }
         if let Ok(r) = &result {
             for loc in r.header_all("location") {
                 self.redactor.learn_from_url(loc);
@@ -151,7 +242,24 @@ impl Http {
         (result, ex)
     }
 
-    async fn send_inner(&self, req: &Request, note: &mut String) -> Result<Response, HttpError> {
+    /// Sends and reads the answer; the flag says the body broke off (an error or the deadline
+    /// mid-body) rather than ending or reaching the cap.
+    async fn send_inner(
+        &self,
+        req: &Request,
+        note: &mut String,
+    ) -> (Result<Response, HttpError>, bool) {
+        let broke_off = std::sync::atomic::AtomicBool::new(false);
+        let r = self.send_body(req, note, &broke_off).await;
+        (r, broke_off.into_inner())
+    }
+
+    async fn send_body(
+        &self,
+        req: &Request,
+        note: &mut String,
+        broke_off: &std::sync::atomic::AtomicBool,
+    ) -> Result<Response, HttpError> {
         let url = reqwest::Url::parse(&req.url).map_err(|e| HttpError::BadUrl {
             url: req.url.clone(),
             reason: e.to_string(),
@@ -194,8 +302,10 @@ impl Http {
                     }
                     Ok(None) => break,
                     Err(_) => {
-                        // A body that breaks off (or times out) mid-way is still evidence.
+                        // A body that breaks off (or times out) mid-way is still evidence,
+                        // and a sign of a server in trouble.
                         truncated = true;
+                        broke_off.store(true, std::sync::atomic::Ordering::Relaxed);
                         break;
                     }
                 }
@@ -238,9 +348,15 @@ impl Http {
         duration_ms: u64,
     ) -> Exchange {
         let r = &self.redactor;
-        let excerpt = |bytes: &[u8]| -> String {
+        // The excerpt, and whether it is shorter than the body.
+        let excerpt = |bytes: &[u8]| -> (String, bool) {
             let cut = &bytes[..bytes.len().min(self.cfg.excerpt)];
-            r.body(&String::from_utf8_lossy(cut))
+            let text = String::from_utf8_lossy(cut);
+            let kept = within_report_budget(&text, self.cfg.excerpt);
+            (
+                r.body(kept),
+                kept.len() < text.len() || cut.len() < bytes.len(),
+            )
         };
         let request_headers = req
             .headers
@@ -257,7 +373,7 @@ impl Http {
             method: req.method.clone(),
             url: r.url(&req.url),
             request_headers,
-            request_body: req.body.as_ref().map(|b| excerpt(b)),
+            request_body: req.body.as_ref().map(|b| excerpt(b).0),
             status: None,
             response_headers: Vec::new(),
             response_body: None,
@@ -268,20 +384,56 @@ impl Http {
         match result {
             Ok(resp) => {
                 ex.status = Some(resp.status);
-                ex.response_headers = resp
-                    .headers
-                    .iter()
-                    .map(|(n, v)| (n.clone(), r.header(n, v, false)))
-                    .collect();
-                if !resp.body.is_empty() {
-                    ex.response_body = Some(excerpt(&resp.body));
+                // Headers share the excerpt's budget: a server may send a hundred 4 KB headers
+                // (as much as the HTTP parser takes), and a record of every exchange must stay
+                // small whatever it sends.
+                let mut used = 0;
+                for (i, (n, v)) in resp.headers.iter().enumerate() {
+                    used += n.len() + v.len();
+                    if used > self.cfg.excerpt {
+                        ex.response_headers.push((
+                            "x-authconform-omitted".into(),
+                            format!(
+                                "{} more header(s) not recorded: the record keeps {} bytes of headers",
+                                resp.headers.len() - i,
+                                self.cfg.excerpt
+                            ),
+                        ));
+                        break;
+                    }
+                    ex.response_headers.push((n.clone(), r.header(n, v, false)));
                 }
-                ex.body_truncated = resp.truncated || resp.body.len() > self.cfg.excerpt;
+                let mut cut = false;
+                if !resp.body.is_empty() {
+                    let (text, shorter) = excerpt(&resp.body);
+                    ex.response_body = Some(text);
+                    cut = shorter;
+                }
+                ex.body_truncated = resp.truncated || cut;
             }
             Err(e) => ex.error = Some(r.text(&e.to_string())),
         }
         ex
     }
+}
+
+/// The longest prefix of `text` whose size in a report stays within `budget` bytes. A control
+/// character (a NUL, say) costs six bytes there (`\u0000` in JSON, a visible escape in HTML and
+/// on a terminal), so a server streaming binary zeros cannot make each recorded exchange six
+/// times larger than the excerpt allows.
+fn within_report_budget(text: &str, budget: usize) -> &str {
+    let mut used = 0;
+    for (i, c) in text.char_indices() {
+        used += if c.is_control() && !matches!(c, '\n' | '\r' | '\t') {
+            6
+        } else {
+            c.len_utf8()
+        };
+        if used > budget {
+            return &text[..i];
+        }
+    }
+    text
 }
 
 /// Response headers as records keep them: names lowercased, values lossily decoded.
@@ -312,6 +464,10 @@ fn transport_error(e: reqwest::Error, deadline: Duration) -> HttpError {
     if e.is_timeout() {
         return HttpError::Timeout(deadline);
     }
+    // The resolver refused every address of the name: nothing was sent.
+    if let Some(r) = crate::egress::find_refusal(&e) {
+        return HttpError::Refused(r.to_string());
+    }
     // The client could not build the request (a URL too long for it, say): nothing was sent.
     if e.is_builder() {
         return HttpError::BadRequest(e.to_string());
@@ -333,13 +489,31 @@ fn transport_error(e: reqwest::Error, deadline: Duration) -> HttpError {
 pub struct Recorder<'a> {
     pub http: &'a Http,
     pub exchanges: &'a mut Vec<Exchange>,
+    /// Set when an exchange met a server that stopped answering: the case cannot be judged.
+    pub blocked: &'a mut Option<Incident>,
 }
 
 impl Recorder<'_> {
     /// Sends a request and records the exchange, whatever the outcome.
     pub async fn send(&mut self, req: Request) -> Result<Response, HttpError> {
+        let url = req.url.clone();
         let (res, ex) = self.http.send(req).await;
         self.exchanges.push(ex);
+        self.note_blocked(&url, &res);
         res
+    }
+
+    /// Ties the case to an incident when `res` met a server that is down: refused at once, or
+    /// one of the failures that marked it down.
+    pub fn note_blocked(&mut self, url: &str, res: &Result<Response, HttpError>) {
+        if self.blocked.is_some() {
+            return;
+        }
+        match res {
+            Err(HttpError::TargetDown(inc)) => *self.blocked = Some(inc.clone()),
+            Err(e) if e.failure_kind().is_some() => *self.blocked = self.http.health.down(url),
+            Ok(r) if r.truncated => *self.blocked = self.http.health.down(url),
+            _ => {}
+        }
     }
 }

@@ -37,6 +37,7 @@ pub mod discovery;
 pub mod egress;
 pub mod expected_verdicts;
 pub mod fuzz;
+pub mod health;
 pub mod http;
 pub mod local_ca;
 pub mod login;

@@ -87,6 +87,27 @@ pub struct CaseResult {
     pub spec: String,
     pub duration_ms: u64,
     pub exchanges: Vec<Exchange>,
+    /// The run's incident that kept this case from being judged (see [`IncidentRecord`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<String>,
+}
+
+/// A cause that kept cases from being judged: the target stopped answering, or the run's
+/// deadline passed. Reports name it once, with the cases it affected.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct IncidentRecord {
+    /// What results link to (`target-down-1`, `deadline`).
+    pub id: String,
+    /// `target-down` or `deadline`.
+    pub kind: String,
+    /// The server that stopped answering.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    /// When it happened, RFC 3339 UTC.
+    pub at: String,
+    pub reason: String,
+    /// The ids of the cases it affected.
+    pub cases: Vec<String>,
 }
 
 impl CaseResult {
@@ -147,6 +168,9 @@ pub struct RunReport {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub interrupted: bool,
     pub summary: Summary,
+    /// Causes that kept cases from being judged, each named once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub incidents: Vec<IncidentRecord>,
     pub results: Vec<CaseResult>,
     /// Present for `authconform fuzz` reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]

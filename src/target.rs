@@ -65,6 +65,19 @@ pub struct Profile {
     /// A tool that calls an upstream URL, for the token passthrough case (MCP 2025-11-25 §11.8).
     #[serde(default)]
     pub passthrough: PassthroughConfig,
+    /// Where the suite may connect beyond the egress policy's defaults.
+    #[serde(default)]
+    pub network: NetworkConfig,
+}
+
+/// `[network]`: explicit exceptions to the egress policy ([`crate::egress`]).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// `HOST[:PORT]` entries the suite may connect to whatever their address class, like
+    /// `--allow-host`.
+    #[serde(default)]
+    pub allow: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]

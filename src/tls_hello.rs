@@ -372,18 +372,15 @@ fn parse_server_hello(b: &[u8]) -> Answer {
 
 /// Sends one ClientHello and reads the first answer, bounded by `waits` (connect, answer) and
 /// [`ANSWER_MAX`].
+/// `addrs` are the addresses the caller's egress policy checked: connect to those only.
 pub async fn send_hello(
-    host: &str,
-    port: u16,
+    addrs: &[std::net::SocketAddr],
     hello: &[u8],
     waits: (Duration, Duration),
 ) -> Answer {
     let (connect_wait, answer_wait) = waits;
-    let mut s = match tokio::time::timeout(
-        connect_wait,
-        tokio::net::TcpStream::connect((host, port)),
-    )
-    .await
+    let mut s = match tokio::time::timeout(connect_wait, tokio::net::TcpStream::connect(addrs))
+        .await
     {
         Err(_) => return Answer::Unreachable(format!("no TCP connection within {connect_wait:?}")),
         Ok(Err(e)) => return Answer::Unreachable(e.to_string()),

@@ -263,9 +263,19 @@ fn unreachable_target_gives_errored_cases_and_reports() {
         "--report-dir",
         out.path().to_str().unwrap(),
     ]);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    // 3: the run could not judge the target (connection refused three times in a row).
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     let v = results(out.path());
     validate_results(&v);
+    assert_eq!(v["incidents"][0]["kind"], "target-down");
+    assert!(
+        v["incidents"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("refused the connection"),
+        "{}",
+        v["incidents"][0]
+    );
     let statuses: Vec<&str> = v["results"]
         .as_array()
         .unwrap()

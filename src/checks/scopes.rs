@@ -262,7 +262,7 @@ async fn scope_pair(ctx: &mut CaseCtx<'_>) -> Result<(String, String), Stop> {
     let mut docs = Vec::new();
     if ctx.env.target.resource.is_some() {
         if !ctx.saved.contains_key("prm") {
-            let s = crate::step::discovery::discover_prm(ctx, "auto").await?;
+            let s = crate::step::discovery::shared_prm(ctx).await?;
             ctx.saved.insert("prm".into(), s);
         }
         if let Some(Saved::Discovery(d)) = ctx.saved.get("prm") {

@@ -227,7 +227,8 @@ pub async fn tls_as(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
                         enc(&client_id)
                     )),
             };
-            let result = ctx.send(req).await;
+            // Refusing plain http is the passing outcome: not a sign of a dead server.
+            let result = ctx.send(req.expecting_failure()).await;
             n_probes += 1;
             let token_key = if key == "registration_endpoint" {
                 "client_id"
@@ -287,7 +288,8 @@ pub async fn tls_rs(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
         .header("Content-Type", "application/json")
         .header("Accept", "application/json, text/event-stream")
         .header("Authorization", format!("Bearer {at}"))
-        .body(body);
+        .body(body)
+        .expecting_failure();
         for (n, v) in headers {
             req = req.header(n, v);
         }
@@ -524,13 +526,33 @@ pub async fn tls_modern_config(ctx: &mut CaseCtx<'_>) -> StepResult {
         let Ok(u) = url::Url::parse(&o.origin) else {
             continue;
         };
-        let (host, sni) = match u.host() {
-            Some(url::Host::Domain(d)) => (d.to_string(), Some(d.to_string())),
-            Some(url::Host::Ipv4(a)) => (a.to_string(), None),
-            Some(url::Host::Ipv6(a)) => (a.to_string(), None),
+        let sni = match u.host() {
+            Some(url::Host::Domain(d)) => Some(d.to_string()),
+            Some(_) => None,
             None => continue,
         };
-        let port = u.port_or_known_default().unwrap_or(443);
+        // Origins come from the server's metadata: the egress policy checks them like any URL.
+        let addrs = match &cfg.egress {
+            Some(p) => match crate::egress::resolve_checked(p, &o.origin).await {
+                Ok(a) => a,
+                Err(e) => {
+                    ctx.note(format!("{} ({what}): not probed: {e}", o.origin));
+                    continue;
+                }
+            },
+            None => match tokio::net::lookup_host((
+                u.host_str().unwrap_or_default().trim_matches(['[', ']']),
+                u.port_or_known_default().unwrap_or(443),
+            ))
+            .await
+            {
+                Ok(a) => a.collect(),
+                Err(e) => {
+                    ctx.note(format!("{} ({what}): not probed: {e}", o.origin));
+                    continue;
+                }
+            },
+        };
         let mut modern = Vec::new();
         for offer in OFFERS {
             // The positive controls come first: without one, refusals prove nothing.
@@ -542,7 +564,7 @@ pub async fn tls_modern_config(ctx: &mut CaseCtx<'_>) -> StepResult {
             }
             let hello = client_hello(offer, sni.as_deref());
             let started = Instant::now();
-            let answer = send_hello(&host, port, &hello, waits).await;
+            let answer = send_hello(&addrs, &hello, waits).await;
             ctx.exchanges.push(Exchange {
                 note: format!("ClientHello offering {} ({what})", offer.label),
                 method: "TLS".into(),

@@ -198,7 +198,14 @@ pub fn judge(
             v(Rule::Latency, format!("no answer within {} s", d.as_secs()));
             return out;
         }
-        Err(HttpError::BadUrl { .. } | HttpError::BadRequest(_)) => return out,
+        Err(
+            HttpError::BadUrl { .. }
+            | HttpError::BadRequest(_)
+            | HttpError::Refused(_)
+            | HttpError::TargetDown(_),
+        ) => {
+            return out;
+        }
         Err(HttpError::Transport(e)) => {
             v(Rule::No5xx, format!("no HTTP answer: {e}"));
             return out;

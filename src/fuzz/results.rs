@@ -37,6 +37,7 @@ pub fn result_for(id: String, req: &str, title: String, cases: &[Case], spec: &s
         spec: spec.to_string(),
         duration_ms: 0,
         exchanges: Vec::new(),
+        incident: None,
     }
 }
 

@@ -107,9 +107,28 @@ impl Wire {
             url::Host::Ipv4(a) => format!("{a}:{}", t.port),
             url::Host::Ipv6(a) => format!("[{a}]:{}", t.port),
         };
+        // The egress policy decides where to connect, after DNS: the campaign connects to the
+        // addresses it checked (an endpoint named by the server's metadata is server input).
+        let addrs: Vec<std::net::SocketAddr> = match &self.cfg.egress {
+            Some(p) => {
+                let scheme = if t.tls { "https" } else { "http" };
+                crate::egress::resolve_checked(p, &format!("{scheme}://{}/", t.authority))
+                    .await
+                    .map_err(|e| match e {
+                        crate::egress::ResolveError::Refused(r) => {
+                            HttpError::Refused(r.to_string())
+                        }
+                        crate::egress::ResolveError::Dns(m) => transport(m),
+                    })?
+            }
+            None => tokio::net::lookup_host(&addr)
+                .await
+                .map_err(|e| transport(format!("resolve {addr}: {e}")))?
+                .collect(),
+        };
         let tcp = tokio::time::timeout(
             self.cfg.connect_timeout,
-            tokio::net::TcpStream::connect(&addr),
+            tokio::net::TcpStream::connect(&addrs[..]),
         )
         .await
         .map_err(|_| transport(format!("connect to {addr}: timed out")))?

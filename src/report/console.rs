@@ -49,14 +49,22 @@ impl Console {
     /// One line per finished case: `FAIL MUST   prm-01  message`. In verbose mode a failure or
     /// error is followed by its details and a compact trace of its exchanges, indented.
     pub fn case_line(&self, r: &CaseResult) -> String {
+        // A shared cause is named once, in the summary; its cases point at it.
+        let message = match &r.incident {
+            Some(id) => format!("not judged: see incident {id} below"),
+            None => one_line(&r.message, MESSAGE_CHARS),
+        };
         let mut out = format!(
             "{} {:<6} {}  {}",
             self.tag(r),
             r.level.as_str(),
             one_line(&r.id, ID_CHARS),
-            one_line(&r.message, MESSAGE_CHARS)
+            message
         );
-        if self.verbose && matches!(r.status, Status::Failed | Status::Errored) {
+        if self.verbose
+            && r.incident.is_none()
+            && matches!(r.status, Status::Failed | Status::Errored)
+        {
             for d in &r.details {
                 out.push_str("\n      ");
                 out.push_str(&one_line(d, DETAIL_CHARS));
@@ -155,9 +163,32 @@ impl Console {
             }));
         }
 
-        let gating: Vec<&CaseResult> = report.results.iter().filter(|r| r.gates()).collect();
-        if gating.is_empty() {
+        for inc in &report.incidents {
+            lines.push(self.paint(
+                &format!(
+                    "Incident {}: {}",
+                    one_line(&inc.id, ID_CHARS),
+                    one_line(&inc.reason, DETAIL_CHARS)
+                ),
+                |t| t.magenta().bold(),
+            ));
+            let ids: Vec<String> = inc.cases.iter().map(|c| one_line(c, ID_CHARS)).collect();
+            lines.push(format!(
+                "  {} case{} could not be judged: {}",
+                ids.len(),
+                if ids.len() == 1 { "" } else { "s" },
+                ids.join(", ")
+            ));
+        }
+
+        let gating: Vec<&CaseResult> = report
+            .results
+            .iter()
+            .filter(|r| r.gates() && r.incident.is_none())
+            .collect();
+        if gating.is_empty() && report.incidents.is_empty() {
             lines.push("No gating failures.".to_owned());
+        } else if gating.is_empty() {
         } else {
             lines.push(format!("Gating failures ({}):", gating.len()));
             // Plain lines even in verbose mode: the details were already printed as cases ran.

@@ -28,8 +28,16 @@ struct Page {
     interrupted: bool,
     totals: Counts,
     areas: Vec<AreaRow>,
+    incidents: Vec<IncidentView>,
     gating: Vec<GateLink>,
     cases: Vec<CaseView>,
+}
+
+/// A cause shared by many errored cases, shown once with links to them.
+struct IncidentView {
+    id: String,
+    reason: String,
+    cases: Vec<GateLink>,
 }
 
 struct Field {
@@ -202,7 +210,8 @@ fn page(report: &RunReport) -> Page {
         // Index-based anchors: ids come from the catalogue, but an anchor must never depend on
         // a string's content being a valid fragment.
         let anchor = format!("case-{}", i + 1);
-        if r.gates() {
+        // A case tied to an incident is listed under it, not once more as a gating line.
+        if r.gates() && r.incident.is_none() {
             gating.push(GateLink {
                 anchor: anchor.clone(),
                 id: line(&r.id),
@@ -241,6 +250,25 @@ fn page(report: &RunReport) -> Page {
         started_at: line(&report.started_at),
         duration: fmt_ms(report.duration_ms),
         interrupted: report.interrupted,
+        incidents: report
+            .incidents
+            .iter()
+            .map(|inc| IncidentView {
+                id: line(&inc.id),
+                reason: line(&inc.reason),
+                cases: report
+                    .results
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| r.incident.as_deref() == Some(inc.id.as_str()))
+                    .map(|(i, r)| GateLink {
+                        anchor: format!("case-{}", i + 1),
+                        id: line(&r.id),
+                        message: String::new(),
+                    })
+                    .collect(),
+            })
+            .collect(),
         totals,
         areas: areas.into_iter().map(|(_, row)| row).collect(),
         gating,

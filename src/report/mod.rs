@@ -198,6 +198,7 @@ pub(crate) mod testutil {
             details: vec![format!("detail one {NASTY}"), "detail two".into()],
             spec: "2025-06-18".into(),
             duration_ms: 1234,
+            incident: None,
             exchanges: vec![exchange(0), exchange(1)],
         }
     }
@@ -248,6 +249,7 @@ pub(crate) mod testutil {
                 detection: format!("MCP-Protocol-Version header {NASTY}"),
             },
             started_at: "2025-07-01T12:00:00Z".into(),
+            incidents: Vec::new(),
             duration_ms: 4321,
             interrupted: true,
             summary,

@@ -10,6 +10,7 @@ use futures_util::StreamExt;
 
 use crate::case::{Case, Feature, Step};
 use crate::checks;
+use crate::health::Incident;
 use crate::http::Request;
 use crate::record::{CaseResult, SpecInfo, Status};
 use crate::spec::{Revision, SpecChoice};
@@ -29,9 +30,16 @@ pub async fn run_case_in(env: &RunEnv, case: &Case, slot: Option<Slot>) -> CaseR
     ctx.slot = slot;
     ctx.case_id = case.id().to_string();
     let level = case.level_at(env.revision);
-    let outcome = match missing_feature(env, case) {
-        Some(reason) => Err(Stop::Skip(reason)),
-        None => run_variants(&mut ctx, case).await,
+    // A case that starts after the target went down is tied to that incident at once, whatever
+    // it would have needed: nothing it could learn now would be the server's answer.
+    let outcome = if let Some(inc) = env.target_down() {
+        ctx.blocked = Some(inc);
+        Err(Stop::Error(String::new()))
+    } else {
+        match missing_feature(env, case) {
+            Some(reason) => Err(Stop::Skip(reason)),
+            None => run_variants(&mut ctx, case).await,
+        }
     };
     let (status, warning, message) = match outcome {
         Ok(()) if !ctx.warnings.is_empty() => (Status::Failed, true, ctx.warnings[0].clone()),
@@ -51,6 +59,17 @@ pub async fn run_case_in(env: &RunEnv, case: &Case, slot: Option<Slot>) -> CaseR
         Err(Stop::Skip(m)) => (Status::Skipped, false, m),
         Err(Stop::Error(m)) => (Status::Errored, false, m),
     };
+    // A case that met a server that stopped answering was not judged on its own evidence: it
+    // is errored with the shared reason, unless it had already seen its requirement broken.
+    let (status, warning, message, incident) = match ctx.blocked.take() {
+        Some(inc) if status != Status::Failed || warning => {
+            if !message.is_empty() {
+                ctx.note(format!("before the incident: {message}"));
+            }
+            (Status::Errored, false, inc.reason, Some(inc.id))
+        }
+        _ => (status, warning, message, None),
+    };
     step::document::attach_evidence(&mut ctx);
     let redactor = env.http.redactor();
     CaseResult {
@@ -67,6 +86,7 @@ pub async fn run_case_in(env: &RunEnv, case: &Case, slot: Option<Slot>) -> CaseR
         spec: env.revision.as_str().to_string(),
         duration_ms: started.elapsed().as_millis() as u64,
         exchanges: ctx.exchanges,
+        incident,
     }
 }
 
@@ -222,10 +242,12 @@ pub async fn choose_revision(
         return fallback("no MCP endpoint to ask".into());
     };
     let mut observations = Vec::new();
-    for (rpc, rev) in [
+    // Both questions at once: a silent server costs one timeout here, not two in a row.
+    let asks = [
         ("server/discover", Revision::V2026_07_28),
         ("initialize", Revision::V2026_07_28),
-    ] {
+    ]
+    .map(|(rpc, rev)| {
         let (body, headers) = step::request::mcp_body(rpc, rev);
         let mut req = Request::new("POST", resource, format!("revision detection: {rpc}"))
             .header("Content-Type", "application/json")
@@ -234,7 +256,9 @@ pub async fn choose_revision(
         for (n, v) in headers {
             req = req.header(n, v);
         }
-        let (res, _) = env_http.send(req).await;
+        async move { (rpc, env_http.send(req).await.0) }
+    });
+    for (rpc, res) in futures_util::future::join_all(asks).await {
         match res {
             Ok(r) if r.status == 200 => {
                 let text = r.text();
@@ -285,49 +309,95 @@ pub async fn choose_revision(
 
 /// Runs the cases with bounded concurrency, calling `on_result` as each finishes (console
 /// progress), and returns the results in case order: all of them, or once `stop` is
-/// signalled, those that finished.
+/// signalled, those that finished. When `deadline` passes first, every case not finished by
+/// then is `errored` with the one shared reason, returned as the second value.
 pub async fn run_all(
     env: Arc<RunEnv>,
     cases: Vec<Case>,
     concurrency: usize,
     stop: &crate::stop::StopSignal,
+    deadline: Option<std::time::Duration>,
     on_result: impl Fn(&CaseResult) + Send + Sync,
-) -> Vec<CaseResult> {
+) -> (Vec<CaseResult>, Option<Incident>) {
     let n = cases.len();
     let sem = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
     // Cases that wait on purpose start first, so their waits overlap the rest of the run.
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by_key(|&i| !cases[i].waits());
+    let mut aborts = Vec::with_capacity(n);
     let mut running = futures_util::stream::FuturesUnordered::new();
     for i in order {
-        let case = cases[i].clone();
         let env = env.clone();
         let sem = sem.clone();
-        running.push(async move {
-            // Each case in its own task: a panic in one check must not take the run down.
-            let id = case.id().to_string();
-            let c2 = case.clone();
-            let handle = tokio::spawn(async move {
-                let permit = sem.clone().acquire_owned().await.ok();
-                run_case_in(&env, &c2, Some(Slot { sem, permit })).await
-            });
-            let r = match handle.await {
-                Ok(r) => r,
-                Err(e) => crashed(&case, format!("internal error while running {id}: {e}")),
-            };
-            (i, r)
+        let c2 = cases[i].clone();
+        // Each case in its own task: a panic in one check must not take the run down, and a
+        // deadline or a stop can abort what is still running.
+        let handle = tokio::spawn(async move {
+            let permit = sem.clone().acquire_owned().await.ok();
+            run_case_in(&env, &c2, Some(Slot { sem, permit })).await
         });
+        aborts.push(handle.abort_handle());
+        running.push(async move { (i, handle.await) });
     }
     let mut slots: Vec<Option<CaseResult>> = vec![None; n];
-    // A stop returns the cases that finished, in case order; the others are abandoned.
-    while let Some((i, r)) = tokio::select! {
-        next = running.next() => next,
-        _ = stop.stopped() => None,
-    } {
+    let expired = async {
+        match deadline {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(expired);
+    let mut passed_deadline = false;
+    loop {
+        let next = tokio::select! {
+            next = running.next() => next,
+            _ = stop.stopped() => None,
+            _ = &mut expired => {
+                passed_deadline = true;
+                None
+            }
+        };
+        let Some((i, joined)) = next else { break };
+        let r = match joined {
+            Ok(r) => r,
+            Err(e) => crashed(
+                &cases[i],
+                format!("internal error while running {}: {e}", cases[i].id()),
+            ),
+        };
         on_result(&r);
         slots[i] = Some(r);
     }
-    slots.into_iter().flatten().collect()
+    // Whatever still runs is abandoned: nothing it sends from now on would be reported.
+    for a in &aborts {
+        a.abort();
+    }
+    let mut incident = None;
+    if passed_deadline {
+        let secs = deadline.unwrap_or_default().as_secs_f64();
+        let inc = Incident {
+            id: "deadline".into(),
+            origin: String::new(),
+            at: time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            reason: format!(
+                "not run: the run's deadline ({secs:.0} s, --deadline) passed before this case finished"
+            ),
+        };
+        for (i, slot) in slots.iter_mut().enumerate() {
+            if slot.is_none() {
+                let mut r = crashed(&cases[i], inc.reason.clone());
+                r.level = cases[i].level_at(env.revision);
+                r.spec = env.revision.as_str().to_string();
+                r.incident = Some(inc.id.clone());
+                on_result(&r);
+                *slot = Some(r);
+            }
+        }
+        incident = Some(inc);
+    }
+    (slots.into_iter().flatten().collect(), incident)
 }
 
 fn crashed(case: &Case, msg: String) -> CaseResult {
@@ -345,5 +415,6 @@ fn crashed(case: &Case, msg: String) -> CaseResult {
         spec: String::new(),
         duration_ms: 0,
         exchanges: vec![],
+        incident: None,
     }
 }

@@ -68,7 +68,7 @@ pub async fn fuzz_target(
             .await?;
     }
     let setup = async {
-        let http = resolved.audited_http()?;
+        let http = resolved.audited_http().await?;
         fz::discover(
             http,
             resolved.target.resource.as_deref(),

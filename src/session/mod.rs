@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::case::{self, Case};
+use crate::egress::{Class, Policy, UrlCheck, classify};
 use crate::http::{Http, HttpConfig};
 use crate::record::TargetInfo;
 use crate::redact::Redactor;
@@ -41,6 +42,9 @@ pub enum Exit {
     Failed = 1,
     /// Bad usage, bad configuration, a bad case file, or a report that could not be written.
     Usage = 2,
+    /// The run could not judge the target: it stopped answering, or the run's deadline passed,
+    /// before gating cases had a verdict (and none failed on its own evidence).
+    Unjudged = 3,
 }
 
 impl Exit {
@@ -83,6 +87,8 @@ pub struct TargetOptions {
     pub max_body: Option<usize>,
     /// Seconds one exchange may take.
     pub timeout: Option<u64>,
+    /// `--allow-host`: hosts the egress policy lets through whatever their address class.
+    pub allow_hosts: Vec<String>,
 }
 
 /// The shipped cases, or those of `dir`.
@@ -119,6 +125,8 @@ struct Resolved {
     kind: &'static str,
     profile: Profile,
     reference: Option<Reference>,
+    /// `--allow-host` entries, added to the profile's `[network] allow`.
+    allow_hosts: Vec<String>,
 }
 
 impl Resolved {
@@ -174,6 +182,7 @@ impl Resolved {
             kind,
             profile,
             reference: None,
+            allow_hosts: t.allow_hosts.clone(),
         })
     }
 
@@ -224,9 +233,71 @@ impl Resolved {
         }
     }
 
+    /// The egress policy of the session: the target's own address classes (a loopback or
+    /// private target may lead to its own class; every target to public addresses), widened
+    /// by `--allow-host` and the profile's `[network] allow`. A target in a class the policy
+    /// never reaches (link-local, cloud metadata...) is a usage error unless allowed by name.
+    async fn egress_policy(&self) -> Result<Policy, Error> {
+        let mut classes = Vec::new();
+        let mut policy = Policy::for_targets([]);
+        let allows = self
+            .profile
+            .network
+            .allow
+            .iter()
+            .map(|a| ("[network] allow", a));
+        let flags = self.allow_hosts.iter().map(|a| ("--allow-host", a));
+        for (whence, a) in allows.chain(flags) {
+            policy
+                .allow(a)
+                .map_err(|e| Error(format!("{whence} {a:?}: {e}")))?;
+        }
+        for u in [&self.target.resource, &self.target.issuer]
+            .into_iter()
+            .flatten()
+        {
+            let found: Vec<Result<Class, crate::egress::Forbidden>> =
+                match crate::egress::class_of_url(u) {
+                    Some(c) => vec![c],
+                    None => match url::Url::parse(u) {
+                        Ok(p) => {
+                            let host = p.host_str().unwrap_or("").to_string();
+                            let port = p.port_or_known_default().unwrap_or(443);
+                            // A name that does not resolve now fails later, as a connect error.
+                            match tokio::net::lookup_host((host.as_str(), port)).await {
+                                Ok(addrs) => addrs.map(|a| classify(a.ip())).collect(),
+                                Err(_) => Vec::new(),
+                            }
+                        }
+                        Err(_) => Vec::new(),
+                    },
+                };
+            for c in found {
+                match c {
+                    Ok(c) => classes.push(c),
+                    Err(f) if !matches!(policy.check_url(u), Ok(UrlCheck::Allowed)) => {
+                        return Err(Error(format!(
+                            "the target {u} is a {f}: authconform does not connect there unless it is allowed by name (--allow-host, or [network] allow in the profile)"
+                        )));
+                    }
+                    Err(_) => {}
+                }
+            }
+        }
+        let mut widened = Policy::for_targets(classes);
+        let allows = self.profile.network.allow.iter();
+        for a in allows.chain(self.allow_hosts.iter()) {
+            // Already validated above.
+            let _ = widened.allow(a);
+        }
+        Ok(widened)
+    }
+
     /// The audited client of a session. The test users' passwords are masked wherever they
-    /// appear, whatever field carries them.
-    fn audited_http(&self) -> Result<Http, Error> {
+    /// appear, whatever field carries them; it connects only where the egress policy allows.
+    async fn audited_http(&mut self) -> Result<Http, Error> {
+        let policy = self.egress_policy().await?;
+        self.http_cfg.egress = Some(std::sync::Arc::new(policy));
         let redactor = Redactor::new();
         for p in [
             &self.profile.login.password,

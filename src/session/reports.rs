@@ -89,6 +89,7 @@ impl Clock {
             duration_ms: self.t0.elapsed().as_millis() as u64,
             interrupted,
             summary: RunReport::summarize(&results),
+            incidents: Vec::new(),
             results,
             fuzz,
         }

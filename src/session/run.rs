@@ -7,7 +7,7 @@ use super::reports::Clock;
 use super::{Error, Event, Events, Exit, ReportOptions, Resolved, StopSignal, TargetOptions};
 use crate::case::{Case, Selection};
 use crate::expected_verdicts::{self, Comparison, Expectations};
-use crate::record::{CaseResult, RunReport, SpecInfo, TargetInfo};
+use crate::record::{CaseResult, IncidentRecord, RunReport, SpecInfo, TargetInfo};
 use crate::reference::Reference;
 use crate::runner;
 use crate::spec::{Revision, SpecChoice};
@@ -75,7 +75,7 @@ pub async fn prepare(opts: &SetupOptions, events: Events<'_>) -> Result<Prepared
             .await?;
     }
     let result = async {
-        let http = resolved.audited_http()?;
+        let http = resolved.audited_http().await?;
         let target = resolved.info(&opts.target.reference_faults);
         let spec =
             runner::choose_revision(&http, resolved.target.resource.as_deref(), opts.spec).await;
@@ -99,9 +99,11 @@ pub async fn prepare(opts: &SetupOptions, events: Events<'_>) -> Result<Prepared
             profile,
             callback,
             registered: Default::default(),
+            prm: Default::default(),
             as_metadata: Default::default(),
             documents,
         };
+        crate::step::discovery::resolve_shared(&env).await;
         Ok((env, target, spec))
     }
     .await;
@@ -174,6 +176,8 @@ pub struct RunOptions {
     pub expect: Option<PathBuf>,
     /// Where to write the run's verdicts as an expectations file.
     pub write_expect: Option<PathBuf>,
+    /// The whole run's time limit (`--deadline`): cases not finished by then are `errored`.
+    pub deadline: Option<std::time::Duration>,
 }
 
 /// Loads and selects the cases, sets up, runs them (until `stop`), and writes the reports.
@@ -204,23 +208,55 @@ pub async fn run(
     if !cases.iter().any(|c| c.file.area == "cimd") {
         opts.setup.documents = None;
     }
+    // The clock starts before set-up: revision detection and the shared discovery are part of
+    // what the run spent on the target.
+    let clock = Clock::start();
     let prepared = prepare(&opts.setup, events).await?;
     events(Event::Grading {
         spec: &prepared.spec,
         cases: cases.len(),
     });
-    let clock = Clock::start();
     let Prepared {
         env,
         target,
         spec,
         reference,
     } = prepared;
-    let results = runner::run_all(Arc::new(env), cases, opts.concurrency, stop, |r| {
-        events(Event::Result(r))
-    })
+    let env = Arc::new(env);
+    let (results, deadline) = runner::run_all(
+        env.clone(),
+        cases,
+        opts.concurrency,
+        stop,
+        opts.deadline,
+        |r| events(Event::Result(r)),
+    )
     .await;
-    let report = clock.report(target, spec, stop.is_stopped(), results, None);
+    let mut incidents = env.http.health().incidents();
+    incidents.extend(deadline);
+    let mut report = clock.report(target, spec, stop.is_stopped(), results, None);
+    report.incidents = incidents
+        .into_iter()
+        .map(|inc| IncidentRecord {
+            kind: if inc.id == "deadline" {
+                "deadline"
+            } else {
+                "target-down"
+            }
+            .into(),
+            origin: (!inc.origin.is_empty()).then(|| inc.origin.clone()),
+            cases: report
+                .results
+                .iter()
+                .filter(|r| r.incident.as_deref() == Some(inc.id.as_str()))
+                .map(|r| r.id.clone())
+                .collect(),
+            id: inc.id,
+            at: inc.at,
+            reason: inc.reason,
+        })
+        .collect();
+    drop(env);
     super::shut_down(reference);
     opts.reports.write(&report, "reports", events)?;
     Ok(Finished {
@@ -273,16 +309,32 @@ impl Finished {
                 comparison: None,
             });
         }
+        // Cases an incident kept from being judged make the run unjudged (exit 3) rather than
+        // failed, unless a gating case was seen to fail on its own evidence.
+        let unjudged = |results: &[CaseResult]| {
+            results.iter().any(|r| r.incident.is_some() && r.gates())
+                && !results
+                    .iter()
+                    .any(|r| r.gates() && r.status == crate::record::Status::Failed)
+        };
         Ok(match &self.expect {
             Some(exp) => {
                 let cmp = expected_verdicts::compare(exp, &report.results, &self.known_ids);
                 Gate {
-                    exit: if cmp.ok() { Exit::Ok } else { Exit::Failed },
+                    exit: if cmp.ok() {
+                        Exit::Ok
+                    } else if unjudged(&report.results) {
+                        Exit::Unjudged
+                    } else {
+                        Exit::Failed
+                    },
                     comparison: Some((exp.path.clone(), cmp)),
                 }
             }
             None => Gate {
-                exit: if report.results.iter().any(CaseResult::gates) {
+                exit: if unjudged(&report.results) {
+                    Exit::Unjudged
+                } else if report.results.iter().any(CaseResult::gates) {
                     Exit::Failed
                 } else {
                     Exit::Ok

@@ -219,6 +219,7 @@ pub async fn authorize(ctx: &mut CaseCtx<'_>, a: &AuthorizeStep) -> Result<Autho
         wire: crate::http::Recorder {
             http: &env.http,
             exchanges: &mut ctx.exchanges,
+            blocked: &mut ctx.blocked,
         },
         config: &env.profile.login,
         callback: env.callback.clone(),

@@ -34,15 +34,25 @@ pub struct RunEnv {
     /// Clients registered for cases that did not ask for a fresh one, by what was asked:
     /// registration endpoints are rate-limited (the MCP TypeScript SDK allows 20 an hour).
     pub registered: tokio::sync::Mutex<HashMap<String, crate::step::client::Client>>,
-    /// The AS metadata the flow steps use, discovered once per run (by the first case that
-    /// needs it; its exchanges are that case's evidence). A failure is remembered too: a
-    /// hostile or dead AS must not be asked again by every case.
-    pub as_metadata: tokio::sync::OnceCell<Result<Saved, Stop>>,
+    /// The PRM and the AS metadata the flow steps use, discovered once per run (before the
+    /// first case; see [`crate::step::discovery::resolve_shared`]). A failure is remembered
+    /// too: a hostile or dead server must not be asked again by every case.
+    pub prm: tokio::sync::OnceCell<crate::step::discovery::Shared>,
+    pub as_metadata: tokio::sync::OnceCell<crate::step::discovery::Shared>,
     /// The Client ID Metadata Document host, when the run has CIMD cases.
     pub documents: Option<std::sync::Arc<crate::cimd::Documents>>,
 }
 
 impl RunEnv {
+    /// The incident holding the target itself down (its MCP endpoint, or the authorization
+    /// server named as the target), if any.
+    pub fn target_down(&self) -> Option<crate::health::Incident> {
+        [&self.target.resource, &self.target.issuer]
+            .into_iter()
+            .flatten()
+            .find_map(|u| self.http.health().down(u))
+    }
+
     /// The longest a case may wait on purpose (code or token expiry).
     pub fn max_wait(&self) -> std::time::Duration {
         std::time::Duration::from_secs(
@@ -190,6 +200,11 @@ pub struct CaseCtx<'a> {
     pub doc_vars: serde_json::Map<String, Value>,
     /// The case's running place, when the runner limits concurrency.
     pub slot: Option<Slot>,
+    /// The server stopped answering while this case needed it: it cannot be judged, and its
+    /// result names this shared reason (see [`crate::health`]).
+    pub blocked: Option<crate::health::Incident>,
+    /// Shared discovery results whose exchanges this case's evidence already holds.
+    pub(crate) adopted: Vec<&'static str>,
 }
 
 impl<'a> CaseCtx<'a> {
@@ -208,17 +223,33 @@ impl<'a> CaseCtx<'a> {
             variant_label: None,
             doc_vars: Default::default(),
             slot: None,
+            blocked: None,
+            adopted: Vec::new(),
         }
     }
 
-    /// Sleeps without holding a running place (see [`Slot`]).
+    /// Sleeps without holding a running place (see [`Slot`]). The sleep ends early when the
+    /// target goes down meanwhile: waiting out a code's lifetime on a dead server proves
+    /// nothing, and the case is tied to the incident.
     pub async fn idle(&mut self, d: std::time::Duration) {
         if let Some(slot) = &mut self.slot {
             slot.permit = None;
-            tokio::time::sleep(d).await;
+        }
+        let end = tokio::time::Instant::now() + d;
+        loop {
+            if let Some(inc) = self.env.target_down() {
+                self.note(format!("stopped waiting: {}", inc.reason));
+                self.blocked.get_or_insert(inc);
+                break;
+            }
+            let now = tokio::time::Instant::now();
+            if now >= end {
+                break;
+            }
+            tokio::time::sleep_until(end.min(now + std::time::Duration::from_millis(500))).await;
+        }
+        if let Some(slot) = &mut self.slot {
             slot.permit = slot.sem.clone().acquire_owned().await.ok();
-        } else {
-            tokio::time::sleep(d).await;
         }
     }
 
@@ -233,6 +264,7 @@ impl<'a> CaseCtx<'a> {
         Recorder {
             http: &self.env.http,
             exchanges: &mut self.exchanges,
+            blocked: &mut self.blocked,
         }
     }
 

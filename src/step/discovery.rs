@@ -6,11 +6,12 @@
 use authconform_core::judge::challenge::resource_metadata_param;
 use serde_json::Value;
 
-use super::context::{Attempt, CaseCtx, Discovery, Saved, StepResult, Stop};
+use super::context::{Attempt, CaseCtx, Discovery, RunEnv, Saved, StepResult, Stop};
 use super::request::mcp_request;
 use crate::case::model::{DiscoverAsStep, DiscoverPrmStep, McpRequestStep};
 use crate::discovery;
 use crate::http::Request;
+use crate::record::Exchange;
 
 /// An endpoint named in the AS metadata (discovering the metadata once per case).
 pub async fn as_endpoint(ctx: &mut CaseCtx<'_>, member: &str) -> Result<String, Stop> {
@@ -33,13 +34,92 @@ pub async fn as_endpoint(ctx: &mut CaseCtx<'_>, member: &str) -> Result<String, 
     }
 }
 
-/// The run's AS metadata discovery, made once by the first case that asks.
+/// The run's AS metadata discovery (401 → PRM → AS metadata), made once per run: the session
+/// resolves it before the first case, and every case that relies on it gets its exchanges as
+/// evidence.
 pub async fn shared_as_metadata(ctx: &mut CaseCtx<'_>) -> Result<Saved, Stop> {
     let env = ctx.env;
-    env.as_metadata
-        .get_or_init(|| async { discover_as(ctx, None, "auto").await })
-        .await
-        .clone()
+    let shared = env
+        .as_metadata
+        .get_or_init(|| async {
+            let mut sub = CaseCtx::new(env);
+            // The PRM part of the chain is the shared PRM's evidence, adopted on its own.
+            sub.adopted.push("PRM");
+            let result = discover_as(&mut sub, None, "auto").await;
+            Shared::from(sub, result)
+        })
+        .await;
+    if let Some(prm) = env.prm.get() {
+        let _ = adopt(ctx, "PRM", prm);
+    }
+    adopt(ctx, "AS metadata", shared)
+}
+
+/// The run's PRM discovery in the client order (`auto`), made once per run like
+/// [`shared_as_metadata`]. Cases that test discovery itself run their own `discover_prm`.
+pub async fn shared_prm(ctx: &mut CaseCtx<'_>) -> Result<Saved, Stop> {
+    let env = ctx.env;
+    let shared = env
+        .prm
+        .get_or_init(|| async {
+            let mut sub = CaseCtx::new(env);
+            let result = discover_prm(&mut sub, "auto").await;
+            Shared::from(sub, result)
+        })
+        .await;
+    adopt(ctx, "PRM", shared)
+}
+
+/// Resolves the run's discovery chain before any case runs: a dead or hostile target is met
+/// once, here, and the breaker ([`crate::health`]) knows its state before cases spend their
+/// own timeouts.
+pub async fn resolve_shared(env: &RunEnv) {
+    let mut ctx = CaseCtx::new(env);
+    if env.target.resource.is_some() {
+        let _ = shared_prm(&mut ctx).await;
+    }
+    if env.target.resource.is_some() || env.target.issuer.is_some() {
+        let _ = shared_as_metadata(&mut ctx).await;
+    }
+}
+
+/// A discovery made once for the run, with the exchanges and notes that prove it.
+pub struct Shared {
+    pub result: Result<Saved, Stop>,
+    pub exchanges: Vec<Exchange>,
+    pub details: Vec<String>,
+    pub blocked: Option<crate::health::Incident>,
+}
+
+impl Shared {
+    fn from(sub: CaseCtx<'_>, result: Result<Saved, Stop>) -> Self {
+        Shared {
+            result,
+            exchanges: sub.exchanges,
+            details: sub.details,
+            blocked: sub.blocked,
+        }
+    }
+}
+
+/// The shared result for this case: its exchanges and notes join the case's evidence (once per
+/// case), marked as the run's shared discovery.
+fn adopt(ctx: &mut CaseCtx<'_>, what: &'static str, shared: &Shared) -> Result<Saved, Stop> {
+    if !ctx.adopted.contains(&what) {
+        ctx.adopted.push(what);
+        for ex in &shared.exchanges {
+            let mut ex = ex.clone();
+            ex.note = format!("shared {what} discovery, made once per run: {}", ex.note);
+            ctx.exchanges.push(ex);
+        }
+        for d in &shared.details {
+            ctx.details.push(format!("(shared discovery) {d}"));
+        }
+        if ctx.blocked.is_none() {
+            ctx.blocked = shared.blocked.clone();
+        }
+    }
+    shared.result.clone()
 }
 
 async fn fetch_attempt(
@@ -143,7 +223,7 @@ pub async fn issuer_for(ctx: &mut CaseCtx<'_>, template: Option<&str>) -> Result
     let prm = match ctx.saved.get("prm") {
         Some(s) => s.clone(),
         None => {
-            let s = discover_prm(ctx, "auto").await?;
+            let s = shared_prm(ctx).await?;
             ctx.saved.insert("prm".into(), s.clone());
             s
         }

@@ -261,6 +261,7 @@ pub async fn token(ctx: &mut CaseCtx<'_>, t: &TokenStep) -> Result<Saved, Stop> 
         let all = futures_util::future::join_all(futs).await;
         for (res, ex) in all {
             ctx.exchanges.push(ex);
+            ctx.recorder().note_blocked(&url, &res);
             match res {
                 Ok(r) => {
                     remember_tokens(ctx, &r);
