@@ -865,3 +865,61 @@ fn fuzz_usage_errors_exit_2() {
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
     }
 }
+
+#[test]
+fn a_deadline_ends_the_run_with_reports_and_exit_3() {
+    // rt-inactivity-expiry waits about 7 s on the reference; a 2 s deadline cuts it off, while
+    // the quick PRM cases finish first and keep their verdicts.
+    let out = tempfile::tempdir().unwrap();
+    let o = run(&[
+        "run",
+        "--only",
+        "rt-inactivity-expiry",
+        "--only",
+        "prm-*",
+        "--deadline",
+        "2s",
+        "--report-dir",
+        out.path().to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let v = results(out.path());
+    validate_results(&v);
+    let results = v["results"].as_array().unwrap();
+    let cut = results
+        .iter()
+        .find(|r| r["id"] == "rt-inactivity-expiry")
+        .expect("the cut-off case is reported");
+    assert_eq!(cut["status"], "errored");
+    assert_eq!(cut["incident"], "deadline");
+    assert!(cut["message"].as_str().unwrap().contains("deadline"));
+    assert!(
+        results
+            .iter()
+            .any(|r| r["id"].as_str().unwrap().starts_with("prm-") && r["status"] == "passed"),
+        "the cases that finished in time keep their verdicts"
+    );
+    let incidents = v["incidents"].as_array().unwrap();
+    assert_eq!(incidents.len(), 1, "{incidents:?}");
+    assert_eq!(incidents[0]["kind"], "deadline");
+    assert_eq!(
+        incidents[0]["cases"],
+        serde_json::json!(["rt-inactivity-expiry"])
+    );
+    // The console names the cause once.
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("Incident deadline:"), "{stdout}");
+}
+
+#[test]
+fn deadline_and_allow_host_values_are_checked() {
+    for (args, needle) in [
+        (&["run", "--deadline", "0"][..], "more than zero"),
+        (&["run", "--deadline", "5 parsecs"][..], "unit"),
+        (&["run", "--allow-host", "http://x/"][..], "--allow-host"),
+    ] {
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        assert!(text(&o).contains(needle), "{args:?}: {}", text(&o));
+    }
+}

@@ -43,7 +43,7 @@ pub enum Exit {
     /// Bad usage, bad configuration, a bad case file, or a report that could not be written.
     Usage = 2,
     /// The run could not judge the target: it stopped answering, or the run's deadline passed,
-    /// before gating cases had a verdict (and none failed on its own evidence).
+    /// before every case had a verdict (and no gating case failed on its own evidence).
     Unjudged = 3,
 }
 

@@ -309,10 +309,11 @@ impl Finished {
                 comparison: None,
             });
         }
-        // Cases an incident kept from being judged make the run unjudged (exit 3) rather than
-        // failed, unless a gating case was seen to fail on its own evidence.
+        // Cases an incident kept from being judged (at any level: the run is incomplete) make
+        // the run unjudged (exit 3) rather than failed, unless a gating case was seen to fail
+        // on its own evidence.
         let unjudged = |results: &[CaseResult]| {
-            results.iter().any(|r| r.incident.is_some() && r.gates())
+            results.iter().any(|r| r.incident.is_some())
                 && !results
                     .iter()
                     .any(|r| r.gates() && r.status == crate::record::Status::Failed)
