@@ -136,6 +136,15 @@ impl Health {
         }
     }
 
+    /// A probe that ended without telling (never sent, or a failure it expected): the next
+    /// request may probe instead.
+    pub fn probe_undecided(&self, url: &str) {
+        let Some(key) = authority(url) else { return };
+        if let Some(a) = self.lock().authorities.get_mut(&key) {
+            a.probing = false;
+        }
+    }
+
     /// A transport failure. Returns the incident when this one marked the authority down.
     pub fn failed(&self, url: &str, f: Failure) -> Option<Incident> {
         let key = authority(url)?;
@@ -228,6 +237,33 @@ mod tests {
         assert!(matches!(h.admit("https://127.0.0.1:9/x"), Admit::Down(_)));
         // Another port is another server.
         assert!(matches!(h.admit("http://127.0.0.1:10/"), Admit::Go));
+        assert_eq!(h.incidents().len(), 1);
+    }
+
+    #[test]
+    fn after_the_cool_down_one_probe_goes_out_and_an_answer_reopens() {
+        let h = Health::default();
+        let u = "http://127.0.0.1:9/";
+        for _ in 0..THRESHOLD {
+            h.failed(u, timeout(u));
+        }
+        assert!(matches!(h.admit(u), Admit::Down(_)));
+        // Pretend the cool-down passed.
+        h.lock().authorities.get_mut("127.0.0.1:9").unwrap().since = None;
+        assert!(matches!(h.admit(u), Admit::Probe));
+        // One probe at a time: the others still fail at once.
+        assert!(matches!(h.admit(u), Admit::Down(_)));
+        // A probe that decided nothing lets the next request probe.
+        h.probe_undecided(u);
+        assert!(matches!(h.admit(u), Admit::Probe));
+        // A failed probe keeps it down for another cool-down.
+        assert!(h.failed(u, timeout(u)).is_none());
+        assert!(matches!(h.admit(u), Admit::Down(_)));
+        h.lock().authorities.get_mut("127.0.0.1:9").unwrap().since = None;
+        assert!(matches!(h.admit(u), Admit::Probe));
+        h.answered(u);
+        assert!(matches!(h.admit(u), Admit::Go));
+        // The incident stays on record.
         assert_eq!(h.incidents().len(), 1);
     }
 

@@ -218,8 +218,12 @@ impl Http {
             Ok(_) => None,
             Err(e) => e.failure_kind(),
         };
+        let probe = matches!(admit, Admit::Probe);
         match failure {
             None if result.is_ok() => self.health.answered(&req.url),
+            // Nothing the server did (or an expected failure): a probe decided nothing.
+            None if probe => self.health.probe_undecided(&req.url),
+            Some(_) if req.expect_failure && probe => self.health.probe_undecided(&req.url),
             None => {}
             Some(_) if req.expect_failure => {}
             Some(kind) => {
