@@ -218,15 +218,9 @@ impl Http {
             Ok(_) => None,
             Err(e) => e.failure_kind(),
         };
-        let probe = matches!(admit, Admit::Probe);
         match failure {
             None if result.is_ok() => self.health.answered(&req.url),
-            // Nothing the server did (or an expected failure): a probe decided nothing.
-            None if probe => self.health.probe_undecided(&req.url),
-            Some(_) if req.expect_failure && probe => self.health.probe_undecided(&req.url),
-            None => {}
-            Some(_) if req.expect_failure => {}
-            Some(kind) => {
+            Some(kind) if !req.expect_failure => {
                 self.health.failed(
                     &req.url,
                     Failure {
@@ -235,6 +229,9 @@ impl Http {
                     },
                 );
             }
+            // Nothing the server did (or a failure the probe expected): a probe decided nothing.
+            _ if matches!(admit, Admit::Probe) => self.health.probe_undecided(&req.url),
+            _ => {}
         }
         if let Ok(r) = &result {
             for loc in r.header_all("location") {
@@ -253,16 +250,16 @@ impl Http {
         req: &Request,
         note: &mut String,
     ) -> (Result<Response, HttpError>, bool) {
-        let broke_off = std::sync::atomic::AtomicBool::new(false);
-        let r = self.send_body(req, note, &broke_off).await;
-        (r, broke_off.into_inner())
+        let mut broke_off = false;
+        let r = self.send_body(req, note, &mut broke_off).await;
+        (r, broke_off)
     }
 
     async fn send_body(
         &self,
         req: &Request,
         note: &mut String,
-        broke_off: &std::sync::atomic::AtomicBool,
+        broke_off: &mut bool,
     ) -> Result<Response, HttpError> {
         let url = reqwest::Url::parse(&req.url).map_err(|e| HttpError::BadUrl {
             url: req.url.clone(),
@@ -309,7 +306,7 @@ impl Http {
                         // A body that breaks off (or times out) mid-way is still evidence,
                         // and a sign of a server in trouble.
                         truncated = true;
-                        broke_off.store(true, std::sync::atomic::Ordering::Relaxed);
+                        *broke_off = true;
                         break;
                     }
                 }

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::case::{self, Case};
-use crate::egress::{Class, Policy, UrlCheck, classify};
+use crate::egress::{Policy, UrlCheck, classify};
 use crate::http::{Http, HttpConfig};
 use crate::record::TargetInfo;
 use crate::redact::Redactor;
@@ -238,8 +238,27 @@ impl Resolved {
     /// by `--allow-host` and the profile's `[network] allow`. A target in a class the policy
     /// never reaches (link-local, cloud metadata...) is a usage error unless allowed by name.
     async fn egress_policy(&self) -> Result<Policy, Error> {
-        let mut classes = Vec::new();
-        let mut policy = Policy::for_targets([]);
+        // The target's classes first: the policy is made from them.
+        let mut found = Vec::new();
+        for u in [&self.target.resource, &self.target.issuer]
+            .into_iter()
+            .flatten()
+        {
+            match crate::egress::class_of_url(u) {
+                Some(c) => found.push((u, c)),
+                None => {
+                    if let Ok(p) = url::Url::parse(u) {
+                        let host = p.host_str().unwrap_or("").to_string();
+                        let port = p.port_or_known_default().unwrap_or(443);
+                        // A name that does not resolve now fails later, as a connect error.
+                        if let Ok(addrs) = tokio::net::lookup_host((host.as_str(), port)).await {
+                            found.extend(addrs.map(|a| (u, classify(a.ip()))));
+                        }
+                    }
+                }
+            }
+        }
+        let mut policy = Policy::for_targets(found.iter().filter_map(|(_, c)| c.ok()));
         let allows = self
             .profile
             .network
@@ -252,45 +271,16 @@ impl Resolved {
                 .allow(a)
                 .map_err(|e| Error(format!("{whence} {a:?}: {e}")))?;
         }
-        for u in [&self.target.resource, &self.target.issuer]
-            .into_iter()
-            .flatten()
-        {
-            let found: Vec<Result<Class, crate::egress::Forbidden>> =
-                match crate::egress::class_of_url(u) {
-                    Some(c) => vec![c],
-                    None => match url::Url::parse(u) {
-                        Ok(p) => {
-                            let host = p.host_str().unwrap_or("").to_string();
-                            let port = p.port_or_known_default().unwrap_or(443);
-                            // A name that does not resolve now fails later, as a connect error.
-                            match tokio::net::lookup_host((host.as_str(), port)).await {
-                                Ok(addrs) => addrs.map(|a| classify(a.ip())).collect(),
-                                Err(_) => Vec::new(),
-                            }
-                        }
-                        Err(_) => Vec::new(),
-                    },
-                };
-            for c in found {
-                match c {
-                    Ok(c) => classes.push(c),
-                    Err(f) if !matches!(policy.check_url(u), Ok(UrlCheck::Allowed)) => {
-                        return Err(Error(format!(
-                            "the target {u} is a {f}: authconform does not connect there unless it is allowed by name (--allow-host, or [network] allow in the profile)"
-                        )));
-                    }
-                    Err(_) => {}
-                }
+        for (u, c) in found {
+            if let Err(f) = c
+                && !matches!(policy.check_url(u), Ok(UrlCheck::Allowed))
+            {
+                return Err(Error(format!(
+                    "the target {u} is a {f}: authconform does not connect there unless it is allowed by name (--allow-host, or [network] allow in the profile)"
+                )));
             }
         }
-        let mut widened = Policy::for_targets(classes);
-        let allows = self.profile.network.allow.iter();
-        for a in allows.chain(self.allow_hosts.iter()) {
-            // Already validated above.
-            let _ = widened.allow(a);
-        }
-        Ok(widened)
+        Ok(policy)
     }
 
     /// The audited client of a session. The test users' passwords are masked wherever they

@@ -232,30 +232,25 @@ pub async fn run(
         |r| events(Event::Result(r)),
     )
     .await;
-    let mut incidents = env.http.health().incidents();
-    incidents.extend(deadline);
     let mut report = clock.report(target, spec, stop.is_stopped(), results, None);
-    report.incidents = incidents
-        .into_iter()
-        .map(|inc| IncidentRecord {
-            kind: if inc.id == "deadline" {
-                "deadline"
-            } else {
-                "target-down"
-            }
-            .into(),
-            origin: (!inc.origin.is_empty()).then(|| inc.origin.clone()),
-            cases: report
-                .results
-                .iter()
-                .filter(|r| r.incident.as_deref() == Some(inc.id.as_str()))
-                .map(|r| r.id.clone())
-                .collect(),
-            id: inc.id,
-            at: inc.at,
-            reason: inc.reason,
-        })
+    let record = |inc: crate::health::Incident, kind: &str| IncidentRecord {
+        kind: kind.into(),
+        origin: (!inc.origin.is_empty()).then(|| inc.origin.clone()),
+        cases: report
+            .results
+            .iter()
+            .filter(|r| r.incident.as_deref() == Some(inc.id.as_str()))
+            .map(|r| r.id.clone())
+            .collect(),
+        id: inc.id,
+        at: inc.at,
+        reason: inc.reason,
+    };
+    let incidents = (env.http.health().incidents().into_iter())
+        .map(|inc| record(inc, "target-down"))
+        .chain(deadline.map(|inc| record(inc, "deadline")))
         .collect();
+    report.incidents = incidents;
     drop(env);
     super::shut_down(reference);
     opts.reports.write(&report, "reports", events)?;
