@@ -90,6 +90,25 @@ pub struct CaseResult {
     /// The run's incident that kept this case from being judged (see [`IncidentRecord`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident: Option<String>,
+    /// Why an `errored` case could not be judged when the cause is the server's answer to a
+    /// request that only set the stage (a valid redemption refused, a server error): the cause
+    /// reports group such cases under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked_by: Option<BlockedBy>,
+}
+
+/// The cause that kept a case from its own judgement: a condition (`server-error`,
+/// `valid-request-refused`...) and, where one exists, the case whose requirement that
+/// condition breaks.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BlockedBy {
+    /// The condition, stable across runs: what reports group by.
+    pub condition: String,
+    /// The case whose own requirement the condition breaks (judged there, not here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub case: Option<String>,
+    /// What was seen, in one line.
+    pub reason: String,
 }
 
 /// A cause that kept cases from being judged: the target stopped answering, or the run's

@@ -248,3 +248,210 @@ pub fn auth_endpoint_no_fragment(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult 
     let d = ctx.discovery(on)?.clone();
     ctx.judged(|f| judge::as_metadata::auth_endpoint_no_fragment(f, &d))
 }
+
+/// Which way the client-authentication cross-check compares metadata and behaviour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// What is advertised works: a correct code redemption with each listed method is accepted.
+    Advertised,
+    /// What works is advertised: a method the token endpoint accepts is listed.
+    Accepted,
+}
+
+/// The client authentication methods the suite can present, with the token step's `auth`
+/// value that presents each.
+const METHODS: [(&str, &str); 4] = [
+    ("none", "none"),
+    ("client_secret_basic", "basic"),
+    ("client_secret_post", "post"),
+    ("private_key_jwt", "jwt"),
+];
+
+/// What one method's probe saw.
+enum Probe {
+    Accepted,
+    Refused(String),
+    /// The probe could not be made (no client with the method, no code); not a verdict.
+    NotTried(String),
+}
+
+/// A code redemption by a client registered (or configured) for `method`, presented with it.
+async fn redeem_with(ctx: &mut CaseCtx<'_>, method: &str, auth: &str) -> Probe {
+    use crate::case::model::{AuthorizeStep, ClientKind, ClientStep, Judge};
+    use crate::step::{authorize, client, token};
+    let want = ClientStep {
+        save: "client".into(),
+        kind: if method == "none" {
+            ClientKind::Public
+        } else {
+            ClientKind::Confidential
+        },
+        auth_method: (method != "none").then(|| method.to_string()),
+        refused: Judge::Skip,
+        ..Default::default()
+    };
+    let c = match client::provision(ctx, &want).await {
+        Ok(c) => c,
+        Err(Stop::Skip(m) | Stop::Error(m) | Stop::Fail(m) | Stop::Pass(m)) => {
+            return Probe::NotTried(format!("no client registered for it ({m})"));
+        }
+    };
+    if c.auth_method != method {
+        return Probe::NotTried(format!(
+            "the AS registered the client with {} instead",
+            c.auth_method
+        ));
+    }
+    ctx.saved
+        .insert("client".into(), crate::step::Saved::Client(c));
+    let a = match authorize::authorize(ctx, &AuthorizeStep::default()).await {
+        Ok(a) if a.code().is_some() => a,
+        Ok(a) => return Probe::NotTried(format!("no code: {}", a.describe())),
+        Err(Stop::Skip(m) | Stop::Error(m) | Stop::Fail(m) | Stop::Pass(m)) => {
+            return Probe::NotTried(format!("no code: {m}"));
+        }
+    };
+    ctx.saved.insert(
+        "auth".into(),
+        crate::step::Saved::Authorization(Box::new(a)),
+    );
+    let mut step = token::redeeming("auth", Default::default());
+    step.auth = Some(auth.to_string());
+    let saved = match token::token(ctx, &step).await {
+        Ok(s) => s,
+        Err(Stop::Skip(m) | Stop::Error(m) | Stop::Fail(m) | Stop::Pass(m)) => {
+            return Probe::NotTried(format!("no answer: {m}"));
+        }
+    };
+    let Some((_, r)) = saved.response() else {
+        return Probe::NotTried("no answer".into());
+    };
+    let doc = r.json();
+    let code = doc
+        .as_ref()
+        .and_then(|d| d.get("error")?.as_str().map(str::to_string));
+    if (200..300).contains(&r.status)
+        && doc
+            .as_ref()
+            .is_some_and(|d| d.get("access_token").is_some())
+    {
+        Probe::Accepted
+    } else if r.status == 401 || code.as_deref() == Some("invalid_client") {
+        Probe::Refused(
+            format!("{} {}", r.status, code.unwrap_or_default())
+                .trim()
+                .to_string(),
+        )
+    } else {
+        // Refused for another reason (a bad code, a server error): says nothing about the
+        // client's authentication.
+        Probe::NotTried(format!(
+            "the redemption answered {} {}, not about client authentication",
+            r.status,
+            code.unwrap_or_default()
+        ))
+    }
+}
+
+/// asm-auth-methods.advertised / .accepted (RFC 8414 §2: `token_endpoint_auth_methods_supported`
+/// lists the methods the token endpoint supports; omitted means `client_secret_basic`): each
+/// method the suite can present is tried with a correct code redemption, and what this run's
+/// other cases saw is added (they run before this one). `Advertised` fails a listed method the
+/// endpoint refuses as an authentication failure; `Accepted` fails a method that issued tokens
+/// but is not listed.
+pub async fn auth_methods_behaviour(
+    ctx: &mut CaseCtx<'_>,
+    on: &str,
+    direction: Direction,
+) -> StepResult {
+    let doc = doc_of(ctx, on)?;
+    let listed: Vec<String> = match doc.get("token_endpoint_auth_methods_supported") {
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        _ => vec!["client_secret_basic".into()],
+    };
+    ctx.note(format!(
+        "listed: {listed:?} (omitted means [\"client_secret_basic\"])"
+    ));
+    let mut seen: Vec<(String, bool, String, String)> = Vec::new(); // method, accepted, answer, by
+    for (method, auth) in METHODS {
+        let relevant = match direction {
+            Direction::Advertised => listed.iter().any(|m| m == method),
+            Direction::Accepted => true,
+        };
+        if !relevant {
+            continue;
+        }
+        match redeem_with(ctx, method, auth).await {
+            Probe::Accepted => seen.push((method.into(), true, String::new(), "this case".into())),
+            Probe::Refused(a) => seen.push((method.into(), false, a, "this case".into())),
+            Probe::NotTried(why) => ctx.note(format!("{method}: not tried: {why}")),
+        }
+    }
+    for f in ctx.env.facts.all() {
+        let super::super::step::facts::FactKind::ClientAuth {
+            method,
+            accepted,
+            answer,
+        } = f.kind;
+        seen.push((method.into(), accepted, answer, f.case));
+    }
+    // One line per method and outcome, naming a few of the cases that saw it.
+    let mut failures = Vec::new();
+    let mut held = Vec::new();
+    for (method, _) in METHODS {
+        for accepted in [true, false] {
+            let of: Vec<&(String, bool, String, String)> = seen
+                .iter()
+                .filter(|(m, a, _, _)| m == method && *a == accepted)
+                .collect();
+            let Some((_, _, answer, _)) = of.first() else {
+                continue;
+            };
+            let mut by: Vec<&str> = of.iter().map(|(_, _, _, c)| c.as_str()).collect();
+            by.dedup();
+            let shown = by.iter().take(3).copied().collect::<Vec<_>>().join(", ");
+            let by = match by.len() {
+                n if n > 3 => format!("{shown} and {} more", n - 3),
+                _ => shown,
+            };
+            let is_listed = listed.iter().any(|m| m == method);
+            match (direction, accepted, is_listed) {
+                (Direction::Advertised, false, true) => failures.push(format!(
+                    "{method} is listed, but correct requests authenticated with it were refused ({answer}; seen by {by})"
+                )),
+                (Direction::Advertised, true, true) => {
+                    held.push(format!("{method} accepted (seen by {by})"))
+                }
+                (Direction::Accepted, true, false) => failures.push(format!(
+                    "{method} is not listed, but requests authenticated with it were issued tokens (seen by {by})"
+                )),
+                (Direction::Accepted, true, true) => {
+                    held.push(format!("{method} accepted and listed (seen by {by})"))
+                }
+                _ => {}
+            }
+        }
+    }
+    for h in &held {
+        ctx.pass(h.clone());
+    }
+    if let Some(first) = failures.first() {
+        for f in &failures[1..] {
+            ctx.note(format!("also: {f}"));
+        }
+        return ctx.fail(first.clone());
+    }
+    if held.is_empty() {
+        return Err(Stop::Skip(
+            "no client authentication method could be tried (no client for any, or no code)".into(),
+        ));
+    }
+    ctx.pass(match direction {
+        Direction::Advertised => "every listed method that was tried is accepted",
+        Direction::Accepted => "every method that was accepted is listed",
+    });
+    Ok(())
+}

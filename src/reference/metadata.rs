@@ -78,6 +78,17 @@ fn metadata(s: &Ref, oidc: bool) -> Value {
     if s.fault("asm-auth-methods") {
         o.remove("token_endpoint_auth_methods_supported");
     }
+    // Public clients still redeem codes; the list no longer says so.
+    if s.fault("asm-auth-methods.accepted") {
+        o.insert(
+            "token_endpoint_auth_methods_supported".into(),
+            json!([
+                "client_secret_basic",
+                "client_secret_post",
+                "private_key_jwt"
+            ]),
+        );
+    }
     if s.fault("cimd-flag") {
         o.remove("client_id_metadata_document_supported");
     }

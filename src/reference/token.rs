@@ -19,6 +19,12 @@ fn err(status: u16, code: &str, desc: &str) -> Response {
 }
 
 pub(super) fn token_error(s: &Ref, status: u16, code: &str, desc: &str) -> Response {
+    // Every refused grant with 401: one wrong shape that every refusal case provokes.
+    let status = if code == "invalid_grant" && s.fault("tok-error-format.status") {
+        401
+    } else {
+        status
+    };
     if s.fault("tok-error-format") {
         return Response::builder()
             .status(status)
@@ -267,6 +273,13 @@ fn authenticate_client(
         .unwrap_or("client_secret_basic")
         .to_string();
     let public = registered_method == "none";
+    // Listed in the metadata, refused here: every client_secret_post request fails.
+    if via == "client_secret_post"
+        && !outside_token_endpoint
+        && s.fault("asm-auth-methods.advertised")
+    {
+        return Err(Box::new(invalid_client(s, false)));
+    }
     if !public {
         let secret = client.get("client_secret").and_then(Value::as_str);
         match &presented {

@@ -181,12 +181,36 @@ impl Console {
             ));
         }
 
+        // A stage that failed is one cause, named once, with the cases it kept from a verdict.
+        for (b, ids) in super::blocked_groups(&report.results) {
+            lines.push(self.paint(
+                &format!(
+                    "Not judged, {}: {}",
+                    one_line(&super::blocked_heading(b), DETAIL_CHARS),
+                    one_line(&b.reason, DETAIL_CHARS)
+                ),
+                |t| t.magenta().bold(),
+            ));
+            let names: Vec<String> = ids
+                .iter()
+                .map(|&i| one_line(&report.results[i].id, ID_CHARS))
+                .collect();
+            lines.push(format!(
+                "  {} case{}: {}",
+                names.len(),
+                if names.len() == 1 { "" } else { "s" },
+                names.join(", ")
+            ));
+        }
+
         let gating: Vec<&CaseResult> = report
             .results
             .iter()
-            .filter(|r| r.gates() && r.incident.is_none())
+            .filter(|r| r.gates() && r.incident.is_none() && r.blocked_by.is_none())
             .collect();
-        if gating.is_empty() && report.incidents.is_empty() {
+        let unjudged =
+            !report.incidents.is_empty() || report.results.iter().any(|r| r.blocked_by.is_some());
+        if gating.is_empty() && !unjudged {
             lines.push("No gating failures.".to_owned());
         } else if gating.is_empty() {
         } else {

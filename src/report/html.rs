@@ -29,6 +29,8 @@ struct Page {
     totals: Counts,
     areas: Vec<AreaRow>,
     incidents: Vec<IncidentView>,
+    /// Causes that kept errored cases from a verdict (see `CaseResult::blocked_by`).
+    blocked: Vec<IncidentView>,
     gating: Vec<GateLink>,
     cases: Vec<CaseView>,
 }
@@ -211,7 +213,7 @@ fn page(report: &RunReport) -> Page {
         // a string's content being a valid fragment.
         let anchor = format!("case-{}", i + 1);
         // A case tied to an incident is listed under it, not once more as a gating line.
-        if r.gates() && r.incident.is_none() {
+        if r.gates() && r.incident.is_none() && r.blocked_by.is_none() {
             gating.push(GateLink {
                 anchor: anchor.clone(),
                 id: line(&r.id),
@@ -264,6 +266,21 @@ fn page(report: &RunReport) -> Page {
                     .map(|(i, r)| GateLink {
                         anchor: format!("case-{}", i + 1),
                         id: line(&r.id),
+                        message: String::new(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        blocked: super::blocked_groups(&report.results)
+            .into_iter()
+            .map(|(b, ids)| IncidentView {
+                id: line(&super::blocked_heading(b)),
+                reason: line(&b.reason),
+                cases: ids
+                    .into_iter()
+                    .map(|i| GateLink {
+                        anchor: format!("case-{}", i + 1),
+                        id: line(&report.results[i].id),
                         message: String::new(),
                     })
                     .collect(),

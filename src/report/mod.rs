@@ -199,6 +199,7 @@ pub(crate) mod testutil {
             spec: "2025-06-18".into(),
             duration_ms: 1234,
             incident: None,
+            blocked_by: None,
             exchanges: vec![exchange(0), exchange(1)],
         }
     }
@@ -378,5 +379,33 @@ mod tests {
             err.to_string().contains(&blocker.display().to_string()),
             "{err}"
         );
+    }
+}
+
+/// Errored cases whose stage-setting request failed, grouped by cause (condition, and the case
+/// whose requirement it breaks), in order of first appearance: each group's indices into
+/// `results`. Reports show each cause once, with its cases under it.
+pub fn blocked_groups(
+    results: &[crate::record::CaseResult],
+) -> Vec<(&crate::record::BlockedBy, Vec<usize>)> {
+    let mut groups: Vec<(&crate::record::BlockedBy, Vec<usize>)> = Vec::new();
+    for (i, r) in results.iter().enumerate() {
+        let Some(b) = &r.blocked_by else { continue };
+        match groups
+            .iter_mut()
+            .find(|(g, _)| g.condition == b.condition && g.case == b.case)
+        {
+            Some((_, ids)) => ids.push(i),
+            None => groups.push((b, vec![i])),
+        }
+    }
+    groups
+}
+
+/// A cause's heading: the condition, and the case that judges it.
+pub fn blocked_heading(b: &crate::record::BlockedBy) -> String {
+    match &b.case {
+        Some(c) => format!("{} (judged by {c})", b.condition),
+        None => b.condition.clone(),
     }
 }

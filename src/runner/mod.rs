@@ -26,9 +26,11 @@ pub async fn run_case(env: &RunEnv, case: &Case) -> CaseResult {
 /// Runs a case holding a running place it gives up while it waits.
 pub async fn run_case_in(env: &RunEnv, case: &Case, slot: Option<Slot>) -> CaseResult {
     let started = Instant::now();
+    let redactor = env.http.redactor();
     let mut ctx = CaseCtx::new(env);
     ctx.slot = slot;
     ctx.case_id = case.id().to_string();
+    ctx.error_shape_own = case.file.error_shape == crate::case::model::ErrorShape::Own;
     let level = case.level_at(env.revision);
     // A case that starts after the target went down is tied to that incident at once, whatever
     // it would have needed: nothing it could learn now would be the server's answer.
@@ -70,8 +72,16 @@ pub async fn run_case_in(env: &RunEnv, case: &Case, slot: Option<Slot>) -> CaseR
         }
         _ => (status, warning, message, None),
     };
+    // A stage-setting request that failed names its cause; only an unjudged case carries it.
+    let blocked_by = ctx
+        .blocked_by
+        .take()
+        .filter(|_| status == Status::Errored && incident.is_none())
+        .map(|mut b| {
+            b.reason = redactor.text(&b.reason);
+            b
+        });
     step::document::attach_evidence(&mut ctx);
-    let redactor = env.http.redactor();
     CaseResult {
         id: case.id().to_string(),
         area: case.file.area.clone(),
@@ -87,6 +97,7 @@ pub async fn run_case_in(env: &RunEnv, case: &Case, slot: Option<Slot>) -> CaseR
         duration_ms: started.elapsed().as_millis() as u64,
         exchanges: ctx.exchanges,
         incident,
+        blocked_by,
     }
 }
 
@@ -323,16 +334,24 @@ pub async fn run_all(
     let sem = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
     // Cases that wait on purpose start first, so their waits overlap the rest of the run.
     let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by_key(|&i| !cases[i].waits());
+    order.sort_by_key(|&i| (cases[i].file.after_others, !cases[i].waits()));
+    // Cross-checks (metadata against behaviour) start once every other case has finished:
+    // they read the facts the others published.
+    let others = cases.iter().filter(|c| !c.file.after_others).count();
+    let (others_done, gate) = tokio::sync::watch::channel(others == 0);
     let mut aborts = Vec::with_capacity(n);
     let mut running = futures_util::stream::FuturesUnordered::new();
     for i in order {
         let env = env.clone();
         let sem = sem.clone();
         let c2 = cases[i].clone();
+        let mut gate = gate.clone();
         // Each case in its own task: a panic in one check must not take the run down, and a
         // deadline or a stop can abort what is still running.
         let handle = tokio::spawn(async move {
+            if c2.file.after_others {
+                let _ = gate.wait_for(|done| *done).await;
+            }
             let permit = sem.clone().acquire_owned().await.ok();
             run_case_in(&env, &c2, Some(Slot { sem, permit })).await
         });
@@ -348,6 +367,7 @@ pub async fn run_all(
     };
     tokio::pin!(expired);
     let mut passed_deadline = false;
+    let mut finished_others = 0;
     loop {
         let next = tokio::select! {
             next = running.next() => next,
@@ -367,6 +387,10 @@ pub async fn run_all(
         };
         on_result(&r);
         slots[i] = Some(r);
+        finished_others += usize::from(!cases[i].file.after_others);
+        if finished_others == others {
+            others_done.send_replace(true);
+        }
     }
     // Whatever still runs is abandoned: nothing it sends from now on would be reported.
     for a in &aborts {
@@ -416,5 +440,6 @@ fn crashed(case: &Case, msg: String) -> CaseResult {
         duration_ms: 0,
         exchanges: vec![],
         incident: None,
+        blocked_by: None,
     }
 }

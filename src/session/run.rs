@@ -102,6 +102,7 @@ pub async fn prepare(opts: &SetupOptions, events: Events<'_>) -> Result<Prepared
             prm: Default::default(),
             as_metadata: Default::default(),
             documents,
+            facts: Default::default(),
         };
         crate::step::discovery::resolve_shared(&env).await;
         Ok((env, target, spec))

@@ -41,6 +41,8 @@ pub struct RunEnv {
     pub as_metadata: tokio::sync::OnceCell<crate::step::discovery::Shared>,
     /// The Client ID Metadata Document host, when the run has CIMD cases.
     pub documents: Option<std::sync::Arc<crate::cimd::Documents>>,
+    /// What cases observed, for the cross-checks that run after them.
+    pub facts: crate::step::facts::Facts,
 }
 
 impl RunEnv {
@@ -205,6 +207,11 @@ pub struct CaseCtx<'a> {
     pub blocked: Option<crate::health::Incident>,
     /// Shared discovery results whose exchanges this case's evidence already holds.
     pub(crate) adopted: Vec<&'static str>,
+    /// Why the case could not be judged, when a stage-setting request failed (see
+    /// [`crate::step::precondition_held`]).
+    pub blocked_by: Option<crate::record::BlockedBy>,
+    /// The case's own requirement is the shape of its error answers (`error_shape = "own"`).
+    pub error_shape_own: bool,
 }
 
 impl<'a> CaseCtx<'a> {
@@ -225,7 +232,15 @@ impl<'a> CaseCtx<'a> {
             slot: None,
             blocked: None,
             adopted: Vec::new(),
+            blocked_by: None,
+            error_shape_own: false,
         }
+    }
+
+    /// Is the shape of error answers this case's own requirement? Yes when the case says so,
+    /// or when it is (a variant of) the error-format case `owner` itself.
+    pub fn owns_error_shape(&self, owner: &str) -> bool {
+        self.error_shape_own || self.case_id.split('.').next() == Some(owner)
     }
 
     /// Sleeps without holding a running place (see [`Slot`]). The sleep ends early when the

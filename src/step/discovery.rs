@@ -298,7 +298,7 @@ pub use authconform_core::metadata::require_doc;
 /// The `discover_prm` step.
 pub async fn run_prm(ctx: &mut CaseCtx<'_>, s: &DiscoverPrmStep) -> StepResult {
     let saved = discover_prm(ctx, &s.via).await?;
-    super::save_and_expect(ctx, saved, &s.save, s.expect.as_ref())
+    super::save_and_expect(ctx, saved, &s.save, s.expect.as_ref(), None)
 }
 
 /// The `discover_as` step: a discovery of its own, or the run's shared one (`cached`).
@@ -308,5 +308,5 @@ pub async fn run_as(ctx: &mut CaseCtx<'_>, s: &DiscoverAsStep) -> StepResult {
     } else {
         discover_as(ctx, s.issuer.as_deref(), &s.via).await?
     };
-    super::save_and_expect(ctx, saved, &s.save, s.expect.as_ref())
+    super::save_and_expect(ctx, saved, &s.save, s.expect.as_ref(), None)
 }

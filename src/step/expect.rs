@@ -8,6 +8,181 @@ use crate::case::model::{Absent, ChallengeExpect, Expect, JsonExpect};
 use crate::http::Response;
 use crate::www_authenticate;
 
+/// Which error-format case owns the shape of the error answers a step may get: a refusal a case
+/// asks for that comes with another shape than its expectation names is that case's finding,
+/// not this one's (issue: one deviation must not fail every requirement that provokes it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorOwner {
+    /// Token, revocation and introspection errors: status, media type and `error` code
+    /// (OAuth 2.1 §3.2.4).
+    Token,
+    /// The MCP endpoint's Bearer challenge `error` parameter: a SHOULD (RFC 6750 §3.1, OAuth
+    /// 2.1 §5.3.1); the 401/403 status stays each case's own requirement (MCP §9.2, §10).
+    Resource,
+}
+
+impl ErrorOwner {
+    /// The case whose requirement the shape is.
+    pub fn case(self) -> &'static str {
+        match self {
+            ErrorOwner::Token => "tok-error-format",
+            ErrorOwner::Resource => "rs-401-invalid-token",
+        }
+    }
+}
+
+/// What a token-endpoint answer issued, if anything: a refusal issues none of these.
+const ISSUED: [&str; 3] = ["/access_token", "/refresh_token", "/id_token"];
+
+/// Judges `e` on `r`. With an `owner`, a refusal the expectation asks for that arrived with
+/// another shape passes this step with a note naming the owner (unless the running case owns
+/// error shapes itself): the case's requirement, a refusal, held.
+pub fn check_owned(
+    ctx: &mut CaseCtx<'_>,
+    url: &str,
+    r: &Response,
+    e: &Expect,
+    owner: Option<ErrorOwner>,
+) -> StepResult {
+    let owner = owner.filter(|o| !ctx.owns_error_shape(o.case()));
+    match owner {
+        Some(ErrorOwner::Token) => {
+            let asks_refusal = e
+                .status
+                .as_ref()
+                .is_some_and(|s| !s.is_empty() && s.iter().all(|c| (400..500).contains(c)));
+            let doc = r.json();
+            let issued = ISSUED
+                .iter()
+                .any(|p| doc.as_ref().and_then(|d| d.pointer(p)).is_some());
+            // 429 is handled by `check` (the suite could not tell); 5xx is not a refusal.
+            let refused = (400..500).contains(&r.status) && r.status != 429 && !issued;
+            if asks_refusal && refused {
+                let shape = token_error_shape(ctx, r, e)?;
+                if !shape.is_empty() {
+                    ctx.note(format!(
+                        "refused, but with {}: the shape of the error is {}'s requirement, judged there",
+                        shape.join(", "),
+                        ErrorOwner::Token.case()
+                    ));
+                    let mut rest = e.clone();
+                    rest.status = None;
+                    rest.content_type = None;
+                    rest.error = None;
+                    rest.json_object = false;
+                    rest.json.retain(|j| !j.pointer.starts_with("/error"));
+                    ctx.pass(format!("refused ({}), nothing issued", r.status));
+                    return check(ctx, url, r, &rest);
+                }
+            }
+            check(ctx, url, r, e)
+        }
+        Some(ErrorOwner::Resource) => {
+            let Some(c) = e
+                .challenge
+                .as_ref()
+                .filter(|c| c.params.contains_key("error"))
+            else {
+                return check(ctx, url, r, e);
+            };
+            let want = &c.params["error"];
+            let values: Vec<&str> = r.header_all("www-authenticate").collect();
+            let got = www_authenticate::parse_all(values).ok().and_then(|cs| {
+                cs.iter()
+                    .find(|x| x.is_scheme(c.scheme.as_deref().unwrap_or("Bearer")))
+                    .map(|x| x.param("error").map(str::to_string))
+            });
+            match got {
+                // The challenge is there but its `error` differs or is missing: a SHOULD
+                // of another case; the rest of the expectation is still this case's.
+                Some(g) if g.as_deref() != Some(want.as_str()) => {
+                    ctx.note(format!(
+                        "the challenge's error is {}, not {want:?}: a SHOULD judged by {}",
+                        g.map_or("absent".to_string(), |g| format!("{g:?}")),
+                        ErrorOwner::Resource.case()
+                    ));
+                    let mut rest = e.clone();
+                    if let Some(c) = rest.challenge.as_mut() {
+                        c.params.remove("error");
+                    }
+                    check(ctx, url, r, &rest)
+                }
+                _ => check(ctx, url, r, e),
+            }
+        }
+        None => check(ctx, url, r, e),
+    }
+}
+
+/// Did a token-endpoint answer refuse (a 4xx other than 429, with nothing issued)? `Some` with
+/// how its shape differs from 400 and one of `codes` (`None` when it matches): named checks
+/// that ask for a refusal judge it as a `token` step's expectation is judged, and leave the
+/// shape to tok-error-format (see [`note_shape`]).
+pub fn token_refused(r: &Response, codes: &[&str]) -> Option<Option<String>> {
+    let doc = r.json();
+    let issued = ISSUED
+        .iter()
+        .any(|p| doc.as_ref().and_then(|d| d.pointer(p)).is_some());
+    if !(400..500).contains(&r.status) || r.status == 429 || issued {
+        return None;
+    }
+    let code = doc
+        .as_ref()
+        .and_then(|d| d.get("error")?.as_str().map(str::to_string));
+    Some(match code {
+        Some(c) if r.status == 400 && codes.contains(&c.as_str()) => None,
+        Some(c) => Some(format!("{} {c}", r.status)),
+        None => Some(format!("{} and no JSON error code", r.status)),
+    })
+}
+
+/// Notes a refusal's shape that differs from the one asked for, naming the case that owns it.
+pub fn note_shape(ctx: &mut CaseCtx<'_>, deviation: Option<String>) {
+    if let Some(d) = deviation {
+        ctx.note(format!(
+            "refused, but with {d}: the shape of the error is {}'s requirement, judged there",
+            ErrorOwner::Token.case()
+        ));
+    }
+}
+
+/// How a refusal's shape differs from what the expectation names (status, media type,
+/// `error` code); empty when it matches.
+fn token_error_shape(ctx: &CaseCtx<'_>, r: &Response, e: &Expect) -> Result<Vec<String>, Stop> {
+    let mut off = Vec::new();
+    if let Some(allowed) = &e.status
+        && !allowed.contains(&r.status)
+    {
+        off.push(format!("status {} (expected one of {allowed:?})", r.status));
+    }
+    if let Some(ct) = &e.content_type
+        && !r.media_type().is_some_and(|m| m.eq_ignore_ascii_case(ct))
+    {
+        off.push(format!(
+            "Content-Type {} (expected {ct})",
+            r.media_type().unwrap_or_else(|| "absent".into())
+        ));
+    }
+    if let Some(codes) = &e.error {
+        let codes: Vec<String> = codes
+            .iter()
+            .map(|c| ctx.expand(c).map_err(Stop::Error))
+            .collect::<Result<_, _>>()?;
+        match r
+            .json()
+            .as_ref()
+            .and_then(|d| d.get("error")?.as_str().map(str::to_string))
+        {
+            Some(c) if codes.contains(&c) => {}
+            Some(c) => off.push(format!("error {c:?} (expected one of {codes:?})")),
+            None => off.push(format!(
+                "no JSON `error` member (expected one of {codes:?})"
+            )),
+        }
+    }
+    Ok(off)
+}
+
 pub fn check(ctx: &mut CaseCtx<'_>, url: &str, r: &Response, e: &Expect) -> StepResult {
     // A rate limit says nothing about the requirement: the suite could not tell.
     if let Some(limit) = r.rate_limited()

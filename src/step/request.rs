@@ -185,13 +185,21 @@ pub async fn http(ctx: &mut CaseCtx<'_>, s: &HttpStep) -> Result<Saved, Stop> {
 /// The `mcp_request` step.
 pub async fn run_mcp(ctx: &mut CaseCtx<'_>, s: &McpRequestStep) -> StepResult {
     let saved = mcp_request(ctx, s).await?;
+    let name = s.save.as_deref().unwrap_or("last");
     let r = super::save_and_expect(
         ctx,
         saved,
-        s.save.as_deref().unwrap_or("last"),
+        name,
         s.expect.as_ref(),
+        Some(super::ErrorOwner::Resource),
     );
-    super::precondition_held(r, s.precondition)
+    super::precondition_held(
+        ctx,
+        r,
+        s.precondition == Some(true),
+        name,
+        super::Stage::Mcp,
+    )
 }
 
 /// The `http` step.
@@ -202,5 +210,6 @@ pub async fn run_http(ctx: &mut CaseCtx<'_>, s: &HttpStep) -> StepResult {
         saved,
         s.save.as_deref().unwrap_or("last"),
         s.expect.as_ref(),
+        None,
     )
 }

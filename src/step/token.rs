@@ -283,6 +283,45 @@ pub async fn token(ctx: &mut CaseCtx<'_>, t: &TokenStep) -> Result<Saved, Stop> 
     })
 }
 
+/// A correct request to the token endpoint (one that must succeed) tells how the AS treats its
+/// client authentication method: accepted, or refused as an authentication failure. The
+/// metadata cross-check (asm-auth-methods) reads it after the run.
+fn publish_client_auth(ctx: &CaseCtx<'_>, s: &TokenStep, saved: &Saved) {
+    let must_succeed = s.precondition == Some(true)
+        || s.expect
+            .as_ref()
+            .and_then(|e| e.status.as_ref())
+            .is_some_and(|st| !st.is_empty() && st.iter().all(|c| (200..300).contains(c)));
+    let endpoint = s.endpoint.as_deref().unwrap_or("token");
+    let (Some((_, r)), Some(x)) = (saved.response(), ctx.exchanges.last()) else {
+        return;
+    };
+    if !must_succeed || endpoint != "token" || s.auth.is_some() || s.secret.is_some() {
+        return;
+    }
+    let doc = r.json();
+    let code = doc
+        .as_ref()
+        .and_then(|d| d.get("error")?.as_str().map(str::to_string));
+    let accepted = (200..300).contains(&r.status)
+        && doc
+            .as_ref()
+            .is_some_and(|d| d.get("access_token").is_some());
+    let auth_refused = r.status == 401 || code.as_deref() == Some("invalid_client");
+    if accepted || auth_refused {
+        ctx.env.facts.add(super::facts::Fact {
+            case: ctx.case_id.clone(),
+            kind: super::facts::FactKind::ClientAuth {
+                method: super::client_auth_method(x),
+                accepted,
+                answer: format!("{} {}", r.status, code.unwrap_or_default())
+                    .trim()
+                    .to_string(),
+            },
+        });
+    }
+}
+
 /// Issued tokens become known secrets: they are redacted wherever they appear later.
 fn remember_tokens(ctx: &CaseCtx<'_>, r: &Response) {
     if let Some(doc) = r.json() {
@@ -316,6 +355,22 @@ pub fn redeeming(from: &str, params: BTreeMap<String, String>) -> TokenStep {
 /// `precondition` means the case cannot be judged.
 pub async fn run(ctx: &mut CaseCtx<'_>, s: &TokenStep) -> StepResult {
     let saved = token(ctx, s).await?;
-    let r = super::save_and_expect(ctx, saved, &s.save, s.expect.as_ref());
-    super::precondition_held(r, s.precondition)
+    publish_client_auth(ctx, s, &saved);
+    let r = super::save_and_expect(
+        ctx,
+        saved,
+        &s.save,
+        s.expect.as_ref(),
+        Some(super::ErrorOwner::Token),
+    );
+    super::precondition_held(
+        ctx,
+        r,
+        s.precondition == Some(true),
+        &s.save,
+        match s.endpoint.as_deref() {
+            Some("revocation") => super::Stage::Revocation,
+            _ => super::Stage::Token(&s.grant_type),
+        },
+    )
 }

@@ -393,12 +393,41 @@ pub fn parse_case(
         }
     }
     if errors.is_empty() {
+        let mut file = file;
+        infer_preconditions(&mut file);
         Ok(Case {
             file,
             path: display.to_string(),
         })
     } else {
         Err(errors)
+    }
+}
+
+/// A request that must succeed and is followed by a step that judges is the stage for that
+/// judgement, not the judgement itself: when it fails, the case cannot be judged and is
+/// `errored`, never `failed` (a first redemption answered 500 says nothing about single use).
+/// Steps that say `precondition` explicitly keep what they say; a case whose own requirement is
+/// the success of an early step (a rotated refresh token must come back) says `false` there.
+pub fn infer_preconditions(file: &mut CaseFile) {
+    let demands_success = |e: Option<&model::Expect>| {
+        e.and_then(|e| e.status.as_ref())
+            .is_some_and(|s| !s.is_empty() && s.iter().all(|c| (200..300).contains(c)))
+    };
+    let n = file.steps.len();
+    for i in 0..n {
+        let judged_later = file.steps[i + 1..].iter().any(|s| match s {
+            Step::Check(_) | Step::Authorize(_) => true,
+            other => other.expect().is_some(),
+        });
+        let success = demands_success(file.steps[i].expect());
+        match &mut file.steps[i] {
+            Step::Token(TokenStep { precondition, .. })
+            | Step::McpRequest(model::McpRequestStep { precondition, .. }) => {
+                precondition.get_or_insert(success && judged_later);
+            }
+            _ => {}
+        }
     }
 }
 
@@ -608,6 +637,44 @@ mod tests {
             );
             assert!(e.line > 1 && e.message.starts_with("unknown check"), "{e}");
         }
+    }
+
+    fn token_preconditions(steps: &str) -> Vec<Option<bool>> {
+        let text = format!(
+            "id = \"code-single-use\"\ntitle = \"t\"\narea = \"authorization_code\"\nrole = \"as\"\nlevel = \"MUST\"\nrefs = []\nspecs = []\n{steps}"
+        );
+        let mut file: CaseFile = toml::from_str(&text).expect("parses");
+        infer_preconditions(&mut file);
+        file.steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Token(t) => Some(t.precondition),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A request that must succeed before a later judgement sets the stage; the last judged
+    /// request, a refusal, and an explicit choice do not.
+    #[test]
+    fn preconditions_are_inferred_from_what_follows() {
+        let ok = "[[steps]]\ndo = \"token\"\n[steps.expect]\nstatus = [200]\n";
+        let refused = "[[steps]]\ndo = \"token\"\n[steps.expect]\nstatus = [400]\n";
+        let explicit =
+            "[[steps]]\ndo = \"token\"\nprecondition = false\n[steps.expect]\nstatus = [200]\n";
+        let toml_steps = |parts: &[&str]| parts.concat();
+        assert_eq!(
+            token_preconditions(&toml_steps(&[ok, refused])).as_slice(),
+            [Some(true), Some(false)]
+        );
+        assert_eq!(
+            token_preconditions(&toml_steps(&[refused, ok])).as_slice(),
+            [Some(false), Some(false)]
+        );
+        assert_eq!(
+            token_preconditions(&toml_steps(&[explicit, refused])).as_slice(),
+            [Some(false), Some(false)]
+        );
     }
 
     #[test]

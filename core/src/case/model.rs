@@ -101,11 +101,30 @@ pub struct CaseFile {
     /// Why this case can have no reference fault (the list of such cases stays short).
     #[serde(default)]
     pub no_fault: Option<String>,
+    /// Whose requirement the shape of an error answer is. `others` (the default): a refusal
+    /// this case asks for may come with another status or error code than its expectation
+    /// names; the case still passes (its requirement, a refusal, held) and notes the
+    /// deviation for the error-format case that owns it (`tok-error-format`,
+    /// `rs-401-invalid-token`). `own`: the status and error code are this case's requirement.
+    #[serde(default)]
+    pub error_shape: ErrorShape,
+    /// Run after every other case of the run: the case compares the metadata with what the
+    /// others observed (run facts).
+    #[serde(default)]
+    pub after_others: bool,
     /// Variants: the steps run once per variant (each a fresh start), `${v.<name>}` naming the
     /// variant's values. The case fails if any variant fails.
     #[serde(default)]
     pub variants: Vec<Variant>,
     pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorShape {
+    #[default]
+    Others,
+    Own,
 }
 
 /// One variant of a case: a label for reports and the values its steps refer to as `${v.name}`.
@@ -235,8 +254,9 @@ pub struct McpRequestStep {
     pub headers: BTreeMap<String, String>,
     pub note: Option<String>,
     /// This request sets the stage (a request that must succeed): if its expectation fails,
-    /// the case cannot be judged and errors instead of failing.
-    pub precondition: bool,
+    /// the case cannot be judged and errors instead of failing. Unset, the loader infers it
+    /// (see [`super::infer_preconditions`]).
+    pub precondition: Option<bool>,
     pub save: Option<String>,
     pub expect: Option<Expect>,
 }
@@ -553,8 +573,9 @@ pub struct TokenStep {
     /// The `private_key_jwt` client assertion (RFC 7523 §3) to send, claim by claim.
     pub assertion: Option<Assertion>,
     /// This request sets the stage (a valid request that must succeed): if its expectation
-    /// fails, the case cannot be judged and errors instead of failing.
-    pub precondition: bool,
+    /// fails, the case cannot be judged and errors instead of failing. Unset, the loader infers
+    /// it (see [`super::infer_preconditions`]).
+    pub precondition: Option<bool>,
     /// Send `n` identical requests at once (race probes); all are recorded, the first saved.
     pub parallel: Option<usize>,
     /// The endpoint, with the same client authentication: `token` (default), `revocation`

@@ -1,0 +1,44 @@
+//! Run facts: what cases observed about the server, kept for the cross-checks that run after
+//! every other case and compare the metadata with behaviour (RFC 8414 §2: the metadata lists
+//! what the server supports). A fact names the case that produced it, so a cross-check's
+//! verdict can cite its evidence.
+
+use std::sync::Mutex;
+
+/// One observation, with the case that made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fact {
+    pub case: String,
+    pub kind: FactKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FactKind {
+    /// A correct token request authenticated with `method` (RFC 8414 names) was accepted
+    /// (tokens issued) or refused for its client authentication (401 or `invalid_client`).
+    ClientAuth {
+        method: &'static str,
+        accepted: bool,
+        /// The refusal, as status and error code, when not accepted.
+        answer: String,
+    },
+}
+
+/// The run's facts, shared by every case.
+#[derive(Debug, Default)]
+pub struct Facts(Mutex<Vec<Fact>>);
+
+impl Facts {
+    pub fn add(&self, fact: Fact) {
+        let mut v = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        // Bounded: a few per case is plenty for any cross-check; a run of thousands of cases
+        // must not grow this without end.
+        if v.len() < 4096 && !v.contains(&fact) {
+            v.push(fact);
+        }
+    }
+
+    pub fn all(&self) -> Vec<Fact> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}

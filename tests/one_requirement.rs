@@ -1,0 +1,92 @@
+//! One requirement per verdict: a reference fault that breaks one requirement fails that
+//! requirement's case and nothing else, across the whole suite. A deviation every refusal case
+//! provokes (the shape of an error answer) is judged once, by the case that owns it; the other
+//! cases pass on the refusal itself and say so.
+
+use std::process::Command;
+
+/// The whole suite against the reference with `fault`: (failed, errored) case ids, sorted.
+fn verdicts_with(fault: &str) -> (Vec<String>, Vec<String>, serde_json::Value) {
+    let out = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_authconform"))
+        .env("NO_COLOR", "1")
+        .args(["run", "--reference-fault", fault, "--report-dir"])
+        .arg(out.path())
+        .output()
+        .expect("spawn authconform");
+    assert!(
+        matches!(o.status.code(), Some(0 | 1)),
+        "exit {:?}: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("results.json")).unwrap())
+            .unwrap();
+    let ids = |status: &str| {
+        let mut ids: Vec<String> = v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["status"] == status && r["warning"] != true)
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect();
+        ids.sort();
+        ids
+    };
+    (ids("failed"), ids("errored"), v)
+}
+
+#[test]
+fn invalid_grant_with_401_fails_the_error_format_case_and_nothing_else() {
+    let (failed, errored, v) = verdicts_with("tok-error-format.status");
+    // tok-error-format itself asks for 400 on an invalid code ("unless specified otherwise"),
+    // so the format cases are the ones to fail: both of them, and only them.
+    assert_eq!(
+        failed,
+        ["tok-error-format", "tok-error-format.status"],
+        "failed: {failed:?}"
+    );
+    assert!(errored.is_empty(), "errored: {errored:?}");
+    // The refusal cases passed on the refusal and named the case that judges its shape.
+    let single_use = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "code-single-use")
+        .expect("code-single-use ran");
+    assert_eq!(single_use["status"], "passed");
+    let details = single_use["details"].to_string();
+    assert!(
+        details.contains("refused, but with status 401") && details.contains("tok-error-format"),
+        "{details}"
+    );
+}
+
+/// The client-authentication cross-checks compare the metadata with what works, each way.
+#[test]
+fn a_listed_method_refused_fails_only_the_advertised_cross_check() {
+    let (failed, errored, _) = verdicts_with("asm-auth-methods.advertised");
+    assert!(
+        failed.contains(&"asm-auth-methods.advertised".to_string()),
+        "failed: {failed:?}"
+    );
+    assert!(
+        !failed.contains(&"asm-auth-methods.accepted".to_string()),
+        "failed: {failed:?}"
+    );
+    assert!(errored.is_empty(), "errored: {errored:?}");
+}
+
+#[test]
+fn an_accepted_method_not_listed_fails_the_accepted_cross_check() {
+    let (failed, _, _) = verdicts_with("asm-auth-methods.accepted");
+    assert!(
+        failed.contains(&"asm-auth-methods.accepted".to_string()),
+        "failed: {failed:?}"
+    );
+    assert!(
+        !failed.contains(&"asm-auth-methods.advertised".to_string()),
+        "failed: {failed:?}"
+    );
+}
