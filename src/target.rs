@@ -68,6 +68,40 @@ pub struct Profile {
     /// Where the suite may connect beyond the egress policy's defaults.
     #[serde(default)]
     pub network: NetworkConfig,
+    /// What the target's operator does on the suite's request (rotating signing keys).
+    #[serde(default)]
+    pub operator: OperatorConfig,
+}
+
+/// `[operator]`: actions only the target's operator can take, for the cases that need them
+/// (else those cases are skipped, saying what is missing).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorConfig {
+    /// A program and its arguments (no shell) that rotates the AS's signing keys: a new key
+    /// signs from then on. It must exit 0 within `timeout_secs` (default 60). For
+    /// asm-jwks-rotation.
+    #[serde(default)]
+    pub rotate_keys: Vec<String>,
+    /// Instead of `rotate_keys`: a URL the suite POSTs to (empty body) to rotate the keys, such
+    /// as an admin hook; any 2xx answer means done.
+    pub rotate_keys_url: Option<String>,
+    pub timeout_secs: Option<u64>,
+}
+
+impl OperatorConfig {
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.rotate_keys_url.is_some() && !self.rotate_keys.is_empty() {
+            return Err((
+                "rotate_keys_url",
+                "give `rotate_keys` or `rotate_keys_url`, not both".into(),
+            ));
+        }
+        if let Some(u) = &self.rotate_keys_url {
+            check_url(u).map_err(|m| ("rotate_keys_url", m))?;
+        }
+        Ok(())
+    }
 }
 
 /// `[network]`: explicit exceptions to the egress policy ([`crate::egress`]).
@@ -145,6 +179,10 @@ pub struct CimdConfig {
     /// The AS's minimum document cache time, when it documents one: cases that wait for a
     /// cached document to expire wait this long.
     pub cache_secs: Option<u64>,
+    /// The AS's trust policy for document hosts, in words (MCP 2025-11-25 §11.6.3: an allow-list,
+    /// "any host", ...): cimd-trust-policy reports what the AS did against it, and is skipped
+    /// without it, since a refusal could not be told from a failure.
+    pub trust_policy: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -268,6 +306,10 @@ pub fn load_profile(path: &Path) -> Result<Profile, FileError> {
         .grant_revocation
         .validate()
         .map_err(|(field, m)| at(&["grant_revocation", field], m))?;
+    profile
+        .operator
+        .validate()
+        .map_err(|(field, m)| at(&["operator", field], m))?;
     if profile.http.max_body == Some(0) {
         return Err(at(&["http", "max_body"], "must be at least 1 byte".into()));
     }

@@ -455,3 +455,354 @@ pub async fn auth_methods_behaviour(
     });
     Ok(())
 }
+
+/// asm-response-types-values (RFC 8414 §2, RFC 6749 §3.1.1): `response_types_supported` holds
+/// registered response types only, `code` among them.
+pub fn response_types_values(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let doc = doc_of(ctx, on)?;
+    ctx.judged(|f| judge::as_metadata::response_types_values(f, &doc))
+}
+
+/// The verdict of asm-iss-flag: the metadata flag against whether the approved (`success`) and
+/// the denied (`error`, when the AS redirected it) authorization responses carried `iss`. `Ok`
+/// is what held; `Err` what broke it.
+fn iss_flag_verdict(
+    flag: Option<&Value>,
+    success: bool,
+    error: Option<bool>,
+) -> Result<String, String> {
+    let seen = |b: bool| if b { "carries iss" } else { "has no iss" };
+    let error_said = match error {
+        Some(e) => format!("the error response {}", seen(e)),
+        None => "no error response came back to the client".into(),
+    };
+    let advertised = match flag {
+        Some(Value::Bool(b)) => *b,
+        None => false,
+        Some(v) => {
+            return Err(format!(
+                "authorization_response_iss_parameter_supported is {v}, not a JSON boolean: a client cannot tell whether to expect iss"
+            ));
+        }
+    };
+    let flag_said = match flag {
+        Some(_) => format!("authorization_response_iss_parameter_supported is {advertised}"),
+        None => "authorization_response_iss_parameter_supported is absent (false, RFC 9207 §3)"
+            .to_string(),
+    };
+    let both = format!("the success response {}, {error_said}", seen(success));
+    if advertised {
+        if !success || error == Some(false) {
+            return Err(format!(
+                "{flag_said}, but {both}: RFC 9207 §2 puts iss in every authorization response, errors included, and a client that trusts the flag rejects the response"
+            ));
+        }
+    } else if success || error == Some(true) {
+        return Err(format!(
+            "{flag_said}, but {both}: RFC 9207 §2.3 requires a server that sends iss to set the flag to true, or clients cannot rely on it against mix-up"
+        ));
+    }
+    Ok(format!("{flag_said}, and {both}"))
+}
+
+/// asm-iss-flag (RFC 9207 §2, §2.3, §3): the metadata says `iss` comes back exactly when it
+/// does. `on` is the metadata; `args.success` the approved authorization (default `auth`) and
+/// `args.error` one the user denied (default `denied`).
+pub fn iss_flag(
+    ctx: &mut CaseCtx<'_>,
+    on: &str,
+    args: &std::collections::BTreeMap<String, toml::Value>,
+) -> StepResult {
+    let doc = doc_of(ctx, on)?;
+    let success = super::arg_str(args, "success", "auth");
+    let error = super::arg_str(args, "error", "denied");
+    let ok = crate::step::authorize::authorization(ctx, success)?.clone();
+    let Some(cb) = ok.callback.as_ref().filter(|c| c.get("code").is_some()) else {
+        return Err(Stop::Error(format!(
+            "the approved authorization did not come back with a code ({})",
+            ok.describe()
+        )));
+    };
+    let success_iss = cb.get("iss").is_some();
+    let denied = crate::step::authorize::authorization(ctx, error)
+        .ok()
+        .cloned();
+    let error_iss = match denied.as_ref().and_then(|a| a.callback.clone()) {
+        Some(c) if c.get("error").is_some() => Some(c.get("iss").is_some()),
+        _ => {
+            ctx.note(format!(
+                "the denied authorization did not redirect back with an error ({}): only the success response is compared",
+                denied
+                    .as_ref()
+                    .map(|a| a.describe())
+                    .unwrap_or_else(|| "not made".into())
+            ));
+            None
+        }
+    };
+    match iss_flag_verdict(
+        doc.get("authorization_response_iss_parameter_supported"),
+        success_iss,
+        error_iss,
+    ) {
+        Ok(m) => {
+            ctx.pass(m);
+            Ok(())
+        }
+        Err(m) => ctx.fail(m),
+    }
+}
+
+/// A JWK Set's keys by identity: the `kid`, or for a key without one its key material.
+fn jwks_keys(set: &Value) -> Vec<(String, Value)> {
+    set.get("keys")
+        .and_then(Value::as_array)
+        .map(|keys| {
+            keys.iter()
+                .map(|k| {
+                    let id = k
+                        .get("kid")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                        .unwrap_or_else(|| key_material(k).to_string());
+                    (id, key_material(k))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The members that are the key itself (RFC 7518 §6): what "the same key" means.
+fn key_material(k: &Value) -> Value {
+    let mut m = serde_json::Map::new();
+    for f in ["kty", "crv", "x", "y", "n", "e", "k"] {
+        if let Some(v) = k.get(f) {
+            m.insert(f.into(), v.clone());
+        }
+    }
+    Value::Object(m)
+}
+
+async fn fetch_jwks(ctx: &mut CaseCtx<'_>, uri: &str, note: &str) -> Result<Value, Stop> {
+    let r = ctx
+        .send(Request::new("GET", uri.to_string(), note))
+        .await
+        .map_err(|e| Stop::Error(format!("jwks_uri {uri}: {e}")))?;
+    match r.json() {
+        Some(v) if r.status == 200 && v.get("keys").is_some_and(Value::is_array) => Ok(v),
+        _ => Err(Stop::Error(format!(
+            "jwks_uri {uri} answered {} without a JWK Set (asm-jwks-uri judges that)",
+            r.status
+        ))),
+    }
+}
+
+/// Asks the operator to rotate the signing keys: the profile's command (no shell, bounded) or
+/// a POST to its hook URL.
+async fn operator_rotate_keys(ctx: &mut CaseCtx<'_>) -> Result<(), Stop> {
+    let op = ctx.env.profile.operator.clone();
+    let timeout = std::time::Duration::from_secs(op.timeout_secs.unwrap_or(60).clamp(1, 600));
+    if let Some(url) = op.rotate_keys_url {
+        let r = ctx
+            .send(Request::new(
+                "POST",
+                url.clone(),
+                "the operator's key-rotation hook ([operator] rotate_keys_url)",
+            ))
+            .await
+            .map_err(|e| Stop::Error(format!("the key-rotation hook {url}: {e}")))?;
+        if !(200..300).contains(&r.status) {
+            return Err(Stop::Error(format!(
+                "the key-rotation hook answered {}: the keys were not rotated",
+                r.status
+            )));
+        }
+        ctx.note(format!(
+            "the operator's hook rotated the keys ({})",
+            r.status
+        ));
+        return Ok(());
+    }
+    let argv = op.rotate_keys;
+    if argv.is_empty() {
+        return Err(Stop::Skip(
+            "no [operator] rotate_keys command or rotate_keys_url: the AS's signing keys cannot be rotated on the suite's request".into(),
+        ));
+    }
+    let shown = argv.join(" ");
+    let out = tokio::task::spawn_blocking(move || {
+        super::grant_revocation::run_bounded(&argv, &[], timeout)
+    })
+    .await
+    .map_err(|e| Stop::Error(format!("the key-rotation command: {e}")))?;
+    match out {
+        Ok((0, text)) => {
+            ctx.note(format!("the key-rotation command `{shown}` ran: {text}"));
+            Ok(())
+        }
+        Ok((code, text)) => Err(Stop::Error(format!(
+            "the key-rotation command `{shown}` exited {code}: {text}"
+        ))),
+        Err(e) => Err(Stop::Error(format!(
+            "the key-rotation command `{shown}`: {e}"
+        ))),
+    }
+}
+
+/// The `kid` in a JWT's header.
+fn jwt_kid(token: &str) -> Option<String> {
+    let [h, _, _] = super::tokens::jwt_parts(token)?;
+    super::tokens::jwt_object(h)?
+        .get("kid")?
+        .as_str()
+        .map(str::to_string)
+}
+
+/// asm-jwks-rotation (OIDC Core 1.0 §10.1.1; RFC 7517 §4.5): around an operator's key rotation,
+/// the JWK Set gains the new key, keeps the one that signed a token still valid (and the MCP
+/// server keeps accepting that token), and never gives a `kid` new key material. `on` is a token
+/// response obtained before the rotation. The catalogue grades this INFO (derived): what breaks
+/// it is a warning, never a gating failure.
+pub async fn jwks_rotation(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let op = &ctx.env.profile.operator;
+    if op.rotate_keys.is_empty() && op.rotate_keys_url.is_none() {
+        return Err(Stop::Skip(
+            "no [operator] rotate_keys command or rotate_keys_url: the AS's signing keys cannot be rotated on the suite's request".into(),
+        ));
+    }
+    let uri = crate::step::discovery::as_endpoint(ctx, "jwks_uri").await?;
+    let t1 = super::tokens::saved_access_token(ctx, on)?;
+    let t1_kid = jwt_kid(&t1);
+    let before = jwks_keys(&fetch_jwks(ctx, &uri, "the JWK Set before the rotation").await?);
+    operator_rotate_keys(ctx).await?;
+    // The old token first: it lives only as long as the AS lets it.
+    let resource = ctx.env.target.resource.clone();
+    let mut old_at_rs = None;
+    if let Some(res) = &resource {
+        let still_valid = super::tokens::jwt_claims(&t1)
+            .and_then(|c| c.get("exp").and_then(Value::as_i64))
+            .is_none_or(|exp| exp > super::audience::now());
+        let r = crate::step::request::mcp_with_token(
+            ctx,
+            res,
+            &t1,
+            "the access token issued before the rotation",
+        )
+        .await?;
+        old_at_rs = Some((r.status, still_valid));
+    }
+    let after = jwks_keys(&fetch_jwks(ctx, &uri, "the JWK Set after the rotation").await?);
+    let scope = ctx.env.profile.authorization.scope.clone();
+    let t2_kid = match super::tokens::scoped_grant(ctx, scope.as_deref(), &[]).await {
+        Ok((_, Some(r))) => r
+            .json()
+            .and_then(|d| {
+                d.get("access_token")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .and_then(|t| jwt_kid(&t)),
+        _ => None,
+    };
+    let ids =
+        |set: &[(String, Value)]| -> Vec<String> { set.iter().map(|(i, _)| i.clone()).collect() };
+    ctx.note(format!(
+        "kids before: {:?}; after: {:?}; the old token's kid: {t1_kid:?}; a new token's kid: {t2_kid:?}",
+        ids(&before),
+        ids(&after)
+    ));
+    let added: Vec<&String> = after
+        .iter()
+        .filter(|(i, _)| !before.iter().any(|(j, _)| j == i))
+        .map(|(i, _)| i)
+        .collect();
+    let removed: Vec<&String> = before
+        .iter()
+        .filter(|(i, _)| !after.iter().any(|(j, _)| j == i))
+        .map(|(i, _)| i)
+        .collect();
+    let replaced: Vec<&String> = before
+        .iter()
+        .filter(|(i, m)| after.iter().any(|(j, n)| j == i && n != m))
+        .map(|(i, _)| i)
+        .collect();
+    let new_signer = t2_kid.is_some() && t2_kid != t1_kid;
+    if added.is_empty() && replaced.is_empty() && !new_signer {
+        return Err(Stop::Error(
+            "the rotation changed nothing observable (the same keys are published and new tokens carry the same kid): did the operator's action rotate the signing keys?".into(),
+        ));
+    }
+    if !replaced.is_empty() {
+        ctx.warn(format!(
+            "the key under kid {replaced:?} was replaced by different key material: a verifier that cached the kid checks new tokens with the old key (RFC 7517 §4.5: a kid names one key)"
+        ));
+    }
+    match (&t1_kid, removed.is_empty()) {
+        (Some(k), _) if removed.contains(&k) => ctx.warn(format!(
+            "the key {k} that signed a token still valid was removed at once: tokens it signed can no longer be verified (OpenID Connect Core 1.0 §10.1.1: keep recently decommissioned keys for a while)"
+        )),
+        (_, false) => ctx.note(format!(
+            "keys {removed:?} left the set; no token the suite holds was signed with them"
+        )),
+        _ => ctx.pass("every key published before the rotation is still published"),
+    }
+    if !added.is_empty() {
+        ctx.pass(format!("the new key is published (kid {added:?})"));
+    } else if new_signer {
+        ctx.pass(format!(
+            "new tokens are signed under kid {t2_kid:?}, already published before the rotation"
+        ));
+    }
+    match old_at_rs {
+        Some((s, _)) if (200..300).contains(&s) => {
+            ctx.pass(format!(
+                "the MCP server still accepts the token issued before the rotation ({s})"
+            ));
+        }
+        Some((s, true)) if (400..500).contains(&s) => ctx.warn(format!(
+            "the MCP server refused ({s}) a token issued before the rotation that had not expired"
+        )),
+        Some((s, _)) => ctx.note(format!(
+            "the token issued before the rotation got {s} at the MCP server (it may have expired meanwhile)"
+        )),
+        None => ctx.note("no MCP endpoint: the old token was not presented again"),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn iss_flag_both_directions() {
+        let t = json!(true);
+        let f = json!(false);
+        assert!(iss_flag_verdict(Some(&t), true, Some(true)).is_ok());
+        assert!(iss_flag_verdict(Some(&t), true, None).is_ok());
+        assert!(iss_flag_verdict(None, false, Some(false)).is_ok());
+        // Flag without iss, on success or on error.
+        assert!(iss_flag_verdict(Some(&t), false, Some(true)).is_err());
+        assert!(iss_flag_verdict(Some(&t), true, Some(false)).is_err());
+        // iss without the flag.
+        assert!(iss_flag_verdict(None, true, Some(true)).is_err());
+        assert!(iss_flag_verdict(Some(&f), false, Some(true)).is_err());
+        assert!(iss_flag_verdict(Some(&json!("true")), true, Some(true)).is_err());
+    }
+
+    #[test]
+    fn key_identity_and_material() {
+        let set = json!({ "keys": [
+            { "kid": "a", "kty": "EC", "crv": "P-256", "x": "1", "y": "2", "use": "sig" },
+            { "kty": "EC", "crv": "P-256", "x": "3", "y": "4" },
+        ] });
+        let keys = jwks_keys(&set);
+        assert_eq!(keys[0].0, "a");
+        assert_eq!(
+            keys[0].1,
+            json!({ "kty": "EC", "crv": "P-256", "x": "1", "y": "2" })
+        );
+        assert_ne!(keys[1].0, "");
+    }
+}

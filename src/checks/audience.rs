@@ -3,8 +3,11 @@
 //! a token must be one the AS issued for this resource, and a forged one must be refused (MCP
 //! 2025-11-25 §9.2, §11.8; OAuth 2.1 §5.2).
 //!
-//! Every forged token starts from a real access token the AS issued to the suite, so a refusal
+//! Most forged tokens start from a real access token the AS issued to the suite, so a refusal
 //! can only come from the change the attack made (the case first shows the real token works).
+//! Two are built from scratch (`forged-none`, `forged-unknown-key`), with plausible claims, so
+//! they apply whether or not the AS issues JWT access tokens: an RS that takes opaque tokens
+//! may still take a JWT that claims its issuer.
 //! Tokens are taken apart and reassembled as strings: the attacks are byte strings to send,
 //! not JWTs a library would agree to build (it rightly refuses `alg: none`). Signatures, where
 //! an attack needs one, come from `jsonwebtoken`'s signing primitive.
@@ -19,10 +22,12 @@ use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{Map, Value, json};
 
 use super::tokens::{
-    OTHER_RESOURCE, aud_names, jwt_object, jwt_parts, saved_access_token, token_claims,
+    OTHER_RESOURCE, aud_names, jwt_claims, jwt_object, jwt_parts, saved_access_token,
+    saved_response, token_claims,
 };
+use crate::case::model::{ClientKind, ClientStep, TokenStep};
 use crate::http::Request;
-use crate::step::{CaseCtx, StepResult, Stop};
+use crate::step::{CaseCtx, Saved, StepResult, Stop, client, discovery, token};
 
 // ---------------------------------------------------------------------------------------------
 // At the AS (RFC 8707 §2)
@@ -71,6 +76,236 @@ pub async fn resource_changes_aud(
         "naming the resource binds the token to it (aud {a1}; without resource: {a2})"
     ));
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// At the resource server: real tokens whose audience is not the MCP server
+
+/// What the suite could learn of a token's audience, and from where.
+#[derive(Debug, Clone, PartialEq)]
+enum Audience {
+    /// The audience names the MCP endpoint (alone or among others).
+    Names(Value),
+    /// An audience that does not name the MCP endpoint.
+    Other(Value),
+    /// The token states no audience at all.
+    Absent,
+    /// The suite could not read it (why).
+    Unknown(String),
+}
+
+/// The audience of `token`: its `aud` claim when it is a JWT, else what introspection says
+/// (RFC 7662 §2.2) when the AS offers it and a confidential client can ask.
+async fn audience_of(ctx: &mut CaseCtx<'_>, token: &str, resource: &str) -> (Audience, String) {
+    let read = |aud: Option<&Value>| match aud {
+        Some(a) if aud_names(a, resource) => Audience::Names(a.clone()),
+        None | Some(Value::Null) => Audience::Absent,
+        Some(Value::Array(a)) if a.is_empty() => Audience::Absent,
+        Some(a) => Audience::Other(a.clone()),
+    };
+    if let Some(c) = jwt_claims(token) {
+        return (read(c.get("aud")), "the JWT's aud claim".into());
+    }
+    match introspect_any(ctx, token).await {
+        Ok(Some(d)) if d.get("active") == Some(&Value::Bool(true)) => {
+            (read(d.get("aud")), "introspection (RFC 7662)".into())
+        }
+        Ok(Some(d)) => (
+            Audience::Unknown(format!(
+                "introspection answered {d} (not active): the AS may let a client introspect only its own tokens"
+            )),
+            "introspection".into(),
+        ),
+        Ok(None) => (
+            Audience::Unknown(
+                "the token is opaque and the AS offers no introspection_endpoint".into(),
+            ),
+            "nothing".into(),
+        ),
+        Err(why) => (Audience::Unknown(why), "nothing".into()),
+    }
+}
+
+/// Introspects with the case's client when it is confidential, else with a confidential client
+/// provisioned for the purpose (a profile one, or one registered): `Ok(None)` when the AS has no
+/// introspection endpoint, `Err` with the reason when no answer could be had.
+async fn introspect_any(ctx: &mut CaseCtx<'_>, token: &str) -> Result<Option<Value>, String> {
+    if discovery::as_endpoint(ctx, "introspection_endpoint")
+        .await
+        .is_err()
+    {
+        return Ok(None);
+    }
+    let confidential =
+        client::named(ctx, "client").is_ok_and(|c| c.kind == ClientKind::Confidential);
+    let name = if confidential {
+        "client"
+    } else {
+        let want = ClientStep {
+            kind: ClientKind::Confidential,
+            save: "introspector".into(),
+            ..Default::default()
+        };
+        match client::provision(ctx, &want).await {
+            Ok(c) => {
+                ctx.saved.insert("introspector".into(), Saved::Client(c));
+                "introspector"
+            }
+            Err(e) => {
+                return Err(format!(
+                    "the token is opaque and no confidential client could be had to introspect it ({})",
+                    stop_reason(&e)
+                ));
+            }
+        }
+    };
+    let saved = token::token(
+        ctx,
+        &TokenStep {
+            client: name.into(),
+            grant_type: String::new(),
+            endpoint: Some("introspection".into()),
+            params: BTreeMap::from([("token".to_string(), token.to_string())]),
+            save: "introspection".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .map_err(|e| format!("introspection: {}", stop_reason(&e)))?;
+    match saved.response() {
+        Some((_, r)) if r.status == 200 => r
+            .json()
+            .map(Some)
+            .ok_or_else(|| "introspection answered 200 without a JSON body".to_string()),
+        Some((_, r)) => Err(format!("introspection answered {}", r.status)),
+        None => Err("introspection gave no response".into()),
+    }
+}
+
+fn stop_reason(s: &Stop) -> &str {
+    match s {
+        Stop::Pass(m) | Stop::Fail(m) | Stop::Skip(m) | Stop::Error(m) => m,
+    }
+}
+
+/// How an audience probe ends, from what the token's audience is and whether the MCP server
+/// took it. `probe` is `wrong` (requested for another resource: the row demands refusal even
+/// when the audience cannot be read, since the token was issued for that other resource) or
+/// `missing` (requested without `resource`: RFC 8707 §2 lets the AS bind it to a default
+/// resource, so only an audience shown to exclude the MCP server demands refusal).
+fn audience_verdict(probe: &str, aud: &Audience, accepted: bool) -> Result<String, Stop> {
+    let requested = if probe == "wrong" {
+        format!("requested with resource={OTHER_RESOURCE}")
+    } else {
+        "requested without resource".to_string()
+    };
+    match (aud, accepted) {
+        (Audience::Names(a), true) => Err(Stop::Skip(format!(
+            "the token {requested} is bound to the MCP server itself (aud {a}){}: accepting it is correct, and no token for another audience could be had to probe the requirement",
+            if probe == "missing" {
+                ", a default resource RFC 8707 allows"
+            } else {
+                " (the AS ignored the other resource: see as-resource-ignored)"
+            }
+        ))),
+        (Audience::Names(a), false) => Err(Stop::Skip(format!(
+            "the token {requested} is bound to the MCP server itself (aud {a}), yet the MCP server refused it: nothing of this requirement was probed"
+        ))),
+        (Audience::Other(a), true) => Err(Stop::Fail(format!(
+            "the MCP server ACCEPTED a token {requested} whose audience is {a}, not the MCP server (MCP 2025-11-25 §9.2, §11.8)"
+        ))),
+        (Audience::Absent, true) => Err(Stop::Fail(format!(
+            "the MCP server ACCEPTED a token {requested} that names no audience: nothing binds it to this server (MCP 2025-11-25 §11.8)"
+        ))),
+        (Audience::Unknown(why), true) if probe == "wrong" => Err(Stop::Fail(format!(
+            "the MCP server ACCEPTED a token the AS issued for another resource ({requested}); its audience could not be read ({why}), but the token was issued for that resource"
+        ))),
+        (Audience::Unknown(why), true) => Err(Stop::Skip(format!(
+            "the MCP server accepted the token {requested}, whose audience could not be read ({why}): if the AS bound it to the MCP server by default (RFC 8707 allows it), accepting it is correct; configure a confidential client for introspection to judge"
+        ))),
+        (Audience::Other(a), false) => {
+            Ok(format!("refused a token {requested} whose audience is {a}"))
+        }
+        (Audience::Absent, false) => Ok(format!(
+            "refused a token {requested} that names no audience"
+        )),
+        (Audience::Unknown(why), false) => Ok(format!(
+            "refused the token {requested} (its audience could not be read: {why})"
+        )),
+    }
+}
+
+/// `rs-aud-wrong`, `rs-aud-missing`: the MCP server's answer to a real token of its AS (saved as
+/// `on`), judged by the token's audience (`args.probe`: `wrong` or `missing`; `args.response`:
+/// the saved answer of the MCP endpoint). The `error="invalid_token"` of the challenge is a
+/// SHOULD (RFC 6750 §3.1, OAuth 2.1 §5.3.1): its absence is noted, never failed here.
+pub async fn token_audience_at_rs(
+    ctx: &mut CaseCtx<'_>,
+    on: &str,
+    args: &BTreeMap<String, toml::Value>,
+) -> StepResult {
+    let probe = super::arg_str(args, "probe", "wrong").to_string();
+    let response = super::arg_str(args, "response", "r").to_string();
+    let Some(resource) = ctx.env.target.resource.clone() else {
+        return Err(Stop::Skip("no MCP endpoint to present tokens to".into()));
+    };
+    let at = saved_access_token(ctx, on)?;
+    let r = saved_response(ctx, &response)?;
+    let accepted = match r.status {
+        200..=299 => true,
+        s if (400..500).contains(&s) && s != 429 => false,
+        s => {
+            return Err(Stop::Error(format!(
+                "the MCP endpoint answered {s}: neither an acceptance nor a refusal"
+            )));
+        }
+    };
+    let (aud, source) = audience_of(ctx, &at, &resource).await;
+    ctx.note(format!(
+        "the token's audience, from {source}: {}",
+        match &aud {
+            Audience::Names(a) => format!("{a} (names the MCP server)"),
+            Audience::Other(a) => format!("{a} (not the MCP server)"),
+            Audience::Absent => "none stated".into(),
+            Audience::Unknown(why) => format!("unknown: {why}"),
+        }
+    ));
+    let verdict = audience_verdict(&probe, &aud, accepted);
+    if let Ok(m) = &verdict {
+        if r.status != 401 {
+            ctx.note(format!(
+                "refused with {} (MCP 2025-11-25 §9.2 asks for 401 for a token it cannot accept)",
+                r.status
+            ));
+        } else {
+            let error = crate::www_authenticate::parse_all(r.header_all("www-authenticate"))
+                .ok()
+                .into_iter()
+                .flatten()
+                .find(|c| c.is_scheme("bearer"))
+                .and_then(|c| {
+                    c.params
+                        .iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case("error"))
+                        .map(|(_, v)| v.clone())
+                });
+            match error.as_deref() {
+                Some("invalid_token") => {}
+                Some(e) => ctx.note(format!(
+                    "the challenge says error={e:?}; RFC 6750 §3.1 suggests invalid_token (a SHOULD: not judged here)"
+                )),
+                None => ctx.note(
+                    "the challenge carries no error parameter; RFC 6750 §3.1 suggests error=\"invalid_token\" (a SHOULD: not judged here)",
+                ),
+            }
+        }
+        ctx.pass(m.clone());
+    }
+    match verdict {
+        Ok(_) => Ok(()),
+        Err(Stop::Fail(m)) => ctx.fail(m),
+        Err(other) => Err(other),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -151,7 +386,9 @@ pub async fn forged_token(
     };
     // A key server for the jku / x5u attacks lives until the verdict is in.
     let mut key_server = None;
-    let (forged, what) = if OPAQUE.contains(&attack.as_str()) {
+    let (forged, what) = if let Some(kind) = attack.strip_prefix("forged-") {
+        from_scratch(ctx, kind, &at, &resource).await?
+    } else if OPAQUE.contains(&attack.as_str()) {
         opaque_forgery(&attack, &at)?
     } else {
         let Some(jwt) = parse_jwt(&at) else {
@@ -190,6 +427,77 @@ pub async fn forged_token(
             "the resource server ACCEPTED the forged token ({s}): {what}"
         )),
     }
+}
+
+/// A JWT access token made up by the suite (RFC 9068 §2 shape): `iss` the AS's issuer, `aud`
+/// the MCP endpoint, `sub` the test user (the real token's `sub` when it is a JWT, else the
+/// profile's user name), `iat`/`nbf` now, `exp` an hour ahead, `scope` the profile's, and the
+/// case's client. `kind` says how it is "signed": `none` (unsigned, RFC 7519 §6) or
+/// `unknown-key` (ES256 with a P-256 key the suite generated, under its own `kid`).
+async fn from_scratch(
+    ctx: &mut CaseCtx<'_>,
+    kind: &str,
+    real: &str,
+    resource: &str,
+) -> Result<(String, String), Stop> {
+    let issuer = discovery::as_endpoint(ctx, "issuer").await?;
+    let real_claims = jwt_claims(real);
+    let sub = real_claims
+        .as_ref()
+        .and_then(|c| c.get("sub").and_then(Value::as_str).map(str::to_string))
+        .or_else(|| ctx.env.profile.login.username.clone())
+        .unwrap_or_else(|| "authconform-test-user".to_string());
+    let t = now();
+    let mut claims = Map::new();
+    claims.insert("iss".into(), json!(issuer));
+    claims.insert("aud".into(), json!(resource));
+    claims.insert("sub".into(), json!(sub));
+    claims.insert("iat".into(), json!(t));
+    claims.insert("nbf".into(), json!(t));
+    claims.insert("exp".into(), json!(t + 3600));
+    claims.insert(
+        "jti".into(),
+        json!(URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>())),
+    );
+    if let Some(sc) = &ctx.env.profile.authorization.scope {
+        claims.insert("scope".into(), json!(sc));
+    }
+    if let Ok(c) = client::named(ctx, "client") {
+        claims.insert("client_id".into(), json!(c.client_id));
+    }
+    let mut header = Map::new();
+    header.insert("typ".into(), json!("at+jwt"));
+    let mut shown = claims.clone();
+    shown.remove("sub");
+    let shown = Value::Object(shown);
+    Ok(match kind {
+        "none" => {
+            header.insert("alg".into(), json!("none"));
+            (
+                format!("{}.{}.", b64(&header), b64(&claims)),
+                format!("a JWT made up by the suite, unsigned (alg none), claims {shown}"),
+            )
+        }
+        "unknown-key" => {
+            let k = crate::client_key::ClientKey::generate().map_err(Stop::Error)?;
+            header.insert("alg".into(), json!("ES256"));
+            header.insert("kid".into(), k.jwk["kid"].clone());
+            let tok = signed(
+                &header,
+                &claims,
+                &EncodingKey::from_ec_der(&k.pkcs8),
+                Algorithm::ES256,
+            )?;
+            (
+                tok,
+                format!(
+                    "a JWT made up by the suite, ES256-signed with a key of its own (kid {}, unknown to the AS), claims {shown}",
+                    k.jwk["kid"]
+                ),
+            )
+        }
+        _ => return Err(Stop::Error(format!("unknown attack forged-{kind}"))),
+    })
 }
 
 fn opaque_forgery(attack: &str, at: &str) -> Result<(String, String), Stop> {
@@ -588,6 +896,37 @@ mod tests {
     fn der_uint_adds_sign_byte() {
         assert_eq!(der_uint(&[0x80]), vec![0x02, 0x02, 0x00, 0x80]);
         assert_eq!(der_uint(&[0x00, 0x01]), vec![0x02, 0x01, 0x01]);
+    }
+
+    #[test]
+    fn audience_verdicts() {
+        let mcp = Audience::Names(json!("https://mcp.test/mcp"));
+        let other = Audience::Other(json!("https://other.test"));
+        let unknown = Audience::Unknown("opaque".into());
+        // A default-bound token: accepting it is right, never a failure.
+        assert!(matches!(
+            audience_verdict("missing", &mcp, true),
+            Err(Stop::Skip(_))
+        ));
+        assert!(matches!(
+            audience_verdict("missing", &unknown, true),
+            Err(Stop::Skip(_))
+        ));
+        assert!(matches!(
+            audience_verdict("missing", &Audience::Absent, true),
+            Err(Stop::Fail(_))
+        ));
+        assert!(matches!(
+            audience_verdict("wrong", &other, true),
+            Err(Stop::Fail(_))
+        ));
+        // The row demands refusal of a token issued for another resource.
+        assert!(matches!(
+            audience_verdict("wrong", &unknown, true),
+            Err(Stop::Fail(_))
+        ));
+        assert!(audience_verdict("wrong", &other, false).is_ok());
+        assert!(audience_verdict("missing", &Audience::Absent, false).is_ok());
     }
 
     #[test]

@@ -219,3 +219,71 @@ pub fn localhost_warning(
         }
     }
 }
+
+/// `cimd-trust-policy` (MCP 2025-11-25 §11.6.3, CIMD-00 §6.8): an AS may trust any document
+/// host or only some; both are conforming. What it did with a valid document is reported
+/// against the trust policy the profile describes; without that description a refusal could
+/// not be told from a failure, so the case is skipped. Only a server error is held against it.
+pub fn trust_policy(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let Some(policy) = ctx.env.profile.cimd.trust_policy.clone() else {
+        return Err(Stop::Skip(
+            "no [cimd] trust_policy in the profile: what the AS's policy trusts is unknown, so a refusal could not be told from a failure".into(),
+        ));
+    };
+    let a = authorize::authorization(ctx, on)?.clone();
+    if a.code().is_some() {
+        ctx.pass(format!(
+            "the AS accepted a client whose document it had no prior relation with ({}); documented policy: {policy}",
+            a.describe()
+        ));
+        return Ok(());
+    }
+    if let crate::login::Outcome::Page { status, .. } = &a.journey.outcome
+        && *status >= 500
+    {
+        return ctx.fail(format!(
+            "the AS failed with {status} on a valid document instead of accepting it or refusing it by policy"
+        ));
+    }
+    ctx.pass(format!(
+        "the AS refused the client ({}), which its documented policy allows: {policy}",
+        a.describe()
+    ));
+    Ok(())
+}
+
+/// `cimd-refetch-on-token` (CIMD-00 §4.4, policy): at the token endpoint the AS may fetch the
+/// document again or use its cached copy. The code of the authorization saved as `on` is
+/// redeemed, and the document host's log says which the AS chose; either passes.
+pub async fn refetch_on_token(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    if authorize::authorization(ctx, on)?.code().is_none() {
+        return Err(Stop::Error(
+            "the authorization brought no code to redeem".into(),
+        ));
+    }
+    let docs = document::documents(ctx)?.clone();
+    let dir = format!("{}/", document::case_dir(ctx, &docs));
+    let before = docs.host.fetches_under(&dir).len();
+    let saved =
+        crate::step::token::token(ctx, &crate::step::token::redeeming(on, Default::default()))
+            .await?;
+    let status = saved.response().map(|(_, r)| r.status).unwrap_or(0);
+    document::attach_evidence(ctx);
+    if status != 200 {
+        return Err(Stop::Error(format!(
+            "the code was not redeemed ({status}): the token endpoint's use of the document cannot be seen"
+        )));
+    }
+    let after = docs.host.fetches_under(&dir).len();
+    if after > before {
+        ctx.pass(format!(
+            "the AS fetched the document again at the token endpoint ({} request(s); {before} during the authorization): its policy is to re-check the client",
+            after - before
+        ));
+    } else {
+        ctx.pass(format!(
+            "the AS used its cached copy at the token endpoint (no request; {before} during the authorization)"
+        ));
+    }
+    Ok(())
+}

@@ -200,7 +200,7 @@ async fn withdraw(ctx: &mut CaseCtx<'_>, client_id: &str) -> StepResult {
 }
 
 /// Runs a program (no shell) with a deadline; its exit code and the first 2 KiB of its output.
-fn run_bounded(
+pub(super) fn run_bounded(
     argv: &[String],
     envs: &[(String, String)],
     timeout: Duration,

@@ -78,6 +78,9 @@ registry! { ctx, on, args;
         "asm_oidc_consistency" => as_metadata::oidc_consistency(ctx, &on("asm")),
         "asm_fuzz" => as_metadata::fuzz(ctx, &on("asm")).await,
         "asm_jwks" => as_metadata::jwks(ctx, &on("asm")).await,
+        "asm_response_types_values" => as_metadata::response_types_values(ctx, &on("asm")),
+        "asm_iss_flag" => as_metadata::iss_flag(ctx, &on("asm"), args),
+        "asm_jwks_rotation" => as_metadata::jwks_rotation(ctx, &on("t1")).await,
         "asm_auth_endpoint_no_fragment" => {
             as_metadata::auth_endpoint_no_fragment(ctx, &on("asm"))
         },
@@ -119,6 +122,7 @@ registry! { ctx, on, args;
         "scope_catalogue" => scopes::scope_catalogue(ctx),
         "insufficient_scope_content" => scopes::insufficient_scope_content(ctx, &on("last")),
         "forged_token" => audience::forged_token(ctx, &on("token"), args).await,
+        "token_audience_at_rs" => audience::token_audience_at_rs(ctx, &on("token"), args).await,
         "openid_grant" => passthrough::openid_grant(ctx, &on("token")).await,
         "id_token_as_access" => passthrough::id_token_as_access(ctx, &on("token")).await,
         "upstream_token" => passthrough::upstream_token(ctx, &on("token")).await,
@@ -169,6 +173,8 @@ registry! { ctx, on, args;
         "cimd_port" => cimd::port(ctx).await,
         "cimd_shows_hosts" => cimd::shows_hosts(ctx, &on("auth")),
         "cimd_localhost_warning" => cimd::localhost_warning(ctx, &on("auth"), args),
+        "cimd_trust_policy" => cimd::trust_policy(ctx, &on("auth")),
+        "cimd_refetch_on_token" => cimd::refetch_on_token(ctx, &on("auth")).await,
         "cc_supported" => client_credentials::supported(ctx, args).await,
         "token_audience" => client_credentials::token_audience(ctx, &on("token")).await,
         "cc_scope_refused" => client_credentials::scope_refused(ctx, &on("token"), args),

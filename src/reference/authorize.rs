@@ -141,7 +141,12 @@ fn respond(s: &Ref, p: &Pending, mut params: Vec<(&str, String)>) -> Response {
     } else {
         s.issuer.clone()
     };
-    params.push(("iss", iss));
+    // RFC 9207 §2: error responses carry iss too; the faulty server adds it to codes only,
+    // while its metadata still says authorization_response_iss_parameter_supported.
+    let is_error = params.iter().any(|(k, _)| *k == "error");
+    if !(is_error && s.fault("asm-iss-flag")) {
+        params.push(("iss", iss));
+    }
     let base = if s.fault("redir-registered-query-positive") {
         p.redirect_uri.split('?').next().unwrap_or("").to_string()
     } else {

@@ -24,6 +24,10 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
 /// The longest a document is cached, whatever its headers say.
 const MAX_CACHE: Duration = Duration::from_secs(3600);
 
+/// The reference's trust policy for document hosts (MCP 2025-11-25 §11.6.3, CIMD-00 §6.8), as
+/// its operator would document it: it has none beyond the fetch rules.
+pub const TRUST_POLICY: &str = "open: any client_id URL whose document passes the URL rules (CIMD-00 §3), the fetch rules and the special-use address rules (§6.5; in development mode the document host's loopback origin is allowed) is trusted; no domain allow-list";
+
 /// Cached documents and (only under a fault) cached failures.
 #[derive(Default)]
 pub struct Cache {

@@ -8,12 +8,69 @@
 //! verification, the way real resource servers get it wrong. The checks that forge tokens
 //! share no code with this file.
 
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::{Value, json};
 
 use super::Ref;
+
+/// How long a retired signing key stays published and trusted: longer than anything it signed
+/// lives (access tokens, ID tokens), so no token still valid loses the key that verifies it
+/// (OpenID Connect Core 1.0 §10.1.1: keep recently decommissioned keys for a while).
+const RETIRED_KEEP: Duration = Duration::from_secs(300 + 60);
+
+/// The AS's signing keys: the current one signs; retired ones are still published and still
+/// verify until [`RETIRED_KEEP`] has passed.
+pub struct KeyRing {
+    current: Arc<Signer>,
+    retired: Vec<(Arc<Signer>, Instant)>,
+}
+
+impl KeyRing {
+    pub fn new(first: Signer) -> Self {
+        Self {
+            current: Arc::new(first),
+            retired: Vec::new(),
+        }
+    }
+
+    pub fn current(&self) -> Arc<Signer> {
+        self.current.clone()
+    }
+
+    /// Every key a verifier may need: the current one first, then the retired ones not yet
+    /// past their keep time.
+    pub fn published(&self) -> Vec<Arc<Signer>> {
+        let now = Instant::now();
+        std::iter::once(self.current.clone())
+            .chain(
+                self.retired
+                    .iter()
+                    .filter(|(_, until)| *until > now)
+                    .map(|(k, _)| k.clone()),
+            )
+            .collect()
+    }
+
+    /// A new current key under a new `kid`. The old one is retired (kept), unless `drop_old`:
+    /// the asm-jwks-rotation fault, an AS that swaps its key out at once.
+    pub fn rotate(&mut self, drop_old: bool) -> Result<String, String> {
+        let next = Arc::new(Signer::generate()?);
+        let old = std::mem::replace(&mut self.current, next);
+        let now = Instant::now();
+        self.retired.retain(|(_, until)| *until > now);
+        if drop_old {
+            self.retired.clear();
+        } else {
+            self.retired.push((old, now + RETIRED_KEEP));
+        }
+        Ok(self.current.kid.clone())
+    }
+}
 
 /// The AS signing key.
 pub struct Signer {
@@ -113,9 +170,10 @@ pub struct Verified {
 }
 
 /// Verifies a JWT access token as the RS: the signature with the AS key and ES256 only (the
-/// token's `alg`, `kid`, `jwk`, `jku` and `x5u` choose nothing, RFC 8725 §3.1), then `iss`,
-/// `aud` = this resource, `exp` and `nbf` with no leeway beyond 5 s. `None`: refused.
-pub fn verify(s: &Ref, signer: &Signer, token: &str) -> Option<Verified> {
+/// token's `alg`, `jwk`, `jku` and `x5u` choose nothing, RFC 8725 §3.1; its `kid` only picks
+/// among the AS's own published keys), then `iss`, `aud` = this resource, `exp` and `nbf` with
+/// no leeway beyond 5 s. `None`: refused.
+pub fn verify(s: &Ref, token: &str) -> Option<Verified> {
     let mut parts = token.split('.');
     let (h, p, sig) = (parts.next()?, parts.next()?, parts.next()?);
     if parts.next().is_some() {
@@ -124,6 +182,12 @@ pub fn verify(s: &Ref, signer: &Signer, token: &str) -> Option<Verified> {
     let header = part(h)?;
     let claims = part(p)?;
     let alg = header.get("alg").and_then(Value::as_str).unwrap_or("");
+    let keys = s.verification_keys();
+    let kid = header.get("kid").and_then(Value::as_str);
+    let signer = keys
+        .iter()
+        .find(|k| Some(k.kid.as_str()) == kid)
+        .or(keys.first())?;
     // The faults: each is one way a real RS lets a forged token through.
     let lenient = (s.fault("rs-jwt-attacks.alg-none") && alg.eq_ignore_ascii_case("none"))
         || (s.fault("rs-jwt-attacks.no-signature") && sig.is_empty())
@@ -191,6 +255,33 @@ pub fn verify(s: &Ref, signer: &Signer, token: &str) -> Option<Verified> {
         return None;
     }
     Some(Verified { claims })
+}
+
+/// The faults of the forgeries built from scratch (`rs-jwt-attacks.forged-*`): a stateless RS
+/// that trusts a token claiming this issuer and audience when it is unsigned
+/// (`forged-none`), or when its `kid` names no key of the AS (`forged-unknown-key`: the
+/// server, finding no key to check with, skips the check). Its claims (scope included) are
+/// then taken as they are. `None`: these faults do not apply; the normal path decides.
+pub fn forged_acceptance(s: &Ref, token: &str) -> Option<Value> {
+    let none = s.fault("rs-jwt-attacks.forged-none");
+    let unknown = s.fault("rs-jwt-attacks.forged-unknown-key");
+    if !none && !unknown {
+        return None;
+    }
+    let mut parts = token.split('.');
+    let (h, p) = (parts.next()?, parts.next()?);
+    let header = part(h)?;
+    let claims = part(p)?;
+    let alg = header.get("alg").and_then(Value::as_str).unwrap_or("");
+    let kid = header.get("kid").and_then(Value::as_str);
+    let known = s
+        .verification_keys()
+        .iter()
+        .any(|k| Some(k.kid.as_str()) == kid);
+    let lets_through = (none && alg.eq_ignore_ascii_case("none"))
+        || (unknown && !alg.eq_ignore_ascii_case("none") && !known);
+    let ours = claims.get("iss").and_then(Value::as_str) == Some(s.issuer.as_str());
+    (lets_through && ours).then_some(claims)
 }
 
 /// ES256 with the AS key, nothing else.

@@ -110,6 +110,13 @@ fn metadata(s: &Ref, oidc: bool) -> Value {
             json!(format!("{base}/authorize#login")),
         );
     }
+    if s.fault("asm-response-types-values") {
+        // Grant type names where response types belong: a common mix-up of the two lists.
+        o.insert(
+            "response_types_supported".into(),
+            json!(["code", "authorization_code", "refresh_token"]),
+        );
+    }
     if s.fault("asm-value-types") {
         o.insert(
             "scopes_supported".into(),
@@ -157,12 +164,18 @@ pub fn handle(
     }
     match path {
         "/as/jwks.json" => {
-            let mut key = s.jwk.clone();
-            if s.fault("asm-jwks-uri") {
+            let mut keys: Vec<Value> = s
+                .verification_keys()
+                .iter()
+                .map(|k| k.jwk.clone())
+                .collect();
+            if s.fault("asm-jwks-uri")
+                && let Some(key) = keys.first_mut()
+            {
                 let d: [u8; 32] = rand::random();
                 key["d"] = json!(URL_SAFE_NO_PAD.encode(d));
             }
-            Some(json(200, json!({ "keys": [key] })))
+            Some(json(200, json!({ "keys": keys })))
         }
         "/as/register" => {
             if s.fault("asm-registration-endpoint") {

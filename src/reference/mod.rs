@@ -102,6 +102,10 @@ pub const FAULTS: &[&str] = &[
     "asm-fuzz",
     "asm-jwks-uri",
     "asm-value-types",
+    "asm-response-types-values",
+    "asm-iss-flag",
+    // The operator rotates the signing keys (the hook in this file, `operator_rotate`).
+    "asm-jwks-rotation",
     // Authorization code flow: PKCE, redirect URIs, codes, token endpoint
     "pkce-required-public",
     "pkce-required-confidential",
@@ -287,6 +291,7 @@ pub const FAULTS: &[&str] = &[
     "consent-shows-client-metadata",
     "dcr-application-type.native",
     "dcr-application-type.web",
+    "dcr-loopback-no-application-type",
     // Client ID Metadata Documents
     "cimd-flag",
     "cimd-fetch",
@@ -345,6 +350,8 @@ pub const FAULTS: &[&str] = &[
     "rs-jwt-attacks.truncated",
     "rs-jwt-attacks.extended",
     "rs-jwt-attacks.case-flipped",
+    "rs-jwt-attacks.forged-none",
+    "rs-jwt-attacks.forged-unknown-key",
     "rs-scope-claim-tamper",
     "rs-foreign-issuer",
     "rs-time-claims.exp",
@@ -390,9 +397,11 @@ pub(crate) struct Ref {
     /// faults).
     pub plain_origin: Option<String>,
     pub faults: BTreeSet<String>,
-    pub jwk: serde_json::Value,
-    /// The AS key that signs JWT access tokens (its public half is `jwk`).
-    pub signer: jwt::Signer,
+    /// The AS keys that sign JWT access tokens and ID tokens (published in `jwks.json`); an
+    /// operator may rotate them ([`operator_rotate`]).
+    pub keys: std::sync::Mutex<jwt::KeyRing>,
+    /// The secret path segment of the operator's key-rotation hook.
+    pub operator_secret: String,
     /// Registered clients (pre-registered and DCR), as their metadata documents.
     pub clients: std::sync::Mutex<Vec<serde_json::Value>>,
     pub username: String,
@@ -414,6 +423,20 @@ pub(crate) struct Ref {
 impl Ref {
     pub fn fault(&self, id: &str) -> bool {
         self.faults.contains(id)
+    }
+    /// The key that signs new tokens.
+    pub fn signer(&self) -> Arc<jwt::Signer> {
+        self.keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .current()
+    }
+    /// The keys the RS trusts and `jwks.json` publishes, the current one first.
+    pub fn verification_keys(&self) -> Vec<Arc<jwt::Signer>> {
+        self.keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .published()
     }
     pub fn client(&self, id: &str) -> Option<serde_json::Value> {
         if cimd::is_url(id) {
@@ -463,6 +486,8 @@ pub struct Reference {
     pub resource: String,
     pub addr: SocketAddr,
     pub ca: Arc<LocalCa>,
+    /// The secret path segment of the operator's key-rotation hook.
+    operator_secret: String,
     handle: axum_server::Handle<SocketAddr>,
     plain: Option<tokio::task::JoinHandle<()>>,
 }
@@ -528,6 +553,11 @@ pub struct Facts {
     /// How long an authorization code lives, and how long a refresh token may sit unused.
     pub code_lifetime: Duration,
     pub refresh_idle: Duration,
+    /// The operator's hook that rotates the AS signing keys: a POST here (its path holds a
+    /// secret made at each start) makes a new current key.
+    pub rotate_keys_url: String,
+    /// What the reference trusts as a Client ID Metadata Document host, in words.
+    pub cimd_trust_policy: &'static str,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -588,6 +618,7 @@ pub async fn start(opts: Options) -> Result<Reference, StartError> {
     let second_password = store::random_id(12);
     let secret = store::random_id(24);
     let signer = jwt::Signer::generate().map_err(StartError::Key)?;
+    let operator_secret = store::random_id(16);
     let clients = preregistered(&secret);
     let state = Arc::new(Ref {
         issuer: format!("{origin}/as"),
@@ -595,8 +626,8 @@ pub async fn start(opts: Options) -> Result<Reference, StartError> {
         origin: origin.clone(),
         plain_origin,
         faults,
-        jwk: signer.jwk.clone(),
-        signer,
+        keys: std::sync::Mutex::new(jwt::KeyRing::new(signer)),
+        operator_secret: operator_secret.clone(),
         clients: std::sync::Mutex::new(clients.clone()),
         username: "alice".into(),
         password: password.clone(),
@@ -673,6 +704,7 @@ pub async fn start(opts: Options) -> Result<Reference, StartError> {
         resource: state.resource.clone(),
         addr,
         ca: Arc::new(ca),
+        operator_secret,
         handle,
         plain,
     })
@@ -706,6 +738,11 @@ impl Reference {
             account_revoke_url: format!("{}{}", self.issuer, account::REVOKE_PATH),
             code_lifetime: store::CODE_TTL,
             refresh_idle: store::REFRESH_IDLE,
+            rotate_keys_url: format!(
+                "{}/operator/{}/rotate-keys",
+                self.issuer, self.operator_secret
+            ),
+            cimd_trust_policy: cimd::TRUST_POLICY,
         }
     }
 
@@ -769,6 +806,9 @@ async fn dispatch(
         "/as/account/revoke" => return account::revoke(&s, &method, &headers, &body),
         _ => {}
     }
+    if path == format!("/as/operator/{}/rotate-keys", s.operator_secret) {
+        return operator_rotate(&s, &method);
+    }
     if path == "/mcp" {
         let r = resource::mcp(&s, &method, query, &headers, &body);
         // An authorized fetch_url call makes its upstream request here, where it can wait.
@@ -781,6 +821,27 @@ async fn dispatch(
         return r;
     }
     json(404, serde_json::json!({ "error": "not_found" }))
+}
+
+/// The operator's key rotation (what an AS admin does on a schedule): a new signing key under a
+/// new `kid`; the old one stays published while tokens it signed may still be valid.
+fn operator_rotate(s: &Ref, method: &Method) -> Response {
+    if *method != Method::POST {
+        return json(405, serde_json::json!({ "error": "method_not_allowed" }));
+    }
+    let drop_old = s.fault("asm-jwks-rotation");
+    let rotated = s
+        .keys
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .rotate(drop_old);
+    match rotated {
+        Ok(kid) => json(200, serde_json::json!({ "rotated": true, "kid": kid })),
+        Err(e) => json(
+            500,
+            serde_json::json!({ "error": "server_error", "error_description": e }),
+        ),
+    }
 }
 
 /// The request's media type, lowercased, without parameters ("" when absent).

@@ -38,5 +38,5 @@ pub fn id_token(s: &Ref, p: &Pending, g: &TokenGrant) -> Option<String> {
     if let Some(n) = &p.nonce {
         c["nonce"] = json!(n);
     }
-    Some(s.signer.mint_id_token(&c))
+    Some(s.signer().mint_id_token(&c))
 }

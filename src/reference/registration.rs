@@ -148,6 +148,19 @@ pub fn register(s: &Ref, headers: &HeaderMap, body: &[u8]) -> Response {
     {
         return json(500, json!({ "error": "server_error" }));
     }
+    // OIDC Registration §2: application_type defaults to web. The faulty server applies the
+    // web rules (https only, no loopback) to a client that never said what it is, which is
+    // every MCP 2025-11-25 client.
+    if s.fault("dcr-loopback-no-application-type")
+        && req.get("application_type").is_none()
+        && uris.iter().any(|u| u.starts_with("http://"))
+    {
+        return json(
+            400,
+            json!({ "error": "invalid_redirect_uri",
+                    "error_description": "application_type web requires https redirect URIs" }),
+        );
+    }
     if s.fault("dcr-application-type.native")
         && req.get("application_type") == Some(&json!("native"))
     {

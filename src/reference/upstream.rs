@@ -71,7 +71,7 @@ pub fn faulty_acceptance(s: &Ref, token: &str) -> Option<Access> {
         }
     }
     if s.fault("rs-id-token-as-at") {
-        let v = super::jwt::verify(s, &s.signer, token)?;
+        let v = super::jwt::verify(s, token)?;
         return Some(access(&v.claims));
     }
     None

@@ -180,3 +180,113 @@ pub fn endpoints_https(f: &mut Findings, d: &Discovery) -> StepResult {
     }
     Ok(())
 }
+
+/// The response types of the IANA "OAuth Authorization Endpoint Response Types" registry (RFC
+/// 6749 §8.4 and OAuth 2.0 Multiple Response Type Encoding Practices), each as its set of
+/// space-separated components: the order of the components carries no meaning (RFC 6749
+/// §3.1.1), so `id_token code` is `code id_token`.
+const REGISTERED_RESPONSE_TYPES: &[&[&str]] = &[
+    &["code"],
+    &["token"],
+    &["id_token"],
+    &["none"],
+    &["code", "id_token"],
+    &["code", "token"],
+    &["id_token", "token"],
+    &["code", "id_token", "token"],
+];
+
+/// Names that belong in `grant_types_supported`, not among response types.
+const GRANT_TYPE_NAMES: &[&str] = &[
+    "authorization_code",
+    "refresh_token",
+    "implicit",
+    "client_credentials",
+    "password",
+];
+
+/// asm-response-types-values (RFC 8414 §2, RFC 6749 §3.1.1): every entry of
+/// `response_types_supported` is a registered response type, none returns an access token from
+/// the authorization endpoint (`token`, removed by OAuth 2.1 §10.1), and `code` is among them
+/// (MCP clients use the authorization code flow only).
+pub fn response_types_values(f: &mut Findings, doc: &Doc) -> StepResult {
+    let Some(v) = doc.get("response_types_supported") else {
+        return Err(Stop::Skip(
+            "no response_types_supported (its absence is asm-required-fields' finding)".into(),
+        ));
+    };
+    let Some(values) = v.as_array() else {
+        return f.fail(format!(
+            "response_types_supported is not a JSON array of response types: {v}"
+        ));
+    };
+    let mut bad = Vec::new();
+    let mut has_code = false;
+    for x in values {
+        let Some(t) = x.as_str() else {
+            bad.push(format!("{x} is not a string"));
+            continue;
+        };
+        let mut parts: Vec<&str> = t.split(' ').collect();
+        parts.sort_unstable();
+        if GRANT_TYPE_NAMES.contains(&t) {
+            bad.push(format!(
+                "{t:?} is a grant type (grant_types_supported), not a response type"
+            ));
+        } else if !REGISTERED_RESPONSE_TYPES.contains(&parts.as_slice()) {
+            bad.push(format!(
+                "{t:?} is not a registered response type (components separated by single spaces: code, token, id_token, or none alone)"
+            ));
+        } else if parts.contains(&"token") {
+            bad.push(format!(
+                "{t:?} returns an access token from the authorization endpoint (the implicit grant, removed by OAuth 2.1 §10.1)"
+            ));
+        } else if parts == ["code"] {
+            has_code = true;
+        }
+    }
+    if !has_code {
+        bad.push("\"code\" is not listed: MCP clients use the authorization code flow".into());
+    }
+    if !bad.is_empty() {
+        return f.fail(format!("response_types_supported: {}", bad.join("; ")));
+    }
+    f.pass(format!(
+        "response_types_supported lists response types only, code among them: {v}"
+    ));
+    Ok(())
+}
+
+#[cfg(test)]
+mod response_types_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn judge(v: Value) -> Result<(), Stop> {
+        let doc = json!({ "response_types_supported": v });
+        response_types_values(&mut Findings::default(), doc.as_object().unwrap())
+    }
+
+    #[test]
+    fn registered_types_pass_in_any_order() {
+        assert!(judge(json!(["code", "id_token code", "none"])).is_ok());
+    }
+
+    #[test]
+    fn grant_names_token_and_missing_code_fail() {
+        assert!(matches!(
+            judge(json!(["code", "authorization_code"])),
+            Err(Stop::Fail(_))
+        ));
+        assert!(matches!(
+            judge(json!(["code", "token"])),
+            Err(Stop::Fail(_))
+        ));
+        assert!(matches!(judge(json!(["id_token"])), Err(Stop::Fail(_))));
+        assert!(matches!(
+            judge(json!(["code  id_token"])),
+            Err(Stop::Fail(_))
+        ));
+        assert!(matches!(judge(json!("code")), Err(Stop::Fail(_))));
+    }
+}
