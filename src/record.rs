@@ -34,7 +34,7 @@ impl Status {
 }
 
 // Levels are read by the case loader, in the member crate.
-pub use authconform_core::record::Level;
+pub use authconform_core::record::{Level, Quote};
 
 /// One HTTP request/response pair, as sent and received, with secrets already redacted.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -90,6 +90,9 @@ pub struct CaseResult {
     /// The run's incident that kept this case from being judged (see [`IncidentRecord`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident: Option<String>,
+    /// The normative sentence the case enforces, from its case file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quote: Option<Quote>,
 }
 
 /// A cause that kept cases from being judged: the target stopped answering, or the run's

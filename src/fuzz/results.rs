@@ -38,6 +38,7 @@ pub fn result_for(id: String, req: &str, title: String, cases: &[Case], spec: &s
         duration_ms: 0,
         exchanges: Vec::new(),
         incident: None,
+        quote: case.and_then(|c| c.file.quote.clone()),
     }
 }
 

@@ -87,6 +87,7 @@ pub async fn run_case_in(env: &RunEnv, case: &Case, slot: Option<Slot>) -> CaseR
         duration_ms: started.elapsed().as_millis() as u64,
         exchanges: ctx.exchanges,
         incident,
+        quote: case.file.quote.clone(),
     }
 }
 
@@ -416,5 +417,6 @@ fn crashed(case: &Case, msg: String) -> CaseResult {
         duration_ms: 0,
         exchanges: vec![],
         incident: None,
+        quote: case.file.quote.clone(),
     }
 }
