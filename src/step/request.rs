@@ -197,10 +197,11 @@ pub async fn run_mcp(ctx: &mut CaseCtx<'_>, s: &McpRequestStep) -> StepResult {
 /// The `http` step.
 pub async fn run_http(ctx: &mut CaseCtx<'_>, s: &HttpStep) -> StepResult {
     let saved = http(ctx, s).await?;
-    super::save_and_expect(
+    let r = super::save_and_expect(
         ctx,
         saved,
         s.save.as_deref().unwrap_or("last"),
         s.expect.as_ref(),
-    )
+    );
+    super::precondition_held(r, s.precondition)
 }
