@@ -34,7 +34,7 @@ impl Status {
 }
 
 // Levels are read by the case loader, in the member crate.
-pub use authconform_core::record::Level;
+pub use authconform_core::record::{Level, Quote};
 
 /// One HTTP request/response pair, as sent and received, with secrets already redacted.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -95,6 +95,9 @@ pub struct CaseResult {
     /// reports group such cases under.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blocked_by: Option<BlockedBy>,
+    /// The normative sentence the case enforces, from its case file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quote: Option<Quote>,
 }
 
 /// The cause that kept a case from its own judgement: a condition (`server-error`,

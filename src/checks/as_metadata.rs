@@ -806,3 +806,43 @@ mod tests {
         assert_ne!(keys[1].0, "");
     }
 }
+
+/// A gate, not a judgement: the case goes on only when the AS metadata lists `args.value` in
+/// the array `args.member` (`token_endpoint_auth_methods_supported`: `private_key_jwt`). A
+/// requirement on a feature binds only an AS that offers it, so an absent feature skips the
+/// case with the reason; an absent member means the RFC 8414 default, which `args.default`
+/// (a list) gives.
+pub fn offers(
+    ctx: &mut CaseCtx<'_>,
+    on: &str,
+    args: &std::collections::BTreeMap<String, toml::Value>,
+) -> StepResult {
+    let member = super::arg_str(args, "member", "token_endpoint_auth_methods_supported");
+    let value = super::arg_str(args, "value", "");
+    let doc = doc_of(ctx, on)?;
+    let listed: Vec<String> = match doc.get(member) {
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        Some(_) => {
+            return Err(Stop::Error(format!(
+                "the AS metadata's {member} is not an array: cannot tell whether it offers {value}"
+            )));
+        }
+        None => super::arg_strings(args, "default").unwrap_or_default(),
+    };
+    if listed.iter().any(|v| v == value) {
+        ctx.note(format!("the AS metadata lists {value} in {member}"));
+        Ok(())
+    } else {
+        Err(Stop::Skip(format!(
+            "the AS does not offer {value}: its metadata's {member} is {listed:?}{}",
+            if doc.contains_key(member) {
+                ""
+            } else {
+                " (absent: the RFC 8414 default)"
+            }
+        )))
+    }
+}

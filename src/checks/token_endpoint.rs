@@ -109,3 +109,67 @@ pub async fn fuzz(ctx: &mut CaseCtx<'_>, _args: &BTreeMap<String, toml::Value>) 
         None => Ok(()),
     }
 }
+
+/// What the AS says about itself that makes it an OpenID Provider: the OIDC discovery document
+/// answered (with its own issuer), or its metadata lists the `openid` scope. `None` when it
+/// claims no OIDC.
+fn claims_oidc(ctx: &CaseCtx<'_>, on: &str) -> Option<String> {
+    let d = ctx.discovery(on).ok()?;
+    for a in &d.attempts {
+        let Some(doc) = a.doc() else { continue };
+        let issuer_ok = doc.get("issuer").and_then(|v| v.as_str()) == Some(d.identifier.as_str());
+        if a.source.starts_with("oidc") && issuer_ok {
+            return Some(format!("it serves OpenID Connect discovery at {}", a.url));
+        }
+        let lists_openid = doc
+            .get("scopes_supported")
+            .and_then(|v| v.as_array())
+            .is_some_and(|s| s.iter().any(|x| x == "openid"));
+        if lists_openid && issuer_ok {
+            return Some(format!("its metadata at {} lists the openid scope", a.url));
+        }
+    }
+    None
+}
+
+/// `tok-jwt-assertion.replay`: a `private_key_jwt` assertion presented a second time. RFC 7523
+/// §3 only lets the AS reject it ("MAY ensure that JWTs are not replayed"); OIDC Core §9 says
+/// such assertions "MUST only be used once". So the grade depends on the spec the AS claims: an
+/// OpenID Provider that takes the replay fails; an OAuth-only AS that takes it is within RFC
+/// 7523, and the case is skipped saying so. A refusal passes either way.
+pub fn jwt_replay_graded(ctx: &mut CaseCtx<'_>, on: &str, asm: &str) -> StepResult {
+    let r = token_response(ctx, on)?;
+    let issued = r.status == 200
+        && r.json()
+            .is_some_and(|d| d.get("access_token").and_then(|t| t.as_str()).is_some());
+    let oidc = claims_oidc(ctx, asm);
+    if !issued {
+        let code = r
+            .json()
+            .and_then(|d| d.get("error").and_then(|e| e.as_str()).map(str::to_string))
+            .unwrap_or_else(|| "no OAuth error code".into());
+        if !(400..500).contains(&r.status) {
+            return ctx.fail(format!(
+                "the replayed assertion got status {} ({code}): a refusal is a 4xx",
+                r.status
+            ));
+        }
+        ctx.pass(format!(
+            "the replayed assertion was refused ({}, {code}){}",
+            r.status,
+            match &oidc {
+                Some(why) => format!(": graded by OIDC Core §9, since {why}"),
+                None => String::new(),
+            }
+        ));
+        return Ok(());
+    }
+    match oidc {
+        Some(why) => ctx.fail(format!(
+            "the AS issued tokens for a replayed client assertion (same jti); graded by OIDC Core §9 (\"MUST only be used once\"), since {why}"
+        )),
+        None => Err(Stop::Skip(
+            "the AS accepted a replayed client assertion (same jti), which RFC 7523 §3 permits (\"MAY ensure that JWTs are not replayed\"); it claims no OpenID Connect (no OIDC discovery, no openid scope), so OIDC Core §9's single-use MUST does not apply".into(),
+        )),
+    }
+}

@@ -456,3 +456,36 @@ pub async fn refresh_scope_escalation(ctx: &mut CaseCtx<'_>, on: &str) -> StepRe
         }
     }
 }
+
+/// A gate for `rt-reuse-detection`: reuse detection is what rotation makes possible (O21 4.3.1:
+/// "the previous refresh token is invalidated but information about the relationship is
+/// retained"). An AS whose refresh response `on` carries no new refresh token does not rotate,
+/// and rt-rotation-public already judges that; failing it again here would grade one fault
+/// twice, so the case is skipped with the reason. `args.previous` names the response that held
+/// the refresh token just spent.
+pub fn rotated(
+    ctx: &mut CaseCtx<'_>,
+    on: &str,
+    args: &BTreeMap<String, toml::Value>,
+) -> StepResult {
+    let previous = super::arg_str(args, "previous", "t1");
+    let rt = |ctx: &CaseCtx<'_>, name: &str| -> Result<Option<String>, Stop> {
+        Ok(token_doc(ctx, name)?
+            .get("refresh_token")
+            .and_then(Value::as_str)
+            .map(str::to_string))
+    };
+    let old = rt(ctx, previous)?;
+    match rt(ctx, on)? {
+        Some(new) if Some(&new) != old.as_ref() => {
+            ctx.note("the refresh response carries a new refresh token (rotation)");
+            Ok(())
+        }
+        Some(_) => Err(Stop::Skip(
+            "the AS returned the same refresh token: it does not rotate, so there is no spent token whose reuse it could detect (rotation itself is rt-rotation-public's requirement)".into(),
+        )),
+        None => Err(Stop::Skip(
+            "the refresh response carries no new refresh token: the AS does not rotate, so there is no spent token whose reuse it could detect (rotation itself is rt-rotation-public's requirement)".into(),
+        )),
+    }
+}

@@ -39,6 +39,7 @@ pub fn result_for(id: String, req: &str, title: String, cases: &[Case], spec: &s
         exchanges: Vec::new(),
         incident: None,
         blocked_by: None,
+        quote: case.and_then(|c| c.file.quote.clone()),
     }
 }
 

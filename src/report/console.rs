@@ -61,6 +61,31 @@ impl Console {
             one_line(&r.id, ID_CHARS),
             message
         );
+        // A failure names the sentence it broke, so the reader can weigh the verdict without
+        // looking the text up: its source on the one-line form, the sentence itself (and how
+        // the level follows from it) in verbose mode.
+        let quote = match (&r.quote, r.status, &r.incident) {
+            (Some(q), Status::Failed, None) => Some(q),
+            _ => None,
+        };
+        if let Some(q) = quote
+            && !self.verbose
+        {
+            out.push_str(&format!("  [{}]", one_line(&q.source, ID_CHARS)));
+        }
+        if let Some(q) = quote
+            && self.verbose
+        {
+            out.push_str(&format!(
+                "\n      \u{201c}{}\u{201d} ({})",
+                one_line(&q.text, DETAIL_CHARS),
+                one_line(&q.source, ID_CHARS)
+            ));
+            if let Some(n) = &q.note {
+                out.push_str("\n      level: ");
+                out.push_str(&one_line(n, DETAIL_CHARS));
+            }
+        }
         if self.verbose
             && r.incident.is_none()
             && matches!(r.status, Status::Failed | Status::Errored)
@@ -330,12 +355,31 @@ mod tests {
         let failed = con.case_line(&report.results[1]);
         let mut lines = failed.lines();
         lines.next();
+        // The sentence the case enforces, then how its level follows, then the details.
+        let quote = lines.next().unwrap();
+        assert!(
+            quote.starts_with("      \u{201c}The AS MUST refuse it")
+                && quote.contains("(RFC 0000 §1"),
+            "{quote}"
+        );
+        assert!(
+            lines
+                .next()
+                .unwrap()
+                .starts_with("      level: graded as SHOULD")
+        );
         assert!(lines.next().unwrap().starts_with("      detail one"));
         assert!(failed.contains("      > GET https://example.test/mcp?x="));
         assert!(failed.contains("-> 401"));
         let errored = con.case_line(&report.results[3]);
         assert!(errored.contains("-> error: connection refused"));
         assert!(!con.case_line(&report.results[0]).contains('\n'));
+        // Not verbose: one line, which still names the source of the sentence it broke.
+        let plain = Console::new(false, false).case_line(&report.results[1]);
+        assert!(
+            !plain.contains('\n') && plain.contains("  [RFC 0000 §1"),
+            "{plain}"
+        );
     }
 
     #[test]

@@ -97,11 +97,19 @@ struct CaseView {
     title: String,
     refs: Vec<String>,
     message: String,
+    /// The sentence the case enforces, beside the verdict it explains.
+    quote: Option<QuoteView>,
     details: Vec<String>,
     spec: String,
     duration: String,
     open: bool,
     exchanges: Vec<ExchangeView>,
+}
+
+struct QuoteView {
+    text: String,
+    source: String,
+    note: Option<String>,
 }
 
 struct Header {
@@ -230,6 +238,11 @@ fn page(report: &RunReport) -> Page {
             title: line(&r.title),
             refs: r.refs.iter().map(|s| line(s)).collect(),
             message: sanitize_terminal(&r.message),
+            quote: r.quote.as_ref().map(|q| QuoteView {
+                text: sanitize_terminal(&q.text),
+                source: line(&q.source),
+                note: q.note.as_deref().map(sanitize_terminal),
+            }),
             details: r.details.iter().map(|s| sanitize_terminal(s)).collect(),
             spec: line(&r.spec),
             duration: fmt_ms(r.duration_ms),

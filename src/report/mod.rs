@@ -201,6 +201,11 @@ pub(crate) mod testutil {
             incident: None,
             blocked_by: None,
             exchanges: vec![exchange(0), exchange(1)],
+            quote: Some(crate::record::Quote {
+                text: format!("The AS MUST refuse it {NASTY}"),
+                source: format!("RFC 0000 §1 {NASTY}"),
+                note: Some(format!("graded as SHOULD {NASTY}")),
+            }),
         }
     }
 

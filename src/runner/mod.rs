@@ -98,6 +98,7 @@ pub async fn run_case_in(env: &RunEnv, case: &Case, slot: Option<Slot>) -> CaseR
         exchanges: ctx.exchanges,
         incident,
         blocked_by,
+        quote: case.file.quote.clone(),
     }
 }
 
@@ -441,5 +442,6 @@ fn crashed(case: &Case, msg: String) -> CaseResult {
         exchanges: vec![],
         incident: None,
         blocked_by: None,
+        quote: case.file.quote.clone(),
     }
 }

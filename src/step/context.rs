@@ -423,6 +423,12 @@ impl<'a> CaseCtx<'a> {
                 out.push_str(&apply_filter(&v, filter)?);
                 continue;
             }
+            // `${a.b?fallback}`: the fallback text when the value is absent (an optional
+            // target value, e.g. no --resource when only --issuer is given).
+            let (path, fallback) = match path.split_once('?') {
+                Some((p, d)) => (p, Some(d)),
+                None => (path, None),
+            };
             let mut cur = &vars;
             for seg in path.split('.') {
                 cur = match cur {
@@ -439,7 +445,10 @@ impl<'a> CaseCtx<'a> {
                 Value::String(s) => s.clone(),
                 Value::Number(n) => n.to_string(),
                 Value::Bool(b) => b.to_string(),
-                _ => return Err(format!("`${{{path}}}` has no value")),
+                _ => match fallback {
+                    Some(d) => d.to_string(),
+                    None => return Err(format!("`${{{path}}}` has no value")),
+                },
             };
             out.push_str(&apply_filter(&text, filter)?);
         }

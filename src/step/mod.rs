@@ -48,6 +48,8 @@ pub enum Stage<'s> {
     Mcp,
     /// A valid revocation request (RFC 7009 §2.2: answered 200).
     Revocation,
+    /// Any other valid request a case file sends (`http` steps: a registration, say).
+    Http,
 }
 
 /// A failed expectation of a stage-setting request means the case cannot be judged: it is
@@ -101,6 +103,11 @@ pub fn precondition_held(
             "valid-token-request-refused",
             (grant == "authorization_code").then_some("pkce-positive"),
             format!("the AS refused a valid {grant} token request"),
+        ),
+        (_, Stage::Http) => (
+            "valid-request-refused",
+            None,
+            "the server refused a valid request".to_string(),
         ),
         (_, Stage::Mcp) => (
             "valid-mcp-request-refused",

@@ -205,11 +205,7 @@ pub async fn run_mcp(ctx: &mut CaseCtx<'_>, s: &McpRequestStep) -> StepResult {
 /// The `http` step.
 pub async fn run_http(ctx: &mut CaseCtx<'_>, s: &HttpStep) -> StepResult {
     let saved = http(ctx, s).await?;
-    super::save_and_expect(
-        ctx,
-        saved,
-        s.save.as_deref().unwrap_or("last"),
-        s.expect.as_ref(),
-        None,
-    )
+    let name = s.save.as_deref().unwrap_or("last");
+    let r = super::save_and_expect(ctx, saved, name, s.expect.as_ref(), None);
+    super::precondition_held(ctx, r, s.precondition, name, super::Stage::Http)
 }

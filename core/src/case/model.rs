@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::record::Level;
+use crate::record::{Level, Quote};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -90,6 +90,9 @@ pub struct CaseFile {
     /// Level overrides for revisions whose keyword differs from `level`.
     #[serde(default)]
     pub levels: BTreeMap<String, LevelKw>,
+    /// The normative sentence the case enforces (its level's reason), carried into results.
+    #[serde(default)]
+    pub quote: Option<Quote>,
     #[serde(default)]
     pub requires: Vec<Feature>,
     /// What is checked and why, for reports.
@@ -295,6 +298,10 @@ pub struct HttpStep {
     /// (a feature the target does not offer) instead of erroring.
     #[serde(default)]
     pub skip_if_unresolved: Option<String>,
+    /// This request sets the stage (a request that must succeed): if its expectation fails,
+    /// the case cannot be judged and errors instead of failing.
+    #[serde(default)]
+    pub precondition: bool,
     #[serde(default)]
     pub save: Option<String>,
     #[serde(default)]

@@ -95,8 +95,12 @@ fn is_parent(parent: &str, child: &str) -> bool {
     cp.len() > pp.len() && cp.starts_with(pp) && cp.as_bytes()[pp.len()] == b'/'
 }
 
-/// prm-resource-form (MCP 8.1, RFC 8707 §2): absolute, lowercase scheme and host, no fragment;
-/// no query and no trailing slash as SHOULDs (warnings).
+/// prm-resource-form (RFC 9728 §1.2, RFC 8707 §2, MCP 8.1): an https URL without fragment.
+/// RFC 9728 §1.2 defines the resource identifier as "a URL that uses the https scheme and has
+/// no fragment component" (plain http is tolerated on loopback only, as everywhere). Upper-case
+/// scheme or host is the same identifier (RFC 3986 §6.2.2.1) and MCP says implementations
+/// SHOULD accept it: not the canonical form, so a warning, never a failure. A query (SHOULD NOT,
+/// RFC 8707 §2) and a trailing slash (MCP 8.1 prefers none) are warnings too.
 pub fn resource_form(f: &mut Findings, d: &Discovery) -> StepResult {
     let doc = require_doc(d, "Protected Resource Metadata")?;
     let Some(Value::String(r)) = doc.get("resource") else {
@@ -112,20 +116,20 @@ pub fn resource_form(f: &mut Findings, d: &Discovery) -> StepResult {
     }
     if r.contains('#') {
         return f.fail(format!(
-            "resource {r:?} has a fragment (RFC 8707 §2 forbids it)"
+            "resource {r:?} has a fragment (RFC 9728 §1.2 and RFC 8707 §2 forbid it)"
         ));
     }
-    if scheme != scheme.to_ascii_lowercase() {
-        return f.fail(format!("resource {r:?}: the scheme is not lowercase"));
-    }
+    super::https_rule(f, "resource", &r)?;
+    f.pass(format!(
+        "resource {r:?} is an absolute URL without fragment"
+    ));
     let authority = rest.split(['/', '?']).next().unwrap_or("");
     let host = authority.rsplit('@').next().unwrap_or(authority);
-    if host != host.to_ascii_lowercase() {
-        return f.fail(format!("resource {r:?}: the host is not lowercase"));
+    if scheme != scheme.to_ascii_lowercase() || host != host.to_ascii_lowercase() {
+        f.warn(format!(
+            "resource {r:?}: scheme or host is not lowercase, the canonical form (the same identifier; MCP says implementations SHOULD accept it, but a client comparing strings may not)"
+        ));
     }
-    f.pass(format!(
-        "resource {r:?} is absolute, lowercase, without fragment"
-    ));
     if r.contains('?') {
         f.warn(format!(
             "resource {r:?} has a query component (SHOULD NOT, RFC 8707 §2)"
