@@ -114,6 +114,15 @@ pub struct BlockedBy {
     pub reason: String,
 }
 
+/// The server answered differently under parallel clients than to one: the verdicts of
+/// `cases` are the ones they got alone.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct UnstableRecord {
+    /// How many cases ran at once when the server answered 5xx or 429.
+    pub concurrency: usize,
+    pub cases: Vec<String>,
+}
+
 /// A cause that kept cases from being judged: the target stopped answering, or the run's
 /// deadline passed. Reports name it once, with the cases it affected.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -193,6 +202,10 @@ pub struct RunReport {
     /// Causes that kept cases from being judged, each named once.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub incidents: Vec<IncidentRecord>,
+    /// Cases whose verdict changed when re-run alone after the server answered 5xx or 429
+    /// under concurrency: one finding about the server, not one per requirement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unstable: Option<UnstableRecord>,
     pub results: Vec<CaseResult>,
     /// Present for `authconform fuzz` reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]

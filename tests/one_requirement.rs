@@ -90,3 +90,50 @@ fn an_accepted_method_not_listed_fails_the_accepted_cross_check() {
         "failed: {failed:?}"
     );
 }
+
+/// A server that answers 503 while another request is in flight: its overload lands on no
+/// requirement. At concurrency 4 the affected cases are re-run alone, take the verdict they get
+/// alone (the same as a run at concurrency 1), and the run reports the instability once.
+#[test]
+fn a_fragile_server_gets_the_same_verdicts_at_any_concurrency() {
+    let run = |concurrency: &str| {
+        let out = tempfile::tempdir().unwrap();
+        let o = Command::new(env!("CARGO_BIN_EXE_authconform"))
+            .env("NO_COLOR", "1")
+            .env("AUTHCONFORM_REFERENCE_FRAGILE", "1")
+            .args(["run", "--only", "pkce", "--concurrency", concurrency])
+            .arg("--report-dir")
+            .arg(out.path())
+            .output()
+            .expect("spawn authconform");
+        let v: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(out.path().join("results.json")).unwrap(),
+        )
+        .unwrap();
+        (o.status.code(), v)
+    };
+    let verdicts = |v: &serde_json::Value| {
+        let mut all: Vec<(String, String)> = v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let status = r["status"].as_str().unwrap().to_string();
+                (r["id"].as_str().unwrap().to_string(), status)
+            })
+            .collect();
+        all.sort();
+        all
+    };
+    let (code1, alone) = run("1");
+    let (code4, parallel) = run("4");
+    assert_eq!(code1, Some(0), "{alone}");
+    assert_eq!(code4, Some(0), "{}", parallel["summary"]);
+    assert_eq!(verdicts(&alone), verdicts(&parallel));
+    assert!(alone.get("unstable").is_none());
+    let unstable = parallel["unstable"]["cases"]
+        .as_array()
+        .expect("instability reported");
+    assert!(!unstable.is_empty());
+    assert_eq!(parallel["unstable"]["concurrency"], 4);
+}

@@ -770,43 +770,6 @@ pub async fn jwks_rotation(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn iss_flag_both_directions() {
-        let t = json!(true);
-        let f = json!(false);
-        assert!(iss_flag_verdict(Some(&t), true, Some(true)).is_ok());
-        assert!(iss_flag_verdict(Some(&t), true, None).is_ok());
-        assert!(iss_flag_verdict(None, false, Some(false)).is_ok());
-        // Flag without iss, on success or on error.
-        assert!(iss_flag_verdict(Some(&t), false, Some(true)).is_err());
-        assert!(iss_flag_verdict(Some(&t), true, Some(false)).is_err());
-        // iss without the flag.
-        assert!(iss_flag_verdict(None, true, Some(true)).is_err());
-        assert!(iss_flag_verdict(Some(&f), false, Some(true)).is_err());
-        assert!(iss_flag_verdict(Some(&json!("true")), true, Some(true)).is_err());
-    }
-
-    #[test]
-    fn key_identity_and_material() {
-        let set = json!({ "keys": [
-            { "kid": "a", "kty": "EC", "crv": "P-256", "x": "1", "y": "2", "use": "sig" },
-            { "kty": "EC", "crv": "P-256", "x": "3", "y": "4" },
-        ] });
-        let keys = jwks_keys(&set);
-        assert_eq!(keys[0].0, "a");
-        assert_eq!(
-            keys[0].1,
-            json!({ "kty": "EC", "crv": "P-256", "x": "1", "y": "2" })
-        );
-        assert_ne!(keys[1].0, "");
-    }
-}
-
 /// A gate, not a judgement: the case goes on only when the AS metadata lists `args.value` in
 /// the array `args.member` (`token_endpoint_auth_methods_supported`: `private_key_jwt`). A
 /// requirement on a feature binds only an AS that offers it, so an absent feature skips the
@@ -844,5 +807,42 @@ pub fn offers(
                 " (absent: the RFC 8414 default)"
             }
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn iss_flag_both_directions() {
+        let t = json!(true);
+        let f = json!(false);
+        assert!(iss_flag_verdict(Some(&t), true, Some(true)).is_ok());
+        assert!(iss_flag_verdict(Some(&t), true, None).is_ok());
+        assert!(iss_flag_verdict(None, false, Some(false)).is_ok());
+        // Flag without iss, on success or on error.
+        assert!(iss_flag_verdict(Some(&t), false, Some(true)).is_err());
+        assert!(iss_flag_verdict(Some(&t), true, Some(false)).is_err());
+        // iss without the flag.
+        assert!(iss_flag_verdict(None, true, Some(true)).is_err());
+        assert!(iss_flag_verdict(Some(&f), false, Some(true)).is_err());
+        assert!(iss_flag_verdict(Some(&json!("true")), true, Some(true)).is_err());
+    }
+
+    #[test]
+    fn key_identity_and_material() {
+        let set = json!({ "keys": [
+            { "kid": "a", "kty": "EC", "crv": "P-256", "x": "1", "y": "2", "use": "sig" },
+            { "kty": "EC", "crv": "P-256", "x": "3", "y": "4" },
+        ] });
+        let keys = jwks_keys(&set);
+        assert_eq!(keys[0].0, "a");
+        assert_eq!(
+            keys[0].1,
+            json!({ "kty": "EC", "crv": "P-256", "x": "1", "y": "2" })
+        );
+        assert_ne!(keys[1].0, "");
     }
 }

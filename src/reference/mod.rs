@@ -386,10 +386,16 @@ pub struct Options {
     pub cimd_dev_origins: Vec<String>,
     /// A CA to trust when fetching documents (the document host's).
     pub cimd_trust_pem: Option<String>,
+    /// A fragile server, for the suite's own tests of concurrency: every request takes a little
+    /// while, and the token endpoint answers 503 while another request is in flight. Not a
+    /// fault (no requirement is broken by it); set by `AUTHCONFORM_REFERENCE_FRAGILE=1`.
+    pub fragile: bool,
 }
 
 /// Shared state of a running reference.
 pub(crate) struct Ref {
+    /// See [`Options::fragile`]; the count of requests being served.
+    pub fragile: Option<std::sync::atomic::AtomicUsize>,
     pub origin: String,
     pub issuer: String,
     pub resource: String,
@@ -621,6 +627,7 @@ pub async fn start(opts: Options) -> Result<Reference, StartError> {
     let operator_secret = store::random_id(16);
     let clients = preregistered(&secret);
     let state = Arc::new(Ref {
+        fragile: opts.fragile.then(|| std::sync::atomic::AtomicUsize::new(0)),
         issuer: format!("{origin}/as"),
         resource: format!("{origin}/mcp"),
         origin: origin.clone(),
@@ -765,6 +772,19 @@ async fn dispatch(
     body: Bytes,
 ) -> Response {
     let path = uri.path();
+    if let Some(in_flight) = &s.fragile {
+        use std::sync::atomic::Ordering;
+        let others = in_flight.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        let busy = others > 0 || in_flight.load(Ordering::SeqCst) > 1;
+        in_flight.fetch_sub(1, Ordering::SeqCst);
+        if busy && path == "/as/token" {
+            return json(
+                503,
+                serde_json::json!({"error": "temporarily_unavailable", "error_description": "busy"}),
+            );
+        }
+    }
     let query = uri.query().unwrap_or("");
     // A URL client_id is resolved (fetched, or taken from the cache) before the synchronous
     // endpoint code looks the client up.

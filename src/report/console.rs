@@ -206,6 +206,23 @@ impl Console {
             ));
         }
 
+        if let Some(u) = &report.unstable {
+            lines.push(self.paint(
+                &format!(
+                    "Unstable under {} parallel clients: the server answered 5xx or 429 while cases ran at once, and {} case{} got another verdict alone (reported as alone): {}",
+                    u.concurrency,
+                    u.cases.len(),
+                    if u.cases.len() == 1 { "" } else { "s" },
+                    u.cases
+                        .iter()
+                        .map(|c| one_line(c, ID_CHARS))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                |t| t.yellow().bold(),
+            ));
+        }
+
         // A stage that failed is one cause, named once, with the cases it kept from a verdict.
         for (b, ids) in super::blocked_groups(&report.results) {
             lines.push(self.paint(

@@ -31,6 +31,8 @@ struct Page {
     incidents: Vec<IncidentView>,
     /// Causes that kept errored cases from a verdict (see `CaseResult::blocked_by`).
     blocked: Vec<IncidentView>,
+    /// Cases whose verdict changed when re-run alone (see `RunReport::unstable`).
+    unstable: Option<IncidentView>,
     gating: Vec<GateLink>,
     cases: Vec<CaseView>,
 }
@@ -284,6 +286,21 @@ fn page(report: &RunReport) -> Page {
                     .collect(),
             })
             .collect(),
+        unstable: report.unstable.as_ref().map(|u| IncidentView {
+            id: format!("unstable under {} parallel clients", u.concurrency),
+            reason: "the server answered 5xx or 429 while cases ran at once; these cases got another verdict when re-run alone, and are reported as alone".into(),
+            cases: report
+                .results
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| u.cases.contains(&r.id))
+                .map(|(i, r)| GateLink {
+                    anchor: format!("case-{}", i + 1),
+                    id: line(&r.id),
+                    message: String::new(),
+                })
+                .collect(),
+        }),
         blocked: super::blocked_groups(&report.results)
             .into_iter()
             .map(|(b, ids)| IncidentView {

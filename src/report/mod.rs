@@ -256,6 +256,7 @@ pub(crate) mod testutil {
             },
             started_at: "2025-07-01T12:00:00Z".into(),
             incidents: Vec::new(),
+            unstable: None,
             duration_ms: 4321,
             interrupted: true,
             summary,

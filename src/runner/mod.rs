@@ -335,24 +335,35 @@ pub async fn run_all(
     let sem = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
     // Cases that wait on purpose start first, so their waits overlap the rest of the run.
     let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by_key(|&i| (cases[i].file.after_others, !cases[i].waits()));
-    // Cross-checks (metadata against behaviour) start once every other case has finished:
-    // they read the facts the others published.
-    let others = cases.iter().filter(|c| !c.file.after_others).count();
-    let (others_done, gate) = tokio::sync::watch::channel(others == 0);
+    order.sort_by_key(|&i| (phase_of(&cases[i]), !cases[i].waits()));
+    // Three phases: the cases that can share the server, then those that must have it to
+    // themselves (one at a time), then the cross-checks (metadata against behaviour) that read
+    // the facts the others published. A phase starts once every case of the earlier ones ended.
+    let mut left = [0usize; 3];
+    for c in &cases {
+        left[phase_of(c)] += 1;
+    }
+    let open_phase = |left: &[usize; 3]| left.iter().position(|&n| n > 0).unwrap_or(2);
+    let (phase_tx, phase_rx) = tokio::sync::watch::channel(open_phase(&left));
+    let alone = Arc::new(tokio::sync::Mutex::new(()));
     let mut aborts = Vec::with_capacity(n);
     let mut running = futures_util::stream::FuturesUnordered::new();
     for i in order {
         let env = env.clone();
         let sem = sem.clone();
         let c2 = cases[i].clone();
-        let mut gate = gate.clone();
+        let mut phase_rx = phase_rx.clone();
+        let alone = alone.clone();
         // Each case in its own task: a panic in one check must not take the run down, and a
         // deadline or a stop can abort what is still running.
         let handle = tokio::spawn(async move {
-            if c2.file.after_others {
-                let _ = gate.wait_for(|done| *done).await;
-            }
+            let phase = phase_of(&c2);
+            let _ = phase_rx.wait_for(|open| *open >= phase).await;
+            let _alone = if phase == 1 {
+                Some(alone.lock().await)
+            } else {
+                None
+            };
             let permit = sem.clone().acquire_owned().await.ok();
             run_case_in(&env, &c2, Some(Slot { sem, permit })).await
         });
@@ -368,7 +379,6 @@ pub async fn run_all(
     };
     tokio::pin!(expired);
     let mut passed_deadline = false;
-    let mut finished_others = 0;
     loop {
         let next = tokio::select! {
             next = running.next() => next,
@@ -388,10 +398,8 @@ pub async fn run_all(
         };
         on_result(&r);
         slots[i] = Some(r);
-        finished_others += usize::from(!cases[i].file.after_others);
-        if finished_others == others {
-            others_done.send_replace(true);
-        }
+        left[phase_of(&cases[i])] -= 1;
+        phase_tx.send_replace(open_phase(&left));
     }
     // Whatever still runs is abandoned: nothing it sends from now on would be reported.
     for a in &aborts {
@@ -423,6 +431,86 @@ pub async fn run_all(
         incident = Some(inc);
     }
     (slots.into_iter().flatten().collect(), incident)
+}
+
+/// A case's phase in a run: 0 shares the server, 1 runs alone, 2 cross-checks after all.
+fn phase_of(c: &Case) -> usize {
+    if c.file.after_others {
+        2
+    } else if c.file.exclusive {
+        1
+    } else {
+        0
+    }
+}
+
+/// Did the server answer any of the case's requests with a server error or a rate limit? Under
+/// concurrency that may be the load of the other cases, not this case's requirement.
+fn saw_overload(r: &CaseResult) -> bool {
+    r.exchanges
+        .iter()
+        .any(|x| x.status.is_some_and(|s| s >= 500 || s == 429))
+}
+
+/// Re-runs, one at a time, each case that failed or errored after the server answered it with
+/// a 5xx or 429 while `concurrency` cases ran at once: a fragile server must not have its
+/// overload filed under unrelated requirements. A case whose verdict changes alone takes the
+/// verdict it got alone, with the concurrent one in its details; the ids of those cases are
+/// returned (the run reports them as one finding: unstable under parallel clients). At most
+/// `limit` cases are re-run.
+pub async fn rerun_alone(
+    env: &RunEnv,
+    cases: &[Case],
+    results: &mut [CaseResult],
+    concurrency: usize,
+    limit: usize,
+) -> Vec<String> {
+    let mut changed = Vec::new();
+    if concurrency <= 1 {
+        return changed;
+    }
+    let suspects: Vec<usize> = results
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| {
+            matches!(r.status, Status::Failed | Status::Errored)
+                && r.incident.is_none()
+                && saw_overload(r)
+        })
+        .map(|(i, _)| i)
+        .take(limit)
+        .collect();
+    for i in suspects {
+        let Some(case) = cases.iter().find(|c| c.id() == results[i].id) else {
+            continue;
+        };
+        if env.target_down().is_some() {
+            break;
+        }
+        let alone = run_case(env, case).await;
+        if alone.status == results[i].status && alone.warning == results[i].warning {
+            continue;
+        }
+        let before = &results[i];
+        let mut r = alone;
+        r.details.insert(
+            0,
+            format!(
+                "unstable under {concurrency} parallel clients: with the other cases running this case was {} ({}), after the server answered a 5xx or 429; run alone it is {}",
+                before.status.as_str(),
+                one_line(&before.message),
+                r.status.as_str()
+            ),
+        );
+        changed.push(r.id.clone());
+        results[i] = r;
+    }
+    changed
+}
+
+fn one_line(s: &str) -> String {
+    let s: String = s.chars().take(200).collect();
+    s.replace(['\n', '\r'], " ")
 }
 
 fn crashed(case: &Case, msg: String) -> CaseResult {

@@ -205,6 +205,7 @@ impl Resolved {
             faults: faults.to_vec(),
             cimd_dev_origins: documents.iter().flat_map(|d| d.dev_origins()).collect(),
             cimd_trust_pem: documents.map(|d| d.host.ca_pem.clone()),
+            fragile: std::env::var_os("AUTHCONFORM_REFERENCE_FRAGILE").is_some_and(|v| v == "1"),
         })
         .await
         .map_err(Error::new)?;
@@ -330,6 +331,7 @@ pub async fn serve_reference(
         faults: faults.to_vec(),
         cimd_dev_origins: cimd_dev_origins.to_vec(),
         cimd_trust_pem,
+        fragile: std::env::var_os("AUTHCONFORM_REFERENCE_FRAGILE").is_some_and(|v| v == "1"),
     })
     .await
     .map_err(Error::new)?;

@@ -90,6 +90,7 @@ impl Clock {
             interrupted,
             summary: RunReport::summarize(&results),
             incidents: Vec::new(),
+            unstable: None,
             results,
             fuzz,
         }

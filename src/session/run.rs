@@ -224,16 +224,36 @@ pub async fn run(
         reference,
     } = prepared;
     let env = Arc::new(env);
-    let (results, deadline) = runner::run_all(
+    let started = std::time::Instant::now();
+    let (mut results, deadline) = runner::run_all(
         env.clone(),
-        cases,
+        cases.clone(),
         opts.concurrency,
         stop,
         opts.deadline,
         |r| events(Event::Result(r)),
     )
     .await;
+    // A server that buckled under parallel clients gets those cases again, one at a time,
+    // within what is left of the deadline.
+    let remaining = opts
+        .deadline
+        .map(|d| d.saturating_sub(started.elapsed()))
+        .unwrap_or(std::time::Duration::from_secs(3600));
+    let mut unstable = Vec::new();
+    if deadline.is_none() && !stop.is_stopped() {
+        let rerun = runner::rerun_alone(&env, &cases, &mut results, opts.concurrency, 20);
+        tokio::select! {
+            changed = rerun => unstable = changed,
+            _ = tokio::time::sleep(remaining) => {}
+            _ = stop.stopped() => {}
+        }
+    }
     let mut report = clock.report(target, spec, stop.is_stopped(), results, None);
+    report.unstable = (!unstable.is_empty()).then_some(crate::record::UnstableRecord {
+        concurrency: opts.concurrency,
+        cases: unstable,
+    });
     let record = |inc: crate::health::Incident, kind: &str| IncidentRecord {
         kind: kind.into(),
         origin: (!inc.origin.is_empty()).then(|| inc.origin.clone()),

@@ -115,6 +115,11 @@ pub struct CaseFile {
     /// others observed (run facts).
     #[serde(default)]
     pub after_others: bool,
+    /// Run alone, with no other case at the same time: the case changes state the others
+    /// depend on (a replayed code or refresh token may make an AS revoke the test user's
+    /// other grants; a withdrawn grant ends every token of its client).
+    #[serde(default)]
+    pub exclusive: bool,
     /// Variants: the steps run once per variant (each a fresh start), `${v.<name>}` naming the
     /// variant's values. The case fails if any variant fails.
     #[serde(default)]
