@@ -351,7 +351,11 @@ fn expectations_gate_the_run() {
     );
 
     // A stale entry is reported.
-    std::fs::write(&exp, format!("{written}\"asm-iss-flag\" = \"passed\"\n")).unwrap();
+    std::fs::write(
+        &exp,
+        format!("{written}\"cimd-ssrf-dns-rebind\" = \"passed\"\n"),
+    )
+    .unwrap();
     let o = run(&[
         "run",
         "--reference-fault",
