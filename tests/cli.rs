@@ -927,3 +927,54 @@ fn deadline_and_allow_host_values_are_checked() {
         assert!(text(&o).contains(needle), "{args:?}: {}", text(&o));
     }
 }
+
+/// With `--issuer` alone (no MCP endpoint), every case either runs or skips with its reason:
+/// none may be `errored` for a template value the run could not fill.
+#[test]
+fn an_issuer_only_run_leaves_no_template_unfilled() {
+    let r = start_reference();
+    let d = tempfile::tempdir().unwrap();
+    let secret = r.info["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["client_id"] == "ref-confidential")
+        .and_then(|c| c["client_secret"].as_str())
+        .unwrap()
+        .to_string();
+    let profile = format!(
+        "[target]\nissuer = {issuer}\n\n[http]\nca_file = {ca}\n\n[[clients]]\nclient_id = \"ref-public\"\nredirect_uris = [\"https://client.test/cb\"]\n[[clients]]\nclient_id = \"ref-confidential\"\nauth_method = \"client_secret_basic\"\nsecret_env = \"AUTHCONFORM_TEST_SECRET\"\nredirect_uris = [\"https://client.test/cb\"]\n\n[authorization]\nscope = \"mcp:tools\"\n\n[login]\ndriver = \"form\"\nusername = \"alice\"\npassword_env = \"AUTHCONFORM_TEST_PASSWORD\"\n",
+        ca = r.info["ca"],
+        issuer = r.info["issuer"],
+    );
+    std::fs::write(d.path().join("profile.toml"), profile).unwrap();
+    let reports = tempfile::tempdir().unwrap();
+    let o = bin()
+        .env(
+            "AUTHCONFORM_TEST_PASSWORD",
+            r.info["login"]["password"].as_str().unwrap(),
+        )
+        .env("AUTHCONFORM_TEST_SECRET", secret)
+        .args(["run", "--config"])
+        .arg(d.path().join("profile.toml"))
+        .args(["--skip", "cimd", "--report-dir"])
+        .arg(reports.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v = results(reports.path());
+    validate_results(&v);
+    let unfilled: Vec<String> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "errored" && c.to_string().contains("has no value"))
+        .map(|c| format!("{}: {}", c["id"], c["message"]))
+        .collect();
+    assert!(unfilled.is_empty(), "{unfilled:#?}\n{}", text(&o));
+    assert!(
+        v["summary"]["passed"].as_u64().unwrap() > 100,
+        "{}",
+        v["summary"]
+    );
+}
