@@ -2,14 +2,16 @@
 documentation and its example-oauth2-server assemble one: Authlib's grants, endpoints and
 SQLAlchemy mixins do the OAuth work; this file only stores their records (SQLite in memory),
 registers them and supplies the pages Authlib leaves to the application (a login form and a
-consent form).
+consent form). Records live in a SQLite file (DB, made fresh by start.sh): a file rather than
+SQLite in memory, since one in-memory connection shared by the server's threads breaks under
+concurrent requests.
 
 Registered with the server: the authorization code grant with PKCE required (RFC 7636), refresh
 tokens rotated on use, client credentials, revocation (RFC 7009), introspection (RFC 7662),
 open Dynamic Client Registration (RFC 7591), the `iss` authorization response parameter
 (RFC 9207), and RFC 8414 metadata at /.well-known/oauth-authorization-server.
 
-Environment: PORT (default 4100), TEST_PASSWORD (the users' password, default "authconform").
+Environment: PORT (default 4100), DB (SQLite file), TEST_PASSWORD (the users' password, default "authconform").
 Users: alice, bob. Pre-registered clients: static-public (no secret) and static-confidential
 (secret "static-secret", client_secret_basic), redirect URI http://127.0.0.1:8765/callback.
 """
@@ -44,7 +46,9 @@ SCOPES = ["mcp:read", "mcp:write"]
 app = Flask(__name__)
 app.config.update(
     SECRET_KEY=os.urandom(24),
-    SQLALCHEMY_DATABASE_URI="sqlite://",
+    SQLALCHEMY_DATABASE_URI="sqlite:///" + os.environ["DB"],
+    # Concurrent requests wait for SQLite's write lock instead of failing at once.
+    SQLALCHEMY_ENGINE_OPTIONS={"connect_args": {"timeout": 30, "check_same_thread": False}},
     OAUTH2_REFRESH_TOKEN_GENERATOR=True,
     OAUTH2_SCOPES_SUPPORTED=SCOPES,
     # One hour, as MCP asks of access tokens (Authlib's default is ten days).
@@ -132,10 +136,24 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         db.session.commit()
 
 
+class S256Only(CodeChallenge):
+    # OAuth 2.1 deployments offer S256 alone (Authlib also accepts plain by default); the
+    # metadata below advertises the same list.
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+
+
+class Revocation(create_revocation_endpoint(db.session, Token)):
+    # The client authentication methods the metadata advertises for this endpoint (Authlib's
+    # default is client_secret_basic alone; public clients revoke with their client_id).
+    CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+
+
 query_token = create_query_token_func(db.session, Token)
 
 
 class Introspection(IntrospectionEndpoint):
+    CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+
     def query_token(self, token_string, token_type_hint):
         return query_token(token_string, token_type_hint)
 
@@ -179,10 +197,10 @@ class Issuer(rfc9207.IssuerParameter):
 
 
 server = AuthorizationServer(app, create_query_client_func(db.session, Client), create_save_token_func(db.session, Token))
-server.register_grant(AuthorizationCodeGrant, [CodeChallenge(required=True)])
+server.register_grant(AuthorizationCodeGrant, [S256Only(required=True)])
 server.register_grant(RefreshTokenGrant)
 server.register_grant(grants.ClientCredentialsGrant)
-server.register_endpoint(create_revocation_endpoint(db.session, Token))
+server.register_endpoint(Revocation)
 server.register_endpoint(Introspection)
 server.register_endpoint(Registration)
 server.register_extension(Issuer())
