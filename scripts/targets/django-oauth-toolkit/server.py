@@ -49,7 +49,20 @@ settings.configure(
         "APP_DIRS": True,
         "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
     }],
-    DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": os.environ["DB"]}},
+    # Concurrent requests wait for SQLite's write lock (up to 30 s) instead of failing at once:
+    # transactions take the lock when they begin (IMMEDIATE), so two of them never deadlock
+    # upgrading a read lock ("database is locked"), as Django's SQLite notes advise.
+    DATABASES={"default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.environ["DB"],
+        "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE"},
+    }},
+    # Server errors (500) go to the log with their traceback, for whoever reads a run's log.
+    LOGGING={
+        "version": 1,
+        "handlers": {"console": {"class": "logging.StreamHandler"}},
+        "loggers": {"django.request": {"handlers": ["console"], "level": "ERROR"}},
+    },
     DEFAULT_AUTO_FIELD="django.db.models.AutoField",
     USE_TZ=True,
     LOGIN_URL="/accounts/login/",
