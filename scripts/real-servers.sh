@@ -78,6 +78,15 @@ export STATIC_SECRET="${STATIC_SECRET:-static-secret}"
 # The CA the document host uses; the node servers are told to trust it.
 export AUTHCONFORM_CA_DIR="${AUTHCONFORM_CA_DIR:-$ROOT/target/authconform-ca}"
 CA_PEM="$("$BIN" ca 2>/dev/null)" || { echo "error: $BIN ca failed" >&2; exit 2; }
+# Node reads one NODE_EXTRA_CA_CERTS file, and the servers' setting replaces the environment's.
+# Where the environment already names one (a machine whose registry traffic passes a proxy with
+# its own CA), npm in the start scripts' first-use install needs it to reach the registry: the
+# servers get a bundle of both, never authconform's CA alone.
+NODE_CA="$CA_PEM"
+if [ -n "${NODE_EXTRA_CA_CERTS:-}" ] && [ -r "$NODE_EXTRA_CA_CERTS" ]; then
+  NODE_CA="$AUTHCONFORM_CA_DIR/node-extra-ca-certs.pem"
+  cat "$NODE_EXTRA_CA_CERTS" "$CA_PEM" >"$NODE_CA"
+fi
 LOOPBACK_FETCH="--import=$ROOT/scripts/oidc-provider-loopback-fetch.mjs"
 
 FLOW_AREAS=(--only authorization_code --only token_endpoint)
@@ -87,9 +96,9 @@ AUDIENCE_AREAS=(--only audience)
 RS_AREAS=(--only transport --only scopes --only client_credentials)
 # run name|start script (relative to $TARGETS)|ports it must answer on|profile|selection|server environment
 RUN_LIST=(
-  "oidc-provider-strict|oidc-provider/start.sh|4000|profiles/oidc-provider-strict.toml||NODE_EXTRA_CA_CERTS=$CA_PEM"
-  "oidc-provider-misconfigured|oidc-provider/start-misconfigured.sh|4001|profiles/oidc-provider-misconfigured.toml||NODE_EXTRA_CA_CERTS=$CA_PEM"
-  "oidc-provider-cimd-dev|oidc-provider/start.sh|4000|profiles/oidc-provider-strict.toml|--only cimd|NODE_EXTRA_CA_CERTS=$CA_PEM NODE_OPTIONS=$LOOPBACK_FETCH"
+  "oidc-provider-strict|oidc-provider/start.sh|4000|profiles/oidc-provider-strict.toml||NODE_EXTRA_CA_CERTS=$NODE_CA"
+  "oidc-provider-misconfigured|oidc-provider/start-misconfigured.sh|4001|profiles/oidc-provider-misconfigured.toml||NODE_EXTRA_CA_CERTS=$NODE_CA"
+  "oidc-provider-cimd-dev|oidc-provider/start.sh|4000|profiles/oidc-provider-strict.toml|--only cimd|NODE_EXTRA_CA_CERTS=$NODE_CA NODE_OPTIONS=$LOOPBACK_FETCH"
   "mcp-ts|mcp-ts/start.sh|3000 3001|profiles/mcp-ts.toml|--skip authorization_code --skip token_endpoint --skip token_lifecycle --skip revocation --skip dcr --skip audience --skip transport --skip scopes --skip client_credentials|"
   "mcp-ts-flow|mcp-ts/start.sh|3000 3001|profiles/mcp-ts.toml|${FLOW_AREAS[*]}|"
   "mcp-ts-lifecycle|mcp-ts/start.sh|3000 3001|profiles/mcp-ts.toml|${LIFECYCLE_AREAS[*]}|"
