@@ -20,7 +20,10 @@
 # A start script is looked up in this repository's scripts/targets first, then in
 # ../shared/targets. The scripts/targets servers are authorization servers alone (no MCP
 # endpoint): their profiles name only the issuer, so the resource-server cases are skipped. The
-# Python ones install into a venv and need python3 with the venv module.
+# Python ones install into a venv and need python3 with the venv module. The authlib run skips
+# rt-concurrent and code-concurrent-redeem: how many parallel redemptions of one refresh token or
+# code win Authlib's race (read, then delete; SQLite, one thread per request) varies from run to
+# run (2 or 4 of 5, 1 or 2 of 10), so no verdict of them can be expected.
 # oidc-provider is started trusting authconform's CA (NODE_EXTRA_CA_CERTS, `authconform ca`) so
 # it can fetch Client ID Metadata Documents from authconform's document host on 127.0.0.1. Its
 # SSRF protection refuses loopback addresses, so in the stock runs it fetches none; the
@@ -41,7 +44,7 @@
 # Reports go to reports/<run>/ and server logs to reports/servers/<run>.log.
 set -euo pipefail
 
-usage() { sed -n '2,41p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,44p' "$0" | sed 's/^# \{0,1\}//'; }
 MODE="check"
 for arg in "$@"; do
   case "$arg" in
@@ -104,7 +107,7 @@ RUN_LIST=(
   "mcp-ts-lifecycle|mcp-ts/start.sh|3000 3001|profiles/mcp-ts.toml|${LIFECYCLE_AREAS[*]}|"
   "mcp-ts-audience|mcp-ts/start.sh|3000 3001|profiles/mcp-ts.toml|${AUDIENCE_AREAS[*]}|"
   "mcp-ts-rs|mcp-ts/start.sh|3000 3001|profiles/mcp-ts.toml|${RS_AREAS[*]}|"
-  "authlib|authlib/start.sh|4100|profiles/authlib.toml||"
+  "authlib|authlib/start.sh|4100|profiles/authlib.toml|--skip rt-concurrent --skip code-concurrent-redeem|"
   "django-oauth-toolkit|django-oauth-toolkit/start.sh|4200|profiles/django-oauth-toolkit.toml||"
   "openauth|openauth/start.sh|4300|profiles/openauth.toml||"
 )

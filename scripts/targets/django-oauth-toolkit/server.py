@@ -37,11 +37,15 @@ settings.configure(
         "django.contrib.sessions",
         "oauth2_provider",
     ],
+    # The middleware of Django's startproject template (messages aside), clickjacking protection
+    # included: a stock Django deployment.
     MIDDLEWARE=[
+        "django.middleware.security.SecurityMiddleware",
         "django.contrib.sessions.middleware.SessionMiddleware",
         "django.middleware.common.CommonMiddleware",
         "django.middleware.csrf.CsrfViewMiddleware",
         "django.contrib.auth.middleware.AuthenticationMiddleware",
+        "django.middleware.clickjacking.XFrameOptionsMiddleware",
     ],
     TEMPLATES=[{
         "BACKEND": "django.template.backends.django.DjangoTemplates",
