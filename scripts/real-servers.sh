@@ -75,7 +75,8 @@ export OIDC_PASSWORD="${OIDC_PASSWORD:-authconform}"
 export OIDC_STATIC_SECRET="${OIDC_STATIC_SECRET:-static-secret}"
 # The scripts/targets servers: their users' password (the servers read TEST_PASSWORD) and the
 # secret of their pre-registered confidential client (fixed in each server: a test credential).
-export TEST_PASSWORD="${TEST_PASSWORD:-authconform}"
+# (A value that appears nowhere else: reports redact the password wherever it occurs.)
+export TEST_PASSWORD="${TEST_PASSWORD:-alice-bob-test-pw}"
 export STATIC_SECRET="${STATIC_SECRET:-static-secret}"
 
 # The CA the document host uses; the node servers are told to trust it.

@@ -11,7 +11,7 @@ tokens rotated on use, client credentials, revocation (RFC 7009), introspection 
 open Dynamic Client Registration (RFC 7591), the `iss` authorization response parameter
 (RFC 9207), and RFC 8414 metadata at /.well-known/oauth-authorization-server.
 
-Environment: PORT (default 4100), DB (SQLite file), TEST_PASSWORD (the users' password, default "authconform").
+Environment: PORT (default 4100), DB (SQLite file), TEST_PASSWORD (the users' password, default "alice-bob-test-pw").
 Users: alice, bob. Pre-registered clients: static-public (no secret) and static-confidential
 (secret "static-secret", client_secret_basic), redirect URI http://127.0.0.1:8765/callback.
 """
@@ -39,7 +39,7 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 
 PORT = int(os.environ.get("PORT", "4100"))
 ISSUER = f"http://127.0.0.1:{PORT}"
-PASSWORD = os.environ.get("TEST_PASSWORD", "authconform")
+PASSWORD = os.environ.get("TEST_PASSWORD", "alice-bob-test-pw")
 REDIRECT_URI = "http://127.0.0.1:8765/callback"
 SCOPES = ["mcp:read", "mcp:write"]
 

@@ -12,7 +12,7 @@ protection, one-hour access tokens, open Dynamic Client Registration (RFC 7591, 
 expect). Authorization codes live 60 s (the toolkit's default).
 
 Environment: PORT (default 4200), DB (SQLite file, made fresh by start.sh), TEST_PASSWORD
-(the users' password, default "authconform"). Users: alice, bob. Clients: static-public (public)
+(the users' password, default "alice-bob-test-pw"). Users: alice, bob. Clients: static-public (public)
 and static-confidential (secret "static-secret"), redirect URI http://127.0.0.1:8765/callback.
 """
 
@@ -101,7 +101,7 @@ def seed():
     from django.contrib.auth.models import User
     from oauth2_provider.models import Application
 
-    password = os.environ.get("TEST_PASSWORD", "authconform")
+    password = os.environ.get("TEST_PASSWORD", "alice-bob-test-pw")
     for name in ("alice", "bob"):
         User.objects.create_user(name, password=password)
     common = dict(

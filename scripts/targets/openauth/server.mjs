@@ -6,7 +6,7 @@
 // names the subject. Everything else is OpenAuth's default configuration (any client_id, any
 // loopback redirect URI, its default token lifetimes).
 //
-// Environment: PORT (default 4300), TEST_PASSWORD (default "authconform"). Users: alice, bob.
+// Environment: PORT (default 4300), TEST_PASSWORD (default "alice-bob-test-pw"). Users: alice, bob.
 import { serve } from "@hono/node-server";
 import { issuer } from "@openauthjs/openauth";
 import { MemoryStorage } from "@openauthjs/openauth/storage/memory";
@@ -22,7 +22,7 @@ if (typeof Array.fromAsync !== "function") {
 }
 
 const PORT = Number(process.env.PORT || 4300);
-const PASSWORD = process.env.TEST_PASSWORD || "authconform";
+const PASSWORD = process.env.TEST_PASSWORD || "alice-bob-test-pw";
 const USERS = new Set(["alice", "bob"]);
 
 const escape = (s) =>
