@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Runs authconform against the real target servers of ../shared/targets and checks each run's
-# verdicts against tests/expected/<run>.toml.
+# Runs authconform against real target servers (the start scripts of ../shared/targets and of
+# this repository's scripts/targets) and checks each run's verdicts against
+# tests/expected/<run>.toml.
 #
 #   scripts/real-servers.sh           # check: exit 1 if any verdict differs from its expectation file
 #   scripts/real-servers.sh --write   # bless: rewrite tests/expected/<run>.toml from the runs
+#   RUNS="authlib openauth" scripts/real-servers.sh   # only the runs named (either mode)
 #
 # Runs (all on 127.0.0.1, each against a server started fresh and stopped after its run; runs on
 # the same ports one after another, runs on different ports side by side):
@@ -12,6 +14,16 @@
 #   oidc-provider-cimd-dev      oidc-provider/start.sh              PORT=4000  profiles/oidc-provider-strict.toml, only cimd
 #   mcp-ts, mcp-ts-flow, mcp-ts-lifecycle, mcp-ts-audience, mcp-ts-rs
 #                               mcp-ts/start.sh                     PORT=3000 (AS 3001) profiles/mcp-ts.toml
+#   authlib                     authlib/start.sh (scripts/targets)  PORT=4100  profiles/authlib.toml
+#   django-oauth-toolkit        django-oauth-toolkit/start.sh (scripts/targets) PORT=4200 profiles/django-oauth-toolkit.toml
+#   openauth                    openauth/start.sh (scripts/targets) PORT=4300  profiles/openauth.toml
+# A start script is looked up in this repository's scripts/targets first, then in
+# ../shared/targets. The scripts/targets servers are authorization servers alone (no MCP
+# endpoint): their profiles name only the issuer, so the resource-server cases are skipped. The
+# Python ones install into a venv and need python3 with the venv module. The authlib run skips
+# rt-concurrent and code-concurrent-redeem: how many parallel redemptions of one refresh token or
+# code win Authlib's race (read, then delete; SQLite, one thread per request) varies from run to
+# run (2 or 4 of 5, 1 or 2 of 10), so no verdict of them can be expected.
 # oidc-provider is started trusting authconform's CA (NODE_EXTRA_CA_CERTS, `authconform ca`) so
 # it can fetch Client ID Metadata Documents from authconform's document host on 127.0.0.1. Its
 # SSRF protection refuses loopback addresses, so in the stock runs it fetches none; the
@@ -28,10 +40,11 @@
 #   START_TIMEOUT        seconds to wait for each server (default 120: first start runs npm install)
 #   TARGETS_HOME         where the start scripts install the servers (their default: ~/.cache/authconform-targets)
 #   AUTHCONFORM_CA_DIR   authconform's CA (default: target/authconform-ca)
+#   RUNS                 space-separated run names to run (default: all of them)
 # Reports go to reports/<run>/ and server logs to reports/servers/<run>.log.
 set -euo pipefail
 
-usage() { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,44p' "$0" | sed 's/^# \{0,1\}//'; }
 MODE="check"
 for arg in "$@"; do
   case "$arg" in
@@ -53,15 +66,31 @@ LOGDIR="reports/servers"
 [ -x "$BIN" ] || { echo "error: no binary at $BIN (cargo build --release, or set AUTHCONFORM_BIN)" >&2; exit 2; }
 command -v curl >/dev/null || { echo "error: curl is required" >&2; exit 2; }
 command -v node >/dev/null || { echo "error: node is required" >&2; exit 2; }
+command -v python3 >/dev/null || { echo "error: python3 is required" >&2; exit 2; }
 mkdir -p "$LOGDIR" tests/expected
+PROJECT_TARGETS="$ROOT/scripts/targets"
 
 # The profiles' secrets: oidc-provider's development login takes any password.
 export OIDC_PASSWORD="${OIDC_PASSWORD:-authconform}"
 export OIDC_STATIC_SECRET="${OIDC_STATIC_SECRET:-static-secret}"
+# The scripts/targets servers: their users' password (the servers read TEST_PASSWORD) and the
+# secret of their pre-registered confidential client (fixed in each server: a test credential).
+# (A value that appears nowhere else: reports redact the password wherever it occurs.)
+export TEST_PASSWORD="${TEST_PASSWORD:-alice-bob-test-pw}"
+export STATIC_SECRET="${STATIC_SECRET:-static-secret}"
 
 # The CA the document host uses; the node servers are told to trust it.
 export AUTHCONFORM_CA_DIR="${AUTHCONFORM_CA_DIR:-$ROOT/target/authconform-ca}"
 CA_PEM="$("$BIN" ca 2>/dev/null)" || { echo "error: $BIN ca failed" >&2; exit 2; }
+# Node reads one NODE_EXTRA_CA_CERTS file, and the servers' setting replaces the environment's.
+# Where the environment already names one (a machine whose registry traffic passes a proxy with
+# its own CA), npm in the start scripts' first-use install needs it to reach the registry: the
+# servers get a bundle of both, never authconform's CA alone.
+NODE_CA="$CA_PEM"
+if [ -n "${NODE_EXTRA_CA_CERTS:-}" ] && [ -r "$NODE_EXTRA_CA_CERTS" ]; then
+  NODE_CA="$AUTHCONFORM_CA_DIR/node-extra-ca-certs.pem"
+  cat "$NODE_EXTRA_CA_CERTS" "$CA_PEM" >"$NODE_CA"
+fi
 LOOPBACK_FETCH="--import=$ROOT/scripts/oidc-provider-loopback-fetch.mjs"
 
 FLOW_AREAS=(--only authorization_code --only token_endpoint)
@@ -71,15 +100,36 @@ AUDIENCE_AREAS=(--only audience)
 RS_AREAS=(--only transport --only scopes --only client_credentials)
 # run name|start script (relative to $TARGETS)|ports it must answer on|profile|selection|server environment
 RUN_LIST=(
-  "oidc-provider-strict|oidc-provider/start.sh|4000|profiles/oidc-provider-strict.toml||NODE_EXTRA_CA_CERTS=$CA_PEM"
-  "oidc-provider-misconfigured|oidc-provider/start-misconfigured.sh|4001|profiles/oidc-provider-misconfigured.toml||NODE_EXTRA_CA_CERTS=$CA_PEM"
-  "oidc-provider-cimd-dev|oidc-provider/start.sh|4000|profiles/oidc-provider-strict.toml|--only cimd|NODE_EXTRA_CA_CERTS=$CA_PEM NODE_OPTIONS=$LOOPBACK_FETCH"
+  "oidc-provider-strict|oidc-provider/start.sh|4000|profiles/oidc-provider-strict.toml||NODE_EXTRA_CA_CERTS=$NODE_CA"
+  "oidc-provider-misconfigured|oidc-provider/start-misconfigured.sh|4001|profiles/oidc-provider-misconfigured.toml||NODE_EXTRA_CA_CERTS=$NODE_CA"
+  "oidc-provider-cimd-dev|oidc-provider/start.sh|4000|profiles/oidc-provider-strict.toml|--only cimd|NODE_EXTRA_CA_CERTS=$NODE_CA NODE_OPTIONS=$LOOPBACK_FETCH"
   "mcp-ts|mcp-ts/start.sh|3000 3001|profiles/mcp-ts.toml|--skip authorization_code --skip token_endpoint --skip token_lifecycle --skip revocation --skip dcr --skip audience --skip transport --skip scopes --skip client_credentials|"
   "mcp-ts-flow|mcp-ts/start.sh|3000 3001|profiles/mcp-ts.toml|${FLOW_AREAS[*]}|"
   "mcp-ts-lifecycle|mcp-ts/start.sh|3000 3001|profiles/mcp-ts.toml|${LIFECYCLE_AREAS[*]}|"
   "mcp-ts-audience|mcp-ts/start.sh|3000 3001|profiles/mcp-ts.toml|${AUDIENCE_AREAS[*]}|"
   "mcp-ts-rs|mcp-ts/start.sh|3000 3001|profiles/mcp-ts.toml|${RS_AREAS[*]}|"
+  "authlib|authlib/start.sh|4100|profiles/authlib.toml|--skip rt-concurrent --skip code-concurrent-redeem|"
+  "django-oauth-toolkit|django-oauth-toolkit/start.sh|4200|profiles/django-oauth-toolkit.toml||"
+  "openauth|openauth/start.sh|4300|profiles/openauth.toml||"
 )
+
+# RUNS="name ...": keep only the runs named; an unknown name is a usage error.
+if [ -n "${RUNS:-}" ]; then
+  declare -a SELECTED=()
+  for want in $RUNS; do
+    found=0
+    for entry in "${RUN_LIST[@]}"; do
+      if [ "${entry%%|*}" = "$want" ]; then SELECTED+=("$entry"); found=1; fi
+    done
+    [ "$found" = 1 ] || { echo "error: RUNS names an unknown run: $want" >&2; exit 2; }
+  done
+  RUN_LIST=("${SELECTED[@]}")
+fi
+
+# Where a start script lives: this repository's scripts/targets, else the shared targets.
+script_path() { # script (relative)
+  if [ -f "$PROJECT_TARGETS/$1" ]; then echo "$PROJECT_TARGETS/$1"; else echo "$TARGETS/$1"; fi
+}
 
 declare -A PID=()
 cleanup() {
@@ -124,7 +174,7 @@ start() { # name script "port [other ports]" "VAR=value ..."
   local -a envs=()
   # shellcheck disable=SC2206 # VAR=value words, none with spaces
   [ -n "$extra_env" ] && envs=($extra_env)
-  local -a cmd=(env "PORT=$port" "${envs[@]}" bash "$TARGETS/$script")
+  local -a cmd=(env "PORT=$port" "${envs[@]}" bash "$(script_path "$script")")
   command -v setsid >/dev/null && cmd=(setsid "${cmd[@]}")
   "${cmd[@]}" </dev/null >"$LOGDIR/$name.log" 2>&1 &
   PID[$name]=$!
@@ -198,7 +248,7 @@ run_one() { # entry
 declare -A WARMED=()
 for entry in "${RUN_LIST[@]}"; do
   IFS='|' read -r name script ports _ _ server_env <<<"$entry"
-  dir="${script%%/*}"
+  dir="$(dirname "$(script_path "$script")")"
   [ -z "${WARMED[$dir]+x}" ] || continue
   WARMED[$dir]=1
   start "$name-install" "$script" "$ports" "$server_env"
