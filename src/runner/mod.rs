@@ -491,6 +491,15 @@ pub async fn rerun_alone(
         if alone.status == results[i].status && alone.warning == results[i].warning {
             continue;
         }
+        // Alone the suite could not tell (a rate limit, a refused stage): that is no better
+        // evidence than the verdict it replaces, which stays, saying so.
+        if alone.status == Status::Errored {
+            results[i].details.push(format!(
+                "re-run alone after a 5xx or 429 under {concurrency} parallel clients, it could not be judged ({}): the verdict above stands",
+                one_line(&alone.message)
+            ));
+            continue;
+        }
         let before = &results[i];
         let mut r = alone;
         r.details.insert(

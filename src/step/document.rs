@@ -113,11 +113,22 @@ pub async fn ready(ctx: &mut CaseCtx<'_>) -> Result<Control, Stop> {
                 .into(),
         ));
     }
-    Err(Stop::Error(format!(
+    let reason = format!(
         "the AS did not accept a valid client metadata document, so a refusal here would prove \
          nothing: {}",
         control.summary
-    )))
+    );
+    // One cause for every CIMD case: reports name it once, judged by the case whose
+    // requirement is that a valid document works.
+    ctx.blocked_by.get_or_insert(crate::record::BlockedBy {
+        condition: "cimd-valid-document-refused".into(),
+        case: Some("cimd-fetch".into()),
+        reason: format!(
+            "the AS did not accept a valid client metadata document: {}",
+            control.summary
+        ),
+    });
+    Err(Stop::Error(reason))
 }
 
 /// The run's control, if it has run.
