@@ -68,6 +68,7 @@ pub async fn prepare(opts: &SetupOptions, events: Events<'_>) -> Result<Prepared
         resolved
             .start_reference(
                 &opts.target.reference_faults,
+                opts.target.reference_revision,
                 documents.as_deref(),
                 "running against",
                 events,
