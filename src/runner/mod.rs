@@ -251,8 +251,8 @@ pub async fn choose_revision(env: &RunEnv, choice: SpecChoice) -> SpecInfo {
     let Some(resource) = env.target.resource.as_deref() else {
         return fallback("no MCP endpoint to ask".into());
     };
-    let without = match ask_revision(&env.http, resource, None).await {
-        (Some(found), _) => {
+    let (without, wants_token) = match ask_revision(&env.http, resource, None).await {
+        (Some(found), ..) => {
             return SpecInfo {
                 graded: found.revision.as_str().into(),
                 source: "auto".into(),
@@ -262,8 +262,14 @@ pub async fn choose_revision(env: &RunEnv, choice: SpecChoice) -> SpecInfo {
                 ),
             };
         }
-        (None, observations) => observations,
+        (None, observations, wants_token) => (observations, wants_token),
     };
+    // Only a refusal for want of authorization is worth a login: a server that did not answer,
+    // or answered otherwise, would not say more with a token, and a login against a server that
+    // is down would only spend the run's time on timeouts.
+    if !wants_token || env.target_down().is_some() {
+        return fallback(format!("detection inconclusive ({without})"));
+    }
     let token = match login_for_detection(env).await {
         Ok(t) => t,
         Err(why) => {
@@ -273,7 +279,7 @@ pub async fn choose_revision(env: &RunEnv, choice: SpecChoice) -> SpecInfo {
         }
     };
     match ask_revision(&env.http, resource, Some(&token)).await {
-        (Some(found), with) => SpecInfo {
+        (Some(found), with, _) => SpecInfo {
             graded: found.revision.as_str().into(),
             source: "auto".into(),
             detection: format!(
@@ -288,7 +294,7 @@ pub async fn choose_revision(env: &RunEnv, choice: SpecChoice) -> SpecInfo {
                 found.revision
             ),
         },
-        (None, with) => fallback(format!(
+        (None, with, _) => fallback(format!(
             "detection inconclusive: without a token {without}; with a token from the profile's login {with}"
         )),
     }
@@ -304,12 +310,13 @@ struct Detected {
 /// Asks the MCP endpoint which revision it speaks, with `token` when there is one:
 /// `server/discover` (2026-07-28) and `initialize` (up to 2025-11-25), both at once so a silent
 /// server costs one timeout, not two in a row. The newest known revision any answer names wins.
-/// And what each question got, in words.
+/// And what each question got, in words, and whether any was refused for want of authorization
+/// (401 or 403).
 async fn ask_revision(
     http: &crate::http::Http,
     resource: &str,
     token: Option<&str>,
-) -> (Option<Detected>, String) {
+) -> (Option<Detected>, String, bool) {
     let asks = ["server/discover", "initialize"].map(|rpc| {
         // Asked in the newest form: a server that knows 2026-07-28 answers it, an older one
         // answers `initialize` with the version it speaks instead (MCP lifecycle negotiation).
@@ -332,6 +339,7 @@ async fn ask_revision(
     });
     let mut observations = Vec::new();
     let mut best: Option<Detected> = None;
+    let mut refused = false;
     for (rpc, res) in futures_util::future::join_all(asks).await {
         match res {
             Ok(r) if r.status == 200 => {
@@ -383,11 +391,14 @@ async fn ask_revision(
                     }
                 }
             }
-            Ok(r) => observations.push(format!("{rpc}: {}", r.status)),
+            Ok(r) => {
+                refused |= r.status == 401 || r.status == 403;
+                observations.push(format!("{rpc}: {}", r.status));
+            }
             Err(e) => observations.push(format!("{rpc}: {e}")),
         }
     }
-    (best, observations.join(", "))
+    (best, observations.join(", "), refused)
 }
 
 /// The longest the detection login may take in all: each of its requests is bounded by the

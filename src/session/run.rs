@@ -105,9 +105,12 @@ pub async fn prepare(opts: &SetupOptions, events: Events<'_>) -> Result<Prepared
             documents,
             facts: Default::default(),
         };
-        crate::step::discovery::resolve_shared(&env).await;
+        // Detection first, as it always came first: its token-less probes are the cheapest
+        // way to find a target that does not answer (a second timeout would follow otherwise).
+        // Its login, when it needs one, makes the shared discovery (it is made once either way).
         let spec = runner::choose_revision(&env, opts.spec).await;
         env.revision = spec.graded.parse().unwrap_or(Revision::FALLBACK);
+        crate::step::discovery::resolve_shared(&env).await;
         Ok((env, target, spec))
     }
     .await;
