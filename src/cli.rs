@@ -19,7 +19,7 @@ use crate::session::{
     self, DocumentOptions, Event, Exit, FuzzOptions, ReportOptions, RunOptions, SetupOptions,
     StopSignal, TargetOptions,
 };
-use crate::spec::SpecChoice;
+use crate::spec::{Revision, SpecChoice};
 use crate::terminal::sanitize_terminal;
 
 #[derive(Parser, Debug)]
@@ -128,6 +128,10 @@ pub struct RunArgs {
     /// MCP revision to grade at: 2025-06-18, 2025-11-25, 2026-07-28 or auto.
     #[arg(long, default_value = "auto", value_parser = parse_spec)]
     pub spec: SpecChoice,
+    /// With no target named: the MCP revision the built-in reference speaks, 2025-11-25 (the
+    /// default: `initialize` and sessions) or 2026-07-28 (stateless: `server/discover`).
+    #[arg(long, value_name = "REVISION", value_parser = parse_reference_revision, conflicts_with_all = ["resource", "issuer", "config"])]
+    pub reference_revision: Option<Revision>,
     #[command(flatten)]
     pub reports: ReportArgs,
     /// Expected verdicts (TOML `[verdicts]` id = status): the run passes only if all match.
@@ -249,10 +253,26 @@ pub struct ReferenceArgs {
     /// refused). The document host's CA (`authconform ca`) is trusted. Repeatable.
     #[arg(long = "cimd-dev-origin", value_name = "HOST:PORT")]
     pub cimd_dev_origins: Vec<String>,
+    /// The MCP revision the endpoint speaks: 2025-11-25 (default: `initialize` and sessions)
+    /// or 2026-07-28 (stateless: `server/discover`, no `Mcp-Session-Id`).
+    #[arg(long, value_name = "REVISION", value_parser = parse_reference_revision)]
+    pub revision: Option<Revision>,
 }
 
 fn parse_spec(s: &str) -> Result<SpecChoice, String> {
     s.parse()
+}
+
+/// A revision the built-in reference can speak.
+fn parse_reference_revision(s: &str) -> Result<Revision, String> {
+    let r: Revision = s.parse()?;
+    if crate::reference::REVISIONS.contains(&r) {
+        Ok(r)
+    } else {
+        Err(format!(
+            "the reference speaks 2025-11-25 or 2026-07-28, not {r}"
+        ))
+    }
 }
 
 /// `90`, `90s`, `10m`, `1h`: whole seconds, minutes or hours, more than zero.
@@ -284,6 +304,7 @@ impl TargetArgs {
             issuer: self.issuer,
             config: self.config,
             reference_faults: self.reference_faults,
+            reference_revision: None,
             cacert: self.cacert,
             max_body: self.max_body,
             timeout: self.timeout,
@@ -424,11 +445,11 @@ fn show_ca(a: CaArgs) -> Exit {
 }
 
 async fn serve_reference(a: ReferenceArgs) -> Exit {
-    let (r, ca_path) = match session::serve_reference(a.port, &a.faults, &a.cimd_dev_origins).await
-    {
-        Ok(x) => x,
-        Err(e) => return usage_error(e),
-    };
+    let (r, ca_path) =
+        match session::serve_reference(a.port, &a.faults, &a.cimd_dev_origins, a.revision).await {
+            Ok(x) => x,
+            Err(e) => return usage_error(e),
+        };
     println!(
         "{}",
         serde_json::json!({
@@ -436,6 +457,7 @@ async fn serve_reference(a: ReferenceArgs) -> Exit {
             "resource": r.resource,
             "ca": ca_path,
             "faults": a.faults,
+            "revision": r.revision.as_str(),
             // What a profile needs to drive the reference's login (a throw-away test user).
             "login": { "username": r.username, "password": r.password },
             "second_login": { "username": r.second_username, "password": r.second_password },
@@ -470,9 +492,11 @@ fn stop_on_ctrl_c(msg: &'static str) -> StopSignal {
 async fn run(a: RunArgs) -> Exit {
     let printer = Printer::new(a.no_color, a.verbose);
     let stop = stop_on_ctrl_c("interrupted: writing reports for the cases that finished");
+    let mut target = a.target.options();
+    target.reference_revision = a.reference_revision;
     let opts = RunOptions {
         setup: SetupOptions {
-            target: a.target.options(),
+            target,
             documents: Some(DocumentOptions {
                 public_base_url: a.public_base_url,
                 port: a.document_port,

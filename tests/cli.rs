@@ -92,6 +92,70 @@ fn default_run_passes_against_the_reference_and_writes_three_reports() {
     assert!(!html.contains("url("), "CSS loads a resource");
 }
 
+/// `--spec auto` against the reference in each revision it speaks: the token-less probes get
+/// 401, so the revision is learnt with a token from the profile's login, and every result is
+/// graded at it.
+#[test]
+fn auto_detection_logs_in_and_grades_the_reference_at_the_revision_it_speaks() {
+    for (flag, revision, rpc) in [
+        (None, "2025-11-25", "initialize"),
+        (Some("2026-07-28"), "2026-07-28", "server/discover"),
+    ] {
+        let out = tempfile::tempdir().unwrap();
+        let mut args = vec![
+            "run",
+            "--only",
+            "rs-401-no-token",
+            "--only",
+            "rs-stale-session-4xx",
+        ];
+        if let Some(f) = flag {
+            args.extend(["--reference-revision", f]);
+        }
+        args.extend(["--report-dir", out.path().to_str().unwrap()]);
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        let v = results(out.path());
+        validate_results(&v);
+        assert_eq!(v["spec"]["graded"], revision, "{}", v["spec"]);
+        assert_eq!(v["spec"]["source"], "auto");
+        let detection = v["spec"]["detection"].as_str().unwrap();
+        assert!(
+            detection.starts_with(&format!(
+                "{rpc} with a token from the profile's login answered"
+            )),
+            "{detection}"
+        );
+        assert!(
+            detection.contains("without a token server/discover: 401, initialize: 401"),
+            "{detection}"
+        );
+        for r in v["results"].as_array().unwrap() {
+            assert_eq!(r["spec"], revision, "{r}");
+            assert_eq!(r["status"], "passed", "{r}");
+        }
+    }
+}
+
+#[test]
+fn reference_revision_is_one_the_reference_speaks_and_only_for_the_reference() {
+    let o = run(&["run", "--reference-revision", "2025-06-18"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("2025-11-25 or 2026-07-28"),
+        "{}",
+        text(&o)
+    );
+    let o = run(&[
+        "run",
+        "--reference-revision",
+        "2026-07-28",
+        "--resource",
+        "https://127.0.0.1:9/mcp",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}
+
 #[test]
 fn a_fault_makes_its_case_fail_with_exit_1() {
     let out = tempfile::tempdir().unwrap();
@@ -455,6 +519,13 @@ fn a_refused_login_errors_the_cases_exits_1_and_still_writes_reports() {
     assert_eq!(case["status"], "errored", "{case}");
     let msg = case["message"].as_str().unwrap();
     assert!(msg.contains("refused them"), "{msg}");
+    // Revision detection could not log in either: the fallback, saying why.
+    assert_eq!(v["spec"]["graded"], "2025-11-25", "{}", v["spec"]);
+    let detection = v["spec"]["detection"].as_str().unwrap();
+    assert!(
+        detection.contains("no token could be had") && detection.contains("login failed"),
+        "{detection}"
+    );
     // The password never reaches a report.
     for f in ["results.json", "junit.xml", "report.html"] {
         let body = std::fs::read_to_string(reports.path().join(f)).unwrap();

@@ -31,6 +31,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use authconform_core::spec::Revision;
+
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -390,7 +392,14 @@ pub struct Options {
     /// while, and the token endpoint answers 503 while another request is in flight. Not a
     /// fault (no requirement is broken by it); set by `AUTHCONFORM_REFERENCE_FRAGILE=1`.
     pub fragile: bool,
+    /// The MCP revision the `/mcp` endpoint speaks: 2025-11-25 (the default, `None`: the
+    /// `initialize` handshake and `Mcp-Session-Id` sessions) or 2026-07-28 (stateless:
+    /// `server/discover`, no sessions). The authorization server is the same for both.
+    pub revision: Option<Revision>,
 }
+
+/// The revisions the reference's MCP endpoint can speak.
+pub const REVISIONS: [Revision; 2] = [Revision::V2025_11_25, Revision::V2026_07_28];
 
 /// Shared state of a running reference.
 pub(crate) struct Ref {
@@ -403,6 +412,8 @@ pub(crate) struct Ref {
     /// faults).
     pub plain_origin: Option<String>,
     pub faults: BTreeSet<String>,
+    /// The MCP revision `/mcp` speaks (one of [`REVISIONS`]).
+    pub revision: Revision,
     /// The AS keys that sign JWT access tokens and ID tokens (published in `jwks.json`); an
     /// operator may rotate them ([`operator_rotate`]).
     pub keys: std::sync::Mutex<jwt::KeyRing>,
@@ -429,6 +440,10 @@ pub(crate) struct Ref {
 impl Ref {
     pub fn fault(&self, id: &str) -> bool {
         self.faults.contains(id)
+    }
+    /// A 2026-07-28 endpoint: stateless, no `initialize`, no sessions.
+    pub fn stateless(&self) -> bool {
+        self.revision == Revision::V2026_07_28
     }
     /// The key that signs new tokens.
     pub fn signer(&self) -> Arc<jwt::Signer> {
@@ -490,6 +505,8 @@ pub struct Reference {
     pub clients: Vec<PreregisteredClient>,
     pub issuer: String,
     pub resource: String,
+    /// The MCP revision its endpoint speaks.
+    pub revision: Revision,
     pub addr: SocketAddr,
     pub ca: Arc<LocalCa>,
     /// The secret path segment of the operator's key-rotation hook.
@@ -576,6 +593,8 @@ pub enum StartError {
     Tls(String),
     #[error("{0}")]
     Key(String),
+    #[error("the reference speaks MCP 2025-11-25 or 2026-07-28, not {0}")]
+    Revision(Revision),
 }
 
 pub async fn start(opts: Options) -> Result<Reference, StartError> {
@@ -583,6 +602,10 @@ pub async fn start(opts: Options) -> Result<Reference, StartError> {
         if !FAULTS.contains(&f.as_str()) {
             return Err(StartError::UnknownFault(f.clone()));
         }
+    }
+    let revision = opts.revision.unwrap_or(Revision::V2025_11_25);
+    if !REVISIONS.contains(&revision) {
+        return Err(StartError::Revision(revision));
     }
     // rustls wants one process-wide crypto provider; a second install attempt is harmless.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -633,6 +656,7 @@ pub async fn start(opts: Options) -> Result<Reference, StartError> {
         origin: origin.clone(),
         plain_origin,
         faults,
+        revision,
         keys: std::sync::Mutex::new(jwt::KeyRing::new(signer)),
         operator_secret: operator_secret.clone(),
         clients: std::sync::Mutex::new(clients.clone()),
@@ -709,6 +733,7 @@ pub async fn start(opts: Options) -> Result<Reference, StartError> {
         clients: client_facts,
         issuer: state.issuer.clone(),
         resource: state.resource.clone(),
+        revision,
         addr,
         ca: Arc::new(ca),
         operator_secret,

@@ -157,13 +157,49 @@ fn stray_token(s: &Ref, query: &str, headers: &HeaderMap, body: &[u8]) -> Option
     None
 }
 
-fn ok_result() -> Response {
-    json(
-        200,
-        json!({ "jsonrpc": "2.0", "id": 1, "result": {
-        "protocolVersion": "2025-11-25", "capabilities": {},
-        "serverInfo": { "name": "authconform-reference", "version": "0" } } }),
-    )
+/// The JSON-RPC method and id of a request body, read by hand (the reference shares no parser
+/// with the harness).
+fn rpc_of(body: &[u8]) -> (Option<String>, serde_json::Value) {
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let method = v.get("method").and_then(|m| m.as_str()).map(str::to_string);
+    let id = v.get("id").cloned().unwrap_or(json!(1));
+    (method, id)
+}
+
+const SERVER_INFO: &str = "authconform-reference";
+
+/// The answer to an authorized (or, under a fault, wrongly served) request, in the revision the
+/// endpoint speaks. 2025-11-25 (transports, lifecycle): `initialize` negotiates 2025-11-25, and
+/// `server/discover` does not exist. 2026-07-28 (changelog major 1 and 2, SEP-2567, SEP-2575):
+/// no `initialize` handshake; `server/discover` names the versions the server speaks. An
+/// unknown method is JSON-RPC's -32601, in a 200: the HTTP request itself was fine.
+fn ok_result(s: &Ref, body: &[u8]) -> Response {
+    let (method, id) = rpc_of(body);
+    let info = json!({ "name": SERVER_INFO, "version": "0" });
+    let unknown = |m: &str| {
+        json(
+            200,
+            json!({ "jsonrpc": "2.0", "id": id, "error": {
+                "code": -32601, "message": format!("method not found: {m}") } }),
+        )
+    };
+    match (method.as_deref(), s.stateless()) {
+        (Some("server/discover"), true) => json(
+            200,
+            json!({ "jsonrpc": "2.0", "id": id, "result": {
+                "supportedVersions": [s.revision.as_str()], "capabilities": { "tools": {} },
+                "serverInfo": info } }),
+        ),
+        (Some(m @ "initialize"), true) | (Some(m @ "server/discover"), false) => unknown(m),
+        (_, true) => json(200, json!({ "jsonrpc": "2.0", "id": id, "result": {} })),
+        // What the 2025-11-25 endpoint has always answered, whatever the method.
+        (_, false) => json(
+            200,
+            json!({ "jsonrpc": "2.0", "id": 1, "result": {
+            "protocolVersion": "2025-11-25", "capabilities": {},
+            "serverInfo": info } }),
+        ),
+    }
 }
 
 /// `/mcp`: every method needs a valid bearer token (MCP 2025-11-25 §9.1).
@@ -186,16 +222,16 @@ pub fn mcp(s: &Ref, method: &Method, query: &str, headers: &HeaderMap, body: &[u
         let header_ok = matches!(&cred, Credential::Unknown(h) if super::token::valid_access_token(s, h, &s.resource));
         let only_query = matches!(cred, Credential::None) || s.fault("rs-query-and-header");
         if !header_ok && only_query && super::token::valid_access_token(s, &t, &s.resource) {
-            return ok_result();
+            return ok_result(s, body);
         }
     }
     match cred {
         Credential::None => {
-            if let Some(r) = super::session::without_token(s, headers, ok_result) {
+            if let Some(r) = super::session::without_token(s, headers, || ok_result(s, body)) {
                 return r;
             }
             if *method == Method::POST && s.fault("rs-401-no-token") {
-                return ok_result();
+                return ok_result(s, body);
             }
             if *method == Method::GET && s.fault("rs-401-all-methods.get") {
                 return Response::builder()
@@ -225,9 +261,13 @@ pub fn mcp(s: &Ref, method: &Method, query: &str, headers: &HeaderMap, body: &[u
                 }
                 return match super::scopes::enforce(s, &a, body) {
                     Ok(Some(tool_result)) => tool_result,
-                    Ok(None) => {
-                        super::session::authorized(s, headers, body, ok_result(), user.as_deref())
-                    }
+                    Ok(None) => super::session::authorized(
+                        s,
+                        headers,
+                        body,
+                        ok_result(s, body),
+                        user.as_deref(),
+                    ),
                     Err(r) => *r,
                 };
             }

@@ -101,6 +101,11 @@ pub fn authorized(
     ok: Response,
     user: Option<&str>,
 ) -> Response {
+    // A 2026-07-28 endpoint has no sessions: it ignores the header and mints none (2026
+    // streamable-http, "Earlier Streamable HTTP Revisions"; changelog major 1, SEP-2567).
+    if s.stateless() {
+        return ok;
+    }
     if let Some(id) = named(headers)
         && (!known(s, &id) || someone_elses(s, &id, user))
     {

@@ -228,13 +228,11 @@ async fn run_steps(ctx: &mut CaseCtx<'_>, case: &Case) -> StepResult {
 
 /// Picks the revision to grade at. `auto` asks the server: a 2026-07-28 server answers the
 /// stateless `server/discover`, older ones the `initialize` handshake. Most protected servers
-/// answer 401 to both before any dispatch; then detection is inconclusive and the fallback
-/// revision is graded, saying so.
-pub async fn choose_revision(
-    env_http: &crate::http::Http,
-    resource: Option<&str>,
-    choice: SpecChoice,
-) -> SpecInfo {
+/// answer 401 to both before any dispatch; then, when the profile can log in, the suite logs the
+/// test user in once (before any case, its exchanges attributed to none) and asks again with
+/// the access token. Only when that is impossible or fails is the fallback revision graded,
+/// saying why.
+pub async fn choose_revision(env: &RunEnv, choice: SpecChoice) -> SpecInfo {
     if let SpecChoice::Fixed(r) = choice {
         return SpecInfo {
             graded: r.as_str().into(),
@@ -250,26 +248,98 @@ pub async fn choose_revision(
             Revision::FALLBACK
         ),
     };
-    let Some(resource) = resource else {
+    let Some(resource) = env.target.resource.as_deref() else {
         return fallback("no MCP endpoint to ask".into());
     };
-    let mut observations = Vec::new();
-    // Both questions at once: a silent server costs one timeout here, not two in a row.
-    let asks = [
-        ("server/discover", Revision::V2026_07_28),
-        ("initialize", Revision::V2026_07_28),
-    ]
-    .map(|(rpc, rev)| {
-        let (body, headers) = step::request::mcp_body(rpc, rev);
-        let mut req = Request::new("POST", resource, format!("revision detection: {rpc}"))
+    let (without, wants_token) = match ask_revision(&env.http, resource, None).await {
+        (Some(found), ..) => {
+            return SpecInfo {
+                graded: found.revision.as_str().into(),
+                source: "auto".into(),
+                detection: format!(
+                    "{} answered without authorization, versions {:?}",
+                    found.rpc, found.versions
+                ),
+            };
+        }
+        (None, observations, wants_token) => (observations, wants_token),
+    };
+    // Only a refusal for want of authorization is worth a login: a server that did not answer,
+    // or answered otherwise, would not say more with a token, and a login against a server that
+    // is down would only spend the run's time on timeouts.
+    if !wants_token || env.target_down().is_some() {
+        return fallback(format!("detection inconclusive ({without})"));
+    }
+    let token = match login_for_detection(env).await {
+        Ok(t) => t,
+        Err(why) => {
+            return fallback(format!(
+                "detection inconclusive ({without}): the server requires authorization before it says which revision it speaks, and no token could be had to ask with: {why}"
+            ));
+        }
+    };
+    match ask_revision(&env.http, resource, Some(&token)).await {
+        (Some(found), with, _) => SpecInfo {
+            graded: found.revision.as_str().into(),
+            source: "auto".into(),
+            detection: format!(
+                "{} with a token from the profile's login answered {} {:?}: graded at {} (with the token {with}; without a token {without})",
+                found.rpc,
+                if found.rpc == "server/discover" {
+                    "supportedVersions"
+                } else {
+                    "protocolVersion"
+                },
+                found.versions,
+                found.revision
+            ),
+        },
+        (None, with, _) => fallback(format!(
+            "detection inconclusive: without a token {without}; with a token from the profile's login {with}"
+        )),
+    }
+}
+
+/// A revision a server said it speaks: the question that told, and the versions it named.
+struct Detected {
+    rpc: &'static str,
+    versions: Vec<String>,
+    revision: Revision,
+}
+
+/// Asks the MCP endpoint which revision it speaks, with `token` when there is one:
+/// `server/discover` (2026-07-28) and `initialize` (up to 2025-11-25), both at once so a silent
+/// server costs one timeout, not two in a row. The newest known revision any answer names wins.
+/// And what each question got, in words, and whether any was refused for want of authorization
+/// (401 or 403).
+async fn ask_revision(
+    http: &crate::http::Http,
+    resource: &str,
+    token: Option<&str>,
+) -> (Option<Detected>, String, bool) {
+    let asks = ["server/discover", "initialize"].map(|rpc| {
+        // Asked in the newest form: a server that knows 2026-07-28 answers it, an older one
+        // answers `initialize` with the version it speaks instead (MCP lifecycle negotiation).
+        let (body, headers) = step::request::mcp_body(rpc, Revision::V2026_07_28);
+        let note = match token {
+            Some(_) => format!("revision detection: {rpc} with a token"),
+            None => format!("revision detection: {rpc}"),
+        };
+        let mut req = Request::new("POST", resource, note)
             .header("Content-Type", "application/json")
             .header("Accept", "application/json, text/event-stream")
             .body(body);
         for (n, v) in headers {
             req = req.header(n, v);
         }
-        async move { (rpc, env_http.send(req).await.0) }
+        if let Some(t) = token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        async move { (rpc, http.send(req).await.0) }
     });
+    let mut observations = Vec::new();
+    let mut best: Option<Detected> = None;
+    let mut refused = false;
     for (rpc, res) in futures_util::future::join_all(asks).await {
         match res {
             Ok(r) if r.status == 200 => {
@@ -294,29 +364,96 @@ pub async fn choose_revision(
                 {
                     versions.extend(a.iter().filter_map(|v| v.as_str().map(str::to_string)));
                 }
-                if let Some(best) = versions
+                match versions
                     .iter()
                     .filter_map(|v| Revision::from_protocol_version(v))
                     .max()
                 {
-                    return SpecInfo {
-                        graded: best.as_str().into(),
-                        source: "auto".into(),
-                        detection: format!(
-                            "{rpc} answered without authorization, versions {versions:?}"
-                        ),
-                    };
+                    Some(rev) if best.as_ref().is_none_or(|b| rev > b.revision) => {
+                        observations.push(format!("{rpc}: {versions:?}"));
+                        best = Some(Detected {
+                            rpc,
+                            versions,
+                            revision: rev,
+                        });
+                    }
+                    Some(_) => observations.push(format!("{rpc}: {versions:?}")),
+                    None => {
+                        let why = json
+                            .as_ref()
+                            .and_then(|j| j.get("error"))
+                            .and_then(|e| e.get("message"))
+                            .and_then(|m| m.as_str())
+                            .map(|m| format!(" (JSON-RPC error: {})", one_line(m)))
+                            .unwrap_or_default();
+                        observations
+                            .push(format!("{rpc}: 200 without a known protocol version{why}"));
+                    }
                 }
-                observations.push(format!("{rpc}: 200 without a known protocol version"));
             }
-            Ok(r) => observations.push(format!("{rpc}: {}", r.status)),
+            Ok(r) => {
+                refused |= r.status == 401 || r.status == 403;
+                observations.push(format!("{rpc}: {}", r.status));
+            }
             Err(e) => observations.push(format!("{rpc}: {e}")),
         }
     }
-    fallback(format!(
-        "detection inconclusive ({}): the server requires authorization before it says which revision it speaks",
-        observations.join(", ")
-    ))
+    (best, observations.join(", "), refused)
+}
+
+/// The longest the detection login may take in all: each of its requests is bounded by the
+/// run's HTTP timeout, and a login that needs many of them must not hold the whole run up.
+const DETECTION_LOGIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// One access token for revision detection, obtained as a case obtains one (a `client` step,
+/// an `authorize` step through the profile's login driver, a `token` step), in a context of its
+/// own whose exchanges are dropped: they belong to no case. Why not, in words, when it cannot.
+async fn login_for_detection(env: &RunEnv) -> Result<String, String> {
+    if env.profile.login.driver == crate::login::Driver::Manual {
+        // A person would be asked to log in once more, before any case, only to learn this.
+        return Err("the profile's login is manual".into());
+    }
+    let login = async {
+        let mut ctx = CaseCtx::new(env);
+        ctx.case_id = "revision-detection".into();
+        let client =
+            step::client::provision(&mut ctx, &crate::case::model::ClientStep::default()).await?;
+        ctx.saved
+            .insert("client".into(), step::Saved::Client(client));
+        let a =
+            checks::tokens::user_authorization(&mut ctx, &Default::default(), &[], None).await?;
+        if a.code().is_none() {
+            return Err(Stop::Error("the authorization brought no code".into()));
+        }
+        ctx.saved
+            .insert("auth".into(), step::Saved::Authorization(Box::new(a)));
+        let saved = step::token::token(
+            &mut ctx,
+            &step::token::redeeming("auth", Default::default()),
+        )
+        .await?;
+        let Some((_, r)) = saved.response() else {
+            return Err(Stop::Error("the token endpoint gave no response".into()));
+        };
+        match r.json() {
+            Some(doc) if r.status == 200 => checks::tokens::str_member(&doc, "access_token")
+                .ok_or_else(|| Stop::Error("the token response holds no access_token".into())),
+            _ => Err(Stop::Error(format!(
+                "the token endpoint answered {}",
+                r.status
+            ))),
+        }
+    };
+    match tokio::time::timeout(DETECTION_LOGIN_LIMIT, login).await {
+        Ok(Ok(t)) => Ok(t),
+        Ok(Err(Stop::Pass(m) | Stop::Fail(m) | Stop::Skip(m) | Stop::Error(m))) => {
+            Err(format!("the profile's login failed: {}", one_line(&m)))
+        }
+        Err(_) => Err(format!(
+            "the profile's login took longer than {} s",
+            DETECTION_LOGIN_LIMIT.as_secs()
+        )),
+    }
 }
 
 /// Runs the cases with bounded concurrency, calling `on_result` as each finishes (console

@@ -64,7 +64,13 @@ pub async fn fuzz_target(
     let mut resolved = Resolved::load(t)?;
     if resolved.names_no_target() {
         resolved
-            .start_reference(&t.reference_faults, None, "attacking", events)
+            .start_reference(
+                &t.reference_faults,
+                t.reference_revision,
+                None,
+                "attacking",
+                events,
+            )
             .await?;
     }
     let setup = async {

@@ -82,6 +82,9 @@ pub struct TargetOptions {
     pub config: Option<PathBuf>,
     /// With no target named: the built-in reference's faults.
     pub reference_faults: Vec<String>,
+    /// With no target named: the MCP revision the built-in reference speaks (its default,
+    /// 2025-11-25, when `None`).
+    pub reference_revision: Option<crate::spec::Revision>,
     /// Extra trusted CA certificates (PEM).
     pub cacert: Option<PathBuf>,
     pub max_body: Option<usize>,
@@ -196,6 +199,7 @@ impl Resolved {
     async fn start_reference(
         &mut self,
         faults: &[String],
+        revision: Option<crate::spec::Revision>,
         documents: Option<&crate::cimd::Documents>,
         doing: &str,
         events: Events<'_>,
@@ -203,6 +207,7 @@ impl Resolved {
         let r = reference::start(reference::Options {
             port: 0,
             faults: faults.to_vec(),
+            revision,
             cimd_dev_origins: documents.iter().flat_map(|d| d.dev_origins()).collect(),
             cimd_trust_pem: documents.map(|d| d.host.ca_pem.clone()),
             fragile: std::env::var_os("AUTHCONFORM_REFERENCE_FRAGILE").is_some_and(|v| v == "1"),
@@ -317,6 +322,7 @@ pub async fn serve_reference(
     port: u16,
     faults: &[String],
     cimd_dev_origins: &[String],
+    revision: Option<crate::spec::Revision>,
 ) -> Result<(Reference, PathBuf), Error> {
     check_faults(faults, &load_cases(None)?)?;
     let cimd_trust_pem = if cimd_dev_origins.is_empty() {
@@ -331,6 +337,7 @@ pub async fn serve_reference(
         faults: faults.to_vec(),
         cimd_dev_origins: cimd_dev_origins.to_vec(),
         cimd_trust_pem,
+        revision,
         fragile: std::env::var_os("AUTHCONFORM_REFERENCE_FRAGILE").is_some_and(|v| v == "1"),
     })
     .await

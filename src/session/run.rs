@@ -68,6 +68,7 @@ pub async fn prepare(opts: &SetupOptions, events: Events<'_>) -> Result<Prepared
         resolved
             .start_reference(
                 &opts.target.reference_faults,
+                opts.target.reference_revision,
                 documents.as_deref(),
                 "running against",
                 events,
@@ -77,9 +78,6 @@ pub async fn prepare(opts: &SetupOptions, events: Events<'_>) -> Result<Prepared
     let result = async {
         let http = resolved.audited_http().await?;
         let target = resolved.info(&opts.target.reference_faults);
-        let spec =
-            runner::choose_revision(&http, resolved.target.resource.as_deref(), opts.spec).await;
-        let revision: Revision = spec.graded.parse().unwrap_or(Revision::FALLBACK);
         let mut profile = std::mem::take(&mut resolved.profile);
         if let Some(w) = opts.max_wait {
             profile.timing.max_wait_secs = Some(w);
@@ -92,10 +90,13 @@ pub async fn prepare(opts: &SetupOptions, events: Events<'_>) -> Result<Prepared
                     profile.callback.port.unwrap_or(0)
                 ))
             })?;
-        let env = RunEnv {
+        // Graded at the fallback until detection says otherwise: detection after login needs
+        // the environment (clients, login driver, discovered AS) before the revision is known,
+        // and nothing it does depends on the revision.
+        let mut env = RunEnv {
             http,
             target: resolved.target.clone(),
-            revision,
+            revision: Revision::FALLBACK,
             profile,
             callback,
             registered: Default::default(),
@@ -104,6 +105,11 @@ pub async fn prepare(opts: &SetupOptions, events: Events<'_>) -> Result<Prepared
             documents,
             facts: Default::default(),
         };
+        // Detection first, as it always came first: its token-less probes are the cheapest
+        // way to find a target that does not answer (a second timeout would follow otherwise).
+        // Its login, when it needs one, makes the shared discovery (it is made once either way).
+        let spec = runner::choose_revision(&env, opts.spec).await;
+        env.revision = spec.graded.parse().unwrap_or(Revision::FALLBACK);
         crate::step::discovery::resolve_shared(&env).await;
         Ok((env, target, spec))
     }

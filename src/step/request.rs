@@ -109,15 +109,16 @@ pub async fn mcp_request(ctx: &mut CaseCtx<'_>, m: &McpRequestStep) -> Result<Sa
     Ok(Saved::Response { url, response })
 }
 
-/// An `initialize` (or the revision's equivalent) to the MCP endpoint with a bearer token the
-/// suite obtained: does the resource server take it?
+/// An `initialize` (or the revision's equivalent: 2026-07-28 has no handshake, so a stateless
+/// `tools/list`) to the MCP endpoint with a bearer token the suite obtained: does the resource
+/// server take it?
 pub async fn mcp_with_token(
     ctx: &mut CaseCtx<'_>,
     resource: &str,
     token: &str,
     note: &str,
 ) -> Result<crate::http::Response, Stop> {
-    let (body, headers) = mcp_body("initialize", ctx.env.revision);
+    let (body, headers) = mcp_body("auto", ctx.env.revision);
     let mut req = Request::new("POST", resource, note)
         .header("Content-Type", "application/json")
         .header("Accept", "application/json, text/event-stream")
