@@ -6,6 +6,7 @@
 //! asking the AS about them) and below (hostile bodies, the https rule, check arguments, the
 //! entropy judgement).
 
+pub mod advertised;
 pub mod as_metadata;
 pub mod audience;
 pub mod authorization_code;
@@ -70,8 +71,9 @@ registry! { ctx, on, args;
         "asm_issuer_match" => as_metadata::issuer_match(ctx, &on("asm")),
         "asm_issuer_form" => as_metadata::issuer_form(ctx, &on("asm")),
         "asm_auth_methods" => as_metadata::auth_methods(ctx, &on("asm")),
-        "asm_auth_methods_advertised" => as_metadata::auth_methods_behaviour(ctx, &on("asm"), as_metadata::Direction::Advertised).await,
-        "asm_auth_methods_accepted" => as_metadata::auth_methods_behaviour(ctx, &on("asm"), as_metadata::Direction::Accepted).await,
+        "asm_auth_methods_advertised" => advertised::auth_methods_behaviour(ctx, &on("asm"), advertised::Direction::Advertised).await,
+        "asm_grant_types_behaviour" => advertised::grant_types_behaviour(ctx, &on("asm")).await,
+        "asm_auth_methods_accepted" => advertised::auth_methods_behaviour(ctx, &on("asm"), advertised::Direction::Accepted).await,
         "asm_endpoints_https" => as_metadata::endpoints_https(ctx, &on("asm")),
         "asm_registration_works" => as_metadata::registration_works(ctx, &on("asm")).await,
         "asm_listed_endpoints_work" => as_metadata::listed_endpoints_work(ctx, &on("asm")).await,

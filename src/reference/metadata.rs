@@ -75,6 +75,17 @@ fn metadata(s: &Ref, oidc: bool) -> Value {
     if s.fault("asm-grant-types") {
         o.remove("grant_types_supported");
     }
+    // Refresh still works; the list no longer says so.
+    if s.fault("asm-grant-types.behaviour") {
+        o.insert(
+            "grant_types_supported".into(),
+            json!([
+                "authorization_code",
+                "client_credentials",
+                "urn:ietf:params:oauth:grant-type:jwt-bearer"
+            ]),
+        );
+    }
     if s.fault("asm-auth-methods") {
         o.remove("token_endpoint_auth_methods_supported");
     }

@@ -91,6 +91,7 @@ pub const FAULTS: &[&str] = &[
     "asm-pkce-advertised",
     "asm-no-implicit-ropc",
     "asm-grant-types",
+    "asm-grant-types.behaviour",
     "asm-auth-methods",
     "asm-auth-methods.advertised",
     "asm-auth-methods.accepted",

@@ -51,13 +51,7 @@ pub fn check_owned(
                 .status
                 .as_ref()
                 .is_some_and(|s| !s.is_empty() && s.iter().all(|c| (400..500).contains(c)));
-            let doc = r.json();
-            let issued = ISSUED
-                .iter()
-                .any(|p| doc.as_ref().and_then(|d| d.pointer(p)).is_some());
-            // 429 is handled by `check` (the suite could not tell); 5xx is not a refusal.
-            let refused = (400..500).contains(&r.status) && r.status != 429 && !issued;
-            if asks_refusal && refused {
+            if asks_refusal && is_refusal(r) {
                 let shape = token_error_shape(ctx, r, e)?;
                 if !shape.is_empty() {
                     ctx.note(format!(
@@ -115,20 +109,26 @@ pub fn check_owned(
     }
 }
 
+/// A refusal: a 4xx that issued nothing. A 429 is not one (`check` makes it "could not tell"),
+/// nor is a 5xx (the server failed; it did not decide).
+fn is_refusal(r: &Response) -> bool {
+    let doc = r.json();
+    let issued = ISSUED
+        .iter()
+        .any(|p| doc.as_ref().and_then(|d| d.pointer(p)).is_some());
+    (400..500).contains(&r.status) && r.status != 429 && !issued
+}
+
 /// Did a token-endpoint answer refuse (a 4xx other than 429, with nothing issued)? `Some` with
 /// how its shape differs from 400 and one of `codes` (`None` when it matches): named checks
 /// that ask for a refusal judge it as a `token` step's expectation is judged, and leave the
 /// shape to tok-error-format (see [`note_shape`]).
 pub fn token_refused(r: &Response, codes: &[&str]) -> Option<Option<String>> {
-    let doc = r.json();
-    let issued = ISSUED
-        .iter()
-        .any(|p| doc.as_ref().and_then(|d| d.pointer(p)).is_some());
-    if !(400..500).contains(&r.status) || r.status == 429 || issued {
+    if !is_refusal(r) {
         return None;
     }
-    let code = doc
-        .as_ref()
+    let code = r
+        .json()
         .and_then(|d| d.get("error")?.as_str().map(str::to_string));
     Some(match code {
         Some(c) if r.status == 400 && codes.contains(&c.as_str()) => None,

@@ -22,6 +22,13 @@ pub enum FactKind {
         /// The refusal, as status and error code, when not accepted.
         answer: String,
     },
+    /// A correct token request of `grant_type` was accepted (tokens issued) or refused as
+    /// `unsupported_grant_type`.
+    Grant {
+        grant_type: String,
+        accepted: bool,
+        answer: String,
+    },
 }
 
 /// The run's facts, shared by every case.

@@ -284,9 +284,11 @@ pub async fn token(ctx: &mut CaseCtx<'_>, t: &TokenStep) -> Result<Saved, Stop> 
 }
 
 /// A correct request to the token endpoint (one that must succeed) tells how the AS treats its
-/// client authentication method: accepted, or refused as an authentication failure. The
-/// metadata cross-check (asm-auth-methods) reads it after the run.
-fn publish_client_auth(ctx: &CaseCtx<'_>, s: &TokenStep, saved: &Saved) {
+/// grant type and its client authentication method: accepted, or refused for them
+/// (`unsupported_grant_type`; 401 or `invalid_client`). The metadata cross-checks
+/// (asm-grant-types, asm-auth-methods) read these facts after the run.
+fn publish_facts(ctx: &CaseCtx<'_>, s: &TokenStep, saved: &Saved) {
+    use super::facts::{Fact, FactKind};
     let must_succeed = s.precondition == Some(true)
         || s.expect
             .as_ref()
@@ -296,7 +298,7 @@ fn publish_client_auth(ctx: &CaseCtx<'_>, s: &TokenStep, saved: &Saved) {
     let (Some((_, r)), Some(x)) = (saved.response(), ctx.exchanges.last()) else {
         return;
     };
-    if !must_succeed || endpoint != "token" || s.auth.is_some() || s.secret.is_some() {
+    if !must_succeed || endpoint != "token" {
         return;
     }
     let doc = r.json();
@@ -307,18 +309,29 @@ fn publish_client_auth(ctx: &CaseCtx<'_>, s: &TokenStep, saved: &Saved) {
         && doc
             .as_ref()
             .is_some_and(|d| d.get("access_token").is_some());
+    let answer = format!("{} {}", r.status, code.clone().unwrap_or_default())
+        .trim()
+        .to_string();
+    let fact = |kind| Fact {
+        case: ctx.case_id.clone(),
+        kind,
+    };
+    if accepted || code.as_deref() == Some("unsupported_grant_type") {
+        ctx.env.facts.add(fact(FactKind::Grant {
+            grant_type: s.grant_type.clone(),
+            accepted,
+            answer: answer.clone(),
+        }));
+    }
+    // A case that chose how to authenticate (a wrong secret, two methods) sent no correct
+    // request for this purpose.
     let auth_refused = r.status == 401 || code.as_deref() == Some("invalid_client");
-    if accepted || auth_refused {
-        ctx.env.facts.add(super::facts::Fact {
-            case: ctx.case_id.clone(),
-            kind: super::facts::FactKind::ClientAuth {
-                method: super::client_auth_method(x),
-                accepted,
-                answer: format!("{} {}", r.status, code.unwrap_or_default())
-                    .trim()
-                    .to_string(),
-            },
-        });
+    if (accepted || auth_refused) && s.auth.is_none() && s.secret.is_none() {
+        ctx.env.facts.add(fact(FactKind::ClientAuth {
+            method: super::client_auth_method(x),
+            accepted,
+            answer,
+        }));
     }
 }
 
@@ -355,7 +368,7 @@ pub fn redeeming(from: &str, params: BTreeMap<String, String>) -> TokenStep {
 /// `precondition` means the case cannot be judged.
 pub async fn run(ctx: &mut CaseCtx<'_>, s: &TokenStep) -> StepResult {
     let saved = token(ctx, s).await?;
-    publish_client_auth(ctx, s, &saved);
+    publish_facts(ctx, s, &saved);
     let r = super::save_and_expect(
         ctx,
         saved,
