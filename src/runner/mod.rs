@@ -593,14 +593,16 @@ fn saw_overload(r: &CaseResult) -> bool {
 /// a 5xx or 429 while `concurrency` cases ran at once: a fragile server must not have its
 /// overload filed under unrelated requirements. A case whose verdict changes alone takes the
 /// verdict it got alone, with the concurrent one in its details; the ids of those cases are
-/// returned (the run reports them as one finding: unstable under parallel clients). At most
-/// `limit` cases are re-run.
+/// returned (the run reports them as one finding: unstable under parallel clients), and each
+/// new verdict is passed to `on_result` (the console prints it again). At most `limit` cases are
+/// re-run.
 pub async fn rerun_alone(
     env: &RunEnv,
     cases: &[Case],
     results: &mut [CaseResult],
     concurrency: usize,
     limit: usize,
+    on_result: impl Fn(&CaseResult),
 ) -> Vec<String> {
     let mut changed = Vec::new();
     if concurrency <= 1 {
@@ -649,6 +651,7 @@ pub async fn rerun_alone(
             ),
         );
         changed.push(r.id.clone());
+        on_result(&r);
         results[i] = r;
     }
     changed

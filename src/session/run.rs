@@ -248,7 +248,9 @@ pub async fn run(
         .unwrap_or(std::time::Duration::from_secs(3600));
     let mut unstable = Vec::new();
     if deadline.is_none() && !stop.is_stopped() {
-        let rerun = runner::rerun_alone(&env, &cases, &mut results, opts.concurrency, 20);
+        let rerun = runner::rerun_alone(&env, &cases, &mut results, opts.concurrency, 20, |r| {
+            events(Event::Result(r))
+        });
         tokio::select! {
             changed = rerun => unstable = changed,
             _ = tokio::time::sleep(remaining) => {}
