@@ -77,7 +77,9 @@ pub fn state_on_error(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     }
 }
 
-/// `code-state-optional`: without `state` the flow works and none is invented.
+/// `code-state-optional`: without `state` the flow works (the `authorize` step judges that);
+/// a state the client never sent is reported as a tolerated deviation: O21 4.1.2 defines the
+/// response's `state` only for a request that carried one, and no keyword forbids the rest.
 pub fn state_absent(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     let a = auth(ctx, on)?;
     let cb = callback(&a)?;
@@ -86,9 +88,12 @@ pub fn state_absent(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
             ctx.pass("no state sent, none returned");
             Ok(())
         }
-        Some(s) => ctx.fail(format!(
-            "no state was sent, but the callback has state={s:?}"
-        )),
+        Some(s) => {
+            ctx.warn(format!(
+                "no state was sent, but the callback has state={s:?} (O21 4.1.2 defines the response's state as \"the exact value received from the client\"; no keyword forbids inventing one)"
+            ));
+            Ok(())
+        }
     }
 }
 

@@ -95,6 +95,9 @@ pub async fn token_audience(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
 /// a template: unknown, or beyond its registration) gets `invalid_scope` (O21 3.2.4). A token
 /// whose `scope` member leaves that scope out is a tolerated deviation (RFC 6749 §3.3 lets the
 /// AS grant less than asked, saying so); a token without `scope`, or with it, was granted.
+/// With `args.narrowing = "pass"` (cc-scope.beyond-registration) the case is judged by its
+/// sentence: the narrowed token passes (O21 1.4.1 MAY), and any refusal passes, its shape noted
+/// for tok-error-format.
 pub fn scope_refused(
     ctx: &mut CaseCtx<'_>,
     on: &str,
@@ -104,11 +107,22 @@ pub fn scope_refused(
         return Err(Stop::Error("cc_scope_refused needs args.scope".into()));
     };
     let asked = ctx.expand(t).map_err(Stop::Error)?;
+    // `narrowing = "pass"`: judged by the sentence (O21 1.4.1: the AS MAY ignore a requested
+    // scope and say so in the scope member; a refusal's shape is tok-error-format's).
+    let by_sentence = matches!(args.get("narrowing"), Some(toml::Value::String(v)) if v == "pass");
     let Some((_, r)) = ctx.saved.get(on).and_then(Saved::response) else {
         return Err(Stop::Error(format!("nothing saved as `{on}`")));
     };
+    let r = r.clone();
     let (status, doc) = (r.status, r.json().unwrap_or_default());
     let error = doc.get("error").and_then(Value::as_str).unwrap_or("");
+    if by_sentence && let Some(shape) = crate::step::expect::token_refused(&r, &["invalid_scope"]) {
+        crate::step::expect::note_shape(ctx, shape);
+        ctx.pass(format!(
+            "scope {asked:?} was refused ({status}), nothing issued"
+        ));
+        return Ok(());
+    }
     if status != 200 {
         return if status == 400 && error == "invalid_scope" {
             ctx.pass(format!(
@@ -122,6 +136,12 @@ pub fn scope_refused(
         };
     }
     match doc.get("scope").and_then(Value::as_str) {
+        Some(sc) if by_sentence && !sc.split(' ').any(|x| x == asked) => {
+            ctx.pass(format!(
+                "scope {asked:?} was left out: the token's scope is {sc:?} (O21 1.4.1: the AS MAY ignore a requested scope)"
+            ));
+            Ok(())
+        }
         Some(sc) if !sc.split(' ').any(|x| x == asked) => {
             ctx.warn(format!(
                 "scope {asked:?} got a token with the narrower scope {sc:?} instead of invalid_scope"
