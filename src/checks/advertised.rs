@@ -7,7 +7,7 @@
 use serde_json::Value;
 
 use crate::step::discovery::require_doc;
-use crate::step::facts::FactKind;
+use crate::step::facts::{FactKind, TokenAnswer};
 use crate::step::{CaseCtx, StepResult, Stop};
 
 type Doc = serde_json::Map<String, Value>;
@@ -92,29 +92,18 @@ async fn redeem_with(ctx: &mut CaseCtx<'_>, method: &str, auth: &str) -> Probe {
     let Some((_, r)) = saved.response() else {
         return Probe::NotTried("no answer".into());
     };
-    let doc = r.json();
-    let code = doc
-        .as_ref()
-        .and_then(|d| d.get("error")?.as_str().map(str::to_string));
-    if (200..300).contains(&r.status)
-        && doc
-            .as_ref()
-            .is_some_and(|d| d.get("access_token").is_some())
-    {
+    let a = TokenAnswer::of(r);
+    if a.issued {
         Probe::Accepted
-    } else if r.status == 401 || code.as_deref() == Some("invalid_client") {
-        Probe::Refused(
-            format!("{} {}", r.status, code.unwrap_or_default())
-                .trim()
-                .to_string(),
-        )
+    } else if a.auth_refused() {
+        Probe::Refused(a.answer())
     } else {
         // Refused for another reason (a bad code, a server error): says nothing about the
         // client's authentication.
         Probe::NotTried(format!(
             "the redemption answered {} {}, not about client authentication",
-            r.status,
-            code.unwrap_or_default()
+            a.status,
+            a.error.unwrap_or_default()
         ))
     }
 }
@@ -131,16 +120,12 @@ pub async fn auth_methods_behaviour(
     direction: Direction,
 ) -> StepResult {
     let doc = doc_of(ctx, on)?;
-    let listed: Vec<String> = match doc.get("token_endpoint_auth_methods_supported") {
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect(),
-        _ => vec!["client_secret_basic".into()],
-    };
-    ctx.note(format!(
-        "listed: {listed:?} (omitted means [\"client_secret_basic\"])"
-    ));
+    let listed = listed(
+        ctx,
+        &doc,
+        "token_endpoint_auth_methods_supported",
+        &["client_secret_basic"],
+    );
     let mut seen: Vec<(String, bool, String, String)> = Vec::new(); // method, accepted, answer, by
     for (method, auth) in METHODS {
         let relevant = match direction {
@@ -198,6 +183,41 @@ pub async fn auth_methods_behaviour(
             }
         }
     }
+    conclude(
+        ctx,
+        held,
+        failures,
+        "no client authentication method could be tried (no client for any, or no code)",
+        match direction {
+            Direction::Advertised => "every listed method that was tried is accepted",
+            Direction::Accepted => "every method that was accepted is listed",
+        },
+    )
+}
+
+/// The metadata's list `member`, or the RFC 8414 default when it is absent (or not an array),
+/// noted as read.
+fn listed(ctx: &mut CaseCtx<'_>, doc: &Doc, member: &str, default: &[&str]) -> Vec<String> {
+    let listed: Vec<String> = match doc.get(member) {
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        _ => default.iter().map(|d| d.to_string()).collect(),
+    };
+    ctx.note(format!("listed: {listed:?} (omitted means {default:?})"));
+    listed
+}
+
+/// A cross-check's verdict: what held, then the first failure (the others as notes); with
+/// nothing seen either way, skipped for `nothing_seen`.
+fn conclude(
+    ctx: &mut CaseCtx<'_>,
+    held: Vec<String>,
+    failures: Vec<String>,
+    nothing_seen: &str,
+    all_held: &str,
+) -> StepResult {
     for h in &held {
         ctx.pass(h.clone());
     }
@@ -208,14 +228,9 @@ pub async fn auth_methods_behaviour(
         return ctx.fail(first.clone());
     }
     if held.is_empty() {
-        return Err(Stop::Skip(
-            "no client authentication method could be tried (no client for any, or no code)".into(),
-        ));
+        return Err(Stop::Skip(nothing_seen.into()));
     }
-    ctx.pass(match direction {
-        Direction::Advertised => "every listed method that was tried is accepted",
-        Direction::Accepted => "every method that was accepted is listed",
-    });
+    ctx.pass(all_held);
     Ok(())
 }
 
@@ -238,41 +253,26 @@ fn named(cases: &[String]) -> String {
 /// the JWT bearer grant).
 pub async fn grant_types_behaviour(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     let doc = doc_of(ctx, on)?;
-    let listed: Vec<String> = match doc.get("grant_types_supported") {
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect(),
-        _ => vec!["authorization_code".into(), "implicit".into()],
-    };
-    ctx.note(format!(
-        "listed: {listed:?} (omitted means [\"authorization_code\", \"implicit\"])"
-    ));
+    let listed = listed(
+        ctx,
+        &doc,
+        "grant_types_supported",
+        &["authorization_code", "implicit"],
+    );
     // (grant type, accepted, answer, case)
     let mut seen: Vec<(String, bool, String, String)> = Vec::new();
     match super::tokens::scoped_grant(ctx, None, &[]).await {
         Ok((_, Some(r))) => {
+            let mut grant = |grant_type: &str, a: TokenAnswer| {
+                if a.issued || a.grant_refused() {
+                    seen.push((grant_type.into(), a.issued, a.answer(), "this case".into()));
+                }
+            };
+            grant("authorization_code", TokenAnswer::of(&r));
             let doc = r.json().unwrap_or_default();
-            let issued = (200..300).contains(&r.status) && doc.get("access_token").is_some();
-            let code = doc.get("error").and_then(Value::as_str).unwrap_or_default();
-            if issued || code == "unsupported_grant_type" {
-                let answer = format!("{} {code}", r.status).trim().to_string();
-                seen.push((
-                    "authorization_code".into(),
-                    issued,
-                    answer,
-                    "this case".into(),
-                ));
-            }
             if let Some(rt) = doc.get("refresh_token").and_then(Value::as_str) {
                 let r = super::tokens::refresh(ctx, rt, &[]).await?;
-                let d = r.json().unwrap_or_default();
-                let issued = (200..300).contains(&r.status) && d.get("access_token").is_some();
-                let code = d.get("error").and_then(Value::as_str).unwrap_or_default();
-                if issued || code == "unsupported_grant_type" {
-                    let answer = format!("{} {code}", r.status).trim().to_string();
-                    seen.push(("refresh_token".into(), issued, answer, "this case".into()));
-                }
+                grant("refresh_token", TokenAnswer::of(&r));
             }
         }
         Ok((a, None)) => ctx.note(format!("no code to redeem: the AS {}", a.describe())),
@@ -320,20 +320,11 @@ pub async fn grant_types_behaviour(ctx: &mut CaseCtx<'_>, on: &str) -> StepResul
             }
         }
     }
-    for h in &held {
-        ctx.pass(h.clone());
-    }
-    if let Some(first) = failures.first() {
-        for f in &failures[1..] {
-            ctx.note(format!("also: {f}"));
-        }
-        return ctx.fail(first.clone());
-    }
-    if held.is_empty() {
-        return Err(Stop::Skip(
-            "no grant was seen to work in this run (no code flow, no other token request)".into(),
-        ));
-    }
-    ctx.pass("every grant type seen working is listed, and no listed one was refused");
-    Ok(())
+    conclude(
+        ctx,
+        held,
+        failures,
+        "no grant was seen to work in this run (no code flow, no other token request)",
+        "every grant type seen working is listed, and no listed one was refused",
+    )
 }

@@ -47,18 +47,10 @@ pub fn check_owned(
     let owner = owner.filter(|o| !ctx.owns_error_shape(o.case()));
     match owner {
         Some(ErrorOwner::Token) => {
-            let asks_refusal = e
-                .status
-                .as_ref()
-                .is_some_and(|s| !s.is_empty() && s.iter().all(|c| (400..500).contains(c)));
-            if asks_refusal && is_refusal(r) {
+            if e.asks_refusal() && is_refusal(r) {
                 let shape = token_error_shape(ctx, r, e)?;
                 if !shape.is_empty() {
-                    ctx.note(format!(
-                        "refused, but with {}: the shape of the error is {}'s requirement, judged there",
-                        shape.join(", "),
-                        ErrorOwner::Token.case()
-                    ));
+                    note_shape(ctx, shape);
                     let mut rest = e.clone();
                     rest.status = None;
                     rest.content_type = None;
@@ -120,28 +112,20 @@ fn is_refusal(r: &Response) -> bool {
 }
 
 /// Did a token-endpoint answer refuse (a 4xx other than 429, with nothing issued)? `Some` with
-/// how its shape differs from 400 and one of `codes` (`None` when it matches): named checks
-/// that ask for a refusal judge it as a `token` step's expectation is judged, and leave the
-/// shape to tok-error-format (see [`note_shape`]).
-pub fn token_refused(r: &Response, codes: &[&str]) -> Option<Option<String>> {
-    if !is_refusal(r) {
-        return None;
-    }
-    let code = r
-        .json()
-        .and_then(|d| d.get("error")?.as_str().map(str::to_string));
-    Some(match code {
-        Some(c) if r.status == 400 && codes.contains(&c.as_str()) => None,
-        Some(c) => Some(format!("{} {c}", r.status)),
-        None => Some(format!("{} and no JSON error code", r.status)),
-    })
+/// how its shape differs from 400 and one of `codes` (empty when it matches): named checks that
+/// ask for a refusal judge it as a `token` step's expectation is judged, and leave the shape to
+/// tok-error-format (see [`note_shape`]).
+pub fn token_refused(r: &Response, codes: &[&str]) -> Option<Vec<String>> {
+    let codes: Vec<String> = codes.iter().map(|c| c.to_string()).collect();
+    is_refusal(r).then(|| shape_deviations(r, Some(&[400]), None, Some(&codes)))
 }
 
 /// Notes a refusal's shape that differs from the one asked for, naming the case that owns it.
-pub fn note_shape(ctx: &mut CaseCtx<'_>, deviation: Option<String>) {
-    if let Some(d) = deviation {
+pub fn note_shape(ctx: &mut CaseCtx<'_>, deviations: Vec<String>) {
+    if !deviations.is_empty() {
         ctx.note(format!(
-            "refused, but with {d}: the shape of the error is {}'s requirement, judged there",
+            "refused, but with {}: the shape of the error is {}'s requirement, judged there",
+            deviations.join(", "),
             ErrorOwner::Token.case()
         ));
     }
@@ -150,13 +134,39 @@ pub fn note_shape(ctx: &mut CaseCtx<'_>, deviation: Option<String>) {
 /// How a refusal's shape differs from what the expectation names (status, media type,
 /// `error` code); empty when it matches.
 fn token_error_shape(ctx: &CaseCtx<'_>, r: &Response, e: &Expect) -> Result<Vec<String>, Stop> {
+    let codes: Option<Vec<String>> = e
+        .error
+        .as_ref()
+        .map(|codes| {
+            codes
+                .iter()
+                .map(|c| ctx.expand(c).map_err(Stop::Error))
+                .collect::<Result<_, _>>()
+        })
+        .transpose()?;
+    Ok(shape_deviations(
+        r,
+        e.status.as_deref(),
+        e.content_type.as_deref(),
+        codes.as_deref(),
+    ))
+}
+
+/// The parts of an error answer's shape that differ from the allowed statuses, media type and
+/// `error` codes (each checked only when given).
+fn shape_deviations(
+    r: &Response,
+    statuses: Option<&[u16]>,
+    content_type: Option<&str>,
+    codes: Option<&[String]>,
+) -> Vec<String> {
     let mut off = Vec::new();
-    if let Some(allowed) = &e.status
+    if let Some(allowed) = statuses
         && !allowed.contains(&r.status)
     {
         off.push(format!("status {} (expected one of {allowed:?})", r.status));
     }
-    if let Some(ct) = &e.content_type
+    if let Some(ct) = content_type
         && !r.media_type().is_some_and(|m| m.eq_ignore_ascii_case(ct))
     {
         off.push(format!(
@@ -164,11 +174,7 @@ fn token_error_shape(ctx: &CaseCtx<'_>, r: &Response, e: &Expect) -> Result<Vec<
             r.media_type().unwrap_or_else(|| "absent".into())
         ));
     }
-    if let Some(codes) = &e.error {
-        let codes: Vec<String> = codes
-            .iter()
-            .map(|c| ctx.expand(c).map_err(Stop::Error))
-            .collect::<Result<_, _>>()?;
+    if let Some(codes) = codes {
         match r
             .json()
             .as_ref()
@@ -181,7 +187,7 @@ fn token_error_shape(ctx: &CaseCtx<'_>, r: &Response, e: &Expect) -> Result<Vec<
             )),
         }
     }
-    Ok(off)
+    off
 }
 
 pub fn check(ctx: &mut CaseCtx<'_>, url: &str, r: &Response, e: &Expect) -> StepResult {

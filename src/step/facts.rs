@@ -5,6 +5,8 @@
 
 use std::sync::Mutex;
 
+use crate::http::Response;
+
 /// One observation, with the case that made it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fact {
@@ -47,5 +49,49 @@ impl Facts {
 
     pub fn all(&self) -> Vec<Fact> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// What a token-endpoint answer says for the facts: tokens issued, or the refusal's status and
+/// error code. The token step, and the cross-checks' own probes, classify answers with it.
+#[derive(Debug, Clone)]
+pub struct TokenAnswer {
+    pub status: u16,
+    pub issued: bool,
+    pub error: Option<String>,
+}
+
+impl TokenAnswer {
+    pub fn of(r: &Response) -> Self {
+        let doc = r.json();
+        TokenAnswer {
+            status: r.status,
+            issued: (200..300).contains(&r.status)
+                && doc
+                    .as_ref()
+                    .is_some_and(|d| d.get("access_token").is_some()),
+            error: doc.and_then(|d| d.get("error")?.as_str().map(str::to_string)),
+        }
+    }
+
+    /// Refused for its grant type.
+    pub fn grant_refused(&self) -> bool {
+        self.error.as_deref() == Some("unsupported_grant_type")
+    }
+
+    /// Refused for its client authentication.
+    pub fn auth_refused(&self) -> bool {
+        self.status == 401 || self.error.as_deref() == Some("invalid_client")
+    }
+
+    /// `400 invalid_grant`, for reports.
+    pub fn answer(&self) -> String {
+        format!(
+            "{} {}",
+            self.status,
+            self.error.as_deref().unwrap_or_default()
+        )
+        .trim()
+        .to_string()
     }
 }

@@ -289,11 +289,8 @@ pub async fn token(ctx: &mut CaseCtx<'_>, t: &TokenStep) -> Result<Saved, Stop> 
 /// (asm-grant-types, asm-auth-methods) read these facts after the run.
 fn publish_facts(ctx: &CaseCtx<'_>, s: &TokenStep, saved: &Saved) {
     use super::facts::{Fact, FactKind};
-    let must_succeed = s.precondition == Some(true)
-        || s.expect
-            .as_ref()
-            .and_then(|e| e.status.as_ref())
-            .is_some_and(|st| !st.is_empty() && st.iter().all(|c| (200..300).contains(c)));
+    let must_succeed =
+        s.precondition == Some(true) || s.expect.as_ref().is_some_and(|e| e.demands_success());
     let endpoint = s.endpoint.as_deref().unwrap_or("token");
     let (Some((_, r)), Some(x)) = (saved.response(), ctx.exchanges.last()) else {
         return;
@@ -301,36 +298,25 @@ fn publish_facts(ctx: &CaseCtx<'_>, s: &TokenStep, saved: &Saved) {
     if !must_succeed || endpoint != "token" {
         return;
     }
-    let doc = r.json();
-    let code = doc
-        .as_ref()
-        .and_then(|d| d.get("error")?.as_str().map(str::to_string));
-    let accepted = (200..300).contains(&r.status)
-        && doc
-            .as_ref()
-            .is_some_and(|d| d.get("access_token").is_some());
-    let answer = format!("{} {}", r.status, code.clone().unwrap_or_default())
-        .trim()
-        .to_string();
+    let a = super::facts::TokenAnswer::of(r);
     let fact = |kind| Fact {
         case: ctx.case_id.clone(),
         kind,
     };
-    if accepted || code.as_deref() == Some("unsupported_grant_type") {
+    if a.issued || a.grant_refused() {
         ctx.env.facts.add(fact(FactKind::Grant {
             grant_type: s.grant_type.clone(),
-            accepted,
-            answer: answer.clone(),
+            accepted: a.issued,
+            answer: a.answer(),
         }));
     }
     // A case that chose how to authenticate (a wrong secret, two methods) sent no correct
     // request for this purpose.
-    let auth_refused = r.status == 401 || code.as_deref() == Some("invalid_client");
-    if (accepted || auth_refused) && s.auth.is_none() && s.secret.is_none() {
+    if (a.issued || a.auth_refused()) && s.auth.is_none() && s.secret.is_none() {
         ctx.env.facts.add(fact(FactKind::ClientAuth {
             method: super::client_auth_method(x),
-            accepted,
-            answer,
+            accepted: a.issued,
+            answer: a.answer(),
         }));
     }
 }

@@ -410,17 +410,15 @@ pub fn parse_case(
 /// Steps that say `precondition` explicitly keep what they say; a case whose own requirement is
 /// the success of an early step (a rotated refresh token must come back) says `false` there.
 pub fn infer_preconditions(file: &mut CaseFile) {
-    let demands_success = |e: Option<&model::Expect>| {
-        e.and_then(|e| e.status.as_ref())
-            .is_some_and(|s| !s.is_empty() && s.iter().all(|c| (200..300).contains(c)))
-    };
     let n = file.steps.len();
     for i in 0..n {
         let judged_later = file.steps[i + 1..].iter().any(|s| match s {
             Step::Check(_) | Step::Authorize(_) => true,
             other => other.expect().is_some(),
         });
-        let success = demands_success(file.steps[i].expect());
+        let success = file.steps[i]
+            .expect()
+            .is_some_and(model::Expect::demands_success);
         match &mut file.steps[i] {
             Step::Token(TokenStep { precondition, .. })
             | Step::McpRequest(model::McpRequestStep { precondition, .. }) => {

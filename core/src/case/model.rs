@@ -783,6 +783,24 @@ pub struct Expect {
     pub challenge: Option<ChallengeExpect>,
 }
 
+impl Expect {
+    /// Every allowed status is a 2xx: the request must succeed.
+    pub fn demands_success(&self) -> bool {
+        self.status_all(200..300)
+    }
+
+    /// Every allowed status is a 4xx: the request must be refused.
+    pub fn asks_refusal(&self) -> bool {
+        self.status_all(400..500)
+    }
+
+    fn status_all(&self, range: std::ops::Range<u16>) -> bool {
+        self.status
+            .as_ref()
+            .is_some_and(|s| !s.is_empty() && s.iter().all(|c| range.contains(c)))
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChallengeExpect {

@@ -8,18 +8,9 @@
 # versions pinned in requirements.txt (reinstalled when that file changes).
 set -euo pipefail
 SRC="$(cd "$(dirname "$0")" && pwd)"
-WORK="${TARGETS_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/authconform-targets}/authlib"
-mkdir -p "$WORK"
-# The stamp records which requirements the venv holds, so a changed pin reinstalls.
-STAMP="$(sha256sum "$SRC/requirements.txt" | cut -c1-16)"
-if [ "$(cat "$WORK/installed" 2>/dev/null || true)" != "$STAMP" ]; then
-  rm -rf "$WORK/venv" "$WORK/installed"
-  python3 -m venv "$WORK/venv"
-  # Bounded: a registry that does not answer fails the install instead of hanging it.
-  timeout 300 "$WORK/venv/bin/pip" install --quiet --disable-pip-version-check --no-input \
-    --timeout 30 --retries 2 -r "$SRC/requirements.txt" >&2
-  echo "$STAMP" > "$WORK/installed"
-fi
+# shellcheck source=../python-venv.sh
+. "$SRC/../python-venv.sh"
+python_venv authlib "$SRC"
 export PORT="${PORT:-4100}"
 # One database per port, emptied at every start: each run begins with the seeded users and
 # clients only.
