@@ -253,6 +253,11 @@ pub struct ReferenceArgs {
     /// refused). The document host's CA (`authconform ca`) is trusted. Repeatable.
     #[arg(long = "cimd-dev-origin", value_name = "HOST:PORT")]
     pub cimd_dev_origins: Vec<String>,
+    /// Resolve document hosts' names through this DNS server (UDP `HOST:PORT`), as an operator
+    /// configures a resolver: a run whose profile says `[cimd] resolver = "HOST:PORT"` serves
+    /// its rebinding DNS there (`cimd-ssrf-dns-rebind`).
+    #[arg(long = "cimd-resolver", value_name = "HOST:PORT")]
+    pub cimd_resolver: Option<std::net::SocketAddr>,
     /// The MCP revision the endpoint speaks: 2025-11-25 (default: `initialize` and sessions)
     /// or 2026-07-28 (stateless: `server/discover`, no `Mcp-Session-Id`).
     #[arg(long, value_name = "REVISION", value_parser = parse_reference_revision)]
@@ -445,11 +450,18 @@ fn show_ca(a: CaArgs) -> Exit {
 }
 
 async fn serve_reference(a: ReferenceArgs) -> Exit {
-    let (r, ca_path) =
-        match session::serve_reference(a.port, &a.faults, &a.cimd_dev_origins, a.revision).await {
-            Ok(x) => x,
-            Err(e) => return usage_error(e),
-        };
+    let (r, ca_path) = match session::serve_reference(
+        a.port,
+        &a.faults,
+        &a.cimd_dev_origins,
+        a.cimd_resolver,
+        a.revision,
+    )
+    .await
+    {
+        Ok(x) => x,
+        Err(e) => return usage_error(e),
+    };
     println!(
         "{}",
         serde_json::json!({

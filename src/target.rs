@@ -183,6 +183,11 @@ pub struct CimdConfig {
     /// "any host", ...): cimd-trust-policy reports what the AS did against it, and is skipped
     /// without it, since a refusal could not be told from a failure.
     pub trust_policy: Option<String>,
+    /// `HOST:PORT` (UDP) where authconform runs a DNS server for the run, which the AS under
+    /// test uses as its resolver (for `cimd-ssrf-dns-rebind`: `rebind.authconform.test` first
+    /// resolves to 127.0.0.1, then to ::1). It answers nothing else but `localhost` names and
+    /// forwards nothing. Without it that case is skipped.
+    pub resolver: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]

@@ -415,11 +415,7 @@ fn expectations_gate_the_run() {
     );
 
     // A stale entry is reported.
-    std::fs::write(
-        &exp,
-        format!("{written}\"cimd-ssrf-dns-rebind\" = \"passed\"\n"),
-    )
-    .unwrap();
+    std::fs::write(&exp, format!("{written}\"par-201\" = \"passed\"\n")).unwrap();
     let o = run(&[
         "run",
         "--reference-fault",

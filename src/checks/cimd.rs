@@ -287,3 +287,114 @@ pub async fn refetch_on_token(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     }
     Ok(())
 }
+
+/// `cimd-ssrf-dns-rebind` (MCP security best practices, SSRF: DNS resolution; CIMD-01 §6): the
+/// client_id names [`cimd::dns::REBIND_HOST`], which the run's DNS server first resolves to
+/// 127.0.0.1 (the document host) and, from the next lookup on, to ::1 (the rebound listener on
+/// the same port). An AS that checks the address it resolved and then connects to that same
+/// address (pinning), or checks again at connect time, never reaches ::1. One that checks by
+/// name and lets its HTTP client resolve again does.
+pub async fn dns_rebind(ctx: &mut CaseCtx<'_>) -> StepResult {
+    let docs = document::documents(ctx)?.clone();
+    let dns = docs.dns.as_ref().map_err(|why| Stop::Skip(why.clone()))?;
+    let rebound = docs
+        .host
+        .rebound
+        .clone()
+        .map_err(|why| Stop::Skip(format!("no rebound listener: {why}")))?;
+    let client_id = ctx
+        .doc_vars
+        .get("client_id")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_string();
+    if !client_id.contains(cimd::dns::REBIND_HOST) {
+        return Err(Stop::Error(format!(
+            "the case's client_id {client_id} does not name {}",
+            cimd::dns::REBIND_HOST
+        )));
+    }
+    let mark = dns.arm();
+    let connections = docs.host.connection_mark();
+    let auth = authorize::authorize(
+        ctx,
+        &crate::case::model::AuthorizeStep {
+            expect: crate::case::model::AuthzExpect::Any,
+            ..Default::default()
+        },
+    )
+    .await?;
+    document::attach_evidence(ctx);
+    let queries = dns.queries_since(mark);
+    let ours: Vec<_> = queries
+        .iter()
+        .filter(|q| q.name == cimd::dns::REBIND_HOST)
+        .collect();
+    let log = ours
+        .iter()
+        .map(|q| format!("{} {} {} → {}", q.at, q.qtype, q.name, q.answer))
+        .collect::<Vec<_>>()
+        .join("; ");
+    if !log.is_empty() {
+        ctx.note(format!("DNS questions for the rebinding name: {log}"));
+    }
+    let dir = format!("{}/", document::case_dir(ctx, &docs));
+    let fetched = |l: cimd::host::Listener| {
+        docs.host
+            .fetches_under(&dir)
+            .iter()
+            .filter(|f| f.listener == l)
+            .count()
+    };
+    let reached: Vec<_> = docs
+        .host
+        .connections_since(connections)
+        .into_iter()
+        .filter(|c| c.listener == cimd::host::Listener::Rebound)
+        .collect();
+    let (pinned, rebound_fetches) = (
+        fetched(cimd::host::Listener::Https),
+        fetched(cimd::host::Listener::Rebound),
+    );
+    if rebound_fetches > 0 || !reached.is_empty() {
+        return ctx.fail(format!(
+            "the AS connected to {rebound}, the address {} resolved to only on its second lookup: the address it checked was not the one it connected to ({} connection(s), {rebound_fetches} request(s) there)",
+            cimd::dns::REBIND_HOST,
+            reached.len()
+        ));
+    }
+    if pinned > 0 {
+        ctx.pass(format!(
+            "the AS fetched the document from 127.0.0.1, the address {} resolved to when it was checked ({} DNS question(s)), and never from {rebound}: the checked address was the one used",
+            cimd::dns::REBIND_HOST,
+            ours.len()
+        ));
+        return Ok(());
+    }
+    if ours.is_empty() {
+        return Err(Stop::Skip(format!(
+            "the AS asked authconform's DNS server ({}) nothing about {}: it does not resolve through it, or refused the name itself ({})",
+            dns.addr,
+            cimd::dns::REBIND_HOST,
+            auth.describe()
+        )));
+    }
+    if ours.iter().any(|q| q.rebound && q.qtype == "AAAA") {
+        ctx.pass(format!(
+            "the AS looked {} up again, was told ::1, and connected nowhere: it checks the address at connect time",
+            cimd::dns::REBIND_HOST
+        ));
+        return Ok(());
+    }
+    if ours.iter().any(|q| q.rebound) {
+        return Err(Stop::Skip(format!(
+            "the AS looked {} up again but asked for IPv4 addresses only, and the rebound address is IPv6 loopback: the rebinding was not exercised",
+            cimd::dns::REBIND_HOST
+        )));
+    }
+    Err(Stop::Skip(format!(
+        "the AS resolved {} once and fetched nothing ({}): it refused the client before any connection, so the rebinding was not exercised",
+        cimd::dns::REBIND_HOST,
+        auth.describe()
+    )))
+}

@@ -56,6 +56,9 @@ pub enum Listener {
     Https,
     Http,
     Canary,
+    /// `[::1]` on the https listener's port: where the rebinding DNS server sends an AS's
+    /// second lookup of [`super::dns::REBIND_HOST`]; reaching it is the failure.
+    Rebound,
 }
 
 impl Listener {
@@ -64,6 +67,7 @@ impl Listener {
             Listener::Https => "https",
             Listener::Http => "http",
             Listener::Canary => "canary",
+            Listener::Rebound => "rebound",
         }
     }
 }
@@ -125,6 +129,10 @@ pub struct DocumentHost {
     /// `https://127.0.0.1:PORT` of the canary listener (same documents, its own log).
     pub canary_url: String,
     pub canary_port: u16,
+    /// `https://[::1]:PORT` on the https listener's port ([`Listener::Rebound`]), or why there
+    /// is none (IPv6 loopback unavailable, the port taken there, or a stored CA that cannot
+    /// vouch for the rebinding name).
+    pub rebound: Result<String, String>,
     /// PEM of the CA the AS must trust.
     pub ca_pem: String,
     shared: Arc<Mutex<Shared>>,
@@ -132,9 +140,9 @@ pub struct DocumentHost {
     plain: tokio::task::JoinHandle<()>,
 }
 
-fn bind(port: u16) -> Result<(std::net::TcpListener, SocketAddr), String> {
-    let listener = std::net::TcpListener::bind(("127.0.0.1", port))
-        .map_err(|e| format!("document host on 127.0.0.1:{port}: {e}"))?;
+fn bind(ip: std::net::IpAddr, port: u16) -> Result<(std::net::TcpListener, SocketAddr), String> {
+    let listener = std::net::TcpListener::bind((ip, port))
+        .map_err(|e| format!("document host on {}: {e}", SocketAddr::new(ip, port)))?;
     listener
         .set_nonblocking(true)
         .map_err(|e| format!("document host: {e}"))?;
@@ -209,8 +217,26 @@ impl DocumentHost {
         .map_err(|e| format!("document host TLS: {e}"))?;
         let mut handles = Vec::new();
         let mut addrs = Vec::new();
-        for (listener, port) in [(Listener::Https, port), (Listener::Canary, 0)] {
-            let (tcp, addr) = bind(port)?;
+        let v4 = std::net::IpAddr::from(std::net::Ipv4Addr::LOCALHOST);
+        let mut binds = vec![
+            (Listener::Https, bind(v4, port)?),
+            (Listener::Canary, bind(v4, 0)?),
+        ];
+        // The rebound listener shares the https listener's port: a rebinding changes the
+        // address a name leads to, never the port in the URL.
+        let rebound = if !ca.names_rebind_host {
+            Err("authconform's stored CA predates the rebinding name (rebind.authconform.test): remove it (`authconform ca` makes a new one) and have the AS trust the new ca.pem".to_string())
+        } else {
+            let v6 = std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST);
+            match bind(v6, binds[0].1.1.port()) {
+                Ok(b) => {
+                    binds.push((Listener::Rebound, b));
+                    Ok(format!("https://[::1]:{}", binds[0].1.1.port()))
+                }
+                Err(e) => Err(e),
+            }
+        };
+        for (listener, (tcp, addr)) in binds {
             let app = Router::new()
                 .fallback(serve)
                 .with_state((shared.clone(), listener));
@@ -250,6 +276,7 @@ impl DocumentHost {
             plain_url: format!("http://127.0.0.1:{}", plain_addr.port()),
             canary_url: format!("https://127.0.0.1:{}", addrs[1].port()),
             canary_port: addrs[1].port(),
+            rebound,
             ca_pem: ca.ca_pem,
             shared,
             handles,

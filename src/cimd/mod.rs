@@ -10,6 +10,7 @@
 //! firewall, SSRF protection refusing loopback, an untrusted CA) does. So every run makes one
 //! *control* authorization with a valid document first, and the cases depend on it.
 
+pub mod dns;
 pub mod host;
 
 use std::path::PathBuf;
@@ -26,6 +27,8 @@ pub struct Documents {
     pub ca_path: Option<PathBuf>,
     /// The run's control, made once by the first case that needs it.
     pub control: tokio::sync::OnceCell<Control>,
+    /// The rebinding DNS server the AS resolves through (`[cimd] resolver`), or why none runs.
+    pub dns: Result<dns::RebindDns, String>,
 }
 
 /// What the control authorization showed.
@@ -52,18 +55,34 @@ impl Documents {
         public_base_url: Option<String>,
         ca: crate::local_ca::LocalCa,
         ca_path: Option<PathBuf>,
+        resolver: Option<std::net::SocketAddr>,
     ) -> Result<Self, String> {
         let host = DocumentHost::start(port, public_base_url, ca).await?;
+        let dns = match resolver {
+            Some(a) => dns::RebindDns::start(a).await?,
+            None => {
+                return Ok(Self::with(host, Err("no [cimd] resolver in the profile: the AS does not resolve names through a DNS server authconform runs".into()), ca_path));
+            }
+        };
+        Ok(Self::with(host, Ok(dns), ca_path))
+    }
+
+    fn with(
+        host: DocumentHost,
+        dns: Result<dns::RebindDns, String>,
+        ca_path: Option<PathBuf>,
+    ) -> Self {
         let nonce: [u8; 4] = rand::random();
-        Ok(Self {
+        Self {
             host,
+            dns,
             run_prefix: format!(
                 "/ac-{}",
                 nonce.iter().map(|b| format!("{b:02x}")).collect::<String>()
             ),
             ca_path,
             control: Default::default(),
-        })
+        }
     }
 
     /// `127.0.0.1:PORT` of the https and plain-http listeners (not the canary): what a
@@ -87,6 +106,7 @@ impl Documents {
             Listener::Https => &self.host.base_url,
             Listener::Http => &self.host.plain_url,
             Listener::Canary => &self.host.canary_url,
+            Listener::Rebound => self.host.rebound.as_deref().unwrap_or(""),
         }
     }
 }

@@ -8,7 +8,9 @@
 //! no shared secrets), HTTP caching of §4.4 without caching failures.
 //!
 //! Development mode: the server refuses every special-use address (loopback included) except
-//! the `HOST:PORT`s it is given, authconform's document host.
+//! the `HOST:PORT`s it is given, authconform's document host. A name is resolved once, and the
+//! address that passed the check is the one connected to (no second lookup a rebinding DNS
+//! server could answer differently); the resolver is the system's or one the operator names.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -196,11 +198,76 @@ fn special_use(ip: IpAddr) -> bool {
 }
 
 /// RFC 6761 6.2-6.4 and RFC 6762 (`.local`): names that never lead to a public document host.
-fn special_use_name(host: &str) -> bool {
+/// Test names are resolved when an operator configured a resolver (RFC 6761 §6.2: they go to
+/// the configured DNS server like any other name); through the system's resolver they would
+/// only leak a query that can have no public answer.
+fn special_use_name(s: &Ref, host: &str) -> bool {
     let h = host.trim_end_matches('.').to_ascii_lowercase();
+    let resolvable_test = s.cimd_resolver.is_some();
     ["test", "invalid", "example", "local"]
         .iter()
+        .filter(|tld| !(resolvable_test && **tld == "test"))
         .any(|tld| h == *tld || h.ends_with(&format!(".{tld}")))
+}
+
+/// Resolves `host` through the configured resolver (a DNS server the operator names) or the
+/// system's, bounded like the fetch: a resolver that never answers must not hold the
+/// authorization request (or the token request naming such a client) open. Nothing is cached
+/// here: a caller that wants the checked address used must keep it.
+async fn lookup(
+    resolver: Option<SocketAddr>,
+    host: &str,
+    port: u16,
+) -> Result<Vec<SocketAddr>, String> {
+    use hickory_resolver::config::{
+        LookupIpStrategy, NameServerConfig, ResolveHosts, ResolverConfig,
+    };
+    let ask = async {
+        match resolver {
+            Some(ns) => {
+                let mut cfg = ResolverConfig::new();
+                cfg.add_name_server(NameServerConfig::new(
+                    ns,
+                    hickory_resolver::proto::xfer::Protocol::Udp,
+                ));
+                let mut b = hickory_resolver::Resolver::builder_with_config(
+                    cfg,
+                    hickory_resolver::name_server::TokioConnectionProvider::default(),
+                );
+                let o = b.options_mut();
+                o.cache_size = 0;
+                o.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
+                o.use_hosts_file = ResolveHosts::Never;
+                o.attempts = 1;
+                o.timeout = FETCH_TIMEOUT;
+                let ips = b.build().lookup_ip(host).await.map_err(|e| e.to_string())?;
+                Ok(ips.iter().map(|ip| SocketAddr::new(ip, port)).collect())
+            }
+            None => tokio::net::lookup_host((host, port))
+                .await
+                .map(|a| a.collect())
+                .map_err(|e| e.to_string()),
+        }
+    };
+    tokio::time::timeout(FETCH_TIMEOUT, ask)
+        .await
+        .map_err(|_| format!("cannot resolve {host}: no answer within {FETCH_TIMEOUT:?}"))?
+        .map_err(|e| format!("cannot resolve {host}: {e}"))
+}
+
+/// The faulty server's resolver for its HTTP client: it looks the name up again at connect
+/// time, after the check, so a rebinding DNS server chooses where it connects.
+struct LookupAgain(Option<SocketAddr>);
+
+impl reqwest::dns::Resolve for LookupAgain {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let resolver = self.0;
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let addrs = lookup(resolver, &host, 0).await?;
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
 }
 
 /// The address to connect to, checked: a name is resolved once and the checked address is
@@ -210,20 +277,12 @@ async fn checked_address(s: &Ref, u: &url::Url, nested: bool) -> Result<SocketAd
     let addrs: Vec<SocketAddr> = match u.host() {
         Some(url::Host::Ipv4(ip)) => vec![SocketAddr::new(ip.into(), port)],
         Some(url::Host::Ipv6(ip)) => vec![SocketAddr::new(ip.into(), port)],
-        Some(url::Host::Domain(d)) if special_use_name(d) => {
+        Some(url::Host::Domain(d)) if special_use_name(s, d) => {
             return Err(format!(
                 "{d} is a special-use domain name (RFC 6761): not resolved, not fetched"
             ));
         }
-        // A lookup is bounded like the fetch: a resolver that never answers must not hold the
-        // authorization request (or the token request naming such a client) open.
-        Some(url::Host::Domain(d)) => {
-            tokio::time::timeout(FETCH_TIMEOUT, tokio::net::lookup_host((d, port)))
-                .await
-                .map_err(|_| format!("cannot resolve {d}: no answer within {FETCH_TIMEOUT:?}"))?
-                .map_err(|e| format!("cannot resolve {d}: {e}"))?
-                .collect()
-        }
+        Some(url::Host::Domain(d)) => lookup(s.cimd_resolver, d, port).await?,
         None => return Err("the URL has no host".into()),
     };
     // IPv4 first: loopback services (and the document host) commonly listen on 127.0.0.1 only.
@@ -262,7 +321,10 @@ async fn get(s: &Ref, u: &url::Url, nested: bool) -> Result<reqwest::Response, S
             FETCH_TIMEOUT
         })
         .user_agent("authconform-reference");
-    if let Some(host) = u.domain() {
+    if s.fault("cimd-ssrf-dns-rebind") {
+        // Checked by name only: the connection resolves the name a second time.
+        b = b.dns_resolver(std::sync::Arc::new(LookupAgain(s.cimd_resolver)));
+    } else if let Some(host) = u.domain() {
         b = b.resolve(host, addr);
     }
     if let Some(pem) = &s.cimd_trust_pem

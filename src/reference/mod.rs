@@ -321,6 +321,7 @@ pub const FAULTS: &[&str] = &[
     "cimd-fetch-timeout",
     "cimd-ssrf-special-ip",
     "cimd-ssrf-nested-urls",
+    "cimd-ssrf-dns-rebind",
     "cimd-cache-headers",
     "cimd-no-cache-errors",
     "cimd-metadata-change",
@@ -389,6 +390,9 @@ pub struct Options {
     pub cimd_dev_origins: Vec<String>,
     /// A CA to trust when fetching documents (the document host's).
     pub cimd_trust_pem: Option<String>,
+    /// The DNS server (UDP) the reference resolves document hosts' names through, as an
+    /// operator would configure a resolver; `None`: the system's.
+    pub cimd_resolver: Option<std::net::SocketAddr>,
     /// A fragile server, for the suite's own tests of concurrency: every request takes a little
     /// while, and the token endpoint answers 503 while another request is in flight. Not a
     /// fault (no requirement is broken by it); set by `AUTHCONFORM_REFERENCE_FRAGILE=1`.
@@ -436,6 +440,7 @@ pub(crate) struct Ref {
     /// Development mode: loopback `HOST:PORT`s documents may be fetched from.
     pub cimd_dev_origins: Vec<String>,
     pub cimd_trust_pem: Option<String>,
+    pub cimd_resolver: Option<std::net::SocketAddr>,
 }
 
 impl Ref {
@@ -670,6 +675,7 @@ pub async fn start(opts: Options) -> Result<Reference, StartError> {
         cimd_clients: Default::default(),
         cimd_cache: Default::default(),
         cimd_dev_origins: opts.cimd_dev_origins.clone(),
+        cimd_resolver: opts.cimd_resolver,
         cimd_trust_pem: opts.cimd_trust_pem.clone(),
     });
     let app = Router::new().fallback(dispatch).with_state(state.clone());

@@ -72,6 +72,7 @@ fn expired() -> Result<LocalCa, rcgen::Error> {
         ca_pem: ca_cert.pem(),
         chain_pem: format!("{}{}", leaf_cert.pem(), ca_cert.pem()),
         key_pem: leaf_key.serialize_pem(),
+        names_rebind_host: false,
     })
 }
 

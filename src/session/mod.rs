@@ -210,6 +210,7 @@ impl Resolved {
             revision,
             cimd_dev_origins: documents.iter().flat_map(|d| d.dev_origins()).collect(),
             cimd_trust_pem: documents.map(|d| d.host.ca_pem.clone()),
+            cimd_resolver: documents.and_then(|d| d.dns.as_ref().ok()).map(|d| d.addr),
             fragile: std::env::var_os("AUTHCONFORM_REFERENCE_FRAGILE").is_some_and(|v| v == "1"),
         })
         .await
@@ -322,6 +323,7 @@ pub async fn serve_reference(
     port: u16,
     faults: &[String],
     cimd_dev_origins: &[String],
+    cimd_resolver: Option<std::net::SocketAddr>,
     revision: Option<crate::spec::Revision>,
 ) -> Result<(Reference, PathBuf), Error> {
     check_faults(faults, &load_cases(None)?)?;
@@ -337,6 +339,7 @@ pub async fn serve_reference(
         faults: faults.to_vec(),
         cimd_dev_origins: cimd_dev_origins.to_vec(),
         cimd_trust_pem,
+        cimd_resolver,
         revision,
         fragile: std::env::var_os("AUTHCONFORM_REFERENCE_FRAGILE").is_some_and(|v| v == "1"),
     })

@@ -157,7 +157,14 @@ async fn start_documents(
         (ca, Some(p))
     };
     let port = d.port.or(resolved.profile.cimd.port).unwrap_or(0);
-    let docs = crate::cimd::Documents::start(port, public, ca, ca_path)
+    // The built-in reference resolves through a rebinding DNS server of the run's own; a real
+    // AS only when its operator pointed it at one (`[cimd] resolver`).
+    let resolver = if reference_target {
+        Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+    } else {
+        resolved.profile.cimd.resolver
+    };
+    let docs = crate::cimd::Documents::start(port, public, ca, ca_path, resolver)
         .await
         .map_err(Error)?;
     if !reference_target {

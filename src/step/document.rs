@@ -403,6 +403,11 @@ pub async fn document(ctx: &mut CaseCtx<'_>, d: &DocumentStep) -> StepResult {
             "canary_port".to_string(),
             json!(docs.host.canary_port.to_string()),
         ),
+        // The name the rebinding DNS server answers for (cimd-ssrf-dns-rebind).
+        (
+            "rebind_host".to_string(),
+            json!(crate::cimd::dns::REBIND_HOST),
+        ),
     ]);
     let client_id = match &d.client_id {
         Some(t) => ctx.expand(t).map_err(Stop::Error)?,
