@@ -99,7 +99,9 @@ pub fn insufficient_scope_content(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult
         return Ok(());
     }
     ctx.pass(if dropped.is_empty() {
-        format!("the challenge asks for {challenged:?}: adds {new:?} and keeps the granted {granted:?}")
+        format!(
+            "the challenge asks for {challenged:?}: adds {new:?} and keeps the granted {granted:?}"
+        )
     } else {
         format!("the challenge asks for {challenged:?}: adds {new:?}")
     });
