@@ -15,6 +15,7 @@ use super::tokens::{
 };
 use super::{arg_str, arg_strings};
 use crate::login::Outcome;
+use crate::spec::Revision;
 use crate::step::{CaseCtx, Saved, StepResult, Stop};
 use crate::step::{authorize, discovery, token};
 
@@ -84,15 +85,26 @@ pub fn insufficient_scope_content(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult
             "the challenge asks for scope {challenged:?}, all of which the token already holds ({granted:?}): re-authorizing with it cannot help"
         ));
     }
-    if !dropped.is_empty() {
+    // 2026-07-28 "Server Scope Management": "servers are not required to include the client's
+    // previously granted scopes" (the client unions them); up to 2025-11-25 keeping them is the
+    // "Recommended approach" (no keyword): a warning.
+    if !dropped.is_empty() && ctx.env.revision == Revision::V2026_07_28 {
+        ctx.note(format!(
+            "the challenge leaves out {dropped:?}, which the token holds: 2026-07-28 does not require previously granted scopes (the client unions them)"
+        ));
+    } else if !dropped.is_empty() {
         ctx.warn(format!(
             "the challenge asks for {challenged:?} and leaves out {dropped:?}, which the token holds: a client re-authorizing with it loses them"
         ));
         return Ok(());
     }
-    ctx.pass(format!(
-        "the challenge asks for {challenged:?}: adds {new:?} and keeps the granted {granted:?}"
-    ));
+    ctx.pass(if dropped.is_empty() {
+        format!(
+            "the challenge asks for {challenged:?}: adds {new:?} and keeps the granted {granted:?}"
+        )
+    } else {
+        format!("the challenge asks for {challenged:?}: adds {new:?}")
+    });
     Ok(())
 }
 
@@ -327,7 +339,8 @@ pub async fn two_scope_grant(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
 /// controlled refusal (an error redirect with one of `args.errors`, default `invalid_scope`; a
 /// 4xx page; the token endpoint's error) passes; a 5xx fails; tokens issued anyway are judged
 /// by `args.accepted` (`warn`: ignored silently; `pass`: e.g. a default scope is a conforming
-/// answer; `fail`).
+/// answer; `fail`), except that with `args.narrowing = "pass"` a token response whose `scope`
+/// member leaves the requested value out passes (O21 1.4.1: the AS MAY ignore it).
 pub async fn request_refused(
     ctx: &mut CaseCtx<'_>,
     on: &str,
@@ -413,6 +426,20 @@ pub async fn request_refused(
         };
     }
     let got = str_member(&r.json().unwrap_or_default(), "scope");
+    // `narrowing = "pass"` (as-scope-invalid): O21 1.4.1 lets the AS "fully or partially
+    // ignore the scope requested"; a token response whose scope member leaves every requested
+    // value out says so, and passes. One that does not say (no scope member) stays `accepted`:
+    // reporting the granted scope is as-scope-subset-reported's MUST.
+    let by_sentence = matches!(args.get("narrowing"), Some(toml::Value::String(v)) if v == "pass");
+    if by_sentence
+        && let (Some(g), Some(asked)) = (got.as_deref(), a.param(&param))
+        && !asked.split(' ').any(|w| g.split(' ').any(|x| x == w))
+    {
+        ctx.pass(format!(
+            "the AS ignored {what} and said so: the token response's scope is {g:?} (O21 1.4.1: the AS MAY ignore a requested scope)"
+        ));
+        return Ok(());
+    }
     let msg = format!(
         "the AS issued tokens for {what} (granted scope: {})",
         got.as_deref().unwrap_or("not stated")

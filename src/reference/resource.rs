@@ -129,11 +129,13 @@ fn credential(s: &Ref, headers: &HeaderMap) -> Result<Credential, Box<Response>>
 /// Tokens anywhere but the Authorization header, as only a faulty server would take them
 /// (O21 5.1, MCP §9.1: the header is the only place a client sends the token).
 fn stray_token(s: &Ref, query: &str, headers: &HeaderMap, body: &[u8]) -> Option<String> {
+    // rs-body-token: an `access_token` member of a JSON-RPC body, a place no method of
+    // OAuth 2.1 §5.1 defines (a form-encoded body is one, which resource servers MAY support).
     if s.fault("rs-body-token")
-        && super::media_type(headers) == "application/x-www-form-urlencoded"
-        && let Some((_, t)) = super::authorize::pairs(&String::from_utf8_lossy(body))
-            .into_iter()
-            .find(|(k, _)| k == "access_token")
+        && super::media_type(headers) == "application/json"
+        && let Some(t) = serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v.get("access_token")?.as_str().map(str::to_string))
     {
         return Some(t);
     }
