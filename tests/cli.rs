@@ -562,6 +562,12 @@ form = { txn = "${txn}", decision = "approve" }"#;
             "pkce-positive",
             "--only",
             "code-state-echo",
+            // Page cases: the script's pages are recorded (its first request shows the login
+            // page, its second the consent page) and judged like the form driver's.
+            "--only",
+            "code-consent-clickjacking",
+            "--only",
+            "code-public-client-consent",
             "--report-dir",
         ])
         .arg(reports.path())
@@ -569,13 +575,16 @@ form = { txn = "${txn}", decision = "approve" }"#;
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let v = results(reports.path());
-    let statuses: Vec<&str> = v["results"]
+    let statuses: Vec<(&str, &str)> = v["results"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| c["status"].as_str().unwrap())
+        .map(|c| (c["id"].as_str().unwrap(), c["status"].as_str().unwrap()))
         .collect();
-    assert_eq!(statuses, ["passed", "passed"], "{}", text(&o));
+    for (id, status) in &statuses {
+        assert_eq!(*status, "passed", "{id}: {}", text(&o));
+    }
+    assert_eq!(statuses.len(), 4, "{statuses:?}");
     let body = std::fs::read_to_string(reports.path().join("results.json")).unwrap();
     assert!(
         !body.contains(&password),

@@ -442,6 +442,20 @@ pub fn consent_required(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     {
         ctx.pass("the AS asked the logged-in user to consent before the first code for a new public client");
         Ok(())
+    } else if let Some(p) = a.journey.pages.iter().find(|p| p.kind == "consent") {
+        // A login script (or a form driver that met a consent page it did not submit) saw it.
+        ctx.pass(format!(
+            "the AS showed a consent page ({}) before the first code for a new public client",
+            p.url
+        ));
+        Ok(())
+    } else if a.journey.interactions.contains(&"script") {
+        // A script submits whatever its author wrote: without a page recognised as consent
+        // (a form without a password field), whether the AS asked cannot be told.
+        Err(Stop::Error(format!(
+            "the login script's {} request(s) went through no page recognised as a consent page: a script login cannot show whether the AS asked",
+            a.journey.interactions.len()
+        )))
     } else {
         ctx.fail(format!(
             "the AS issued a code to a never-seen public client without any user interaction ({} requests, interactions: {:?})",

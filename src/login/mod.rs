@@ -152,6 +152,41 @@ pub struct PageSeen {
     pub body: String,
 }
 
+/// The record of one page: what the page checks (framing, referrer, what it displays) read.
+fn page_seen(
+    url: &str,
+    r: &crate::http::Response,
+    html: Option<&form::Page>,
+    kind: &'static str,
+) -> PageSeen {
+    PageSeen {
+        url: url.to_string(),
+        status: r.status,
+        kind,
+        headers: r.headers.clone(),
+        meta_referrer: html.and_then(|p| p.meta_referrer.clone()),
+        body: String::from_utf8_lossy(&r.body[..r.body.len().min(64 << 10)]).into_owned(),
+    }
+}
+
+/// A page a login script went through, when it is an HTML page: classified as the form
+/// driver would (a password form: `login`; another form: `consent`; none: `page`), so the
+/// page checks see script-driven logins too.
+pub(crate) fn script_page(url: &str, r: &crate::http::Response) -> Option<PageSeen> {
+    if (300..400).contains(&r.status) || !is_html(r) {
+        return None;
+    }
+    let p = form::parse(&r.text());
+    let kind = if p.forms.iter().any(|f| f.password.is_some()) {
+        "login"
+    } else if p.forms.is_empty() {
+        "page"
+    } else {
+        "consent"
+    };
+    Some(page_seen(url, r, Some(&p), kind))
+}
+
 /// Where the authorization request ended.
 #[derive(Debug, Clone)]
 pub enum Outcome {
@@ -393,14 +428,7 @@ async fn browse(
                 }
             }
         }
-        let page = |kind| PageSeen {
-            url: url.clone(),
-            status: r.status,
-            kind,
-            headers: r.headers.clone(),
-            meta_referrer: html.as_ref().and_then(|p| p.meta_referrer.clone()),
-            body: String::from_utf8_lossy(&r.body[..r.body.len().min(64 << 10)]).into_owned(),
-        };
+        let page = |kind| page_seen(&url, &r, html.as_ref(), kind);
         let Some(p) = html.as_ref().filter(|p| !p.forms.is_empty() && fill_forms) else {
             journey.pages.push(page("page"));
             journey.outcome = Outcome::Page {

@@ -161,6 +161,7 @@ pub async fn run(
         }
         let r = browser.send(&mut agent.wire, req).await?;
         journey.interactions.push("script");
+        journey.pages.extend(super::script_page(&url, &r));
         let loc = r.header("location").map(str::to_string);
         if let Some(l) = &loc {
             remember_location(&mut vars, &resolve(&url, l).unwrap_or_else(|| l.clone()));
