@@ -116,10 +116,12 @@ registry! { ctx, on, args;
         "token_response_shape" => token_endpoint::response_shape(ctx, &on("token")),
         "token_charset" => token_endpoint::token_charset(ctx, &on("token")),
         "token_short_lived" => token_lifecycle::short_lived(ctx, &on("token")),
-        "token_one_of_parallel" => token_endpoint::one_of_parallel(ctx),
+        "token_one_of_parallel" => token_endpoint::one_of_parallel(ctx, args),
         "token_fuzz" => token_endpoint::fuzz(ctx, args).await,
         "token_accepted_or_warn" => token_endpoint::accepted_or_warn(ctx, &on("token")),
-        "jwt_replay_graded" => token_endpoint::jwt_replay_graded(ctx, &on("token"), "asm"),
+        "jwt_assertion_graded" => {
+            token_endpoint::jwt_assertion_graded(ctx, &on("token"), "asm", args).await
+        },
         "rt_rotated" => token_lifecycle::rotated(ctx, &on("t2"), args),
         "as_offers" => as_metadata::offers(ctx, &on("asm"), args),
         "challenge_syntax" => scopes::challenge_syntax(ctx, args),

@@ -21,6 +21,22 @@ fn advertises_plain(ctx: &CaseCtx<'_>) -> bool {
 pub fn plain(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     let a = authorize::authorization(ctx, on)?.clone();
     let plain = advertises_plain(ctx);
+    // O21 4.1.2.1: an unsupported method gets "the authorization error response with error
+    // value set to invalid_request" (as pkce-unknown-method judges it); an error page is
+    // code-error-redirect's matter, not this one's.
+    let error = a
+        .callback
+        .as_ref()
+        .and_then(|c| c.get("error"))
+        .map(str::to_string);
+    if a.code().is_none()
+        && !plain
+        && let Some(e) = error.filter(|e| e != "invalid_request")
+    {
+        return ctx.fail(format!(
+            "code_challenge_method=plain (not advertised) was refused with error={e}, not invalid_request"
+        ));
+    }
     if a.code().is_none() {
         ctx.pass(format!(
             "code_challenge_method=plain was refused: the AS {}",

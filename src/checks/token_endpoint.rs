@@ -34,16 +34,57 @@ pub fn token_charset(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     ctx.judged(|f| judge::token_endpoint::token_charset(f, &r))
 }
 
-/// `code-concurrent-redeem`: of parallel redemptions of one code, exactly one succeeds.
-pub fn one_of_parallel(ctx: &mut CaseCtx<'_>) -> StepResult {
+/// `code-concurrent-redeem`, `rt-concurrent`: of parallel redemptions of one single-use
+/// credential, exactly one succeeds. With `args.presented` (the refresh token the parallel
+/// refreshes presented, a template) the credential is single-use only under rotation (O21
+/// 4.3.1): when no success carries a new refresh token the AS does not rotate and the case is
+/// skipped (rotation is rt-rotation-public's); successes that all return one and the same new
+/// refresh token keep one token family (a grace window): a warning; distinct new refresh
+/// tokens fork the family: a failure.
+pub fn one_of_parallel(ctx: &mut CaseCtx<'_>, args: &BTreeMap<String, toml::Value>) -> StepResult {
     let all = ctx.parallel.clone();
     if all.len() < 2 {
         return Err(Stop::Error("no parallel responses to compare".into()));
     }
-    let ok = all
+    let presented = match args.get("presented").and_then(toml::Value::as_str) {
+        Some(p) => Some(ctx.expand(p).map_err(Stop::Error)?),
+        None => None,
+    };
+    let successes: Vec<&Response> = all
         .iter()
         .filter(|r| r.status == 200 && r.json().is_some_and(|d| d.get("access_token").is_some()))
-        .count();
+        .collect();
+    let ok = successes.len();
+    if ok >= 2
+        && let Some(old) = &presented
+    {
+        let new: std::collections::BTreeSet<String> = successes
+            .iter()
+            .filter_map(|r| r.json()?.get("refresh_token")?.as_str().map(str::to_string))
+            .filter(|rt| rt != old)
+            .collect();
+        match new.len() {
+            0 => {
+                return Err(Stop::Skip(format!(
+                    "{ok} of {} parallel refreshes got tokens, but none carries a new refresh token: the AS does not rotate, so the refresh token is not single-use (rotation itself is rt-rotation-public's requirement)",
+                    all.len()
+                )));
+            }
+            1 => {
+                ctx.warn(format!(
+                    "{ok} of {} parallel refreshes got tokens, all with the same new refresh token: one token family (a grace window), not a fork",
+                    all.len()
+                ));
+                return Ok(());
+            }
+            n => {
+                return ctx.fail(format!(
+                    "{ok} of {} parallel refreshes of one refresh token got tokens, with {n} different new refresh tokens: the token family forked (a race)",
+                    all.len()
+                ));
+            }
+        }
+    }
     match ok {
         1 => {
             ctx.pass(format!(
@@ -112,9 +153,24 @@ pub async fn fuzz(ctx: &mut CaseCtx<'_>, _args: &BTreeMap<String, toml::Value>) 
 
 /// What the AS says about itself that makes it an OpenID Provider: the OIDC discovery document
 /// answered (with its own issuer), or its metadata lists the `openid` scope. `None` when it
-/// claims no OIDC.
-fn claims_oidc(ctx: &CaseCtx<'_>, on: &str) -> Option<String> {
-    let d = ctx.discovery(on).ok()?;
+/// claims no OIDC. Reads the discovery saved as `on`; when that one tried no OIDC URL (the
+/// run's shared discovery stops at the first usable document), asks the OIDC URLs itself.
+async fn claims_oidc(ctx: &mut CaseCtx<'_>, on: &str) -> Option<String> {
+    let saved = ctx.discovery(on).ok().cloned();
+    let tried_oidc = saved
+        .as_ref()
+        .is_some_and(|d| d.attempts.iter().any(|a| a.source.starts_with("oidc")));
+    let mut found = saved.as_ref().and_then(oidc_claim);
+    if found.is_none() && !tried_oidc {
+        let own = crate::step::discovery::discover_as(ctx, None, "oidc").await;
+        if let Ok(Saved::Discovery(d)) = own {
+            found = oidc_claim(&d);
+        }
+    }
+    found
+}
+
+fn oidc_claim(d: &authconform_core::metadata::Discovery) -> Option<String> {
     for a in &d.attempts {
         let Some(doc) = a.doc() else { continue };
         let issuer_ok = doc.get("issuer").and_then(|v| v.as_str()) == Some(d.identifier.as_str());
@@ -132,30 +188,75 @@ fn claims_oidc(ctx: &CaseCtx<'_>, on: &str) -> Option<String> {
     None
 }
 
-/// `tok-jwt-assertion.replay`: a `private_key_jwt` assertion presented a second time. RFC 7523
-/// §3 only lets the AS reject it ("MAY ensure that JWTs are not replayed"); OIDC Core §9 says
-/// such assertions "MUST only be used once". So the grade depends on the spec the AS claims: an
-/// OpenID Provider that takes the replay fails; an OAuth-only AS that takes it is within RFC
-/// 7523, and the case is skipped saying so. A refusal passes either way.
-pub fn jwt_replay_graded(ctx: &mut CaseCtx<'_>, on: &str, asm: &str) -> StepResult {
-    let r = token_response(ctx, on)?;
-    let issued = r.status == 200
-        && r.json()
-            .is_some_and(|d| d.get("access_token").and_then(|t| t.as_str()).is_some());
-    let oidc = claims_oidc(ctx, asm);
-    if !issued {
-        let code = r
-            .json()
-            .and_then(|d| d.get("error").and_then(|e| e.as_str()).map(str::to_string))
-            .unwrap_or_else(|| "no OAuth error code".into());
-        if !(400..500).contains(&r.status) {
-            return ctx.fail(format!(
-                "the replayed assertion got status {} ({code}): a refusal is a 4xx",
-                r.status
-            ));
+/// How accepting a broken assertion is graded (`args.rule` of [`jwt_assertion_graded`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum AssertionRule {
+    /// RFC 7523 §3 says the AS MUST reject it: accepting fails.
+    Must,
+    /// RFC 7523 §3 allows it (jti is optional and replay checks are a MAY), OIDC Core §9 does
+    /// not (for `private_key_jwt`: "jti REQUIRED", "These tokens MUST only be used once"): an
+    /// AS that claims OpenID Connect fails, an OAuth-only AS is skipped, saying so.
+    Oidc,
+    /// Only RFC 7523's MAY applies (a jwt-bearer *grant* replayed; OIDC Core §9 is about client
+    /// authentication): accepting skips, saying so.
+    May,
+}
+
+/// `tok-jwt-assertion.replay` (rule `oidc`, the default) and the variants of
+/// `tok-jwt-assertion`, `cc-jwt-assertion` and `cc-ext-jwt-bearer` (`jwt_assertion_graded`):
+/// a broken or replayed assertion, saved as `on`. A refusal (a 4xx that issues nothing) passes,
+/// its shape noted when it is not 400 with `args.error` (default `invalid_client`, RFC 7523
+/// §3.2; `invalid_grant` for the grant, §3.1): the shape is tok-error-format's. A 5xx fails.
+/// Accepting it is graded by `args.rule` (`must`, `oidc`, `may`; see [`AssertionRule`]);
+/// `args.what` says what was sent. The grade depends on the spec the AS claims only for `oidc`.
+pub async fn jwt_assertion_graded(
+    ctx: &mut CaseCtx<'_>,
+    on: &str,
+    asm: &str,
+    args: &BTreeMap<String, toml::Value>,
+) -> StepResult {
+    // Templates: a case with variants names each variant's rule (`${v.rule}`).
+    let rule = ctx
+        .expand(super::arg_str(args, "rule", "oidc"))
+        .map_err(Stop::Error)?;
+    let rule = match rule.as_str() {
+        "must" => AssertionRule::Must,
+        "oidc" => AssertionRule::Oidc,
+        "may" => AssertionRule::May,
+        other => {
+            return Err(Stop::Error(format!(
+                "args.rule {other:?}: expected must, oidc or may"
+            )));
         }
+    };
+    let what = ctx
+        .expand(super::arg_str(
+            args,
+            "what",
+            "a replayed client assertion (same jti)",
+        ))
+        .map_err(Stop::Error)?;
+    let code = super::arg_str(args, "error", "invalid_client").to_string();
+    let r = token_response(ctx, on)?;
+    // A rate limit says nothing about the assertion: the suite could not tell.
+    if let Some(limit) = r.rate_limited() {
+        return Err(Stop::Error(format!(
+            "the token endpoint rate-limited the request ({limit})"
+        )));
+    }
+    if let Some(mut shape) = crate::step::expect::token_refused(&r, &[code.as_str()]) {
+        // O21 3.2.4: invalid_client MAY come with 401, so 401 is no deviation for it.
+        if code == "invalid_client" && r.status == 401 {
+            shape.retain(|d| !d.starts_with("status "));
+        }
+        crate::step::expect::note_shape(ctx, shape);
+        // Only what the saved discovery shows: a refusal passes whatever the AS claims.
+        let oidc = match rule {
+            AssertionRule::Oidc => ctx.discovery(asm).ok().and_then(oidc_claim),
+            _ => None,
+        };
         ctx.pass(format!(
-            "the replayed assertion was refused ({}, {code}){}",
+            "{what} was refused ({}){}",
             r.status,
             match &oidc {
                 Some(why) => format!(": graded by OIDC Core §9, since {why}"),
@@ -164,12 +265,28 @@ pub fn jwt_replay_graded(ctx: &mut CaseCtx<'_>, on: &str, asm: &str) -> StepResu
         ));
         return Ok(());
     }
-    match oidc {
-        Some(why) => ctx.fail(format!(
-            "the AS issued tokens for a replayed client assertion (same jti); graded by OIDC Core §9 (\"MUST only be used once\"), since {why}"
-        )),
-        None => Err(Stop::Skip(
-            "the AS accepted a replayed client assertion (same jti), which RFC 7523 §3 permits (\"MAY ensure that JWTs are not replayed\"); it claims no OpenID Connect (no OIDC discovery, no openid scope), so OIDC Core §9's single-use MUST does not apply".into(),
-        )),
+    let issued = r.status == 200
+        && r.json()
+            .is_some_and(|d| d.get("access_token").and_then(|t| t.as_str()).is_some());
+    if !issued {
+        return ctx.fail(format!(
+            "{what} got status {} ({}): neither a refusal (a 4xx that issues nothing) nor tokens",
+            r.status,
+            super::tokens::oauth_error(&r).unwrap_or_else(|| "no OAuth error code".into())
+        ));
+    }
+    match rule {
+        AssertionRule::Must => ctx.fail(format!("the AS issued tokens for {what}")),
+        AssertionRule::May => Err(Stop::Skip(format!(
+            "the AS issued tokens for {what}, which RFC 7523 §3 permits (\"The JWT MAY contain a jti\", \"The authorization server MAY ensure that JWTs are not replayed\"); OIDC Core §9's single-use rule is for client authentication, not for this grant"
+        ))),
+        AssertionRule::Oidc => match claims_oidc(ctx, asm).await {
+            Some(why) => ctx.fail(format!(
+                "the AS issued tokens for {what}; graded by OIDC Core §9 (private_key_jwt: \"jti REQUIRED\", \"These tokens MUST only be used once\"), since {why}"
+            )),
+            None => Err(Stop::Skip(format!(
+                "the AS issued tokens for {what}, which RFC 7523 §3 permits (\"The JWT MAY contain a jti\", \"The authorization server MAY ensure that JWTs are not replayed\"); it claims no OpenID Connect (no OIDC discovery, no openid scope), so OIDC Core §9's jti rules do not apply"
+            ))),
+        },
     }
 }

@@ -144,21 +144,30 @@ pub async fn refresh_resource_binding(ctx: &mut CaseCtx<'_>, on: &str) -> StepRe
             r.status
         ));
     }
+    if let Some(limit) = r.rate_limited() {
+        return Err(Stop::Error(format!(
+            "the token endpoint rate-limited the refresh ({limit})"
+        )));
+    }
+    // Any refusal keeps the binding; its shape (invalid_target is RFC 8707's code) is
+    // tok-error-format's requirement, noted.
+    if let Some(shape) =
+        crate::step::expect::token_refused(&r, &["invalid_target", "invalid_grant"])
+    {
+        crate::step::expect::note_shape(ctx, shape);
+        ctx.pass(format!(
+            "the refresh naming {OTHER_RESOURCE} was refused ({} error={:?})",
+            r.status,
+            oauth_error(&r)
+        ));
+        return Ok(());
+    }
     if r.status != 200 {
-        let e = oauth_error(&r);
-        return match e.as_deref() {
-            Some(code) => {
-                ctx.pass(format!(
-                    "the refresh naming {OTHER_RESOURCE} was refused ({} error={code})",
-                    r.status
-                ));
-                Ok(())
-            }
-            None => ctx.fail(format!(
-                "the refresh naming another resource answered {} without an OAuth error",
-                r.status
-            )),
-        };
+        return ctx.fail(format!(
+            "the refresh naming another resource answered {} error={:?}: neither a refusal (a 4xx that issues nothing) nor a token",
+            r.status,
+            oauth_error(&r)
+        ));
     }
     let at = str_member(&r.json().unwrap_or_default(), "access_token")
         .ok_or_else(|| ctx.failed("the refresh answered 200 without an access token"))?;
@@ -343,11 +352,14 @@ pub async fn token_entropy(
     super::judge_entropy(ctx, what, &values, 128.0)
 }
 
-/// `at-short-lived`: short access token lifetimes (≤ 1 h pass; ≤ 24 h warn; longer fail).
+/// `at-short-lived`: short access token lifetimes (≤ 1 h pass; ≤ 24 h warn; longer fail; not
+/// shown: skipped).
 pub fn short_lived(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     let doc = super::tokens::token_doc(ctx, on)?;
+    // A lifetime the response does not show cannot be judged short or long; the missing
+    // expires_in (RECOMMENDED, O21 3.2.3) is tok-response-shape's, noted there.
     let Some(secs) = super::pkce::lifetime(&doc) else {
-        return ctx.fail("the token response gives no expires_in and the token carries no readable exp: no bounded lifetime is advertised");
+        return Err(Stop::Skip("the token response gives no expires_in and the token carries no readable exp: the lifetime cannot be seen (expires_in is RECOMMENDED; tok-response-shape notes its absence)".into()));
     };
     if secs <= 3600 {
         ctx.pass(format!("access tokens live {secs} s (≤ 1 h)"));
@@ -366,8 +378,8 @@ pub fn short_lived(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
 }
 
 /// `rt-scope-escalation`: a refresh request asking for a scope the grant lacks (one the AS
-/// lists in `scopes_supported`) is refused with `invalid_scope`, or answered with a scope that
-/// leaves it out. A 200 without `scope` means the requested scope was granted (RFC 6749 §5.1).
+/// lists in `scopes_supported`) is refused (any 4xx that issues nothing; not `invalid_scope` is
+/// noted for tok-error-format), or answered with a scope that leaves it out. A 200 without `scope` means the requested scope was granted (RFC 6749 §5.1).
 pub async fn refresh_scope_escalation(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     let t1 = match ctx.saved.get(on).and_then(|s| s.response()) {
         Some((_, r)) => r.json().unwrap_or_default(),
@@ -427,19 +439,27 @@ pub async fn refresh_scope_escalation(ctx: &mut CaseCtx<'_>, on: &str) -> StepRe
     };
     let r = r.clone();
     let doc = r.json().unwrap_or_default();
+    if let Some(limit) = r.rate_limited() {
+        return Err(Stop::Error(format!(
+            "the token endpoint rate-limited the refresh ({limit})"
+        )));
+    }
+    // Any refusal keeps the grant's scope; its shape (invalid_scope is the defined code) is
+    // tok-error-format's requirement, noted.
+    if let Some(shape) = crate::step::expect::token_refused(&r, &["invalid_scope"]) {
+        crate::step::expect::note_shape(ctx, shape);
+        ctx.pass(format!(
+            "asking for {wider:?} on refresh was refused ({})",
+            r.status
+        ));
+        return Ok(());
+    }
     if r.status != 200 {
         let code = doc.get("error").and_then(Value::as_str).unwrap_or("");
-        return if code == "invalid_scope" {
-            ctx.pass(format!(
-                "asking for {wider:?} on refresh was refused with invalid_scope"
-            ));
-            Ok(())
-        } else {
-            ctx.fail(format!(
-                "asking for a scope beyond the grant ({extra:?}) got {} error={code:?}, not invalid_scope",
-                r.status
-            ))
-        };
+        return ctx.fail(format!(
+            "asking for a scope beyond the grant ({extra:?}) got {} error={code:?}: neither a refusal (a 4xx that issues nothing) nor a token",
+            r.status
+        ));
     }
     match doc.get("scope").and_then(Value::as_str) {
         None => ctx.fail(format!(
