@@ -235,7 +235,7 @@ fn conclude(
 }
 
 /// The cases that saw something, named briefly: the first three and how many more.
-fn named(cases: &[String]) -> String {
+pub(super) fn named(cases: &[String]) -> String {
     let mut cases: Vec<&str> = cases.iter().map(String::as_str).collect();
     cases.dedup();
     let shown = cases.iter().take(3).copied().collect::<Vec<_>>().join(", ");

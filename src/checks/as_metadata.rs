@@ -43,9 +43,64 @@ pub fn endpoints_https(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     ctx.judged(|f| judge::as_metadata::endpoints_https(f, &d))
 }
 
+/// What the run's other cases saw at an endpoint the metadata names (run facts): the cases a
+/// correct request worked for, and those whose correct request got 404, 405 or 5xx there.
+fn endpoint_facts(ctx: &CaseCtx<'_>, member: &str) -> (Vec<String>, Vec<String>) {
+    use crate::step::facts::FactKind;
+    let (mut worked, mut dead) = (Vec::new(), Vec::new());
+    for f in ctx.env.facts.all() {
+        if let FactKind::Endpoint {
+            member: m,
+            status,
+            worked: w,
+            correct,
+        } = f.kind
+            && m == member
+            && f.case != ctx.case_id
+        {
+            if w {
+                worked.push(f.case);
+            } else if correct && FactKind::dead_status(status) {
+                dead.push(format!("{} ({status})", f.case));
+            }
+        }
+    }
+    (worked, dead)
+}
+
+/// The probe's verdict, with the run's facts as evidence: the cases a listed endpoint did its
+/// job for, and those it did not. Only the probe judges: a 404 or a 500 to one kind of token is
+/// the finding of the case that asked (rev-at, intro-inactive...), not proof that the endpoint
+/// is dead.
+fn with_facts(ctx: &mut CaseCtx<'_>, on: &str, member: &str, probe: StepResult) -> StepResult {
+    if !matches!(doc_of(ctx, on)?.get(member), Some(Value::String(_))) {
+        return probe;
+    }
+    let (worked, dead) = endpoint_facts(ctx, member);
+    if !worked.is_empty() {
+        ctx.note(format!(
+            "{member} did its job for the correct requests of {}",
+            super::advertised::named(&worked)
+        ));
+    }
+    if !dead.is_empty() {
+        ctx.note(format!(
+            "{member} answered correct requests of {} with a missing-or-broken status: judged by those cases",
+            super::advertised::named(&dead)
+        ));
+    }
+    probe
+}
+
 /// asm-registration-endpoint (RFC 7591 §3): an advertised registration endpoint works: a
-/// minimal registration gets a client (201/200) or an RFC 7591 error, never 404/405/5xx.
+/// minimal registration gets a client (201/200) or an RFC 7591 error, never 404/405/5xx; the
+/// run's registrations (DCR cases, fresh clients) count too (it runs after the others).
 pub async fn registration_works(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let r = registration_probe(ctx, on).await;
+    with_facts(ctx, on, "registration_endpoint", r)
+}
+
+async fn registration_probe(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     let doc = doc_of(ctx, on)?;
     let Some(Value::String(ep)) = doc.get("registration_endpoint") else {
         return Err(Stop::Skip(
@@ -102,8 +157,15 @@ pub async fn registration_works(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
 }
 
 /// asm-revocation-introspection (RFC 7009, RFC 7662): listed endpoints answer a POST (an
-/// unknown token gets 200 or a client-authentication error), not 404/405/5xx.
+/// unknown token gets 200 or a client-authentication error), not 404/405/5xx; what the run's
+/// revocation and introspection cases saw there counts too (it runs after the others).
 pub async fn listed_endpoints_work(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let r = listed_probe(ctx, on).await;
+    let r = with_facts(ctx, on, "revocation_endpoint", r);
+    with_facts(ctx, on, "introspection_endpoint", r)
+}
+
+async fn listed_probe(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     let doc = doc_of(ctx, on)?;
     let mut seen = 0;
     for key in ["revocation_endpoint", "introspection_endpoint"] {

@@ -291,6 +291,16 @@ async fn register(ctx: &mut CaseCtx<'_>, want: &ClientStep) -> Result<Client, St
         .and_then(|d| d.get("client_id"))
         .and_then(Value::as_str)
         .map(str::to_string);
+    ctx.env.facts.add(super::facts::Fact {
+        case: ctx.case_id.clone(),
+        kind: super::facts::FactKind::Endpoint {
+            member: "registration_endpoint",
+            status: resp.status,
+            worked: matches!(resp.status, 200 | 201) && client_id.is_some(),
+            // Meant to succeed unless the case judges a refusal itself (`refused = "pass"`...).
+            correct: want.refused == crate::case::model::Judge::Error,
+        },
+    });
     if resp.status == 429 || resp.status >= 500 {
         // Not a refusal of these redirect URIs: the AS would not say (rate limit, crash).
         return Err(Stop::Error(format!(

@@ -31,6 +31,23 @@ pub enum FactKind {
         accepted: bool,
         answer: String,
     },
+    /// A request to an endpoint the metadata names (`registration_endpoint`,
+    /// `revocation_endpoint`, `introspection_endpoint`): its status, and whether it did its job
+    /// for a correct request (a client registered; 200 to a revocation; an introspection
+    /// answer with a boolean `active`). `correct`: the case meant the request to succeed.
+    Endpoint {
+        member: &'static str,
+        status: u16,
+        worked: bool,
+        correct: bool,
+    },
+}
+
+impl FactKind {
+    /// A status that says the endpoint is not there or broken, whatever was asked.
+    pub fn dead_status(status: u16) -> bool {
+        matches!(status, 404 | 405 | 501) || (status >= 500 && status != 503)
+    }
 }
 
 /// The run's facts, shared by every case.

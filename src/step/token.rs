@@ -295,14 +295,31 @@ fn publish_facts(ctx: &CaseCtx<'_>, s: &TokenStep, saved: &Saved) {
     let (Some((_, r)), Some(x)) = (saved.response(), ctx.exchanges.last()) else {
         return;
     };
-    if !must_succeed || endpoint != "token" {
-        return;
-    }
-    let a = super::facts::TokenAnswer::of(r);
     let fact = |kind| Fact {
         case: ctx.case_id.clone(),
         kind,
     };
+    if let Some(member) = match endpoint {
+        "revocation" => Some("revocation_endpoint"),
+        "introspection" => Some("introspection_endpoint"),
+        _ => None,
+    } {
+        let worked = must_succeed
+            && r.status == 200
+            && (member == "revocation_endpoint"
+                || r.json()
+                    .is_some_and(|j| j.get("active").is_some_and(|a| a.is_boolean())));
+        ctx.env.facts.add(fact(FactKind::Endpoint {
+            member,
+            status: r.status,
+            worked,
+            correct: must_succeed,
+        }));
+    }
+    if !must_succeed || endpoint != "token" {
+        return;
+    }
+    let a = super::facts::TokenAnswer::of(r);
     if a.issued || a.grant_refused() {
         ctx.env.facts.add(fact(FactKind::Grant {
             grant_type: s.grant_type.clone(),
