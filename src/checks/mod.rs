@@ -180,6 +180,7 @@ registry! { ctx, on, args;
         "cimd_localhost_warning" => cimd::localhost_warning(ctx, &on("auth"), args),
         "cimd_trust_policy" => cimd::trust_policy(ctx, &on("auth")),
         "cimd_refetch_on_token" => cimd::refetch_on_token(ctx, &on("auth")).await,
+        "cimd_own_document" => cimd::own_document(ctx, &on("auth"), args),
         "cc_supported" => client_credentials::supported(ctx, args).await,
         "token_audience" => client_credentials::token_audience(ctx, &on("token")).await,
         "cc_scope_refused" => client_credentials::scope_refused(ctx, &on("token"), args),
