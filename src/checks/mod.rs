@@ -166,6 +166,7 @@ registry! { ctx, on, args;
         },
         "dcr_secret_expiry" => dcr::secret_expiry(ctx, &on("reg")),
         "dcr_consistent" => dcr::consistent(ctx, &on("reg")),
+        "dcr_invalid_handled" => dcr::invalid_handled(ctx, &on("reg"), args),
         "dcr_no_https_client_id" => dcr::no_https_client_id(ctx, &on("reg")),
         "dcr_scope_shown" => dcr::scope_shown(ctx, &on("reg")),
         "dcr_https_only" => dcr::https_only(ctx).await,
