@@ -97,6 +97,7 @@ registry! { ctx, on, args;
         "code_state_on_error" => authorization_code::state_on_error(ctx, &on("auth")),
         "code_state_absent" => authorization_code::state_absent(ctx, &on("auth")),
         "code_iss" => authorization_code::iss(ctx, &on("auth")),
+        "code_iss_rfc9207" => authorization_code::iss_rfc9207(ctx, &on("auth")),
         "code_empty_like_omitted" => authorization_code::empty_like_omitted(ctx),
         "code_params_unique" => authorization_code::params_unique(ctx, &on("auth")),
         "code_error_format" => authorization_code::error_format(ctx, &on("auth")),
