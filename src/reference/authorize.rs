@@ -145,7 +145,8 @@ fn respond(s: &Ref, p: &Pending, mut params: Vec<(&str, String)>) -> Response {
     // while its metadata still says authorization_response_iss_parameter_supported. Under
     // code-iss-param the server does not implement RFC 9207 at all (no iss, no flag).
     let is_error = params.iter().any(|(k, _)| *k == "error");
-    if !(is_error && s.fault("asm-iss-flag")) && !s.fault("code-iss-param") {
+    let omit = s.fault("code-iss-param") || (is_error && s.fault("asm-iss-flag"));
+    if !omit {
         params.push(("iss", iss));
     }
     let base = if s.fault("redir-registered-query-positive") {
