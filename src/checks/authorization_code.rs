@@ -133,8 +133,9 @@ pub fn empty_like_omitted(ctx: &mut CaseCtx<'_>) -> StepResult {
     }
 }
 
-/// `code-iss-param` (RFC 9207): `iss` equals the issuer; required when the metadata says so.
-pub fn iss(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+/// The callback's `iss`, the metadata issuer and whether the metadata sets
+/// `authorization_response_iss_parameter_supported`.
+fn iss_facts(ctx: &CaseCtx<'_>, on: &str) -> Result<(Option<String>, String, bool), Stop> {
     let a = auth(ctx, on)?;
     let cb = callback(&a)?;
     let doc = ctx.discovery("asm").ok().and_then(|d| d.doc());
@@ -148,20 +149,51 @@ pub fn iss(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
         .as_ref()
         .and_then(|d| d.get("authorization_response_iss_parameter_supported"))
         == Some(&Value::Bool(true));
-    match cb.get("iss") {
+    Ok((cb.get("iss").map(str::to_string), issuer, flag))
+}
+
+/// `code-iss-param` (MCP 2026-07-28: the AS SHOULD return `iss`): the callback carries one.
+/// Its value, and the RFC 9207 MUSTs of an AS that supports that RFC, are
+/// `code-iss-param.rfc9207`'s.
+pub fn iss(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let (iss, issuer, _) = iss_facts(ctx, on)?;
+    match iss {
+        Some(i) if i == issuer => {
+            ctx.pass(format!("iss={i:?} equals the metadata issuer"));
+            Ok(())
+        }
+        Some(i) => {
+            ctx.pass(format!(
+                "the callback carries iss={i:?} (that it differs from the issuer {issuer:?} is code-iss-param.rfc9207's finding)"
+            ));
+            Ok(())
+        }
+        None => ctx.fail(
+            "the callback has no iss (MCP 2026-07-28: authorization servers SHOULD return it)",
+        ),
+    }
+}
+
+/// `code-iss-param.rfc9207` (RFC 9207 §2): an AS that supports RFC 9207 (it advertises
+/// `authorization_response_iss_parameter_supported` or sends `iss`) MUST include `iss`, and its
+/// value is the issuer identifier, which clients compare exactly (§2.4). An AS that does
+/// neither is not bound by the RFC: skipped.
+pub fn iss_rfc9207(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let (iss, issuer, flag) = iss_facts(ctx, on)?;
+    match iss {
         Some(i) if i == issuer => {
             ctx.pass(format!("iss={i:?} equals the metadata issuer"));
             Ok(())
         }
         Some(i) => ctx.fail(format!(
-            "iss={i:?} differs from the metadata issuer {issuer:?} (RFC 9207 §2.4: exact comparison)"
+            "iss={i:?} differs from the metadata issuer {issuer:?} (RFC 9207 §2.4: clients compare it exactly, so they reject this response)"
         )),
         None if flag => ctx.fail(
-            "the metadata sets authorization_response_iss_parameter_supported, but the callback has no iss",
+            "the metadata sets authorization_response_iss_parameter_supported, but the callback has no iss (RFC 9207 §2: MUST)",
         ),
-        None => ctx.fail(
-            "the callback has no iss (RFC 9207 mix-up defence; the metadata does not advertise it either)",
-        ),
+        None => Err(Stop::Skip(
+            "the AS neither advertises authorization_response_iss_parameter_supported nor sends iss: RFC 9207's MUSTs bind only an AS that supports it".into(),
+        )),
     }
 }
 

@@ -398,3 +398,49 @@ pub async fn dns_rebind(ctx: &mut CaseCtx<'_>) -> StepResult {
         auth.describe()
     )))
 }
+
+/// `cimd-no-normalisation` (CIMD-00 §4.1: the document's `client_id` matches its URL "using
+/// simple string comparison"): the authorization saved as `on` names a client_id that differs
+/// only in encoding from one the AS has cached. The AS may refuse that client_id (no text
+/// makes it accept a given URL); what fails is a code issued without fetching its own
+/// document (`args.file`), i.e. answered from the other URL's document, whose client_id does
+/// not match it as a string.
+pub fn own_document(
+    ctx: &mut CaseCtx<'_>,
+    on: &str,
+    args: &std::collections::BTreeMap<String, toml::Value>,
+) -> StepResult {
+    let file = args
+        .get("file")
+        .and_then(toml::Value::as_str)
+        .unwrap_or("client.json")
+        .to_string();
+    let a = authorize::authorization(ctx, on)?.clone();
+    let docs = document::documents(ctx)?.clone();
+    let path = format!("{}/{file}", document::case_dir(ctx, &docs));
+    let fetched = docs
+        .host
+        .fetches_under(&path)
+        .iter()
+        .filter(|f| f.target.split('?').next() == Some(path.as_str()))
+        .count();
+    document::attach_evidence(ctx);
+    match (a.code().is_some(), fetched) {
+        (false, _) => {
+            ctx.pass(format!(
+                "the AS refused the client …/{file} ({}), which it may: it did not answer it from another client_id's document",
+                a.describe()
+            ));
+            Ok(())
+        }
+        (true, n) if n > 0 => {
+            ctx.pass(format!(
+                "the AS fetched …/{file} itself ({n} request(s)) before issuing a code: two client_ids, two documents"
+            ));
+            Ok(())
+        }
+        (true, _) => ctx.fail(format!(
+            "the AS issued a code to …/{file} without fetching that document: it used the document of a client_id that differs as a string (CIMD-00 §4.1: simple string comparison)"
+        )),
+    }
+}

@@ -76,6 +76,73 @@ pub fn consistent(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     Ok(())
 }
 
+/// `dcr-invalid-metadata` (RFC 7591 §2, §3.2.1, §3.2.2): malformed metadata is refused with a
+/// 400 carrying one of the codes the step names (`args.codes`, templates expanded), or
+/// replaced: "The authorization server MAY reject any requested client metadata values by
+/// replacing requested values with suitable default values ... or by returning an error
+/// response" (§2). A registration that succeeds must not have kept the malformed value: the
+/// response returns "all registered metadata" (§3.2.1, MUST), so it is judged there.
+pub fn invalid_handled(
+    ctx: &mut CaseCtx<'_>,
+    on: &str,
+    args: &BTreeMap<String, toml::Value>,
+) -> StepResult {
+    let r = response(ctx, on)?;
+    let Some(m) = registered(&r) else {
+        let codes: Vec<String> = args
+            .get("codes")
+            .and_then(toml::Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(toml::Value::as_str)
+            .filter_map(|c| ctx.expand(c).ok())
+            .collect();
+        let e = r
+            .json()
+            .and_then(|d| d.get("error").and_then(Value::as_str).map(str::to_string));
+        return match e {
+            Some(e) if r.status == 400 && (codes.is_empty() || codes.contains(&e)) => {
+                ctx.pass(format!("the malformed metadata was refused: 400 error={e}"));
+                Ok(())
+            }
+            e => ctx.fail(format!(
+                "the malformed metadata was answered with {} error={e:?}; RFC 7591 §3.2.2: a refusal is 400 with one of {codes:?}",
+                r.status
+            )),
+        };
+    };
+    // What the response says was registered: each member of the right type, and never both
+    // jwks and jwks_uri ("MUST NOT both be present in the same request or response", §2).
+    let strings = |k: &str| {
+        m.get(k)
+            .is_none_or(|v| v.as_array().is_some_and(|a| a.iter().all(Value::is_string)))
+    };
+    let bad = if !strings("redirect_uris") {
+        Some("redirect_uris is not an array of strings")
+    } else if !strings("grant_types") {
+        Some("grant_types is not an array of strings")
+    } else if m.get("client_name").is_some_and(|v| !v.is_string()) {
+        Some("client_name is not a string")
+    } else if m.contains_key("jwks") && m.contains_key("jwks_uri") {
+        Some("both jwks and jwks_uri are registered")
+    } else {
+        None
+    };
+    match bad {
+        Some(b) => ctx.fail(format!(
+            "the AS registered the malformed metadata ({}): {b}",
+            r.status
+        )),
+        None => {
+            ctx.pass(format!(
+                "the AS registered the client ({}) with the malformed value replaced or dropped (RFC 7591 §2: MAY replace with suitable defaults)",
+                r.status
+            ));
+            Ok(())
+        }
+    }
+}
+
 /// `dcr-no-https-client-ids`: a registered client_id must not look like a CIMD URL.
 pub fn no_https_client_id(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     let r = response(ctx, on)?;

@@ -136,15 +136,17 @@ fn respond(s: &Ref, p: &Pending, mut params: Vec<(&str, String)>) -> Response {
         };
         params.push(("state", st));
     }
-    let iss = if s.fault("code-iss-param") {
+    let iss = if s.fault("code-iss-param.rfc9207") {
         format!("{}/", s.issuer)
     } else {
         s.issuer.clone()
     };
     // RFC 9207 §2: error responses carry iss too; the faulty server adds it to codes only,
-    // while its metadata still says authorization_response_iss_parameter_supported.
+    // while its metadata still says authorization_response_iss_parameter_supported. Under
+    // code-iss-param the server does not implement RFC 9207 at all (no iss, no flag).
     let is_error = params.iter().any(|(k, _)| *k == "error");
-    if !(is_error && s.fault("asm-iss-flag")) {
+    let omit = s.fault("code-iss-param") || (is_error && s.fault("asm-iss-flag"));
+    if !omit {
         params.push(("iss", iss));
     }
     let base = if s.fault("redir-registered-query-positive") {
@@ -542,7 +544,9 @@ pub fn authorize(
     }
     match get("response_type").as_deref() {
         Some("code") => {}
-        Some("token") if s.fault("code-response-type") => {
+        // code-response-type: a response type the server does not understand is taken for code.
+        Some(rt) if rt != "token" && s.fault("code-response-type") => {}
+        Some("token") if s.fault("code-response-type.removed") => {
             let at = random_id(32);
             let loc = format!("{}#access_token={at}&token_type=Bearer", p.redirect_uri);
             return redirect(&loc);

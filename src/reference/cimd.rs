@@ -401,10 +401,19 @@ async fn fetch_and_validate(s: &Ref, client_id: &str) -> Result<(Value, Duration
         return Err(format!("the document URL answered {}", r.status().as_u16()));
     }
     let media = super::media_type(r.headers());
-    let json_type = media == "application/json"
-        || (media.starts_with("application/")
-            && media.ends_with("+json")
-            && !s.fault("cimd-content-type"));
+    // cimd-content-type: the faulty server compares the raw header, so a parameter such as
+    // `; charset=utf-8` makes application/json unacceptable.
+    let raw = r
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let json_type = if s.fault("cimd-content-type") {
+        raw == "application/json"
+    } else {
+        media == "application/json"
+            || (media.starts_with("application/") && media.ends_with("+json"))
+    };
     if !json_type {
         return Err(format!("the document's media type is {media:?}, not JSON"));
     }

@@ -36,7 +36,7 @@ fn metadata(s: &Ref, oidc: bool) -> Value {
         "revocation_endpoint": format!("{base}/revoke"),
         "introspection_endpoint": format!("{base}/introspect"),
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
-        "authorization_response_iss_parameter_supported": true,
+        "authorization_response_iss_parameter_supported": !s.fault("code-iss-param"),
         "jwks_uri": format!("{base}/jwks.json"),
         "scopes_supported": super::scopes::CATALOGUE,
         "response_types_supported": ["code"],
