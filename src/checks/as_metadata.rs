@@ -134,11 +134,13 @@ async fn registration_probe(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
             ));
             Ok(())
         }
+        // Any RFC 7591 §3.2.2 error (invalid_*, unapproved_software_statement, ...): the
+        // endpoint took the POST and decided; the error's shape is the dcr-* cases'.
         400 if json
             .as_ref()
             .and_then(|j| j.get("error"))
             .and_then(Value::as_str)
-            .is_some_and(|e| e.starts_with("invalid_")) =>
+            .is_some_and(|e| !e.is_empty()) =>
         {
             ctx.pass("registration is alive: it refused this client with an RFC 7591 error");
             Ok(())
@@ -193,8 +195,41 @@ async fn listed_probe(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     Ok(())
 }
 
+/// asm-protected-resources (RFC 9728 §4): `protected_resources`, when present, is an array of
+/// resource identifiers. Leaving the MCP server out is allowed ("Authorization servers MAY
+/// choose not to advertise some supported protected resources"): a warning, never a failure.
+pub fn protected_resources(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let doc = doc_of(ctx, on)?;
+    let Some(v) = doc.get("protected_resources") else {
+        return Err(Stop::Skip(
+            "no protected_resources (OPTIONAL, RFC 9728 §4): nothing to compare".into(),
+        ));
+    };
+    let Some(list) = v
+        .as_array()
+        .and_then(|a| a.iter().map(Value::as_str).collect::<Option<Vec<&str>>>())
+    else {
+        return ctx.fail(format!(
+            "protected_resources is not a JSON array of resource identifiers: {v}"
+        ));
+    };
+    let Some(resource) = ctx.env.target.resource.clone() else {
+        return Err(Stop::Skip("no MCP endpoint given (--resource)".into()));
+    };
+    if list.iter().any(|r| *r == resource) {
+        ctx.pass(format!(
+            "protected_resources lists the MCP server {resource}"
+        ));
+    } else {
+        ctx.warn(format!(
+            "protected_resources {list:?} leaves out the MCP server {resource}: allowed (RFC 9728 §4), but a client that cross-checks the lists (§7.6) would not pair them"
+        ));
+    }
+    Ok(())
+}
+
 /// asm-oidc-consistency (MCP 4.3): when both the RFC 8414 and the OIDC documents are served,
-/// they agree on the issuer and the endpoints.
+/// they agree on the endpoints.
 pub fn oidc_consistency(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     let d = ctx.discovery(on)?.clone();
     ctx.judged(|f| judge::as_metadata::oidc_consistency(f, &d))
@@ -248,8 +283,9 @@ pub async fn fuzz(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     Ok(())
 }
 
-/// asm-jwks-uri (RFC 8414 §2, RFC 7517 §4.5, §5): the key set is https, 200 JSON, holds only
-/// public keys, and every key has a distinct `kid`.
+/// asm-jwks-uri (RFC 8414 §2, OIDC Discovery §3, RFC 7517 §4.5): the key set is https, 200
+/// JSON, holds only public keys. A key without `kid` (OPTIONAL) or a `kid` shared by two keys
+/// (distinct kids are a SHOULD, RFC 7517 §4.5) is a warning, not a failure of this MUST.
 pub async fn jwks(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     let doc = doc_of(ctx, on)?;
     let Some(Value::String(u)) = doc.get("jwks_uri") else {
@@ -275,6 +311,7 @@ pub async fn jwks(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
         return ctx.fail("jwks_uri did not return a JSON object with a `keys` array");
     };
     let mut kids = std::collections::BTreeSet::new();
+    let mut kid_findings = Vec::new();
     for (i, k) in keys.iter().enumerate() {
         for private in ["d", "p", "q", "dp", "dq", "qi", "oth"] {
             if k.get(private).is_some() {
@@ -287,10 +324,12 @@ pub async fn jwks(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
             ));
         }
         match k.get("kid").and_then(Value::as_str) {
-            None => return ctx.fail(format!("key #{i} has no kid")),
-            Some(kid) if !kids.insert(kid.to_string()) => {
-                return ctx.fail(format!("kid {kid:?} is used by more than one key"));
-            }
+            None => kid_findings.push(format!(
+                "key #{i} has no kid (OPTIONAL, RFC 7517 §4.5; a verifier must then try keys to find the signer)"
+            )),
+            Some(kid) if !kids.insert(kid.to_string()) => kid_findings.push(format!(
+                "kid {kid:?} is used by more than one key (RFC 7517 §4.5: different keys SHOULD use distinct kids)"
+            )),
             Some(_) => {}
         }
     }
@@ -298,9 +337,12 @@ pub async fn jwks(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
         return ctx.fail("the key set is empty");
     }
     ctx.pass(format!(
-        "{} public key(s), each with a distinct kid",
+        "{} public key(s), no private or symmetric key material",
         keys.len()
     ));
+    for w in kid_findings {
+        ctx.warn(w);
+    }
     Ok(())
 }
 

@@ -77,6 +77,7 @@ registry! { ctx, on, args;
         "asm_endpoints_https" => as_metadata::endpoints_https(ctx, &on("asm")),
         "asm_registration_works" => as_metadata::registration_works(ctx, &on("asm")).await,
         "asm_listed_endpoints_work" => as_metadata::listed_endpoints_work(ctx, &on("asm")).await,
+        "asm_protected_resources" => as_metadata::protected_resources(ctx, &on("asm")),
         "asm_oidc_consistency" => as_metadata::oidc_consistency(ctx, &on("asm")),
         "asm_fuzz" => as_metadata::fuzz(ctx, &on("asm")).await,
         "asm_jwks" => as_metadata::jwks(ctx, &on("asm")).await,

@@ -25,7 +25,7 @@ pub fn unauthenticated(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
 }
 
 /// prm-resource-match (RFC 9728 §3.3): `resource` identical to the URL the metadata URL was
-/// derived from. A same-origin parent path is a warning: lenient clients accept it.
+/// derived from; a parent path is a warning only from the root well-known URL.
 pub fn resource_match(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     let d = ctx.discovery(on)?.clone();
     ctx.judged(|f| judge::prm::resource_match(f, &d))
@@ -154,8 +154,8 @@ pub async fn trailing_slash(ctx: &mut CaseCtx<'_>) -> StepResult {
     )))
 }
 
-/// prm-consistent-sources (RFC 9728 §3.3): every source that serves PRM agrees on `resource`
-/// and `authorization_servers`.
+/// prm-consistent-sources (RFC 9728 §3.3): every source that serves PRM agrees on
+/// `authorization_servers`.
 pub fn consistent_sources(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     let d = ctx.discovery(on)?.clone();
     ctx.judged(|f| judge::prm::consistent_sources(f, &d))
@@ -186,7 +186,9 @@ pub async fn https(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
         ))
         .await
     {
-        Ok(r) if is_prm(&r) => ctx.fail(format!("PRM is also served over plain http at {plain}")),
+        // The same rule as a PRM discovered over http: a failure, or on a loopback host the
+        // usual tolerated warning (equal deviations, equal grades).
+        Ok(r) if is_prm(&r) => https_rule(ctx, "PRM, also served over plain http,", &plain),
         Ok(r) => {
             ctx.pass(format!(
                 "plain http answered {} without the document",

@@ -67,6 +67,8 @@ fn metadata(s: &Ref, oidc: bool) -> Value {
     }
     if s.fault("asm-no-implicit-ropc") {
         o.insert("response_types_supported".into(), json!(["code", "token"]));
+    }
+    if s.fault("asm-no-implicit-ropc.password") {
         o.insert(
             "grant_types_supported".into(),
             json!(["authorization_code", "refresh_token", "password"]),

@@ -90,6 +90,7 @@ pub const FAULTS: &[&str] = &[
     "asm-required-fields",
     "asm-pkce-advertised",
     "asm-no-implicit-ropc",
+    "asm-no-implicit-ropc.password",
     "asm-grant-types",
     "asm-grant-types.behaviour",
     "asm-auth-methods",

@@ -34,7 +34,8 @@ pub fn issuer_match(f: &mut Findings, d: &Discovery) -> StepResult {
 }
 
 /// asm-oidc-consistency (MCP 4.3): when both the RFC 8414 and the OIDC documents are served,
-/// they agree on the issuer and the endpoints.
+/// they agree on the endpoints. The issuer is not compared: each document's is judged against
+/// the issuer it was fetched for by asm-issuer-match.
 pub fn oidc_consistency(f: &mut Findings, d: &Discovery) -> StepResult {
     // The first document each family serves (OIDC may live only at the appended form).
     let first_doc = |fam: &str| {
@@ -53,7 +54,6 @@ pub fn oidc_consistency(f: &mut Findings, d: &Discovery) -> StepResult {
         ));
     };
     for key in [
-        "issuer",
         "authorization_endpoint",
         "token_endpoint",
         "registration_endpoint",
@@ -69,7 +69,7 @@ pub fn oidc_consistency(f: &mut Findings, d: &Discovery) -> StepResult {
             ));
         }
     }
-    f.pass("the RFC 8414 and OIDC documents agree on issuer, endpoints and PKCE methods");
+    f.pass("the RFC 8414 and OIDC documents agree on endpoints and PKCE methods");
     Ok(())
 }
 
@@ -206,9 +206,10 @@ const GRANT_TYPE_NAMES: &[&str] = &[
 ];
 
 /// asm-response-types-values (RFC 8414 §2, RFC 6749 §3.1.1): every entry of
-/// `response_types_supported` is a registered response type, none returns an access token from
-/// the authorization endpoint (`token`, removed by OAuth 2.1 §10.1), and `code` is among them
-/// (MCP clients use the authorization code flow only).
+/// `response_types_supported` is a registered response type and `code` is among them (MCP
+/// clients use the authorization code flow only). A response type with a `token` component is
+/// registered; that it returns an access token from the authorization endpoint (OAuth 2.1
+/// §10.1) is asm-no-implicit-ropc's finding, not this case's.
 pub fn response_types_values(f: &mut Findings, doc: &Doc) -> StepResult {
     let Some(v) = doc.get("response_types_supported") else {
         return Err(Stop::Skip(
@@ -236,10 +237,6 @@ pub fn response_types_values(f: &mut Findings, doc: &Doc) -> StepResult {
         } else if !REGISTERED_RESPONSE_TYPES.contains(&parts.as_slice()) {
             bad.push(format!(
                 "{t:?} is not a registered response type (components separated by single spaces: code, token, id_token, or none alone)"
-            ));
-        } else if parts.contains(&"token") {
-            bad.push(format!(
-                "{t:?} returns an access token from the authorization endpoint (the implicit grant, removed by OAuth 2.1 §10.1)"
             ));
         } else if parts == ["code"] {
             has_code = true;
@@ -278,10 +275,8 @@ mod response_types_tests {
             judge(json!(["code", "authorization_code"])),
             Err(Stop::Fail(_))
         ));
-        assert!(matches!(
-            judge(json!(["code", "token"])),
-            Err(Stop::Fail(_))
-        ));
+        // `token` is registered: whether it may be offered is asm-no-implicit-ropc's.
+        assert!(judge(json!(["code", "token"])).is_ok());
         assert!(matches!(judge(json!(["id_token"])), Err(Stop::Fail(_))));
         assert!(matches!(
             judge(json!(["code  id_token"])),

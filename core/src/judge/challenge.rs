@@ -73,17 +73,20 @@ pub fn discovery_mechanism(f: &mut Findings, d: &Discovery, revision: Revision) 
     }
 }
 
-/// rs-401-resource-metadata-url: absolute https URL that returns PRM for this resource.
+/// rs-401-resource-metadata-url: when the challenge names one, `resource_metadata` is an
+/// absolute https URL that returns PRM for this resource (RFC 9728 §5.1).
 pub fn resource_metadata_url(f: &mut Findings, d: &Discovery) -> StepResult {
     let probe = d
         .probe
         .as_ref()
         .ok_or_else(|| Stop::Error("no unauthenticated probe was made".into()))?;
     let Some(raw) = resource_metadata_param(probe) else {
-        return f.fail(format!(
-            "the {} response's challenge has no resource_metadata parameter",
+        // RFC 9728 §5 "MAY"; since 2025-11-25 a well-known URL is the other mechanism, and in
+        // 2025-06-18 (header only) the missing header is rs-401-discovery-mechanism's failure.
+        return Err(Stop::Skip(format!(
+            "the {} response's challenge has no resource_metadata parameter: whether PRM can be discovered at all is rs-401-discovery-mechanism's finding",
             probe.status
-        ));
+        )));
     };
     if url::Url::parse(&raw).is_err() {
         return f.fail(format!("resource_metadata {raw:?} is not an absolute URL"));

@@ -30,18 +30,31 @@ pub fn wellknown(f: &mut Findings, d: &Discovery) -> StepResult {
         );
         return Ok(());
     }
-    f.fail("PRM is served neither at a well-known URL nor at a URL named by the challenge")
+    // Neither mechanism: MCP §4.2's MUST ("one of"), which rs-401-discovery-mechanism judges.
+    Err(Stop::Skip(
+        "PRM is served neither at a well-known URL nor at a URL named by the challenge: that is rs-401-discovery-mechanism's finding".into(),
+    ))
 }
 
-/// prm-unauthenticated: no PRM source demands credentials.
+/// prm-unauthenticated: no PRM source demands credentials. The URL the challenge names (the
+/// one MCP clients must use), or every source, demanding credentials fails: a discovery loop.
+/// A well-known URL that demands them while PRM is served without credentials elsewhere is a
+/// warning: clients fall back to the next URL, but one that stops at the 401 is stuck.
 pub fn unauthenticated(f: &mut Findings, d: &Discovery) -> StepResult {
+    let served_freely = d.attempts.iter().any(|a| a.doc().is_some());
     for a in &d.attempts {
         if let Ok(r) = &a.result
             && (r.status == 401 || r.status == 403)
         {
-            return f.fail(format!(
-                "{} answered {} to an unauthenticated request: a client cannot discover how to authenticate",
-                a.url, r.status
+            if a.source == "header" || !served_freely {
+                return f.fail(format!(
+                    "{} ({}) answered {} to an unauthenticated request: a client cannot discover how to authenticate",
+                    a.url, a.source, r.status
+                ));
+            }
+            f.warn(format!(
+                "{} ({}) answered {} to an unauthenticated request; PRM is served without credentials elsewhere, but a client that tries this URL first may stop there",
+                a.url, a.source, r.status
             ));
         }
     }
@@ -51,7 +64,8 @@ pub fn unauthenticated(f: &mut Findings, d: &Discovery) -> StepResult {
 }
 
 /// prm-resource-match (RFC 9728 §3.3): `resource` identical to the URL the metadata URL was
-/// derived from. A same-origin parent path is a warning: lenient clients accept it.
+/// derived from, or (from the challenge's URL) to the URL requested: a parent path fails. Only
+/// from the root well-known URL, whose own identifier is the origin, is a parent a warning.
 pub fn resource_match(f: &mut Findings, d: &Discovery) -> StepResult {
     require_doc(d, "Protected Resource Metadata")?;
     let expected = d.identifier.clone();
@@ -67,9 +81,11 @@ pub fn resource_match(f: &mut Findings, d: &Discovery) -> StepResult {
                 "PRM at {} ({}) names resource {got:?}, identical to the MCP URL",
                 a.url, a.source
             ));
-        } else if is_parent(&got, &expected) {
+        } else if is_parent(&got, &expected) && a.source == "root" {
+            // The root URL's RFC 9728 identifier is the origin (§3.3), while MCP uses it as a
+            // fallback for the MCP URL: a parent there is a warning, not a failure.
             f.warn(format!(
-                "PRM at {} names {got:?}, a parent of the MCP URL {expected:?}: only lenient clients accept this (RFC 9728 §3.3 demands identity)",
+                "PRM at the root URL {} names {got:?}, a parent of the MCP URL {expected:?}: only lenient clients accept this (RFC 9728 §3.3 demands identity)",
                 a.url
             ));
         } else {
@@ -203,8 +219,8 @@ pub fn no_empty_values(f: &mut Findings, d: &Discovery) -> StepResult {
     Ok(())
 }
 
-/// prm-consistent-sources (RFC 9728 §3.3): every source that serves PRM agrees on `resource`
-/// and `authorization_servers`.
+/// prm-consistent-sources (RFC 9728 §3.3): every source that serves PRM agrees on
+/// `authorization_servers` (each source's `resource` is prm-resource-match's finding).
 pub fn consistent_sources(f: &mut Findings, d: &Discovery) -> StepResult {
     let docs: Vec<(String, serde_json::Map<String, Value>)> = d
         .attempts
@@ -219,7 +235,7 @@ pub fn consistent_sources(f: &mut Findings, d: &Discovery) -> StepResult {
     }
     let (u0, first) = &docs[0];
     for (u, doc) in &docs[1..] {
-        for key in ["resource", "authorization_servers"] {
+        for key in ["authorization_servers"] {
             if first.get(key) != doc.get(key) {
                 return f.fail(format!(
                     "{key} differs: {} at {u0} but {} at {u}",
@@ -230,7 +246,7 @@ pub fn consistent_sources(f: &mut Findings, d: &Discovery) -> StepResult {
         }
     }
     f.pass(format!(
-        "{} PRM sources agree on resource and authorization_servers",
+        "{} PRM sources agree on authorization_servers",
         docs.len()
     ));
     Ok(())
