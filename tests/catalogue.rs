@@ -57,3 +57,22 @@ fn every_case_id_is_a_catalogue_requirement() {
         assert!(authconform::case::is_requirement_id(c.id()), "{}", c.id());
     }
 }
+
+/// Every level cites its sentence (issue 15): each shipped case quotes the normative text it
+/// enforces, with the section it comes from, so a report can show why the level is what it is.
+#[test]
+fn every_case_quotes_its_sentence() {
+    let cases = authconform::case::load_builtin(authconform::checks::NAMES)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let missing: Vec<&str> = cases
+        .iter()
+        .filter(|c| {
+            c.file
+                .quote
+                .as_ref()
+                .is_none_or(|q| q.text.trim().is_empty() || q.source.trim().is_empty())
+        })
+        .map(|c| c.id())
+        .collect();
+    assert!(missing.is_empty(), "no quote: {missing:?}");
+}
