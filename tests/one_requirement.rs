@@ -126,3 +126,24 @@ fn a_fragile_server_gets_the_same_verdicts_at_any_concurrency() {
     assert!(!unstable.is_empty());
     assert_eq!(parallel["unstable"]["concurrency"], 4);
 }
+
+/// An MCP endpoint that serves requests without a token breaks one requirement
+/// (rs-401-no-token). The cases that judge a challenge, or what a token sent elsewhere, a
+/// session id or a state handle adds, cannot be judged on it: they are errored, blocked by that
+/// case, not failed.
+#[test]
+fn an_unprotected_endpoint_fails_rs_401_no_token_and_blocks_the_rest() {
+    let (failed, errored, v) = verdicts_with("rs-401-no-token");
+    assert_eq!(failed, ["rs-401-no-token"], "failed: {failed:?}");
+    assert!(!errored.is_empty());
+    for r in v["results"].as_array().unwrap() {
+        if r["status"] == "errored" {
+            assert_eq!(r["blocked_by"]["case"], "rs-401-no-token", "{}", r["id"]);
+            assert_eq!(
+                r["blocked_by"]["condition"], "no-401-challenge",
+                "{}",
+                r["id"]
+            );
+        }
+    }
+}

@@ -288,6 +288,30 @@ pub async fn refetch_on_token(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     Ok(())
 }
 
+/// The rebinding DNS server and the rebound listener, or why the rebinding cannot be staged
+/// (skipped: the AS does not resolve through authconform, or [::1] is unavailable).
+fn rebinding(docs: &cimd::Documents) -> Result<(&cimd::dns::RebindDns, String), Stop> {
+    let dns = docs.dns.as_ref().map_err(|why| Stop::Skip(why.clone()))?;
+    let rebound = docs
+        .host
+        .rebound
+        .clone()
+        .map_err(|why| Stop::Skip(format!("no rebound listener: {why}")))?;
+    Ok((dns, rebound))
+}
+
+/// `cimd-ssrf-dns-rebind`'s first step: skipped before any document or control request when
+/// the rebinding cannot be staged.
+pub fn rebind_ready(ctx: &mut CaseCtx<'_>) -> StepResult {
+    let docs = document::documents(ctx)?.clone();
+    let (dns, rebound) = rebinding(&docs)?;
+    ctx.note(format!(
+        "the AS resolves through authconform's DNS server at {}; the rebound listener is {rebound}",
+        dns.addr
+    ));
+    Ok(())
+}
+
 /// `cimd-ssrf-dns-rebind` (MCP security best practices, SSRF: DNS resolution; CIMD-01 §6): the
 /// client_id names [`cimd::dns::REBIND_HOST`], which the run's DNS server first resolves to
 /// 127.0.0.1 (the document host) and, from the next lookup on, to ::1 (the rebound listener on
@@ -296,12 +320,7 @@ pub async fn refetch_on_token(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
 /// name and lets its HTTP client resolve again does.
 pub async fn dns_rebind(ctx: &mut CaseCtx<'_>) -> StepResult {
     let docs = document::documents(ctx)?.clone();
-    let dns = docs.dns.as_ref().map_err(|why| Stop::Skip(why.clone()))?;
-    let rebound = docs
-        .host
-        .rebound
-        .clone()
-        .map_err(|why| Stop::Skip(format!("no rebound listener: {why}")))?;
+    let (dns, rebound) = rebinding(&docs)?;
     let client_id = ctx
         .doc_vars
         .get("client_id")

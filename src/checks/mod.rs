@@ -185,6 +185,7 @@ registry! { ctx, on, args;
         "cimd_localhost_warning" => cimd::localhost_warning(ctx, &on("auth"), args),
         "cimd_trust_policy" => cimd::trust_policy(ctx, &on("auth")),
         "cimd_refetch_on_token" => cimd::refetch_on_token(ctx, &on("auth")).await,
+        "cimd_rebind_ready" => cimd::rebind_ready(ctx),
         "cimd_dns_rebind" => cimd::dns_rebind(ctx).await,
         "cimd_own_document" => cimd::own_document(ctx, &on("auth"), args),
         "cc_supported" => client_credentials::supported(ctx, args).await,

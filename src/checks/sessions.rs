@@ -125,6 +125,21 @@ async fn live_session(
 
 /// `rs-auth-every-request`: a live session id without a token is refused with 401 (MCP §9.1;
 /// Security Best Practices: sessions must not authenticate).
+/// The MCP endpoint served a request without any token: whatever a case meant to show about a
+/// session id or a state handle cannot be told from that; rs-401-no-token judges it. Marks the
+/// case blocked by it and returns the reason.
+fn unprotected(ctx: &mut CaseCtx<'_>, status: u16, what: &str) -> String {
+    let reason = format!(
+        "the MCP endpoint serves tools/list without any token ({status}): it is not protected, so {what} cannot be judged"
+    );
+    ctx.blocked_by.get_or_insert(crate::record::BlockedBy {
+        condition: "no-401-challenge".into(),
+        case: Some("rs-401-no-token".into()),
+        reason: reason.clone(),
+    });
+    reason
+}
+
 pub async fn session_needs_token(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     let at = saved_access_token(ctx, on)?;
     let sid = live_session(ctx, &at, ("the", "the token"), "abuse").await?;
@@ -141,9 +156,29 @@ pub async fn session_needs_token(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult 
             ctx.pass("a live session id without a token gets 401");
             Ok(())
         }
-        s if s < 300 => ctx.fail(format!(
-            "the session id alone was enough: tools/list without a token answered {s}"
-        )),
+        s if s < 300 => {
+            // Is it the session id that lets the request through, or is the endpoint not
+            // protected at all (rs-401-no-token's finding)? The same request without the id says.
+            let bare = mcp_post(
+                ctx,
+                "tools/list",
+                None,
+                None,
+                "tools/list with neither a session id nor a token",
+            )
+            .await?;
+            if bare.status < 300 {
+                return Err(Stop::Error(unprotected(
+                    ctx,
+                    bare.status,
+                    "what a session id adds",
+                )));
+            }
+            ctx.fail(format!(
+                "the session id alone was enough: tools/list without a token answered {s} (without the session id too: {})",
+                bare.status
+            ))
+        }
         s => ctx.fail(format!(
             "tools/list with a session id and no token answered {s}, not 401 with a challenge"
         )),
@@ -497,10 +532,23 @@ pub async fn state_handle_binding(
     match r.status {
         401 => ctx.pass("the handle without a token gets 401: it does not authenticate"),
         s if s < 300 => {
-            let m = format!(
-                "the handle without a token was served ({s}): possession of a handle authenticated the request, which MCP 2026-07-28 says MUST NOT happen"
-            );
-            finding(ctx, &mut failures, m);
+            let bare = mcp_post(
+                ctx,
+                "tools/list",
+                None,
+                None,
+                "tools/list with neither a handle nor a token",
+            )
+            .await?;
+            if bare.status < 300 {
+                let m = unprotected(ctx, bare.status, "whether a handle authenticates");
+                undecided.get_or_insert(m);
+            } else {
+                let m = format!(
+                    "the handle without a token was served ({s}): possession of a handle authenticated the request, which MCP 2026-07-28 says MUST NOT happen"
+                );
+                finding(ctx, &mut failures, m);
+            }
         }
         s if s >= 500 => {
             let m = format!("the handle without a token caused a server error ({s})");

@@ -50,6 +50,9 @@ pub enum Stage<'s> {
     Revocation,
     /// Any other valid request a case file sends (`http` steps: a registration, say).
     Http,
+    /// A request to the MCP endpoint that must be challenged (401) for the case to judge the
+    /// challenge: without a token, or (`with_token`) with a made-up one.
+    Challenge { with_token: bool },
 }
 
 /// A failed expectation of a stage-setting request means the case cannot be judged: it is
@@ -109,7 +112,23 @@ pub fn precondition_held(
             None,
             "the server refused a valid request".to_string(),
         ),
-        (_, Stage::Mcp) => (
+        (Some(s), Stage::Challenge { with_token }) => (
+            "no-401-challenge",
+            Some(if with_token {
+                "rs-401-invalid-token"
+            } else {
+                "rs-401-no-token"
+            }),
+            format!(
+                "the MCP endpoint answered {s} to a request {}: there is no 401 challenge to judge",
+                if with_token {
+                    "with a made-up token"
+                } else {
+                    "without a token"
+                }
+            ),
+        ),
+        (_, Stage::Mcp | Stage::Challenge { .. }) => (
             "valid-mcp-request-refused",
             None,
             "the MCP endpoint refused a valid request".to_string(),

@@ -194,13 +194,15 @@ pub async fn run_mcp(ctx: &mut CaseCtx<'_>, s: &McpRequestStep) -> StepResult {
         s.expect.as_ref(),
         Some(super::ErrorOwner::Resource),
     );
-    super::precondition_held(
-        ctx,
-        r,
-        s.precondition == Some(true),
-        name,
-        super::Stage::Mcp,
-    )
+    // A precondition that asks for a 401 sets the stage for a challenge check; any other,
+    // for a valid request.
+    let stage = match s.expect.as_ref().and_then(|e| e.status.as_deref()) {
+        Some([401]) => super::Stage::Challenge {
+            with_token: !s.authorization.is_empty(),
+        },
+        _ => super::Stage::Mcp,
+    };
+    super::precondition_held(ctx, r, s.precondition == Some(true), name, stage)
 }
 
 /// The `http` step.
