@@ -384,7 +384,7 @@ pub async fn dns_rebind(ctx: &mut CaseCtx<'_>) -> StepResult {
     }
     if pinned > 0 {
         ctx.pass(format!(
-            "the AS fetched the document from 127.0.0.1, the address {} resolved to when it was checked ({} DNS question(s)), and never from {rebound}: the checked address was the one used",
+            "the AS fetched the document from 127.0.0.1, the address {} first resolved to ({} DNS question(s)), and never from {rebound}: no later lookup steered the connection (whether the address is checked at all is cimd-ssrf-special-ip's question)",
             cimd::dns::REBIND_HOST,
             ours.len()
         ));

@@ -61,7 +61,7 @@ impl Documents {
         let dns = match resolver {
             Some(a) => dns::RebindDns::start(a).await?,
             None => {
-                return Ok(Self::with(host, Err("no [cimd] resolver in the profile: the AS does not resolve names through a DNS server authconform runs".into()), ca_path));
+                return Ok(Self::with(host, Err("no [cimd] resolver in the profile: the AS does not resolve names through a DNS server of this run".into()), ca_path));
             }
         };
         Ok(Self::with(host, Ok(dns), ca_path))

@@ -80,6 +80,28 @@ pub fn precondition_held(
         .and_then(|d| d.get("error")?.as_str().map(str::to_string));
     let method = ctx.exchanges.last().map(client_auth_method);
     let (condition, case, what) = match (status, stage) {
+        // A 5xx where a challenge was due is the 401 case's own failure, not a stage problem.
+        (Some(401), Stage::Challenge { .. }) => (
+            "challenge-incomplete",
+            None,
+            "the 401 challenge lacks what this case builds on".to_string(),
+        ),
+        (Some(s), Stage::Challenge { with_token }) => (
+            "no-401-challenge",
+            Some(if with_token {
+                "rs-401-invalid-token"
+            } else {
+                "rs-401-no-token"
+            }),
+            format!(
+                "the MCP endpoint answered {s} to a request {}: there is no 401 challenge to judge",
+                if with_token {
+                    "with a made-up token"
+                } else {
+                    "without a token"
+                }
+            ),
+        ),
         (Some(s), _) if s >= 500 => (
             "server-error",
             None,
@@ -111,22 +133,6 @@ pub fn precondition_held(
             "valid-request-refused",
             None,
             "the server refused a valid request".to_string(),
-        ),
-        (Some(s), Stage::Challenge { with_token }) => (
-            "no-401-challenge",
-            Some(if with_token {
-                "rs-401-invalid-token"
-            } else {
-                "rs-401-no-token"
-            }),
-            format!(
-                "the MCP endpoint answered {s} to a request {}: there is no 401 challenge to judge",
-                if with_token {
-                    "with a made-up token"
-                } else {
-                    "without a token"
-                }
-            ),
         ),
         (_, Stage::Mcp | Stage::Challenge { .. }) => (
             "valid-mcp-request-refused",
