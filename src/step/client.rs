@@ -171,6 +171,31 @@ pub async fn provision(ctx: &mut CaseCtx<'_>, want: &ClientStep) -> Result<Clien
     Ok(c)
 }
 
+/// The shared-secret method a confidential client is registered with when neither the case nor
+/// the profile names one: `client_secret_basic` if the AS lists it (or lists nothing: RFC 8414
+/// §2's default), else `client_secret_post` if listed. A client registered with a method the AS
+/// does not list could be refused at the token endpoint, and every case using it would be
+/// errored for the suite's choice, not the server's.
+fn advertised_secret_method(ctx: &CaseCtx<'_>) -> &'static str {
+    let listed = match ctx.saved.get("asm") {
+        Some(Saved::Discovery(d)) => d
+            .doc()
+            .and_then(|d| d.get("token_endpoint_auth_methods_supported").cloned()),
+        _ => None,
+    };
+    let has = |m: &str| {
+        listed
+            .as_ref()
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.iter().any(|x| x == m))
+    };
+    if listed.is_some() && !has("client_secret_basic") && has("client_secret_post") {
+        "client_secret_post"
+    } else {
+        "client_secret_basic"
+    }
+}
+
 async fn register(ctx: &mut CaseCtx<'_>, want: &ClientStep) -> Result<Client, Stop> {
     let what = match want.kind {
         ClientKind::Public => "public",
@@ -201,7 +226,7 @@ async fn register(ctx: &mut CaseCtx<'_>, want: &ClientStep) -> Result<Client, St
             .auth_method
             .clone()
             .or_else(|| ctx.env.profile.registration.confidential_method.clone())
-            .unwrap_or_else(|| "client_secret_basic".into()),
+            .unwrap_or_else(|| advertised_secret_method(ctx).into()),
     };
     let key = if method == "private_key_jwt" {
         let advertised = match ctx.saved.get("asm") {
