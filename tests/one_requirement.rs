@@ -147,3 +147,27 @@ fn an_unprotected_endpoint_fails_rs_401_no_token_and_blocks_the_rest() {
         }
     }
 }
+
+/// An AS that serves no metadata fails asm-available; every case that needs its metadata is
+/// errored, blocked by asm-available, rather than failed. prm-as-reachable fails beside it: from
+/// outside, an RS naming a wrong issuer and an AS serving nothing at the right one look alike.
+#[test]
+fn missing_as_metadata_fails_asm_available_and_blocks_the_rest() {
+    let (failed, errored, v) = verdicts_with("asm-available");
+    assert_eq!(
+        failed,
+        ["asm-available", "prm-as-reachable"],
+        "failed: {failed:?}"
+    );
+    assert!(errored.len() > 100, "errored: {}", errored.len());
+    for r in v["results"].as_array().unwrap() {
+        if r["status"] == "errored" {
+            assert_eq!(r["blocked_by"]["case"], "asm-available", "{}", r["id"]);
+            assert_eq!(
+                r["blocked_by"]["condition"], "no-metadata-document",
+                "{}",
+                r["id"]
+            );
+        }
+    }
+}

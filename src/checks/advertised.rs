@@ -12,9 +12,10 @@ use crate::step::{CaseCtx, StepResult, Stop};
 
 type Doc = serde_json::Map<String, Value>;
 
-fn doc_of(ctx: &CaseCtx<'_>, on: &str) -> Result<Doc, Stop> {
-    let d = ctx.discovery(on)?;
-    require_doc(d, "authorization server metadata")
+fn doc_of(ctx: &mut CaseCtx<'_>, on: &str) -> Result<Doc, Stop> {
+    let d = ctx.discovery(on)?.clone();
+    require_doc(&d, "authorization server metadata")
+        .map_err(|e| crate::step::discovery::without_doc(ctx, e, "asm-available"))
 }
 
 /// Which way the client-authentication cross-check compares metadata and behaviour.

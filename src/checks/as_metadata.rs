@@ -11,20 +11,25 @@ use crate::step::{CaseCtx, StepResult, Stop};
 
 type Doc = serde_json::Map<String, Value>;
 
-fn doc_of(ctx: &CaseCtx<'_>, on: &str) -> Result<Doc, Stop> {
-    let d = ctx.discovery(on)?;
-    require_doc(d, "authorization server metadata")
+fn doc_of(ctx: &mut CaseCtx<'_>, on: &str) -> Result<Doc, Stop> {
+    let d = ctx.discovery(on)?.clone();
+    require_doc(&d, "authorization server metadata")
+        .map_err(|e| crate::step::discovery::without_doc(ctx, e, "asm-available"))
 }
 
 /// asm-issuer-match (RFC 8414 §3.3, OIDC Discovery §4.3): every document served for the issuer
 /// states exactly that issuer.
 pub fn issuer_match(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    // Without a document there is nothing to judge: blocked by asm-available.
+    doc_of(ctx, on)?;
     let d = ctx.discovery(on)?.clone();
     ctx.judged(|f| judge::as_metadata::issuer_match(f, &d))
 }
 
 /// asm-issuer-form (RFC 8414 §2): https, no query, no fragment.
 pub fn issuer_form(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    // Without a document there is nothing to judge: blocked by asm-available.
+    doc_of(ctx, on)?;
     let d = ctx.discovery(on)?.clone();
     ctx.judged(|f| judge::as_metadata::issuer_form(f, &d))
 }
@@ -33,12 +38,16 @@ pub fn issuer_form(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
 /// `client_secret_basic` only; an AS that takes public clients (CIMD, or DCR for native apps)
 /// must list `none` so clients know.
 pub fn auth_methods(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    // Without a document there is nothing to judge: blocked by asm-available.
+    doc_of(ctx, on)?;
     let d = ctx.discovery(on)?.clone();
     ctx.judged(|f| judge::as_metadata::auth_methods(f, &d))
 }
 
 /// asm-endpoints-https (MCP 11.3, OAuth 2.1 §1.5): every endpoint and URI member is https.
 pub fn endpoints_https(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    // Without a document there is nothing to judge: blocked by asm-available.
+    doc_of(ctx, on)?;
     let d = ctx.discovery(on)?.clone();
     ctx.judged(|f| judge::as_metadata::endpoints_https(f, &d))
 }
@@ -231,6 +240,8 @@ pub fn protected_resources(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
 /// asm-oidc-consistency (MCP 4.3): when both the RFC 8414 and the OIDC documents are served,
 /// they agree on the endpoints.
 pub fn oidc_consistency(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    // Without a document there is nothing to judge: blocked by asm-available.
+    doc_of(ctx, on)?;
     let d = ctx.discovery(on)?.clone();
     ctx.judged(|f| judge::as_metadata::oidc_consistency(f, &d))
 }
@@ -238,7 +249,8 @@ pub fn oidc_consistency(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
 /// asm-fuzz: odd variants of the metadata request get 404/405/valid JSON, never a 5xx.
 pub async fn fuzz(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     let d = ctx.discovery(on)?.clone();
-    require_doc(&d, "authorization server metadata")?;
+    require_doc(&d, "authorization server metadata")
+        .map_err(|e| crate::step::discovery::without_doc(ctx, e, "asm-available"))?;
     let u = d.chosen().map(|a| a.url.clone()).unwrap_or_default();
     type Probe<'a> = (&'a str, String, Vec<(&'a str, &'a str)>);
     let probes: Vec<Probe<'_>> = vec![
@@ -349,6 +361,8 @@ pub async fn jwks(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
 /// as-auth-endpoint-get-fragment (OAuth 2.1 §3.1: "The endpoint URI MUST NOT include a
 /// fragment component"): `authorization_endpoint` has no `#` in any document served.
 pub fn auth_endpoint_no_fragment(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    // Without a document there is nothing to judge: blocked by asm-available.
+    doc_of(ctx, on)?;
     let d = ctx.discovery(on)?.clone();
     ctx.judged(|f| judge::as_metadata::auth_endpoint_no_fragment(f, &d))
 }

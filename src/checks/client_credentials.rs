@@ -26,9 +26,8 @@ pub async fn supported(ctx: &mut CaseCtx<'_>, args: &BTreeMap<String, toml::Valu
     };
     ctx.saved.entry("asm".into()).or_insert(asm);
     let Some(doc) = doc else {
-        return Err(Stop::Error(
-            "no authorization server metadata found (see the asm-* cases)".into(),
-        ));
+        let e = Stop::Error("no authorization server metadata found (see the asm-* cases)".into());
+        return Err(discovery::without_doc(ctx, e, "asm-available"));
     };
     match doc.get("grant_types_supported") {
         Some(Value::Array(a)) if a.iter().any(|g| g.as_str() == Some(grant.as_str())) => {

@@ -46,10 +46,13 @@ pub fn authorization_servers(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
 }
 
 /// prm-as-reachable: some listed issuer resolves, via the MCP discovery order, to metadata
-/// whose `issuer` is that same string.
+/// whose `issuer` is that same string. When the listed AS serves no metadata at all this fails
+/// beside asm-available: from outside, an RS naming a wrong issuer and an AS serving nothing at
+/// the right one look the same.
 pub async fn as_reachable(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     let d = ctx.discovery(on)?.clone();
-    let doc = require_doc(&d, "Protected Resource Metadata")?;
+    let doc = require_doc(&d, "Protected Resource Metadata")
+        .map_err(|e| crate::step::discovery::without_doc(ctx, e, "prm-200-json"))?;
     let issuers: Vec<String> = doc
         .get("authorization_servers")
         .and_then(Value::as_array)
@@ -164,7 +167,8 @@ pub fn consistent_sources(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
 /// prm-https (OAuth 2.1 §1.5, MCP 11.3): PRM is not served over plain http.
 pub async fn https(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     let d = ctx.discovery(on)?.clone();
-    require_doc(&d, "Protected Resource Metadata")?;
+    require_doc(&d, "Protected Resource Metadata")
+        .map_err(|e| crate::step::discovery::without_doc(ctx, e, "prm-200-json"))?;
     let served: Vec<String> = d
         .attempts
         .iter()

@@ -146,9 +146,10 @@ fn enc(s: &str) -> String {
 /// tls-as (OAuth 2.1 §1.5, MCP 2025-11-25 §11.3): the AS endpoints over plain http are refused
 /// or redirected to https, with nothing processed: no token, no OAuth answer, no login page.
 pub async fn tls_as(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
-    let doc = ctx.discovery(on)?.doc().ok_or_else(|| {
-        Stop::Error("no authorization server metadata (see asm-available)".into())
-    })?;
+    let Some(doc) = ctx.discovery(on)?.doc() else {
+        let e = Stop::Error("no authorization server metadata (see asm-available)".into());
+        return Err(crate::step::discovery::without_doc(ctx, e, "asm-available"));
+    };
     // A client the AS knows, so that a processing AS shows its login page or a real grant
     // error rather than an unknown-client page; nothing is registered for this probe.
     let (client_id, redirect) = match ctx.saved.get("client") {

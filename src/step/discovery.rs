@@ -24,14 +24,28 @@ pub async fn as_endpoint(ctx: &mut CaseCtx<'_>, member: &str) -> Result<String, 
         _ => None,
     };
     let Some(doc) = doc else {
-        return Err(Stop::Error(
-            "no authorization server metadata found (see the asm-* cases)".into(),
-        ));
+        let e = Stop::Error("no authorization server metadata found (see the asm-* cases)".into());
+        return Err(without_doc(ctx, e, "asm-available"));
     };
     match doc.get(member) {
         Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
         _ => Err(Stop::Skip(format!("the AS metadata has no {member}"))),
     }
+}
+
+/// A metadata document that is not there blocks a case that reads its members: the case is
+/// errored, blocked by the case that judges whether a document is served (`owner`:
+/// asm-available or prm-200-json), instead of failing for it. Other stops pass through.
+pub fn without_doc(ctx: &mut CaseCtx<'_>, e: Stop, owner: &str) -> Stop {
+    if let Stop::Error(m) = &e {
+        ctx.blocked_by
+            .get_or_insert_with(|| crate::record::BlockedBy {
+                condition: "no-metadata-document".into(),
+                case: Some(owner.into()),
+                reason: m.clone(),
+            });
+    }
+    e
 }
 
 /// The run's AS metadata discovery (401 → PRM → AS metadata), made once per run: the session

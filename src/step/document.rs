@@ -99,9 +99,16 @@ pub async fn ready(ctx: &mut CaseCtx<'_>) -> Result<Control, Stop> {
     };
     ctx.note(format!("CIMD control (once per run): {}", control.summary));
     if let Some(e) = &control.error {
-        return Err(Stop::Error(format!(
+        let e = Stop::Error(format!(
             "the CIMD control authorization could not be made: {e}"
-        )));
+        ));
+        // No AS metadata at all: asm-available's finding, not this case's.
+        if let Ok(Saved::Discovery(d)) = super::discovery::shared_as_metadata(ctx).await
+            && d.doc().is_none()
+        {
+            return Err(super::discovery::without_doc(ctx, e, "asm-available"));
+        }
+        return Err(e);
     }
     if control.accepted {
         return Ok(control);

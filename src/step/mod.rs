@@ -194,15 +194,32 @@ fn expect_on(
         None => match saved {
             // A discovery that found no document: the expectation is about that document, so
             // its absence is what the server did wrong, not something the suite failed to see.
+            // Only the case that owns "a document is served" fails for that; the others, whose
+            // expectations are about members of the document, cannot be judged without one.
             Saved::Discovery(d) if d.attempts.iter().any(|a| a.result.is_ok()) => {
-                ctx.fail(format!(
+                let msg = format!(
                     "no usable document at {}",
                     d.attempts
                         .iter()
                         .map(|a| a.url.as_str())
                         .collect::<Vec<_>>()
                         .join(", ")
-                ))
+                );
+                let prm = d
+                    .attempts
+                    .iter()
+                    .any(|a| a.url.contains("/.well-known/oauth-protected-resource"));
+                let owner = if prm { "prm-200-json" } else { "asm-available" };
+                if ctx.case_id == owner {
+                    return ctx.fail(msg);
+                }
+                let reason = format!("{msg}: there is no metadata to judge ({owner} judges that)");
+                ctx.blocked_by.get_or_insert(crate::record::BlockedBy {
+                    condition: "no-metadata-document".into(),
+                    case: Some(owner.into()),
+                    reason: reason.clone(),
+                });
+                Err(Stop::Error(reason))
             }
             _ => Err(Stop::Error(format!("`{name}` holds no response"))),
         },
