@@ -264,6 +264,7 @@ pub const FAULTS: &[&str] = &[
     "intro-auth-required",
     "intro-active",
     "intro-inactive",
+    "intro-inactive.no-extra",
     "intro-hint-ignored",
     "intro-refresh-token",
     "intro-aud-present",

@@ -910,6 +910,11 @@ pub fn introspect(s: &Ref, method: &Method, headers: &HeaderMap, body: &[u8]) ->
             json(200, v)
         }
         None if s.fault("intro-inactive") => token_error(s, 404, "invalid_token", "unknown token"),
+        // The faulty server says more than "not active": whose it would be and why it is not.
+        _ if s.fault("intro-inactive.no-extra") => json(
+            200,
+            json!({ "active": false, "iss": s.issuer, "token_type": "Bearer", "reason": "unknown or expired" }),
+        ),
         _ => json(200, json!({ "active": false })),
     }
 }

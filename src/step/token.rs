@@ -386,6 +386,7 @@ pub async fn run(ctx: &mut CaseCtx<'_>, s: &TokenStep) -> StepResult {
         &s.save,
         match s.endpoint.as_deref() {
             Some("revocation") => super::Stage::Revocation,
+            Some("introspection") => super::Stage::Http,
             _ => super::Stage::Token(&s.grant_type),
         },
     )
