@@ -210,11 +210,6 @@ mod tests {
         assert_eq!(std::fs::read_to_string(path).expect("ca.pem"), a.ca_pem);
         let _ = std::fs::remove_dir_all(&dir);
     }
-}
-
-#[cfg(test)]
-mod constraint_tests {
-    use super::*;
 
     /// A CA stored before `authconform.test` joined the constraints: its leaves must not name
     /// the rebinding host, or an AS trusting it would refuse every document.

@@ -127,6 +127,16 @@ fn a_fragile_server_gets_the_same_verdicts_at_any_concurrency() {
     assert_eq!(parallel["unstable"]["concurrency"], 4);
 }
 
+/// Every errored case of the run names `case` and `condition` as what blocked it.
+fn assert_errored_blocked_by(v: &serde_json::Value, case: &str, condition: &str) {
+    for r in v["results"].as_array().unwrap() {
+        if r["status"] == "errored" {
+            assert_eq!(r["blocked_by"]["case"], case, "{}", r["id"]);
+            assert_eq!(r["blocked_by"]["condition"], condition, "{}", r["id"]);
+        }
+    }
+}
+
 /// An MCP endpoint that serves requests without a token breaks one requirement
 /// (rs-401-no-token). The cases that judge a challenge, or what a token sent elsewhere, a
 /// session id or a state handle adds, cannot be judged on it: they are errored, blocked by that
@@ -136,16 +146,7 @@ fn an_unprotected_endpoint_fails_rs_401_no_token_and_blocks_the_rest() {
     let (failed, errored, v) = verdicts_with("rs-401-no-token");
     assert_eq!(failed, ["rs-401-no-token"], "failed: {failed:?}");
     assert!(!errored.is_empty());
-    for r in v["results"].as_array().unwrap() {
-        if r["status"] == "errored" {
-            assert_eq!(r["blocked_by"]["case"], "rs-401-no-token", "{}", r["id"]);
-            assert_eq!(
-                r["blocked_by"]["condition"], "no-401-challenge",
-                "{}",
-                r["id"]
-            );
-        }
-    }
+    assert_errored_blocked_by(&v, "rs-401-no-token", "no-401-challenge");
 }
 
 /// An AS that serves no metadata fails asm-available; every case that needs its metadata is
@@ -160,14 +161,5 @@ fn missing_as_metadata_fails_asm_available_and_blocks_the_rest() {
         "failed: {failed:?}"
     );
     assert!(errored.len() > 100, "errored: {}", errored.len());
-    for r in v["results"].as_array().unwrap() {
-        if r["status"] == "errored" {
-            assert_eq!(r["blocked_by"]["case"], "asm-available", "{}", r["id"]);
-            assert_eq!(
-                r["blocked_by"]["condition"], "no-metadata-document",
-                "{}",
-                r["id"]
-            );
-        }
-    }
+    assert_errored_blocked_by(&v, "asm-available", "no-metadata-document");
 }

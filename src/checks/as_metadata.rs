@@ -11,6 +11,21 @@ use crate::step::{CaseCtx, StepResult, Stop};
 
 type Doc = serde_json::Map<String, Value>;
 
+/// A judgement of the AS metadata discovery saved as `on`. Without a document there is nothing
+/// to judge: the case is blocked by asm-available (see [`doc_of`]).
+fn judged_doc(
+    ctx: &mut CaseCtx<'_>,
+    on: &str,
+    judge: fn(
+        &mut authconform_core::verdict::Findings,
+        &authconform_core::metadata::Discovery,
+    ) -> StepResult,
+) -> StepResult {
+    doc_of(ctx, on)?;
+    let d = ctx.discovery(on)?.clone();
+    ctx.judged(|f| judge(f, &d))
+}
+
 fn doc_of(ctx: &mut CaseCtx<'_>, on: &str) -> Result<Doc, Stop> {
     let d = ctx.discovery(on)?.clone();
     require_doc(&d, "authorization server metadata")
@@ -20,36 +35,24 @@ fn doc_of(ctx: &mut CaseCtx<'_>, on: &str) -> Result<Doc, Stop> {
 /// asm-issuer-match (RFC 8414 §3.3, OIDC Discovery §4.3): every document served for the issuer
 /// states exactly that issuer.
 pub fn issuer_match(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
-    // Without a document there is nothing to judge: blocked by asm-available.
-    doc_of(ctx, on)?;
-    let d = ctx.discovery(on)?.clone();
-    ctx.judged(|f| judge::as_metadata::issuer_match(f, &d))
+    judged_doc(ctx, on, judge::as_metadata::issuer_match)
 }
 
 /// asm-issuer-form (RFC 8414 §2): https, no query, no fragment.
 pub fn issuer_form(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
-    // Without a document there is nothing to judge: blocked by asm-available.
-    doc_of(ctx, on)?;
-    let d = ctx.discovery(on)?.clone();
-    ctx.judged(|f| judge::as_metadata::issuer_form(f, &d))
+    judged_doc(ctx, on, judge::as_metadata::issuer_form)
 }
 
 /// asm-auth-methods (RFC 8414 §2): an omitted `token_endpoint_auth_methods_supported` means
 /// `client_secret_basic` only; an AS that takes public clients (CIMD, or DCR for native apps)
 /// must list `none` so clients know.
 pub fn auth_methods(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
-    // Without a document there is nothing to judge: blocked by asm-available.
-    doc_of(ctx, on)?;
-    let d = ctx.discovery(on)?.clone();
-    ctx.judged(|f| judge::as_metadata::auth_methods(f, &d))
+    judged_doc(ctx, on, judge::as_metadata::auth_methods)
 }
 
 /// asm-endpoints-https (MCP 11.3, OAuth 2.1 §1.5): every endpoint and URI member is https.
 pub fn endpoints_https(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
-    // Without a document there is nothing to judge: blocked by asm-available.
-    doc_of(ctx, on)?;
-    let d = ctx.discovery(on)?.clone();
-    ctx.judged(|f| judge::as_metadata::endpoints_https(f, &d))
+    judged_doc(ctx, on, judge::as_metadata::endpoints_https)
 }
 
 /// What the run's other cases saw at an endpoint the metadata names (run facts): the cases a
@@ -240,10 +243,7 @@ pub fn protected_resources(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
 /// asm-oidc-consistency (MCP 4.3): when both the RFC 8414 and the OIDC documents are served,
 /// they agree on the endpoints.
 pub fn oidc_consistency(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
-    // Without a document there is nothing to judge: blocked by asm-available.
-    doc_of(ctx, on)?;
-    let d = ctx.discovery(on)?.clone();
-    ctx.judged(|f| judge::as_metadata::oidc_consistency(f, &d))
+    judged_doc(ctx, on, judge::as_metadata::oidc_consistency)
 }
 
 /// asm-fuzz: odd variants of the metadata request get 404/405/valid JSON, never a 5xx.
@@ -361,10 +361,7 @@ pub async fn jwks(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
 /// as-auth-endpoint-get-fragment (OAuth 2.1 §3.1: "The endpoint URI MUST NOT include a
 /// fragment component"): `authorization_endpoint` has no `#` in any document served.
 pub fn auth_endpoint_no_fragment(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
-    // Without a document there is nothing to judge: blocked by asm-available.
-    doc_of(ctx, on)?;
-    let d = ctx.discovery(on)?.clone();
-    ctx.judged(|f| judge::as_metadata::auth_endpoint_no_fragment(f, &d))
+    judged_doc(ctx, on, judge::as_metadata::auth_endpoint_no_fragment)
 }
 
 /// asm-response-types-values (RFC 8414 §2, RFC 6749 §3.1.1): `response_types_supported` holds

@@ -184,10 +184,7 @@ pub fn localhost_warning(
     on: &str,
     args: &std::collections::BTreeMap<String, toml::Value>,
 ) -> StepResult {
-    let baseline_name = args
-        .get("baseline")
-        .and_then(toml::Value::as_str)
-        .unwrap_or("baseline");
+    let baseline_name = super::arg_str(args, "baseline", "baseline");
     let baseline = consent_text(ctx, baseline_name)?.to_lowercase();
     let text = consent_text(ctx, on)?.to_lowercase();
     const WORDS: &[&str] = &[
@@ -429,11 +426,7 @@ pub fn own_document(
     on: &str,
     args: &std::collections::BTreeMap<String, toml::Value>,
 ) -> StepResult {
-    let file = args
-        .get("file")
-        .and_then(toml::Value::as_str)
-        .unwrap_or("client.json")
-        .to_string();
+    let file = super::arg_str(args, "file", "client.json").to_string();
     let a = authorize::authorization(ctx, on)?.clone();
     let docs = document::documents(ctx)?.clone();
     let path = format!("{}/{file}", document::case_dir(ctx, &docs));

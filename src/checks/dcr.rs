@@ -89,17 +89,12 @@ pub fn invalid_handled(
 ) -> StepResult {
     let r = response(ctx, on)?;
     let Some(m) = registered(&r) else {
-        let codes: Vec<String> = args
-            .get("codes")
-            .and_then(toml::Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(toml::Value::as_str)
+        let codes: Vec<String> = super::arg_strings(args, "codes")
+            .unwrap_or_default()
+            .iter()
             .filter_map(|c| ctx.expand(c).ok())
             .collect();
-        let e = r
-            .json()
-            .and_then(|d| d.get("error").and_then(Value::as_str).map(str::to_string));
+        let e = super::tokens::oauth_error(&r);
         return match e {
             Some(e) if r.status == 400 && (codes.is_empty() || codes.contains(&e)) => {
                 ctx.pass(format!("the malformed metadata was refused: 400 error={e}"));

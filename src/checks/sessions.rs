@@ -123,23 +123,37 @@ async fn live_session(
     Ok(sid)
 }
 
-/// `rs-auth-every-request`: a live session id without a token is refused with 401 (MCP §9.1;
-/// Security Best Practices: sessions must not authenticate).
-/// The MCP endpoint served a request without any token: whatever a case meant to show about a
-/// session id or a state handle cannot be told from that; rs-401-no-token judges it. Marks the
-/// case blocked by it and returns the reason.
-fn unprotected(ctx: &mut CaseCtx<'_>, status: u16, what: &str) -> String {
+/// A request without a token was served although it carried a session id or a state handle
+/// (`carrying`): is it that credential that let it through, or is the endpoint not protected
+/// at all (rs-401-no-token's finding)? The same request with neither says. Returns its status
+/// and, when it was served too, the reason `judged` cannot be judged (the case is then marked
+/// blocked by rs-401-no-token).
+async fn served_bare(
+    ctx: &mut CaseCtx<'_>,
+    carrying: &str,
+    judged: &str,
+) -> Result<(u16, Option<String>), Stop> {
+    let bare = mcp_post(
+        ctx,
+        "tools/list",
+        None,
+        None,
+        &format!("tools/list with neither {carrying} nor a token"),
+    )
+    .await?;
+    if bare.status >= 300 {
+        return Ok((bare.status, None));
+    }
     let reason = format!(
-        "the MCP endpoint serves tools/list without any token ({status}): it is not protected, so {what} cannot be judged"
+        "the MCP endpoint serves tools/list without any token ({}): it is not protected, so {judged} cannot be judged",
+        bare.status
     );
-    ctx.blocked_by.get_or_insert(crate::record::BlockedBy {
-        condition: "no-401-challenge".into(),
-        case: Some("rs-401-no-token".into()),
-        reason: reason.clone(),
-    });
-    reason
+    ctx.block("no-401-challenge", Some("rs-401-no-token"), &reason);
+    Ok((bare.status, Some(reason)))
 }
 
+/// `rs-auth-every-request`: a live session id without a token is refused with 401 (MCP §9.1;
+/// Security Best Practices: sessions must not authenticate).
 pub async fn session_needs_token(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
     let at = saved_access_token(ctx, on)?;
     let sid = live_session(ctx, &at, ("the", "the token"), "abuse").await?;
@@ -157,26 +171,13 @@ pub async fn session_needs_token(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult 
             Ok(())
         }
         s if s < 300 => {
-            // Is it the session id that lets the request through, or is the endpoint not
-            // protected at all (rs-401-no-token's finding)? The same request without the id says.
-            let bare = mcp_post(
-                ctx,
-                "tools/list",
-                None,
-                None,
-                "tools/list with neither a session id nor a token",
-            )
-            .await?;
-            if bare.status < 300 {
-                return Err(Stop::Error(unprotected(
-                    ctx,
-                    bare.status,
-                    "what a session id adds",
-                )));
+            let (bare, unprotected) =
+                served_bare(ctx, "a session id", "what a session id adds").await?;
+            if let Some(reason) = unprotected {
+                return Err(Stop::Error(reason));
             }
             ctx.fail(format!(
-                "the session id alone was enough: tools/list without a token answered {s} (without the session id too: {})",
-                bare.status
+                "the session id alone was enough: tools/list without a token answered {s} (without the session id too: {bare})"
             ))
         }
         s => ctx.fail(format!(
@@ -532,16 +533,9 @@ pub async fn state_handle_binding(
     match r.status {
         401 => ctx.pass("the handle without a token gets 401: it does not authenticate"),
         s if s < 300 => {
-            let bare = mcp_post(
-                ctx,
-                "tools/list",
-                None,
-                None,
-                "tools/list with neither a handle nor a token",
-            )
-            .await?;
-            if bare.status < 300 {
-                let m = unprotected(ctx, bare.status, "whether a handle authenticates");
+            let (_, unprotected) =
+                served_bare(ctx, "a handle", "whether a handle authenticates").await?;
+            if let Some(m) = unprotected {
                 undecided.get_or_insert(m);
             } else {
                 let m = format!(

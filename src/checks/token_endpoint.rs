@@ -238,12 +238,7 @@ pub async fn jwt_assertion_graded(
         .map_err(Stop::Error)?;
     let code = super::arg_str(args, "error", "invalid_client").to_string();
     let r = token_response(ctx, on)?;
-    // A rate limit says nothing about the assertion: the suite could not tell.
-    if let Some(limit) = r.rate_limited() {
-        return Err(Stop::Error(format!(
-            "the token endpoint rate-limited the request ({limit})"
-        )));
-    }
+    super::tokens::not_rate_limited(&r, "the request")?;
     if let Some(mut shape) = crate::step::expect::token_refused(&r, &[code.as_str()]) {
         // O21 3.2.4: invalid_client MAY come with 401, so 401 is no deviation for it.
         if code == "invalid_client" && r.status == 401 {

@@ -144,11 +144,7 @@ pub async fn refresh_resource_binding(ctx: &mut CaseCtx<'_>, on: &str) -> StepRe
             r.status
         ));
     }
-    if let Some(limit) = r.rate_limited() {
-        return Err(Stop::Error(format!(
-            "the token endpoint rate-limited the refresh ({limit})"
-        )));
-    }
+    super::tokens::not_rate_limited(&r, "the refresh")?;
     // Any refusal keeps the binding; its shape (invalid_target is RFC 8707's code) is
     // tok-error-format's requirement, noted.
     if let Some(shape) =
@@ -439,11 +435,7 @@ pub async fn refresh_scope_escalation(ctx: &mut CaseCtx<'_>, on: &str) -> StepRe
     };
     let r = r.clone();
     let doc = r.json().unwrap_or_default();
-    if let Some(limit) = r.rate_limited() {
-        return Err(Stop::Error(format!(
-            "the token endpoint rate-limited the refresh ({limit})"
-        )));
-    }
+    super::tokens::not_rate_limited(&r, "the refresh")?;
     // Any refusal keeps the grant's scope; its shape (invalid_scope is the defined code) is
     // tok-error-format's requirement, noted.
     if let Some(shape) = crate::step::expect::token_refused(&r, &["invalid_scope"]) {

@@ -26,6 +26,17 @@ pub const OTHER_RESOURCE: &str = "https://other.authconform.test/mcp";
 // ---------------------------------------------------------------------------------------------
 // Saved token responses
 
+/// A token endpoint answer that is a rate limit says nothing about the requirement: the suite
+/// could not tell (`errored`). `what` names the request in the message.
+pub fn not_rate_limited(r: &Response, what: &str) -> Result<(), Stop> {
+    match r.rate_limited() {
+        Some(limit) => Err(Stop::Error(format!(
+            "the token endpoint rate-limited {what} ({limit})"
+        ))),
+        None => Ok(()),
+    }
+}
+
 pub fn saved_response(ctx: &CaseCtx<'_>, on: &str) -> Result<Response, Stop> {
     match ctx.saved.get(on).and_then(|s| s.response()) {
         Some((_, r)) => Ok(r.clone()),

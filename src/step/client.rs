@@ -177,23 +177,34 @@ pub async fn provision(ctx: &mut CaseCtx<'_>, want: &ClientStep) -> Result<Clien
 /// does not list could be refused at the token endpoint, and every case using it would be
 /// errored for the suite's choice, not the server's.
 fn advertised_secret_method(ctx: &CaseCtx<'_>) -> &'static str {
-    let listed = match ctx.saved.get("asm") {
-        Some(Saved::Discovery(d)) => d
-            .doc()
-            .and_then(|d| d.get("token_endpoint_auth_methods_supported").cloned()),
-        _ => None,
-    };
-    let has = |m: &str| {
-        listed
-            .as_ref()
-            .and_then(Value::as_array)
-            .is_some_and(|a| a.iter().any(|x| x == m))
-    };
-    if listed.is_some() && !has("client_secret_basic") && has("client_secret_post") {
-        "client_secret_post"
-    } else {
-        "client_secret_basic"
+    match listed_auth_methods(ctx) {
+        Some(l)
+            if !l.iter().any(|m| m == "client_secret_basic")
+                && l.iter().any(|m| m == "client_secret_post") =>
+        {
+            "client_secret_post"
+        }
+        _ => "client_secret_basic",
     }
+}
+
+/// The AS metadata's `token_endpoint_auth_methods_supported` (as the case discovered it), when
+/// it is a list; `None` when absent (RFC 8414 §2: client_secret_basic).
+fn listed_auth_methods(ctx: &CaseCtx<'_>) -> Option<Vec<String>> {
+    let Some(Saved::Discovery(d)) = ctx.saved.get("asm") else {
+        return None;
+    };
+    let listed = d
+        .doc()?
+        .get("token_endpoint_auth_methods_supported")?
+        .clone();
+    Some(
+        listed
+            .as_array()?
+            .iter()
+            .filter_map(|m| m.as_str().map(str::to_string))
+            .collect(),
+    )
 }
 
 async fn register(ctx: &mut CaseCtx<'_>, want: &ClientStep) -> Result<Client, Stop> {
@@ -229,17 +240,7 @@ async fn register(ctx: &mut CaseCtx<'_>, want: &ClientStep) -> Result<Client, St
             .unwrap_or_else(|| advertised_secret_method(ctx).into()),
     };
     let key = if method == "private_key_jwt" {
-        let advertised = match ctx.saved.get("asm") {
-            Some(Saved::Discovery(d)) => d
-                .doc()
-                .and_then(|d| d.get("token_endpoint_auth_methods_supported").cloned()),
-            _ => None,
-        };
-        if !advertised
-            .as_ref()
-            .and_then(Value::as_array)
-            .is_some_and(|a| a.iter().any(|m| m == "private_key_jwt"))
-        {
+        if !listed_auth_methods(ctx).is_some_and(|l| l.iter().any(|m| m == "private_key_jwt")) {
             return Err(Stop::Skip(
                 "the AS does not list private_key_jwt in token_endpoint_auth_methods_supported"
                     .into(),

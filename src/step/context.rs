@@ -299,6 +299,18 @@ impl<'a> CaseCtx<'a> {
         self.details.push(msg.into());
     }
 
+    /// Records why the case cannot be judged: a `condition` the run lists once, the case whose
+    /// requirement it breaks (if any) and the reason. The first cause recorded stays. The
+    /// caller ends the case `errored` with the same reason.
+    pub fn block(&mut self, condition: &str, case: Option<&str>, reason: &str) {
+        self.blocked_by
+            .get_or_insert_with(|| crate::record::BlockedBy {
+                condition: condition.into(),
+                case: case.map(str::to_string),
+                reason: reason.to_string(),
+            });
+    }
+
     pub fn fail(&mut self, msg: impl Into<String>) -> StepResult {
         Err(self.failed(msg))
     }

@@ -38,12 +38,7 @@ pub async fn as_endpoint(ctx: &mut CaseCtx<'_>, member: &str) -> Result<String, 
 /// asm-available or prm-200-json), instead of failing for it. Other stops pass through.
 pub fn without_doc(ctx: &mut CaseCtx<'_>, e: Stop, owner: &str) -> Stop {
     if let Stop::Error(m) = &e {
-        ctx.blocked_by
-            .get_or_insert_with(|| crate::record::BlockedBy {
-                condition: "no-metadata-document".into(),
-                case: Some(owner.into()),
-                reason: m.clone(),
-            });
+        ctx.block("no-metadata-document", Some(owner), m);
     }
     e
 }

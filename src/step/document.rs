@@ -127,14 +127,14 @@ pub async fn ready(ctx: &mut CaseCtx<'_>) -> Result<Control, Stop> {
     );
     // One cause for every CIMD case: reports name it once, judged by the case whose
     // requirement is that a valid document works.
-    ctx.blocked_by.get_or_insert(crate::record::BlockedBy {
-        condition: "cimd-valid-document-refused".into(),
-        case: Some("cimd-fetch".into()),
-        reason: format!(
+    ctx.block(
+        "cimd-valid-document-refused",
+        Some("cimd-fetch"),
+        &format!(
             "the AS did not accept a valid client metadata document: {}",
             control.summary
         ),
-    });
+    );
     Err(Stop::Error(reason))
 }
 

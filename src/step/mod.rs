@@ -141,11 +141,7 @@ pub fn precondition_held(
         ),
     };
     let reason = format!("{what}, so this case's probe cannot be judged: {m}");
-    ctx.blocked_by.get_or_insert(crate::record::BlockedBy {
-        condition: condition.into(),
-        case: case.map(str::to_string),
-        reason: reason.clone(),
-    });
+    ctx.block(condition, case, &reason);
     Err(Stop::Error(reason))
 }
 
@@ -214,12 +210,7 @@ fn expect_on(
                     return ctx.fail(msg);
                 }
                 let reason = format!("{msg}: there is no metadata to judge ({owner} judges that)");
-                ctx.blocked_by.get_or_insert(crate::record::BlockedBy {
-                    condition: "no-metadata-document".into(),
-                    case: Some(owner.into()),
-                    reason: reason.clone(),
-                });
-                Err(Stop::Error(reason))
+                Err(discovery::without_doc(ctx, Stop::Error(reason), owner))
             }
             _ => Err(Stop::Error(format!("`{name}` holds no response"))),
         },
