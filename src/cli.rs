@@ -74,6 +74,11 @@ pub struct TargetArgs {
     /// Run against the built-in reference server with this fault (a case id). Repeatable.
     #[arg(long = "reference-fault", value_name = "ID", conflicts_with_all = ["resource", "issuer", "config"])]
     pub reference_faults: Vec<String>,
+    /// With no target named: how the built-in reference presents its login: form (HTML forms,
+    /// the `form` driver), json (a JSON login API, the `script` driver) or spa (a page whose
+    /// script renders the form, the `browser` driver; needs Chromium).
+    #[arg(long = "reference-login", value_name = "STYLE", default_value = "form", value_parser = parse_login_style, conflicts_with_all = ["resource", "issuer", "config"])]
+    pub reference_login: crate::reference::LoginStyle,
     /// Extra trusted CA certificates (PEM), e.g. a test server's.
     #[arg(long, value_name = "FILE")]
     pub cacert: Option<PathBuf>,
@@ -262,6 +267,14 @@ pub struct ReferenceArgs {
     /// or 2026-07-28 (stateless: `server/discover`, no `Mcp-Session-Id`).
     #[arg(long, value_name = "REVISION", value_parser = parse_reference_revision)]
     pub revision: Option<Revision>,
+    /// How the login is presented: form (HTML forms), json (a JSON login API behind a page
+    /// with no form) or spa (the form rendered by the page's script).
+    #[arg(long, value_name = "STYLE", default_value = "form", value_parser = parse_login_style)]
+    pub login: crate::reference::LoginStyle,
+}
+
+fn parse_login_style(s: &str) -> Result<crate::reference::LoginStyle, String> {
+    s.parse()
 }
 
 fn parse_spec(s: &str) -> Result<SpecChoice, String> {
@@ -310,6 +323,7 @@ impl TargetArgs {
             config: self.config,
             reference_faults: self.reference_faults,
             reference_revision: None,
+            reference_login: self.reference_login,
             cacert: self.cacert,
             max_body: self.max_body,
             timeout: self.timeout,
@@ -456,6 +470,7 @@ async fn serve_reference(a: ReferenceArgs) -> Exit {
         &a.cimd_dev_origins,
         a.cimd_resolver,
         a.revision,
+        a.login,
     )
     .await
     {

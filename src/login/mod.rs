@@ -10,6 +10,7 @@
 //! A driver that cannot finish (credentials refused, a page it cannot read) reports why; the
 //! case then ends `errored`, never `failed`: the server did nothing wrong that was observed.
 
+pub mod browser;
 pub mod form;
 pub mod script;
 
@@ -57,6 +58,9 @@ pub struct LoginConfig {
     /// The `script` driver's HTTP steps.
     #[serde(default)]
     pub steps: Vec<script::ScriptStep>,
+    /// The `browser` driver's settings (`[login.browser]`).
+    #[serde(default)]
+    pub browser: browser::BrowserConfig,
     /// Requests one login may take at most (default 20).
     pub max_requests: Option<usize>,
     /// How long `manual` waits for the person (default 300 s).
@@ -75,6 +79,32 @@ pub enum Driver {
     Auto,
     /// A person logs in with a browser; the callback listener or a pasted URL brings the response.
     Manual,
+    /// A real headless Chromium, driven over the DevTools protocol (single-page logins).
+    Browser,
+}
+
+/// Why a login did not reach the redirect back to the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginError {
+    /// It could not complete (credentials refused, a page the driver cannot read, a broken
+    /// script): the case is `errored`.
+    Failed(String),
+    /// The driver cannot run here (no Chromium): the case is `skipped`.
+    Unavailable(String),
+}
+
+impl From<String> for LoginError {
+    fn from(m: String) -> Self {
+        LoginError::Failed(m)
+    }
+}
+
+impl std::fmt::Display for LoginError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LoginError::Failed(m) | LoginError::Unavailable(m) => f.write_str(m),
+        }
+    }
 }
 
 impl LoginConfig {
@@ -209,6 +239,9 @@ pub struct Journey {
     pub pages: Vec<PageSeen>,
     /// Forms submitted (login, consent): the user interactions the AS asked for.
     pub interactions: Vec<&'static str>,
+    /// What the driver did, step by step, in words (captures, rules that ended the login):
+    /// what `authconform login` prints and a failed login's evidence.
+    pub trace: Vec<String>,
 }
 
 /// A browser: a cookie jar, the origins it may follow redirects to, and the test user who logs
@@ -341,24 +374,27 @@ pub async fn drive(
     agent: &mut Agent<'_>,
     browser: &mut Browser,
     d: Drive<'_>,
-) -> Result<Journey, String> {
+) -> Result<Journey, LoginError> {
     let Some(cfg) = agent.config.for_user(browser.user) else {
-        return Err(
+        return Err(LoginError::Failed(
             "no second test user is configured ([login] second_username / second_password_env)"
                 .into(),
-        );
+        ));
     };
     if browser.user == TestUser::Second && cfg.driver == Driver::Auto {
-        return Err("the auto login driver cannot choose which user logs in".into());
+        return Err(LoginError::Failed(
+            "the auto login driver cannot choose which user logs in".into(),
+        ));
     }
-    match cfg.driver {
-        Driver::Manual => manual(agent, &cfg, &d).await,
-        Driver::Script if d.login => script::run(agent, browser, &cfg, &d).await,
+    Ok(match cfg.driver {
+        Driver::Manual => manual(agent, &cfg, &d).await?,
+        Driver::Browser => browser::run(agent, browser, &cfg, &d).await?,
+        Driver::Script if d.login => script::run(agent, browser, &cfg, &d).await?,
         Driver::Form | Driver::Auto | Driver::Script => {
             let forms = cfg.driver == Driver::Form && d.login;
-            browse(agent, browser, &cfg, &d, forms).await
+            browse(agent, browser, &cfg, &d, forms).await?
         }
-    }
+    })
 }
 
 /// Follows the AS's redirects and fills its forms until the AS sends the browser away.
@@ -377,6 +413,7 @@ async fn browse(
         },
         pages: Vec::new(),
         interactions: Vec::new(),
+        trace: Vec::new(),
     };
     let mut url = d.url.clone();
     let mut method = "GET".to_string();
@@ -619,6 +656,7 @@ async fn manual(
                 location,
             },
             pages: Vec::new(),
+            trace: Vec::new(),
             // The person was asked to approve or deny; what they did shows in the response.
             interactions: vec![match d.consent {
                 Consent::Approve => "consent",

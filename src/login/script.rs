@@ -139,6 +139,7 @@ pub async fn run(
         },
         pages: Vec::new(),
         interactions: Vec::new(),
+        trace: Vec::new(),
     };
     for (i, step) in cfg.steps.iter().enumerate() {
         let url = fill(&step.url, &vars)?;

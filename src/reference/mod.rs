@@ -405,6 +405,47 @@ pub struct Options {
     /// `initialize` handshake and `Mcp-Session-Id` sessions) or 2026-07-28 (stateless:
     /// `server/discover`, no sessions). The authorization server is the same for both.
     pub revision: Option<Revision>,
+    /// How the login and consent are presented (the authorization endpoint is the same).
+    pub login: LoginStyle,
+}
+
+/// How the reference presents its login and consent: the suite's login drivers must get a test
+/// user through each of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LoginStyle {
+    /// HTML forms, posted by the browser (the `form` driver).
+    #[default]
+    Form,
+    /// A page with no form: the credentials and the decision go to JSON endpoints, whose
+    /// answer names the URL to go to next (the `script` driver).
+    Json,
+    /// A single-page login: the same JSON endpoints, called by a script that renders the form
+    /// in the page (the `browser` driver).
+    Spa,
+}
+
+impl LoginStyle {
+    pub const ALL: [LoginStyle; 3] = [LoginStyle::Form, LoginStyle::Json, LoginStyle::Spa];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoginStyle::Form => "form",
+            LoginStyle::Json => "json",
+            LoginStyle::Spa => "spa",
+        }
+    }
+}
+
+impl std::str::FromStr for LoginStyle {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|l| l.as_str() == s)
+            .ok_or_else(|| {
+                format!("the reference's login styles are form, json and spa, not {s:?}")
+            })
+    }
 }
 
 /// The revisions the reference's MCP endpoint can speak.
@@ -412,6 +453,8 @@ pub const REVISIONS: [Revision; 2] = [Revision::V2025_11_25, Revision::V2026_07_
 
 /// Shared state of a running reference.
 pub(crate) struct Ref {
+    /// See [`Options::login`].
+    pub login: LoginStyle,
     /// See [`Options::fragile`]; the count of requests being served.
     pub fragile: Option<std::sync::atomic::AtomicUsize>,
     pub origin: String,
@@ -517,6 +560,8 @@ pub struct Reference {
     pub resource: String,
     /// The MCP revision its endpoint speaks.
     pub revision: Revision,
+    /// How the login and consent are presented.
+    pub login: LoginStyle,
     pub addr: SocketAddr,
     pub ca: Arc<LocalCa>,
     /// The secret path segment of the operator's key-rotation hook.
@@ -591,6 +636,8 @@ pub struct Facts {
     pub rotate_keys_url: String,
     /// What the reference trusts as a Client ID Metadata Document host, in words.
     pub cimd_trust_policy: &'static str,
+    /// How the login and consent are presented.
+    pub login_style: LoginStyle,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -660,6 +707,7 @@ pub async fn start(opts: Options) -> Result<Reference, StartError> {
     let operator_secret = store::random_id(16);
     let clients = preregistered(&secret);
     let state = Arc::new(Ref {
+        login: opts.login,
         fragile: opts.fragile.then(|| std::sync::atomic::AtomicUsize::new(0)),
         issuer: format!("{origin}/as"),
         resource: format!("{origin}/mcp"),
@@ -745,6 +793,7 @@ pub async fn start(opts: Options) -> Result<Reference, StartError> {
         issuer: state.issuer.clone(),
         resource: state.resource.clone(),
         revision,
+        login: opts.login,
         addr,
         ca: Arc::new(ca),
         operator_secret,
@@ -786,6 +835,7 @@ impl Reference {
                 self.issuer, self.operator_secret
             ),
             cimd_trust_policy: cimd::TRUST_POLICY,
+            login_style: self.login,
         }
     }
 

@@ -67,6 +67,7 @@ pub async fn fuzz_target(
             .start_reference(
                 &t.reference_faults,
                 t.reference_revision,
+                t.reference_login,
                 None,
                 "attacking",
                 events,

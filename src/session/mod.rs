@@ -85,6 +85,9 @@ pub struct TargetOptions {
     /// With no target named: the MCP revision the built-in reference speaks (its default,
     /// 2025-11-25, when `None`).
     pub reference_revision: Option<crate::spec::Revision>,
+    /// With no target named: how the built-in reference presents its login (and so which
+    /// driver its profile uses).
+    pub reference_login: reference::LoginStyle,
     /// Extra trusted CA certificates (PEM).
     pub cacert: Option<PathBuf>,
     pub max_body: Option<usize>,
@@ -200,6 +203,7 @@ impl Resolved {
         &mut self,
         faults: &[String],
         revision: Option<crate::spec::Revision>,
+        login: reference::LoginStyle,
         documents: Option<&crate::cimd::Documents>,
         doing: &str,
         events: Events<'_>,
@@ -208,6 +212,7 @@ impl Resolved {
             port: 0,
             faults: faults.to_vec(),
             revision,
+            login,
             cimd_dev_origins: documents.iter().flat_map(|d| d.dev_origins()).collect(),
             cimd_trust_pem: documents.map(|d| d.host.ca_pem.clone()),
             cimd_resolver: documents.and_then(|d| d.dns.as_ref().ok()).map(|d| d.addr),
@@ -325,6 +330,7 @@ pub async fn serve_reference(
     cimd_dev_origins: &[String],
     cimd_resolver: Option<std::net::SocketAddr>,
     revision: Option<crate::spec::Revision>,
+    login: reference::LoginStyle,
 ) -> Result<(Reference, PathBuf), Error> {
     check_faults(faults, &load_cases(None)?)?;
     let cimd_trust_pem = if cimd_dev_origins.is_empty() {
@@ -341,6 +347,7 @@ pub async fn serve_reference(
         cimd_trust_pem,
         cimd_resolver,
         revision,
+        login,
         fragile: std::env::var_os("AUTHCONFORM_REFERENCE_FRAGILE").is_some_and(|v| v == "1"),
     })
     .await

@@ -32,6 +32,11 @@ pub fn reference_profile(f: &Facts) -> Profile {
     p.scopes.multi_scope_tool = Some(f.multi_scope_tool.into());
     p.scopes.narrow_tool = Some(f.narrow_tool.into());
     p.scopes.broad_scope = Some(f.broad_scope.into());
+    p.login.driver = match f.login_style {
+        crate::reference::LoginStyle::Form => crate::login::Driver::Form,
+        crate::reference::LoginStyle::Json => crate::login::Driver::Script,
+        crate::reference::LoginStyle::Spa => crate::login::Driver::Browser,
+    };
     p.login.username = Some(f.user.username.clone());
     p.login.password = Some(f.user.password.clone());
     p.login.second_username = Some(f.second_user.username.clone());

@@ -69,6 +69,7 @@ pub async fn prepare(opts: &SetupOptions, events: Events<'_>) -> Result<Prepared
             .start_reference(
                 &opts.target.reference_faults,
                 opts.target.reference_revision,
+                opts.target.reference_login,
                 documents.as_deref(),
                 "running against",
                 events,

@@ -238,7 +238,12 @@ pub async fn authorize(ctx: &mut CaseCtx<'_>, a: &AuthorizeStep) -> Result<Autho
     if let Some(k) = session_key {
         ctx.sessions.insert(k, browser);
     }
-    let journey = journey.map_err(|e| Stop::Error(format!("login could not complete: {e}")))?;
+    let journey = journey.map_err(|e| match e {
+        login::LoginError::Failed(m) => Stop::Error(format!("login could not complete: {m}")),
+        login::LoginError::Unavailable(m) => {
+            Stop::Skip(format!("the login driver cannot run: {m}"))
+        }
+    })?;
     if a.consent == Consent::Deny && !journey.interactions.contains(&"deny") {
         return Err(Stop::Skip(format!(
             "the AS showed no consent page to deny (it approves without asking the user, or the login driver cannot deny): it {}",
