@@ -136,6 +136,8 @@ pub struct EndRule {
     pub no_location: bool,
     /// A pattern the body matches.
     pub body: Option<String>,
+    /// A pattern the `Location` header (as written) matches, e.g. the AS's error page path.
+    pub location: Option<String>,
     #[serde(default)]
     pub outcome: EndOutcome,
     /// Said when the login fails by this rule.
@@ -246,13 +248,15 @@ impl ScriptStep {
             if let Some(st) = &r.status {
                 status_patterns(st).map_err(|e| format!("end[{i}]: {e}"))?;
             }
-            if let Some(b) = &r.body {
-                regex_lite::Regex::new(b)
-                    .map_err(|e| format!("end[{i}].body: bad pattern: {e}"))?;
+            for (what, p) in [("body", &r.body), ("location", &r.location)] {
+                if let Some(p) = p {
+                    regex_lite::Regex::new(p)
+                        .map_err(|e| format!("end[{i}].{what}: bad pattern: {e}"))?;
+                }
             }
-            if r.status.is_none() && !r.no_location && r.body.is_none() {
+            if r.status.is_none() && !r.no_location && r.body.is_none() && r.location.is_none() {
                 return Err(format!(
-                    "end[{i}] has no condition (status, no_location or body)"
+                    "end[{i}] has no condition (status, no_location, body or location)"
                 ));
             }
         }
@@ -272,6 +276,13 @@ impl EndRule {
         }
         if let Some(b) = &self.body
             && !regex_lite::Regex::new(b).is_ok_and(|re| re.is_match(&r.text()))
+        {
+            return false;
+        }
+        if let Some(p) = &self.location
+            && !r
+                .header("location")
+                .is_some_and(|l| regex_lite::Regex::new(p).is_ok_and(|re| re.is_match(l)))
         {
             return false;
         }
@@ -304,6 +315,17 @@ fn fill_json(
     vars: &BTreeMap<String, String>,
 ) -> Result<serde_json::Value, String> {
     Ok(match v {
+        // `"${json:name}"` alone: the value as a JSON literal (`${json:approved}` is a boolean).
+        toml::Value::String(s)
+            if s.starts_with("${json:") && s.ends_with('}') && s.matches("${").count() == 1 =>
+        {
+            let name = &s[7..s.len() - 1];
+            let raw = vars
+                .get(name)
+                .ok_or_else(|| format!("`${{{name}}}` has no value in the login script"))?;
+            serde_json::from_str(raw)
+                .map_err(|_| format!("`${{json:{name}}}`: {raw:?} is not a JSON value"))?
+        }
         toml::Value::String(s) => serde_json::Value::String(fill(s, vars)?),
         toml::Value::Table(t) => {
             let mut m = serde_json::Map::new();
@@ -444,6 +466,10 @@ pub async fn run(
             Consent::Deny => "deny",
         }
         .into(),
+    );
+    vars.insert(
+        "approved".into(),
+        (d.consent == Consent::Approve).to_string(),
     );
     let mut journey = Journey {
         outcome: Outcome::Page {
@@ -797,6 +823,10 @@ body = "client_id""#
             )
             .holds(&refused)
         );
+        let to_error = resp(302, &[("Location", "/api/auth/error?error=x")], "");
+        assert!(rule(r#"location = "^/api/auth/error""#).holds(&to_error));
+        assert!(!rule(r#"location = "^/api/auth/error""#).holds(&moved));
+        assert!(!rule(r#"location = "^/api/auth/error""#).holds(&refused));
     }
 
     #[test]
@@ -825,6 +855,27 @@ body = "client_id""#
             .validate()
             .unwrap_err();
         assert!(e.contains("follow"), "{e}");
+    }
+
+    #[test]
+    fn a_json_template_alone_is_a_json_literal() {
+        let mut vars = BTreeMap::new();
+        vars.insert("approved".to_string(), "false".to_string());
+        vars.insert("txn".to_string(), "T".to_string());
+        let t: toml::Value = toml::from_str(
+            r#"accept = "${json:approved}"
+txn = "${txn}""#,
+        )
+        .unwrap();
+        let j = fill_json(&t, &vars).unwrap();
+        assert_eq!(j["accept"], serde_json::json!(false));
+        assert_eq!(j["txn"], "T");
+        vars.insert("approved".to_string(), "yes".to_string());
+        assert!(
+            fill_json(&t, &vars)
+                .unwrap_err()
+                .contains("not a JSON value")
+        );
     }
 
     #[test]
