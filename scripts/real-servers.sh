@@ -17,6 +17,7 @@
 #   authlib                     authlib/start.sh (scripts/targets)  PORT=4100  profiles/authlib.toml
 #   django-oauth-toolkit        django-oauth-toolkit/start.sh (scripts/targets) PORT=4200 profiles/django-oauth-toolkit.toml
 #   openauth                    openauth/start.sh (scripts/targets) PORT=4300  profiles/openauth.toml
+#   better-auth                 better-auth/start.sh (scripts/targets) PORT=4400 profiles/better-auth.toml
 # A start script is looked up in this repository's scripts/targets first, then in
 # ../shared/targets. The scripts/targets servers are authorization servers alone (no MCP
 # endpoint): their profiles name only the issuer, so the resource-server cases are skipped. The
@@ -26,7 +27,17 @@
 # run (2 or 4 of 5, 1 or 2 of 10), so no verdict of them can be expected. The
 # django-oauth-toolkit run skips rt-concurrent for the same reason: 0 or 2 of 5 parallel
 # refreshes with one refresh token got tokens (the others 500 or invalid_grant), by run.
-# oidc-provider is started trusting authconform's CA (NODE_EXTRA_CA_CERTS, `authconform ca`) so
+# better-auth's login is a JSON API driven by the script driver (profiles/better-auth.toml); its
+# consent API takes the decision as a JSON boolean (accept: true | false), which a script step
+# cannot make from ${consent} (its JSON strings are templates, other values literal), so the
+# profile always approves and the run skips the two cases that ask the user to deny
+# (code-access-denied, asm-iss-flag). It also skips code-concurrent-redeem, rt-concurrent,
+# at-entropy and rev-post-form: better-auth binds a refresh token to the sign-in session that
+# got its code, and a replayed code revokes the grant ("grant revoked during token issuance"),
+# so what cases running side by side with alice and static-public do to each other decides
+# those verdicts ("session not found" on a refresh token another case's replay revoked; 0 or 1
+# of 10 parallel code redemptions win): at concurrency 4 and 1 they differed.
+# oidc-provider and better-auth are started trusting authconform's CA (NODE_EXTRA_CA_CERTS, `authconform ca`) so
 # it can fetch Client ID Metadata Documents from authconform's document host on 127.0.0.1. Its
 # SSRF protection refuses loopback addresses, so in the stock runs it fetches none; the
 # cimd-dev run preloads scripts/oidc-provider-loopback-fetch.mjs, which lifts that protection as
@@ -48,7 +59,7 @@
 # Reports go to reports/<run>/ and server logs to reports/servers/<run>.log.
 set -euo pipefail
 
-usage() { sed -n '2,46p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,54p' "$0" | sed 's/^# \{0,1\}//'; }
 MODE="check"
 for arg in "$@"; do
   case "$arg" in
@@ -115,6 +126,7 @@ RUN_LIST=(
   "authlib|authlib/start.sh|4100|profiles/authlib.toml|--skip rt-concurrent --skip code-concurrent-redeem|"
   "django-oauth-toolkit|django-oauth-toolkit/start.sh|4200|profiles/django-oauth-toolkit.toml|--skip rt-concurrent|"
   "openauth|openauth/start.sh|4300|profiles/openauth.toml||"
+  "better-auth|better-auth/start.sh|4400|profiles/better-auth.toml|--skip code-access-denied --skip asm-iss-flag --skip code-concurrent-redeem --skip rt-concurrent --skip at-entropy --skip rev-post-form|NODE_EXTRA_CA_CERTS=$NODE_CA"
 )
 
 # RUNS="name ...": keep only the runs named; an unknown name is a usage error.
