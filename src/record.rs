@@ -98,6 +98,10 @@ pub struct CaseResult {
     /// The normative sentence the case enforces, from its case file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quote: Option<Quote>,
+    /// The usernames of the test users the case logged in as (first role first): cases that
+    /// ran at once hold different ones when the profile's pool has enough users.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub test_users: Vec<String>,
 }
 
 /// The cause that kept a case from its own judgement: a condition (`server-error`,

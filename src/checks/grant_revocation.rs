@@ -109,7 +109,11 @@ async fn grant(ctx: &mut CaseCtx<'_>, parallel: usize) -> Result<Vec<Value>, Sto
 /// user's browser session, or its command.
 async fn withdraw(ctx: &mut CaseCtx<'_>, client_id: &str) -> StepResult {
     let cfg = ctx.env.profile.grant_revocation.clone();
-    let username = ctx.env.profile.login.username.clone().unwrap_or_default();
+    // The user who granted the access: the one this case leased.
+    let username = ctx
+        .test_user(crate::case::model::TestUser::First)
+        .map(|u| u.username)
+        .unwrap_or_default();
     let fill = |t: &str| {
         t.replace("${client_id}", client_id)
             .replace("${username}", &username)

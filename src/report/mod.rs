@@ -206,6 +206,7 @@ pub(crate) mod testutil {
                 source: format!("RFC 0000 §1 {NASTY}"),
                 note: Some(format!("graded as SHOULD {NASTY}")),
             }),
+            test_users: vec![format!("user {NASTY}")],
         }
     }
 

@@ -31,6 +31,7 @@ pub async fn run_case_in(env: &RunEnv, case: &Case, slot: Option<Slot>) -> CaseR
     ctx.slot = slot;
     ctx.case_id = case.id().to_string();
     ctx.error_shape_own = case.file.error_shape == crate::case::model::ErrorShape::Own;
+    ctx.needs_second_user = needs_second_user(case);
     let level = case.level_at(env.revision);
     // A case that starts after the target went down is tied to that incident at once, whatever
     // it would have needed: nothing it could learn now would be the server's answer.
@@ -82,6 +83,9 @@ pub async fn run_case_in(env: &RunEnv, case: &Case, slot: Option<Slot>) -> CaseR
             b
         });
     step::document::attach_evidence(&mut ctx);
+    let test_users = ctx.users_used();
+    // The users go back to the pool as the case ends, not when its record is read.
+    ctx.leases.clear();
     CaseResult {
         id: case.id().to_string(),
         area: case.file.area.clone(),
@@ -99,7 +103,18 @@ pub async fn run_case_in(env: &RunEnv, case: &Case, slot: Option<Slot>) -> CaseR
         incident,
         blocked_by,
         quote: case.file.quote.clone(),
+        test_users,
     }
+}
+
+/// Does the case log in as a second user anywhere (a requirement, or an `authorize` step)?
+fn needs_second_user(case: &Case) -> bool {
+    case.file.requires.contains(&Feature::SecondUser)
+        || case
+            .file
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::Authorize(a) if a.user == crate::case::model::TestUser::Second))
 }
 
 fn missing_feature(env: &RunEnv, case: &Case) -> Option<String> {
@@ -134,9 +149,9 @@ fn missing_feature(env: &RunEnv, case: &Case) -> Option<String> {
                     "no scope hierarchy declared: the profile names no broader scope and a tool its narrower one covers ([scopes] broad_scope, narrow_tool)".into(),
                 );
             }
-            Feature::SecondUser if env.profile.login.second_username.is_none() => {
+            Feature::SecondUser if env.users.pool().len() < 2 => {
                 return Some(
-                    "no second test user is configured ([login] second_username / second_password_env)".into(),
+                    "no second test user is configured ([login] second_username / second_password_env, or [[login.users]])".into(),
                 );
             }
             Feature::StateHandles if env.profile.state_handles.tools().is_none() => {
@@ -680,5 +695,6 @@ fn crashed(case: &Case, msg: String) -> CaseResult {
         incident: None,
         blocked_by: None,
         quote: case.file.quote.clone(),
+        test_users: Vec::new(),
     }
 }

@@ -301,14 +301,8 @@ impl Resolved {
         let policy = self.egress_policy().await?;
         self.http_cfg.egress = Some(std::sync::Arc::new(policy));
         let redactor = Redactor::new();
-        for p in [
-            &self.profile.login.password,
-            &self.profile.login.second_password,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            redactor.add_secret(p);
+        for p in self.profile.login.passwords() {
+            redactor.add_secret(&p);
         }
         Http::new(self.http_cfg.clone(), redactor).map_err(Error::new)
     }

@@ -80,6 +80,7 @@ pub async fn prepare(opts: &SetupOptions, events: Events<'_>) -> Result<Prepared
         let http = resolved.audited_http().await?;
         let target = resolved.info(&opts.target.reference_faults);
         let mut profile = std::mem::take(&mut resolved.profile);
+        let profile_pool = profile.login.pool();
         if let Some(w) = opts.max_wait {
             profile.timing.max_wait_secs = Some(w);
         }
@@ -105,6 +106,7 @@ pub async fn prepare(opts: &SetupOptions, events: Events<'_>) -> Result<Prepared
             as_metadata: Default::default(),
             documents,
             facts: Default::default(),
+            users: crate::login::users::Leases::new(profile_pool),
         };
         // Detection first, as it always came first: its token-less probes are the cheapest
         // way to find a target that does not answer (a second timeout would follow otherwise).
