@@ -647,6 +647,17 @@ impl Printer {
                     ))
                     .unwrap_or_default()
             ),
+            Event::Provisioned(p) => eprintln!(
+                "test users provisioned: `{}` exited 0 in {:.1} s{}",
+                sanitize_terminal(&p.command.join(" ")),
+                p.duration_ms as f64 / 1000.0,
+                p.output
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .map(|l| format!(" ({})", sanitize_terminal(l.trim())))
+                    .unwrap_or_default()
+            ),
             Event::Grading { spec, cases } => eprintln!(
                 "grading at MCP {} ({}); {cases} case(s)",
                 spec.graded,

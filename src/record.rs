@@ -153,6 +153,25 @@ impl CaseResult {
     }
 }
 
+/// The provisioning command of a run (`[login] provision`) and how it ended. Only a command
+/// that exited 0 lets a run go on, so a report that holds one shows a success.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ProvisionRecord {
+    /// The program and its arguments, as run (the program's path resolved).
+    pub command: Vec<String>,
+    pub exit_code: i32,
+    pub duration_ms: u64,
+    /// Its stdout then stderr, redacted, at most [`ProvisionRecord::KEEP`] bytes.
+    pub output: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+}
+
+impl ProvisionRecord {
+    /// The output kept of a provisioning command.
+    pub const KEEP: usize = 64 << 10;
+}
+
 /// What the run was pointed at.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct TargetInfo {
@@ -210,6 +229,9 @@ pub struct RunReport {
     /// under concurrency: one finding about the server, not one per requirement.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unstable: Option<UnstableRecord>,
+    /// The profile's `[login] provision` command, run once before anything was sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provision: Option<ProvisionRecord>,
     pub results: Vec<CaseResult>,
     /// Present for `authconform fuzz` reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]

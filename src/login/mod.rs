@@ -151,7 +151,9 @@ impl LoginConfig {
             if ["first", "second"].contains(&label.as_str()) || labels.contains(&label) {
                 return Err((
                     "users",
-                    format!("users[{i}]: the name {label:?} is taken (first, second and each user's name must differ)"),
+                    format!(
+                        "users[{i}]: the name {label:?} is taken (first, second and each user's name must differ)"
+                    ),
                 ));
             }
             labels.push(label);

@@ -110,11 +110,9 @@ pub async fn run_case_in(env: &RunEnv, case: &Case, slot: Option<Slot>) -> CaseR
 /// Does the case log in as a second user anywhere (a requirement, or an `authorize` step)?
 fn needs_second_user(case: &Case) -> bool {
     case.file.requires.contains(&Feature::SecondUser)
-        || case
-            .file
-            .steps
-            .iter()
-            .any(|s| matches!(s, Step::Authorize(a) if a.user == crate::case::model::TestUser::Second))
+        || case.file.steps.iter().any(
+            |s| matches!(s, Step::Authorize(a) if a.user == crate::case::model::TestUser::Second),
+        )
 }
 
 fn missing_feature(env: &RunEnv, case: &Case) -> Option<String> {

@@ -263,7 +263,11 @@ impl<'a> CaseCtx<'a> {
             return None;
         }
         if self.leases.len() <= i {
-            let want = if self.needs_second_user || i == 1 { 2 } else { 1 };
+            let want = if self.needs_second_user || i == 1 {
+                2
+            } else {
+                1
+            };
             let mut got = self.env.users.lease(want);
             if self.leases.len() == 1 {
                 // The first role was leased alone; keep it and take the second's lease.
