@@ -47,6 +47,10 @@ pub enum Command {
     /// authorization, metadata and MCP endpoints, judged by named rules; findings are shrunk to
     /// a minimal request with a curl reproducer (`--replay` sends them again).
     Fuzz(Box<FuzzArgs>),
+    /// Log the test user in once with the profile's login driver and show every step (the
+    /// exchanges, the pages, the driver's trace, the outcome): a profile debugged in seconds.
+    /// Exit 0 when the token endpoint issued an access token, 1 when the login failed.
+    Login(Box<LoginArgs>),
     /// Make (once) and show authconform's local CA: the certificate an authorization server
     /// must trust to fetch Client ID Metadata Documents from authconform's document host.
     Ca(CaArgs),
@@ -215,6 +219,21 @@ pub struct FuzzArgs {
     /// Print each finding's details and exchanges.
     #[arg(short, long)]
     pub verbose: bool,
+    /// No colours (also when NO_COLOR is set or output is not a terminal).
+    #[arg(long)]
+    pub no_color: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct LoginArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Who logs in: first, second, a [[login.users]] name, or a username (default: first).
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// Print the trace as JSON (machine-readable) instead of text.
+    #[arg(long)]
+    pub json: bool,
     /// No colours (also when NO_COLOR is set or output is not a terminal).
     #[arg(long)]
     pub no_color: bool,
@@ -395,6 +414,7 @@ pub fn main() -> i32 {
             Command::Reference(a) => serve_reference(a).await,
             Command::Ca(a) => show_ca(a),
             Command::Fuzz(a) => fuzz(*a).await,
+            Command::Login(a) => login(*a).await,
         }
     })
     .code()
@@ -605,6 +625,128 @@ async fn fuzz(a: FuzzArgs) -> Exit {
         }
         Err(e) => usage_error(e),
     }
+}
+
+async fn login(a: LoginArgs) -> Exit {
+    let printer = Printer::new(a.no_color, false);
+    let opts = session::LoginOptions {
+        target: a.target.options(),
+        user: a.user,
+    };
+    let trace = match session::login(opts, &|e| printer.show(e)).await {
+        Ok(t) => t,
+        Err(e) => return usage_error(e),
+    };
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&trace).unwrap_or_default()
+        );
+    } else {
+        let _ = write!(out, "{}", login_text(&trace, printer.console.color()));
+    }
+    if trace.failed.is_some() {
+        Exit::Failed
+    } else {
+        Exit::Ok
+    }
+}
+
+/// `authconform login`'s trace as text: the steps, each exchange, the pages, the driver's
+/// trace, the interactions and the outcome. Every string came from the server or the profile:
+/// escaped for the terminal.
+fn login_text(t: &session::LoginTrace, color: bool) -> String {
+    use std::fmt::Write as _;
+    let s = |x: &str| sanitize_terminal(x);
+    let paint = |code: &str, x: &str| {
+        if color {
+            format!("\x1b[{code}m{x}\x1b[0m")
+        } else {
+            x.to_string()
+        }
+    };
+    let mut o = String::new();
+    let who = t
+        .user
+        .as_ref()
+        .map(|(label, name)| format!("{} ({})", s(name), s(label)))
+        .unwrap_or_else(|| "the profile's login (no test user named)".into());
+    let _ = writeln!(o, "login as {who} with the {} driver", s(&t.driver));
+    let _ = writeln!(o, "exchanges:");
+    for (i, x) in t.exchanges.iter().enumerate() {
+        let status = x
+            .status
+            .map(|c| c.to_string())
+            .unwrap_or_else(|| "no answer".into());
+        let _ = writeln!(
+            o,
+            "  {:>2}. {} {} -> {status}  ({})",
+            i + 1,
+            s(&x.method),
+            s(&x.url),
+            s(&x.note)
+        );
+        if let Some(l) = &x.location {
+            let _ = writeln!(o, "      Location: {}", s(l));
+        }
+        if !x.excerpt.is_empty() {
+            let _ = writeln!(o, "      {}", s(&x.excerpt));
+        }
+    }
+    if !t.pages.is_empty() {
+        let _ = writeln!(o, "pages:");
+        for p in &t.pages {
+            let _ = writeln!(o, "  {:<8} {}  {}", s(&p.kind), p.status, s(&p.url));
+        }
+    }
+    if !t.trace.is_empty() {
+        let _ = writeln!(o, "driver trace:");
+        for l in &t.trace {
+            let _ = writeln!(o, "  {}", s(l));
+        }
+    }
+    if !t.interactions.is_empty() {
+        let _ = writeln!(o, "interactions: {}", s(&t.interactions.join(", ")));
+    }
+    if !t.outcome.is_empty() {
+        let _ = writeln!(o, "outcome: {}", s(&t.outcome));
+    }
+    let _ = writeln!(o, "steps:");
+    for (name, what) in &t.steps {
+        let _ = writeln!(o, "  {name:<9} {}", s(what));
+    }
+    let secs = t.duration_ms as f64 / 1000.0;
+    match &t.failed {
+        None => {
+            let _ = writeln!(
+                o,
+                "{}",
+                paint(
+                    "32",
+                    &format!(
+                        "login ok in {secs:.1} s: a code came back and the token endpoint issued an access token"
+                    )
+                )
+            );
+        }
+        Some(f) => {
+            let _ = writeln!(
+                o,
+                "{}",
+                paint(
+                    "31",
+                    &format!(
+                        "login FAILED at the {} step ({secs:.1} s): {}",
+                        f.step,
+                        s(&f.why)
+                    )
+                )
+            );
+        }
+    }
+    o
 }
 
 /// Shows a session's events: results on stdout, the rest on stderr.

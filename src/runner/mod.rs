@@ -17,6 +17,9 @@ use crate::spec::{Revision, SpecChoice};
 use crate::step;
 use crate::step::{CaseCtx, RunEnv, Slot, StepResult, Stop};
 
+mod login;
+pub use login::{LoginFailure, LoginTrace, login_trace};
+
 /// Runs one case to a verdict. Never panics on server behaviour; every way a step can end is a
 /// status.
 pub async fn run_case(env: &RunEnv, case: &Case) -> CaseResult {
@@ -429,39 +432,15 @@ async fn login_for_detection(env: &RunEnv) -> Result<String, String> {
     let login = async {
         let mut ctx = CaseCtx::new(env);
         ctx.case_id = "revision-detection".into();
-        let client =
-            step::client::provision(&mut ctx, &crate::case::model::ClientStep::default()).await?;
-        ctx.saved
-            .insert("client".into(), step::Saved::Client(client));
-        let a =
-            checks::tokens::user_authorization(&mut ctx, &Default::default(), &[], None).await?;
-        if a.code().is_none() {
-            return Err(Stop::Error("the authorization brought no code".into()));
-        }
-        ctx.saved
-            .insert("auth".into(), step::Saved::Authorization(Box::new(a)));
-        let saved = step::token::token(
-            &mut ctx,
-            &step::token::redeeming("auth", Default::default()),
-        )
-        .await?;
-        let Some((_, r)) = saved.response() else {
-            return Err(Stop::Error("the token endpoint gave no response".into()));
-        };
-        match r.json() {
-            Some(doc) if r.status == 200 => checks::tokens::str_member(&doc, "access_token")
-                .ok_or_else(|| Stop::Error("the token response holds no access_token".into())),
-            _ => Err(Stop::Error(format!(
-                "the token endpoint answered {}",
-                r.status
-            ))),
-        }
+        login::one_login(&mut ctx).await.1
     };
     match tokio::time::timeout(DETECTION_LOGIN_LIMIT, login).await {
         Ok(Ok(t)) => Ok(t),
-        Ok(Err(Stop::Pass(m) | Stop::Fail(m) | Stop::Skip(m) | Stop::Error(m))) => {
-            Err(format!("the profile's login failed: {}", one_line(&m)))
-        }
+        Ok(Err(f)) => Err(format!(
+            "the profile's login failed at the {} step: {}",
+            f.step,
+            one_line(&f.why)
+        )),
         Err(_) => Err(format!(
             "the profile's login took longer than {} s",
             DETECTION_LOGIN_LIMIT.as_secs()

@@ -9,6 +9,7 @@
 
 mod events;
 mod fuzz;
+mod login;
 mod profile;
 mod reports;
 mod run;
@@ -24,9 +25,11 @@ use crate::redact::Redactor;
 use crate::reference::{self, Reference};
 use crate::target::{self, Profile, Target};
 
+pub use crate::runner::LoginTrace;
 pub use crate::stop::StopSignal;
 pub use events::{Event, Events};
 pub use fuzz::{FuzzOptions, FuzzTarget, fuzz, fuzz_exit, fuzz_target};
+pub use login::{LoginOptions, login};
 pub use profile::reference_profile;
 pub use reports::ReportOptions;
 pub use run::{DocumentOptions, Finished, Gate, Prepared, RunOptions, SetupOptions, prepare, run};
