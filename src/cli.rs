@@ -290,6 +290,11 @@ pub struct ReferenceArgs {
     /// with no form) or spa (the form rendered by the page's script).
     #[arg(long, value_name = "STYLE", default_value = "form", value_parser = parse_login_style)]
     pub login: crate::reference::LoginStyle,
+    /// Behave like a mock or development AS with open registration: any unknown client_id is a
+    /// public client with any redirect URI, and no registration endpoint is offered (for
+    /// profiles with `[registration] open = true`; not compliant: it redirects anywhere).
+    #[arg(long)]
+    pub open_registration: bool,
 }
 
 fn parse_login_style(s: &str) -> Result<crate::reference::LoginStyle, String> {
@@ -491,6 +496,7 @@ async fn serve_reference(a: ReferenceArgs) -> Exit {
         a.cimd_resolver,
         a.revision,
         a.login,
+        a.open_registration,
     )
     .await
     {
@@ -508,6 +514,10 @@ async fn serve_reference(a: ReferenceArgs) -> Exit {
             // What a profile needs to drive the reference's login (a throw-away test user).
             "login": { "username": r.username, "password": r.password },
             "second_login": { "username": r.second_username, "password": r.second_password },
+            // More users the login accepts, for a profile's [[login.users]] pool.
+            "users": r.more_users.iter().map(|u| serde_json::json!({
+                "username": u.username, "password": u.password,
+            })).collect::<Vec<_>>(),
             "clients": r.clients.iter().map(|c| serde_json::json!({
                 "client_id": c.client_id,
                 "auth_method": c.auth_method,

@@ -784,13 +784,14 @@ pub fn login(s: &Ref, headers: &HeaderMap, body: &[u8]) -> Response {
     {
         return error_page(s, "unknown or expired transaction");
     }
-    // Two test users: the suite's cases about one user reaching another's session, state or
-    // grants need a second one.
+    // Two test users, for the suite's cases about one user reaching another's session, state
+    // or grants, and a few more, so cases running at once can each log in as their own.
     let user = [
         (&s.username, &s.password),
         (&s.second_username, &s.second_password),
     ]
     .into_iter()
+    .chain(s.more_users.iter().map(|(u, p)| (u, p)))
     .find(|(u, p)| {
         get("username").as_deref() == Some(u.as_str())
             && get("password").as_deref() == Some(p.as_str())

@@ -33,6 +33,7 @@ pub async fn run_case_in(env: &RunEnv, case: &Case, slot: Option<Slot>) -> CaseR
     let mut ctx = CaseCtx::new(env);
     ctx.slot = slot;
     ctx.case_id = case.id().to_string();
+    ctx.area = case.file.area.clone();
     ctx.error_shape_own = case.file.error_shape == crate::case::model::ErrorShape::Own;
     ctx.needs_second_user = needs_second_user(case);
     let level = case.level_at(env.revision);

@@ -229,6 +229,7 @@ impl Resolved {
             cimd_trust_pem: documents.map(|d| d.host.ca_pem.clone()),
             cimd_resolver: documents.and_then(|d| d.dns.as_ref().ok()).map(|d| d.addr),
             fragile: std::env::var_os("AUTHCONFORM_REFERENCE_FRAGILE").is_some_and(|v| v == "1"),
+            open_registration: false,
         })
         .await
         .map_err(Error::new)?;
@@ -404,6 +405,7 @@ pub async fn serve_reference(
     cimd_resolver: Option<std::net::SocketAddr>,
     revision: Option<crate::spec::Revision>,
     login: reference::LoginStyle,
+    open_registration: bool,
 ) -> Result<(Reference, PathBuf), Error> {
     check_faults(faults, &load_cases(None)?)?;
     let cimd_trust_pem = if cimd_dev_origins.is_empty() {
@@ -422,6 +424,7 @@ pub async fn serve_reference(
         revision,
         login,
         fragile: std::env::var_os("AUTHCONFORM_REFERENCE_FRAGILE").is_some_and(|v| v == "1"),
+        open_registration,
     })
     .await
     .map_err(Error::new)?;

@@ -199,6 +199,8 @@ pub struct CaseCtx<'a> {
     /// The case id and the current variant's label: they name the case's folder on the
     /// document host.
     pub case_id: String,
+    /// The case's area (`dcr`, `authorization_code`...).
+    pub area: String,
     pub variant_label: Option<String>,
     /// `${doc.*}`: the document host's URLs for the current `document` step.
     pub doc_vars: serde_json::Map<String, Value>,
@@ -234,6 +236,7 @@ impl<'a> CaseCtx<'a> {
             parallel: Vec::new(),
             variant: Default::default(),
             case_id: String::new(),
+            area: String::new(),
             variant_label: None,
             doc_vars: Default::default(),
             slot: None,
