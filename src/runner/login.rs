@@ -152,19 +152,19 @@ impl ExchangeLine {
             .response_headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case("location"))
-            .map(|(_, v)| r.url(v));
+            .map(|(_, v)| r.text(v));
         let body = match (&x.error, &x.response_body) {
             (Some(e), _) => format!("error: {e}"),
             (None, Some(b)) => b.clone(),
             (None, None) => String::new(),
         };
         let excerpt: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
-        // Recorded exchanges are redacted already; secrets learnt later (the access token) are
-        // masked again here.
+        // Recorded exchanges are redacted already (URLs and `Location` included: masking them
+        // as URLs again would mask the masks); secrets learnt later are masked here.
         ExchangeLine {
             note: x.note.clone(),
             method: x.method.clone(),
-            url: r.url(&r.text(&x.url)),
+            url: r.text(&x.url),
             status: x.status,
             location: location.map(|l| r.text(&l)),
             excerpt: r.text(&excerpt.chars().take(160).collect::<String>()),
