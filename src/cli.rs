@@ -681,7 +681,7 @@ fn login_text(t: &session::LoginTrace, color: bool) -> String {
     let who = t
         .user
         .as_ref()
-        .map(|(label, name)| format!("{} ({})", s(name), s(label)))
+        .map(|u| format!("{} ({})", s(&u.username), s(&u.label)))
         .unwrap_or_else(|| "the profile's login (no test user named)".into());
     let _ = writeln!(o, "login as {who} with the {} driver", s(&t.driver));
     let _ = writeln!(o, "exchanges:");
@@ -724,8 +724,8 @@ fn login_text(t: &session::LoginTrace, color: bool) -> String {
         let _ = writeln!(o, "outcome: {}", s(&t.outcome));
     }
     let _ = writeln!(o, "steps:");
-    for (name, what) in &t.steps {
-        let _ = writeln!(o, "  {name:<9} {}", s(what));
+    for st in &t.steps {
+        let _ = writeln!(o, "  {:<9} {}", st.step, s(&st.result));
     }
     let secs = t.duration_ms as f64 / 1000.0;
     match &t.failed {

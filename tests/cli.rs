@@ -1088,7 +1088,11 @@ fn login_shows_each_step_of_one_login_against_the_reference() {
     let o = run(&["login", "--json", "--user", "second"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON trace");
-    assert_eq!(v["user"], serde_json::json!(["second", "bob"]), "{v}");
+    assert_eq!(
+        v["user"],
+        serde_json::json!({"label": "second", "username": "bob"}),
+        "{v}"
+    );
     assert!(v["failed"].is_null(), "{v}");
     assert_eq!(v["interactions"], serde_json::json!(["login", "consent"]));
     assert_eq!(v["steps"].as_array().unwrap().len(), 3, "{v}");

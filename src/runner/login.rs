@@ -107,12 +107,12 @@ fn no_code(a: &Authorization) -> String {
 /// What `authconform login` shows, every string redacted.
 #[derive(Debug, Clone, Serialize)]
 pub struct LoginTrace {
-    /// The pool user who logged in: label and username.
-    pub user: Option<(String, String)>,
+    /// The pool user who logged in.
+    pub user: Option<UserLine>,
     /// The login driver (`form`, `script`...).
     pub driver: String,
     /// Each step that ran, in order, with what it came to.
-    pub steps: Vec<(String, String)>,
+    pub steps: Vec<StepLine>,
     pub exchanges: Vec<ExchangeLine>,
     /// The pages the driver saw: kind (`login`, `consent`, `page`), URL and status.
     pub pages: Vec<PageLine>,
@@ -125,6 +125,21 @@ pub struct LoginTrace {
     /// Set when the login did not get an access token.
     pub failed: Option<LoginFailure>,
     pub duration_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UserLine {
+    /// `first`, `second`, or the `[[login.users]]` name.
+    pub label: String,
+    pub username: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepLine {
+    /// `client`, `authorize` or `token`.
+    pub step: String,
+    /// What it came to (`failed: ...` for the step that failed).
+    pub result: String,
 }
 
 /// One exchange in short.
@@ -196,11 +211,14 @@ pub async fn login_trace(env: &RunEnv, user: Option<usize>) -> LoginTrace {
     };
     let user = ctx
         .test_user(crate::case::model::TestUser::First)
-        .map(|u| (u.label, u.username));
+        .map(|u| UserLine {
+            label: u.label,
+            username: u.username,
+        });
     if let Ok(t) = &result {
         redactor.add_secret(t);
     }
-    let mut steps: Vec<(String, String)> = Vec::new();
+    let mut steps: Vec<StepLine> = Vec::new();
     let failure = result.as_ref().err();
     for (name, ok) in [
         ("client", "a client to log in with"),
@@ -209,17 +227,23 @@ pub async fn login_trace(env: &RunEnv, user: Option<usize>) -> LoginTrace {
     ] {
         match failure {
             Some(f) if f.step == name => {
-                steps.push((name.into(), format!("failed: {}", redactor.text(&f.why))));
+                steps.push(StepLine {
+                    step: name.into(),
+                    result: format!("failed: {}", redactor.text(&f.why)),
+                });
                 break;
             }
-            _ => steps.push((name.into(), ok.into())),
+            _ => steps.push(StepLine {
+                step: name.into(),
+                result: ok.into(),
+            }),
         }
     }
     if let Some(client) = ctx.saved.get("client").and_then(|s| match s {
         Saved::Client(c) => Some(c),
         _ => None,
     }) {
-        steps[0].1 = format!("client {} ({})", client.client_id, client.source);
+        steps[0].result = format!("client {} ({})", client.client_id, client.source);
     }
     let outcome = match (&auth, failure) {
         (Some(a), _) => match &a.journey.outcome {
