@@ -4,8 +4,8 @@
 //!
 //! Why leases: one user logged in by two cases at once shares their grants, consents and
 //! sessions at the AS, so a case that withdraws a grant or counts sessions could see another
-//! case's. A case leases a user when it first logs in (and, when it needs a second user, a
-//! second distinct one with it) and gives it back when it ends. With too few users there is no
+//! case's. A case that may log in leases a user as it starts (and, when it needs a second
+//! user, a second distinct one with it) and gives it back when it ends. With too few users there is no
 //! waiting: a case that finds none free shares the default one (the first user, or for the
 //! second role the second), exactly as runs did before pools existed.
 

@@ -45,7 +45,15 @@ pub async fn run_case_in(env: &RunEnv, case: &Case, slot: Option<Slot>) -> CaseR
     } else {
         match missing_feature(env, case) {
             Some(reason) => Err(Stop::Skip(reason)),
-            None => run_variants(&mut ctx, case).await,
+            None => {
+                // A case that may log in takes its user(s) as it starts, not at its first
+                // login: a case that starts alongside it can then never get the same user, even
+                // when one of them reaches its login later (after its own discovery requests).
+                if may_log_in(case) {
+                    let _ = ctx.test_user(crate::case::model::TestUser::First);
+                }
+                run_variants(&mut ctx, case).await
+            }
         }
     };
     let (status, warning, message) = match outcome {
@@ -109,6 +117,15 @@ pub async fn run_case_in(env: &RunEnv, case: &Case, slot: Option<Slot>) -> CaseR
         quote: case.file.quote.clone(),
         test_users,
     }
+}
+
+/// Can the case log a user in? Only `authorize` steps, named checks and `document` steps
+/// (the CIMD control) do; a case of requests and expectations alone never holds a user.
+fn may_log_in(case: &Case) -> bool {
+    case.file
+        .steps
+        .iter()
+        .any(|s| matches!(s, Step::Authorize(_) | Step::Check(_) | Step::Document(_)))
 }
 
 /// Does the case log in as a second user anywhere (a requirement, or an `authorize` step)?

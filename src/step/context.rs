@@ -249,8 +249,9 @@ impl<'a> CaseCtx<'a> {
         }
     }
 
-    /// The pool user a login in `role` uses: leased for this case at its first login (both
-    /// roles at once when the case needs two users), the same user for every later login.
+    /// The pool user a login in `role` uses: leased for this case when it starts (the runner
+    /// asks for the first role of every case that may log in) or else at its first login, both
+    /// roles at once when the case needs two users; the same user for every later login.
     /// `None` when the pool has no user for the role (no username, or no second user).
     pub fn test_user(
         &mut self,
