@@ -727,7 +727,7 @@ fn login_text(t: &session::LoginTrace, color: bool) -> String {
     for st in &t.steps {
         let _ = writeln!(o, "  {:<9} {}", st.step, s(&st.result));
     }
-    let secs = t.duration_ms as f64 / 1000.0;
+    let ms = t.duration_ms;
     match &t.failed {
         None => {
             let _ = writeln!(
@@ -736,7 +736,7 @@ fn login_text(t: &session::LoginTrace, color: bool) -> String {
                 paint(
                     "32",
                     &format!(
-                        "login ok in {secs:.1} s: a code came back and the token endpoint issued an access token"
+                        "login ok in {ms} ms: a code came back and the token endpoint issued an access token"
                     )
                 )
             );
@@ -748,7 +748,7 @@ fn login_text(t: &session::LoginTrace, color: bool) -> String {
                 paint(
                     "31",
                     &format!(
-                        "login FAILED at the {} step ({secs:.1} s): {}",
+                        "login FAILED at the {} step ({ms} ms): {}",
                         f.step,
                         s(&f.why)
                     )

@@ -47,7 +47,10 @@ pub(crate) async fn one_login(
         Err(e) => return (None, Err(failed("authorize", stop_text(e)))),
     };
     if a.code().is_none() {
-        let why = no_code(&a);
+        let user = ctx
+            .test_user(crate::case::model::TestUser::First)
+            .map(|u| u.username);
+        let why = no_code(&a, user.as_deref());
         return (Some(a), Err(failed("authorize", why)));
     }
     ctx.saved
@@ -82,9 +85,24 @@ pub(crate) async fn one_login(
     (Some(a), token)
 }
 
-/// Why an authorization that ended brought no code, in words.
-fn no_code(a: &Authorization) -> String {
+/// Why an authorization that ended brought no code, in words. A login form shown again after
+/// the credentials went in (some servers answer it with a 4xx, where the form driver stops) is
+/// named for what it is: the AS refused them.
+fn no_code(a: &Authorization, user: Option<&str>) -> String {
     let cb = a.callback.clone().unwrap_or_default();
+    if let (Outcome::Page { url, status, .. }, Some(last)) =
+        (&a.journey.outcome, a.journey.pages.last())
+        && a.journey.interactions.contains(&"login")
+        && authconform_core::login_form::parse(&last.body)
+            .forms
+            .iter()
+            .any(|f| f.password.is_some())
+    {
+        return format!(
+            "the login form came back ({status}, {url}) after the credentials for {:?} were submitted: the AS refused them. Check [login] username / password_env",
+            user.unwrap_or("")
+        );
+    }
     match &a.journey.outcome {
         Outcome::Redirected { .. } => match cb.get("error") {
             Some(_) => format!(
