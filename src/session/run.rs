@@ -80,12 +80,8 @@ pub async fn prepare(opts: &SetupOptions, events: Events<'_>) -> Result<Prepared
     }
     let result = async {
         let http = resolved.audited_http().await?;
-        let provisioned = super::provision(
-            &resolved.profile.login,
-            &resolved.base_dir,
-            &http.redactor(),
-        )
-        .await?;
+        let provisioned =
+            super::provision(&resolved.profile.login, &resolved.base_dir, http.redactor()).await?;
         if let Some(p) = &provisioned {
             events(Event::Provisioned(p));
         }
