@@ -47,6 +47,10 @@ pub enum Command {
     /// authorization, metadata and MCP endpoints, judged by named rules; findings are shrunk to
     /// a minimal request with a curl reproducer (`--replay` sends them again).
     Fuzz(Box<FuzzArgs>),
+    /// Log the test user in once with the profile's login driver and show every step (the
+    /// exchanges, the pages, the driver's trace, the outcome): a profile debugged in seconds.
+    /// Exit 0 when the token endpoint issued an access token, 1 when the login failed.
+    Login(Box<LoginArgs>),
     /// Make (once) and show authconform's local CA: the certificate an authorization server
     /// must trust to fetch Client ID Metadata Documents from authconform's document host.
     Ca(CaArgs),
@@ -220,6 +224,21 @@ pub struct FuzzArgs {
     pub no_color: bool,
 }
 
+#[derive(Args, Debug)]
+pub struct LoginArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Who logs in: first, second, a [[login.users]] name, or a username (default: first).
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// Print the trace as JSON (machine-readable) instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// No colours (also when NO_COLOR is set or output is not a terminal).
+    #[arg(long)]
+    pub no_color: bool,
+}
+
 #[derive(Copy, Clone, Debug, PartialEq, ValueEnum)]
 pub enum EndpointArg {
     Token,
@@ -271,6 +290,11 @@ pub struct ReferenceArgs {
     /// with no form) or spa (the form rendered by the page's script).
     #[arg(long, value_name = "STYLE", default_value = "form", value_parser = parse_login_style)]
     pub login: crate::reference::LoginStyle,
+    /// Behave like a mock or development AS with open registration: any unknown client_id is a
+    /// public client with any redirect URI, and no registration endpoint is offered (for
+    /// profiles with `[registration] open = true`; not compliant: it redirects anywhere).
+    #[arg(long)]
+    pub open_registration: bool,
 }
 
 fn parse_login_style(s: &str) -> Result<crate::reference::LoginStyle, String> {
@@ -395,6 +419,7 @@ pub fn main() -> i32 {
             Command::Reference(a) => serve_reference(a).await,
             Command::Ca(a) => show_ca(a),
             Command::Fuzz(a) => fuzz(*a).await,
+            Command::Login(a) => login(*a).await,
         }
     })
     .code()
@@ -471,6 +496,7 @@ async fn serve_reference(a: ReferenceArgs) -> Exit {
         a.cimd_resolver,
         a.revision,
         a.login,
+        a.open_registration,
     )
     .await
     {
@@ -488,6 +514,10 @@ async fn serve_reference(a: ReferenceArgs) -> Exit {
             // What a profile needs to drive the reference's login (a throw-away test user).
             "login": { "username": r.username, "password": r.password },
             "second_login": { "username": r.second_username, "password": r.second_password },
+            // More users the login accepts, for a profile's [[login.users]] pool.
+            "users": r.more_users.iter().map(|u| serde_json::json!({
+                "username": u.username, "password": u.password,
+            })).collect::<Vec<_>>(),
             "clients": r.clients.iter().map(|c| serde_json::json!({
                 "client_id": c.client_id,
                 "auth_method": c.auth_method,
@@ -607,6 +637,128 @@ async fn fuzz(a: FuzzArgs) -> Exit {
     }
 }
 
+async fn login(a: LoginArgs) -> Exit {
+    let printer = Printer::new(a.no_color, false);
+    let opts = session::LoginOptions {
+        target: a.target.options(),
+        user: a.user,
+    };
+    let trace = match session::login(opts, &|e| printer.show(e)).await {
+        Ok(t) => t,
+        Err(e) => return usage_error(e),
+    };
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&trace).unwrap_or_default()
+        );
+    } else {
+        let _ = write!(out, "{}", login_text(&trace, printer.console.color()));
+    }
+    if trace.failed.is_some() {
+        Exit::Failed
+    } else {
+        Exit::Ok
+    }
+}
+
+/// `authconform login`'s trace as text: the steps, each exchange, the pages, the driver's
+/// trace, the interactions and the outcome. Every string came from the server or the profile:
+/// escaped for the terminal.
+fn login_text(t: &session::LoginTrace, color: bool) -> String {
+    use std::fmt::Write as _;
+    let s = |x: &str| sanitize_terminal(x);
+    let paint = |code: &str, x: &str| {
+        if color {
+            format!("\x1b[{code}m{x}\x1b[0m")
+        } else {
+            x.to_string()
+        }
+    };
+    let mut o = String::new();
+    let who = t
+        .user
+        .as_ref()
+        .map(|u| format!("{} ({})", s(&u.username), s(&u.label)))
+        .unwrap_or_else(|| "the profile's login (no test user named)".into());
+    let _ = writeln!(o, "login as {who} with the {} driver", s(&t.driver));
+    let _ = writeln!(o, "exchanges:");
+    for (i, x) in t.exchanges.iter().enumerate() {
+        let status = x
+            .status
+            .map(|c| c.to_string())
+            .unwrap_or_else(|| "no answer".into());
+        let _ = writeln!(
+            o,
+            "  {:>2}. {} {} -> {status}  ({})",
+            i + 1,
+            s(&x.method),
+            s(&x.url),
+            s(&x.note)
+        );
+        if let Some(l) = &x.location {
+            let _ = writeln!(o, "      Location: {}", s(l));
+        }
+        if !x.excerpt.is_empty() {
+            let _ = writeln!(o, "      {}", s(&x.excerpt));
+        }
+    }
+    if !t.pages.is_empty() {
+        let _ = writeln!(o, "pages:");
+        for p in &t.pages {
+            let _ = writeln!(o, "  {:<8} {}  {}", s(&p.kind), p.status, s(&p.url));
+        }
+    }
+    if !t.trace.is_empty() {
+        let _ = writeln!(o, "driver trace:");
+        for l in &t.trace {
+            let _ = writeln!(o, "  {}", s(l));
+        }
+    }
+    if !t.interactions.is_empty() {
+        let _ = writeln!(o, "interactions: {}", s(&t.interactions.join(", ")));
+    }
+    if !t.outcome.is_empty() {
+        let _ = writeln!(o, "outcome: {}", s(&t.outcome));
+    }
+    let _ = writeln!(o, "steps:");
+    for st in &t.steps {
+        let _ = writeln!(o, "  {:<9} {}", st.step, s(&st.result));
+    }
+    let ms = t.duration_ms;
+    match &t.failed {
+        None => {
+            let _ = writeln!(
+                o,
+                "{}",
+                paint(
+                    "32",
+                    &format!(
+                        "login ok in {ms} ms: a code came back and the token endpoint issued an access token"
+                    )
+                )
+            );
+        }
+        Some(f) => {
+            let _ = writeln!(
+                o,
+                "{}",
+                paint(
+                    "31",
+                    &format!(
+                        "login FAILED at the {} step ({ms} ms): {}",
+                        f.step,
+                        s(&f.why)
+                    )
+                )
+            );
+        }
+    }
+    o
+}
+
 /// Shows a session's events: results on stdout, the rest on stderr.
 struct Printer {
     console: Console,
@@ -645,6 +797,17 @@ impl Printer {
                         " (the AS must trust {}; node: NODE_EXTRA_CA_CERTS)",
                         p.display()
                     ))
+                    .unwrap_or_default()
+            ),
+            Event::Provisioned(p) => eprintln!(
+                "test users provisioned: `{}` exited 0 in {:.1} s{}",
+                sanitize_terminal(&p.command.join(" ")),
+                p.duration_ms as f64 / 1000.0,
+                p.output
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .map(|l| format!(" ({})", sanitize_terminal(l.trim())))
                     .unwrap_or_default()
             ),
             Event::Grading { spec, cases } => eprintln!(

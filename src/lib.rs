@@ -33,6 +33,7 @@ pub mod checks;
 pub mod cimd;
 pub mod cli;
 pub mod client_key;
+pub mod command;
 pub mod discovery;
 pub mod egress;
 pub mod expected_verdicts;

@@ -98,6 +98,10 @@ pub struct CaseResult {
     /// The normative sentence the case enforces, from its case file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quote: Option<Quote>,
+    /// The usernames of the test users the case logged in as (first role first): cases that
+    /// ran at once hold different ones when the profile's pool has enough users.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub test_users: Vec<String>,
 }
 
 /// The cause that kept a case from its own judgement: a condition (`server-error`,
@@ -147,6 +151,25 @@ impl CaseResult {
         self.level == Level::Must
             && (self.status == Status::Errored || (self.status == Status::Failed && !self.warning))
     }
+}
+
+/// The provisioning command of a run (`[login] provision`) and how it ended. Only a command
+/// that exited 0 lets a run go on, so a report that holds one shows a success.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ProvisionRecord {
+    /// The program and its arguments, as run (the program's path resolved).
+    pub command: Vec<String>,
+    pub exit_code: i32,
+    pub duration_ms: u64,
+    /// Its stdout then stderr, redacted, at most [`ProvisionRecord::KEEP`] bytes.
+    pub output: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+}
+
+impl ProvisionRecord {
+    /// The output kept of a provisioning command.
+    pub const KEEP: usize = 64 << 10;
 }
 
 /// What the run was pointed at.
@@ -206,6 +229,9 @@ pub struct RunReport {
     /// under concurrency: one finding about the server, not one per requirement.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unstable: Option<UnstableRecord>,
+    /// The profile's `[login] provision` command, run once before anything was sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provision: Option<ProvisionRecord>,
     pub results: Vec<CaseResult>,
     /// Present for `authconform fuzz` reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -566,4 +566,11 @@ pub struct RegistrationConfig {
     /// `client_secret_basic` (default) or `client_secret_post` for confidential clients.
     #[serde(default)]
     pub confidential_method: Option<String>,
+    /// The AS accepts any `client_id` with any redirect URI, no registration needed (as mock
+    /// and development servers do): a case that needs a public client the profile does not
+    /// have makes one up (`authconform-<random>`, with the redirect URIs it wants) when the AS
+    /// offers no Dynamic Client Registration. Clients with metadata, confidential clients and
+    /// the cases about registration itself (area `dcr`) cannot be made up: they still skip.
+    #[serde(default)]
+    pub open: bool,
 }

@@ -467,11 +467,11 @@ fn start_reference() -> RefProcess {
     start_reference_with(&[])
 }
 
-fn start_reference_with(args: &[&str]) -> RefProcess {
+fn start_reference_with(extra: &[&str]) -> RefProcess {
     use std::io::BufRead;
     let mut child = bin()
         .args(["reference", "--port", "0"])
-        .args(args)
+        .args(extra)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -1058,6 +1058,304 @@ fn an_issuer_only_run_leaves_no_template_unfilled() {
         "{}",
         v["summary"]
     );
+}
+
+/// `authconform login` against the built-in reference: each exchange, the pages, the
+/// interactions and the outcome are shown, the code redacted; exit 0. `--json` says the same.
+#[test]
+fn login_shows_each_step_of_one_login_against_the_reference() {
+    let o = run(&["login", "--no-color"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    for want in [
+        "login as alice (first) with the form driver",
+        "GET https://127.0.0.1:",
+        "/as/authorize?response_type=code&client_id=ref-public",
+        "POST https://127.0.0.1:",
+        "/as/login -> 303",
+        "Location: /as/consent?txn=",
+        "pages:\n  login    200",
+        "  consent  200",
+        "interactions: login, consent",
+        "outcome: redirected to https://client.test/cb?code=[redacted",
+        "/as/token -> 200",
+        "login ok in",
+    ] {
+        assert!(out.contains(want), "no {want:?} in:\n{out}");
+    }
+    // The access token and the refresh token never reach the output.
+    assert!(out.contains("\"access_token\": \"[redacted"), "{out}");
+    let o = run(&["login", "--json", "--user", "second"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON trace");
+    assert_eq!(
+        v["user"],
+        serde_json::json!({"label": "second", "username": "bob"}),
+        "{v}"
+    );
+    assert!(v["failed"].is_null(), "{v}");
+    assert_eq!(v["interactions"], serde_json::json!(["login", "consent"]));
+    assert_eq!(v["steps"].as_array().unwrap().len(), 3, "{v}");
+    assert!(v["exchanges"].as_array().unwrap().len() >= 5, "{v}");
+    let o = run(&["login", "--user", "nobody"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("first (alice), second (bob)"),
+        "{}",
+        text(&o)
+    );
+}
+
+/// A wrong password: exit 1, naming the step that failed and why; the password is not shown.
+#[test]
+fn login_with_a_wrong_password_exits_1_naming_the_failed_step() {
+    let r = start_reference();
+    let p = reference_profile(
+        &r,
+        "[login]\ndriver = \"form\"\nusername = \"alice\"\npassword_env = \"AUTHCONFORM_TEST_PASSWORD\"",
+    );
+    let o = bin()
+        .env("AUTHCONFORM_TEST_PASSWORD", "wrong-password")
+        .args(["login", "--no-color", "--config"])
+        .arg(p.path().join("profile.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let out = text(&o);
+    assert!(out.contains("login FAILED at the authorize step"), "{out}");
+    assert!(
+        out.contains("the login form came back after the credentials for \"alice\" were submitted"),
+        "{out}"
+    );
+    assert!(out.contains("the AS refused them"), "{out}");
+    assert!(out.contains("/as/login -> 200"), "{out}");
+    assert!(
+        !out.contains("wrong-password"),
+        "the password is shown:\n{out}"
+    );
+}
+
+/// A pool of three users: two cases that hold their users for seconds (each waits for its
+/// access token to expire) run at the same time, so each must have leased its own; each result
+/// says which user it logged in as (`test_users`). Cases that finish in milliseconds may run
+/// one after another and reuse a user: only the overlap of the waiting ones is certain.
+#[test]
+fn cases_running_at_once_log_in_as_distinct_users_of_the_pool() {
+    let r = start_reference();
+    let p = reference_profile(
+        &r,
+        "[login]\ndriver = \"form\"\nusername = \"alice\"\npassword_env = \"AC_PW1\"\nsecond_username = \"bob\"\nsecond_password_env = \"AC_PW2\"\n\n[[login.users]]\nname = \"third\"\nusername = \"carol\"\npassword_env = \"AC_PW3\"",
+    );
+    let reports = tempfile::tempdir().unwrap();
+    let o = bin()
+        .env("AC_PW1", r.info["login"]["password"].as_str().unwrap())
+        .env(
+            "AC_PW2",
+            r.info["second_login"]["password"].as_str().unwrap(),
+        )
+        .env("AC_PW3", r.info["users"][0]["password"].as_str().unwrap())
+        .args(["run", "--config"])
+        .arg(p.path().join("profile.toml"))
+        .args([
+            "--only",
+            "at-expired-rs",
+            "--only",
+            "rs-401-expired-token",
+            "--only",
+            "pkce-positive",
+            "--concurrency",
+            "3",
+            "--report-dir",
+        ])
+        .arg(reports.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v = results(reports.path());
+    validate_results(&v);
+    let user_of = |id: &str| -> String {
+        let c = v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap_or_else(|| panic!("no {id}"));
+        assert_eq!(c["status"], "passed", "{c}");
+        let u = c["test_users"].as_array().expect("test_users recorded");
+        assert_eq!(u.len(), 1, "{c}");
+        u[0].as_str().unwrap().to_string()
+    };
+    let (a, b, c) = (
+        user_of("at-expired-rs"),
+        user_of("rs-401-expired-token"),
+        user_of("pkce-positive"),
+    );
+    assert_ne!(a, b, "two cases at once logged in as the same user");
+    for u in [&a, &b, &c] {
+        assert!(["alice", "bob", "carol"].contains(&u.as_str()), "{u}");
+    }
+}
+
+#[test]
+fn a_pool_user_without_its_password_variable_exits_2_located() {
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("p.toml");
+    std::fs::write(
+        &f,
+        "[target]\nissuer = \"https://as.example.test\"\n\n[login]\nusername = \"a\"\n\n[[login.users]]\nusername = \"c\"\npassword_env = \"AUTHCONFORM_TEST_UNSET_PW\"\n",
+    )
+    .unwrap();
+    let o = bin()
+        .env_remove("AUTHCONFORM_TEST_UNSET_PW")
+        .args(["login", "--config"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("p.toml:"), "{t}");
+    assert!(t.contains("login.users"), "{t}");
+    assert!(
+        t.contains(
+            "users[0].password_env: environment variable AUTHCONFORM_TEST_UNSET_PW is not set"
+        ),
+        "{t}"
+    );
+}
+
+/// `[login] provision` runs once before anything is sent, in the profile's folder, and its
+/// output (redacted) is in results.json; a failing one stops the run with exit 2.
+#[test]
+fn the_provisioning_command_runs_first_and_a_failing_one_stops_the_run() {
+    use std::os::unix::fs::PermissionsExt;
+    let r = start_reference();
+    let password = r.info["login"]["password"].as_str().unwrap().to_string();
+    let make = |code: u8| {
+        let p = reference_profile(
+            &r,
+            "[login]\ndriver = \"form\"\nusername = \"alice\"\npassword_env = \"AUTHCONFORM_TEST_PASSWORD\"\nprovision = [\"./make-users.sh\", \"hello\"]\nprovision_timeout_secs = 10",
+        );
+        let script = p.path().join("make-users.sh");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\necho \"made $1 for $AUTHCONFORM_USERNAMES with $AUTHCONFORM_TEST_PASSWORD in $(basename \"$PWD\")\"\necho oops >&2\nexit {code}\n"
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    };
+    let p = make(0);
+    let reports = tempfile::tempdir().unwrap();
+    let o = bin()
+        .env("AUTHCONFORM_TEST_PASSWORD", &password)
+        // Not from the profile's folder: the relative path resolves against it anyway.
+        .current_dir(reports.path())
+        .args(["run", "--only", "pkce-positive", "--config"])
+        .arg(p.path().join("profile.toml"))
+        .arg("--report-dir")
+        .arg(reports.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("test users provisioned: `"),
+        "{}",
+        text(&o)
+    );
+    let v = results(reports.path());
+    validate_results(&v);
+    let prov = &v["provision"];
+    assert_eq!(prov["exit_code"], 0, "{prov}");
+    let out = prov["output"].as_str().unwrap();
+    let folder = p.path().file_name().unwrap().to_str().unwrap();
+    assert!(
+        out.starts_with(&format!(
+            "made hello for alice with [redacted {} bytes] in {folder}",
+            password.len()
+        )),
+        "{out}"
+    );
+    assert!(out.contains("oops"), "{out}");
+    let html = std::fs::read_to_string(reports.path().join("report.html")).unwrap();
+    assert!(
+        html.contains("test users provisioned"),
+        "not in the HTML report"
+    );
+    assert!(!html.contains(&password) && !out.contains(&password));
+
+    let p = make(3);
+    let o = bin()
+        .env("AUTHCONFORM_TEST_PASSWORD", &password)
+        .args(["run", "--only", "pkce-positive", "--config"])
+        .arg(p.path().join("profile.toml"))
+        .arg("--report-dir")
+        .arg(reports.path().join("failing"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("[login] provision `"), "{t}");
+    assert!(
+        t.contains("exited 3; the run stops before sending anything"),
+        "{t}"
+    );
+    assert!(t.contains("oops"), "{t}");
+    assert!(!t.contains(&password), "{t}");
+}
+
+/// Against an AS with open registration and no DCR (the reference's open mode), cases that
+/// need fresh public clients make them up instead of skipping, and pass; a case about
+/// registration itself still skips.
+#[test]
+fn open_registration_lets_fresh_client_cases_mint_their_clients() {
+    let r = start_reference_with(&["--open-registration"]);
+    let p = reference_profile(
+        &r,
+        "[registration]\nopen = true\n\n[login]\ndriver = \"form\"\nusername = \"alice\"\npassword_env = \"AUTHCONFORM_TEST_PASSWORD\"",
+    );
+    let reports = tempfile::tempdir().unwrap();
+    let o = bin()
+        .env(
+            "AUTHCONFORM_TEST_PASSWORD",
+            r.info["login"]["password"].as_str().unwrap(),
+        )
+        .args(["run", "--config"])
+        .arg(p.path().join("profile.toml"))
+        .args([
+            "--only",
+            "code-client-binding",
+            "--only",
+            "rt-client-binding",
+            "--only",
+            "code-access-denied",
+            "--only",
+            "dcr-public-no-secret",
+            "--report-dir",
+        ])
+        .arg(reports.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v = results(reports.path());
+    validate_results(&v);
+    for c in v["results"].as_array().unwrap() {
+        if c["id"] == "dcr-public-no-secret" {
+            assert_eq!(c["status"], "skipped", "{c}");
+            assert!(
+                c["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("[registration] open does not stand in"),
+                "{c}"
+            );
+        } else {
+            assert_eq!(c["status"], "passed", "{c}");
+            let details = c["details"].to_string();
+            assert!(details.contains("minted, not registered"), "{c}");
+        }
+    }
 }
 
 /// Runs `ids` against a profile for `r` with the given `[login]` table and password; returns

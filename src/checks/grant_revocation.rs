@@ -109,7 +109,11 @@ async fn grant(ctx: &mut CaseCtx<'_>, parallel: usize) -> Result<Vec<Value>, Sto
 /// user's browser session, or its command.
 async fn withdraw(ctx: &mut CaseCtx<'_>, client_id: &str) -> StepResult {
     let cfg = ctx.env.profile.grant_revocation.clone();
-    let username = ctx.env.profile.login.username.clone().unwrap_or_default();
+    // The user who granted the access: the one this case leased.
+    let username = ctx
+        .test_user(crate::case::model::TestUser::First)
+        .map(|u| u.username)
+        .unwrap_or_default();
     let fill = |t: &str| {
         t.replace("${client_id}", client_id)
             .replace("${username}", &username)
@@ -199,71 +203,16 @@ async fn withdraw(ctx: &mut CaseCtx<'_>, client_id: &str) -> StepResult {
     }
 }
 
-/// Runs a program (no shell) with a deadline; its exit code and the first 2 KiB of its output.
+/// Runs a program (no shell) with a deadline; its exit code and the first 2 KiB of its output,
+/// on one line.
 pub(super) fn run_bounded(
     argv: &[String],
     envs: &[(String, String)],
     timeout: Duration,
 ) -> Result<(i32, String), String> {
-    use std::io::Read;
-    const KEEP: usize = 2048;
-    let mut child = std::process::Command::new(&argv[0])
-        .args(&argv[1..])
-        .envs(envs.iter().cloned())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot start: {e}"))?;
-    // Both pipes are drained (keeping the start) so a chatty program cannot block on them.
-    let drain = |p: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut kept = Vec::new();
-            if let Some(mut p) = p {
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = p.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    let room = KEEP.saturating_sub(kept.len());
-                    kept.extend_from_slice(&buf[..n.min(room)]);
-                }
-            }
-            kept
-        })
-    };
-    let out = drain(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let err = drain(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break s,
-            Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("did not finish within {} s", timeout.as_secs()));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
-            Err(e) => return Err(e.to_string()),
-        }
-    };
-    let mut text = out.join().unwrap_or_default();
-    text.extend(err.join().unwrap_or_default());
-    let text: String = String::from_utf8_lossy(&text[..text.len().min(KEEP)])
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
-    Ok((status.code().unwrap_or(-1), text))
+    let ran = crate::command::run(argv, envs, None, timeout, 2048)?;
+    let text = ran.output.split_whitespace().collect::<Vec<_>>().join(" ");
+    Ok((ran.code, text))
 }
 
 /// How a held token fared after the revocation.

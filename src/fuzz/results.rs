@@ -40,6 +40,7 @@ pub fn result_for(id: String, req: &str, title: String, cases: &[Case], spec: &s
         incident: None,
         blocked_by: None,
         quote: case.and_then(|c| c.file.quote.clone()),
+        test_users: Vec::new(),
     }
 }
 

@@ -13,6 +13,7 @@
 pub mod browser;
 pub mod form;
 pub mod script;
+pub mod users;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -61,6 +62,16 @@ pub struct LoginConfig {
     /// The `browser` driver's settings (`[login.browser]`).
     #[serde(default)]
     pub browser: browser::BrowserConfig,
+    /// More test users (`[[login.users]]`): with the first and second user they make the pool
+    /// cases lease from, so cases running at once log in as different users.
+    #[serde(default)]
+    pub users: Vec<users::UserConfig>,
+    /// A program and its arguments (no shell) run once before the suite sends anything, to
+    /// create or reset the test users; relative paths resolve against the profile's folder.
+    #[serde(default)]
+    pub provision: Vec<String>,
+    /// How long `provision` may take (default 60 s).
+    pub provision_timeout_secs: Option<u64>,
     /// Requests one login may take at most (default 20).
     pub max_requests: Option<usize>,
     /// How long `manual` waits for the person (default 300 s).
@@ -125,6 +136,31 @@ impl LoginConfig {
             s.validate()
                 .map_err(|m| ("steps", format!("steps[{i}]: {m}")))?;
         }
+        if !self.users.is_empty() && self.username.is_none() {
+            return Err((
+                "users",
+                "[[login.users]] adds to the first user: set [login] username too".into(),
+            ));
+        }
+        let mut labels: Vec<String> = Vec::new();
+        for (i, u) in self.users.iter().enumerate() {
+            if u.username.is_empty() {
+                return Err(("users", format!("users[{i}].username must not be empty")));
+            }
+            let label = u.name.clone().unwrap_or_else(|| u.username.clone());
+            if ["first", "second"].contains(&label.as_str()) || labels.contains(&label) {
+                return Err((
+                    "users",
+                    format!(
+                        "users[{i}]: the name {label:?} is taken (first, second and each user's name must differ)"
+                    ),
+                ));
+            }
+            labels.push(label);
+        }
+        if self.provision.first().is_some_and(String::is_empty) {
+            return Err(("provision", "the program must not be empty".into()));
+        }
         Ok(())
     }
 
@@ -151,21 +187,66 @@ impl LoginConfig {
                 }
             }
         }
+        for (i, u) in self.users.iter_mut().enumerate() {
+            if let Some(var) = &u.password_env {
+                match std::env::var(var) {
+                    Ok(v) => u.password = Some(v),
+                    Err(_) => {
+                        return Err((
+                            "users",
+                            format!(
+                                "users[{i}].password_env: environment variable {var} is not set"
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
         Ok(())
     }
 
-    /// The configuration a login as `user` runs with: the second user's name and password in
-    /// place of the first's. `None` when no second user is configured.
-    pub fn for_user(&self, user: TestUser) -> Option<LoginConfig> {
-        match user {
-            TestUser::First => Some(self.clone()),
-            TestUser::Second => {
-                let mut c = self.clone();
-                c.username = Some(self.second_username.clone()?);
-                c.password = self.second_password.clone();
-                Some(c)
+    /// The test users in lease order: the first user, the second, then `[[login.users]]`.
+    pub fn pool(&self) -> Vec<users::PoolUser> {
+        let mut v = Vec::new();
+        if let Some(u) = &self.username {
+            v.push(users::PoolUser {
+                label: "first".into(),
+                username: u.clone(),
+                password: self.password.clone(),
+            });
+            if let Some(s) = &self.second_username {
+                v.push(users::PoolUser {
+                    label: "second".into(),
+                    username: s.clone(),
+                    password: self.second_password.clone(),
+                });
             }
+            v.extend(self.users.iter().map(|u| users::PoolUser {
+                label: u.name.clone().unwrap_or_else(|| u.username.clone()),
+                username: u.username.clone(),
+                password: u.password.clone(),
+            }));
         }
+        v
+    }
+
+    /// Every password of the pool, for the redactor.
+    pub fn passwords(&self) -> Vec<String> {
+        [&self.password, &self.second_password]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .chain(self.users.iter().filter_map(|u| u.password.clone()))
+            .collect()
+    }
+
+    /// The configuration a login as `user` runs with: that user's name and password in place
+    /// of the first user's.
+    pub fn as_user(&self, user: &users::PoolUser) -> LoginConfig {
+        let mut c = self.clone();
+        c.username = Some(user.username.clone());
+        c.password = user.password.clone();
+        c
     }
 }
 
@@ -374,18 +455,14 @@ pub struct Drive<'a> {
     pub login: bool,
 }
 
-/// Runs the profile's driver. `Err` is a login that could not complete (the case errors).
+/// Runs the profile's driver as the user `agent.config` names (the caller chose which user of
+/// the pool). `Err` is a login that could not complete (the case errors).
 pub async fn drive(
     agent: &mut Agent<'_>,
     browser: &mut Browser,
     d: Drive<'_>,
 ) -> Result<Journey, LoginError> {
-    let Some(cfg) = agent.config.for_user(browser.user) else {
-        return Err(LoginError::Failed(
-            "no second test user is configured ([login] second_username / second_password_env)"
-                .into(),
-        ));
-    };
+    let cfg = agent.config.clone();
     if browser.user == TestUser::Second && cfg.driver == Driver::Auto {
         return Err(LoginError::Failed(
             "the auto login driver cannot choose which user logs in".into(),

@@ -844,13 +844,14 @@ pub(super) fn sign_in(
     {
         return SignIn::Unknown;
     }
-    // Two test users: the suite's cases about one user reaching another's session, state or
-    // grants need a second one.
+    // Two test users, for the suite's cases about one user reaching another's session, state
+    // or grants, and a few more, so cases running at once can each log in as their own.
     let user = [
         (&s.username, &s.password),
         (&s.second_username, &s.second_password),
     ]
     .into_iter()
+    .chain(s.more_users.iter().map(|(u, p)| (u, p)))
     .find(|(u, p)| username == Some(u.as_str()) && password == Some(p.as_str()))
     .map(|(u, _)| u.clone());
     let Some(user) = user else {

@@ -59,6 +59,10 @@ fn metadata(s: &Ref, oidc: bool) -> Value {
         }
     }
     let o = m.as_object_mut().expect("object literal");
+    // An open-registration server (a mock) takes any client id: there is nothing to register.
+    if s.open_registration {
+        o.remove("registration_endpoint");
+    }
     if s.fault("asm-required-fields") {
         o.remove("response_types_supported");
     }
@@ -191,7 +195,7 @@ pub fn handle(
             Some(json(200, json!({ "keys": keys })))
         }
         "/as/register" => {
-            if s.fault("asm-registration-endpoint") {
+            if s.fault("asm-registration-endpoint") || s.open_registration {
                 return None;
             }
             if *method != Method::POST {

@@ -408,6 +408,11 @@ pub struct Options {
     pub revision: Option<Revision>,
     /// How the login and consent are presented (the authorization endpoint is the same).
     pub login: LoginStyle,
+    /// Open registration, as mock and development authorization servers have it: an unknown
+    /// `client_id` is taken as a public client with any redirect URI, and the metadata names
+    /// no registration endpoint. Not compliant (any redirect URI is an open redirector): it is
+    /// what a profile's `[registration] open = true` is tested against.
+    pub open_registration: bool,
 }
 
 /// How the reference presents its login and consent: the suite's login drivers must get a test
@@ -479,6 +484,12 @@ pub(crate) struct Ref {
     /// A second test user (user-binding cases).
     pub second_username: String,
     pub second_password: String,
+    /// More test users (name, password): a pool large enough that cases running at once each
+    /// log in as their own user.
+    pub more_users: Vec<(String, String)>,
+    /// Open registration, as mock and development servers have it: any unknown `client_id` is
+    /// a public client with any redirect URI, and no registration endpoint is offered.
+    pub open_registration: bool,
     pub store: std::sync::Mutex<store::Store>,
     /// State handles the `cart_*` tools minted (`handles.rs`).
     pub carts: std::sync::Mutex<handles::Carts>,
@@ -522,12 +533,21 @@ impl Ref {
                 .get(id)
                 .cloned();
         }
-        self.clients
+        let known = self
+            .clients
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
             .find(|c| c.get("client_id").and_then(|v| v.as_str()) == Some(id))
-            .cloned()
+            .cloned();
+        // Open registration: whatever id a client makes up is a public client, redirected
+        // anywhere it asks.
+        known.or_else(|| {
+            (self.open_registration && !id.is_empty()).then(|| {
+                serde_json::json!({ "client_id": id, "token_endpoint_auth_method": "none",
+                                    "redirect_uris": [], "x_any_redirect": true })
+            })
+        })
     }
 }
 
@@ -555,6 +575,8 @@ pub struct Reference {
     /// state or grants.
     pub second_username: String,
     pub second_password: String,
+    /// More test users the login accepts (see [`Facts::more_users`]).
+    pub more_users: Vec<TestUser>,
     /// Pre-registered clients.
     pub clients: Vec<PreregisteredClient>,
     pub issuer: String,
@@ -610,6 +632,8 @@ pub struct Facts {
     pub user: TestUser,
     /// For the cases where one user must not reach another's session, state or grants.
     pub second_user: TestUser,
+    /// More users the login accepts, so cases running at once can each have their own.
+    pub more_users: Vec<TestUser>,
     pub clients: Vec<PreregisteredClient>,
     /// The scope every authorization request asks for.
     pub baseline_scope: &'static str,
@@ -703,6 +727,10 @@ pub async fn start(opts: Options) -> Result<Reference, StartError> {
 
     let password = store::random_id(12);
     let second_password = store::random_id(12);
+    let more_users: Vec<(String, String)> = ["carol", "dave"]
+        .into_iter()
+        .map(|u| (u.to_string(), store::random_id(12)))
+        .collect();
     let secret = store::random_id(24);
     let signer = jwt::Signer::generate().map_err(StartError::Key)?;
     let operator_secret = store::random_id(16);
@@ -723,6 +751,8 @@ pub async fn start(opts: Options) -> Result<Reference, StartError> {
         password: password.clone(),
         second_username: "bob".into(),
         second_password: second_password.clone(),
+        more_users: more_users.clone(),
+        open_registration: opts.open_registration,
         store: std::sync::Mutex::new(store::Store::default()),
         carts: Default::default(),
         cimd_clients: Default::default(),
@@ -790,6 +820,10 @@ pub async fn start(opts: Options) -> Result<Reference, StartError> {
         password,
         second_username: "bob".into(),
         second_password,
+        more_users: more_users
+            .into_iter()
+            .map(|(username, password)| TestUser { username, password })
+            .collect(),
         clients: client_facts,
         issuer: state.issuer.clone(),
         resource: state.resource.clone(),
@@ -818,6 +852,7 @@ impl Reference {
                 username: self.second_username.clone(),
                 password: self.second_password.clone(),
             },
+            more_users: self.more_users.clone(),
             clients: self.clients.clone(),
             baseline_scope: "mcp:tools",
             broad_scope: "mcp:admin",

@@ -24,6 +24,11 @@ impl Console {
         Console { color, verbose }
     }
 
+    /// Does this console colour its output?
+    pub fn color(&self) -> bool {
+        self.color
+    }
+
     /// `colored` decides on its own (env vars, global override) whether to emit escapes; we only
     /// let it see the text when colour was asked for, so `color: false` is plain whatever the
     /// global state says.

@@ -186,6 +186,19 @@ fn page(report: &RunReport) -> Page {
             value: line(i),
         });
     }
+    if let Some(p) = &report.provision {
+        // Briefly: the command and the start of its output (results.json keeps all of it).
+        target.push(Field {
+            label: "test users provisioned",
+            value: line(&format!(
+                "`{}` exited {} in {}: {}",
+                p.command.join(" "),
+                p.exit_code,
+                fmt_ms(p.duration_ms),
+                p.output.trim()
+            )),
+        });
+    }
     if !report.target.faults.is_empty() {
         target.push(Field {
             label: "faults",

@@ -206,6 +206,7 @@ pub(crate) mod testutil {
                 source: format!("RFC 0000 §1 {NASTY}"),
                 note: Some(format!("graded as SHOULD {NASTY}")),
             }),
+            test_users: vec![format!("user {NASTY}")],
         }
     }
 
@@ -260,6 +261,13 @@ pub(crate) mod testutil {
             duration_ms: 4321,
             interrupted: true,
             summary,
+            provision: Some(crate::record::ProvisionRecord {
+                command: vec![format!("scripts/make-users.sh{NASTY}")],
+                exit_code: 0,
+                duration_ms: 12,
+                output: format!("made users {NASTY}"),
+                truncated: true,
+            }),
             results,
             fuzz: None,
         }

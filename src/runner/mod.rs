@@ -17,6 +17,9 @@ use crate::spec::{Revision, SpecChoice};
 use crate::step;
 use crate::step::{CaseCtx, RunEnv, Slot, StepResult, Stop};
 
+mod login;
+pub use login::{LoginFailure, LoginTrace, login_trace};
+
 /// Runs one case to a verdict. Never panics on server behaviour; every way a step can end is a
 /// status.
 pub async fn run_case(env: &RunEnv, case: &Case) -> CaseResult {
@@ -30,7 +33,9 @@ pub async fn run_case_in(env: &RunEnv, case: &Case, slot: Option<Slot>) -> CaseR
     let mut ctx = CaseCtx::new(env);
     ctx.slot = slot;
     ctx.case_id = case.id().to_string();
+    ctx.area = case.file.area.clone();
     ctx.error_shape_own = case.file.error_shape == crate::case::model::ErrorShape::Own;
+    ctx.needs_second_user = needs_second_user(case);
     let level = case.level_at(env.revision);
     // A case that starts after the target went down is tied to that incident at once, whatever
     // it would have needed: nothing it could learn now would be the server's answer.
@@ -40,7 +45,15 @@ pub async fn run_case_in(env: &RunEnv, case: &Case, slot: Option<Slot>) -> CaseR
     } else {
         match missing_feature(env, case) {
             Some(reason) => Err(Stop::Skip(reason)),
-            None => run_variants(&mut ctx, case).await,
+            None => {
+                // A case that may log in takes its user(s) as it starts, not at its first
+                // login: a case that starts alongside it can then never get the same user, even
+                // when one of them reaches its login later (after its own discovery requests).
+                if may_log_in(case) {
+                    let _ = ctx.test_user(crate::case::model::TestUser::First);
+                }
+                run_variants(&mut ctx, case).await
+            }
         }
     };
     let (status, warning, message) = match outcome {
@@ -82,6 +95,9 @@ pub async fn run_case_in(env: &RunEnv, case: &Case, slot: Option<Slot>) -> CaseR
             b
         });
     step::document::attach_evidence(&mut ctx);
+    let test_users = ctx.users_used();
+    // The users go back to the pool as the case ends, not when its record is read.
+    ctx.leases.clear();
     CaseResult {
         id: case.id().to_string(),
         area: case.file.area.clone(),
@@ -99,7 +115,25 @@ pub async fn run_case_in(env: &RunEnv, case: &Case, slot: Option<Slot>) -> CaseR
         incident,
         blocked_by,
         quote: case.file.quote.clone(),
+        test_users,
     }
+}
+
+/// Can the case log a user in? Only `authorize` steps, named checks and `document` steps
+/// (the CIMD control) do; a case of requests and expectations alone never holds a user.
+fn may_log_in(case: &Case) -> bool {
+    case.file
+        .steps
+        .iter()
+        .any(|s| matches!(s, Step::Authorize(_) | Step::Check(_) | Step::Document(_)))
+}
+
+/// Does the case log in as a second user anywhere (a requirement, or an `authorize` step)?
+fn needs_second_user(case: &Case) -> bool {
+    case.file.requires.contains(&Feature::SecondUser)
+        || case.file.steps.iter().any(
+            |s| matches!(s, Step::Authorize(a) if a.user == crate::case::model::TestUser::Second),
+        )
 }
 
 fn missing_feature(env: &RunEnv, case: &Case) -> Option<String> {
@@ -134,9 +168,9 @@ fn missing_feature(env: &RunEnv, case: &Case) -> Option<String> {
                     "no scope hierarchy declared: the profile names no broader scope and a tool its narrower one covers ([scopes] broad_scope, narrow_tool)".into(),
                 );
             }
-            Feature::SecondUser if env.profile.login.second_username.is_none() => {
+            Feature::SecondUser if env.users.pool().len() < 2 => {
                 return Some(
-                    "no second test user is configured ([login] second_username / second_password_env)".into(),
+                    "no second test user is configured ([login] second_username / second_password_env, or [[login.users]])".into(),
                 );
             }
             Feature::StateHandles if env.profile.state_handles.tools().is_none() => {
@@ -416,39 +450,15 @@ async fn login_for_detection(env: &RunEnv) -> Result<String, String> {
     let login = async {
         let mut ctx = CaseCtx::new(env);
         ctx.case_id = "revision-detection".into();
-        let client =
-            step::client::provision(&mut ctx, &crate::case::model::ClientStep::default()).await?;
-        ctx.saved
-            .insert("client".into(), step::Saved::Client(client));
-        let a =
-            checks::tokens::user_authorization(&mut ctx, &Default::default(), &[], None).await?;
-        if a.code().is_none() {
-            return Err(Stop::Error("the authorization brought no code".into()));
-        }
-        ctx.saved
-            .insert("auth".into(), step::Saved::Authorization(Box::new(a)));
-        let saved = step::token::token(
-            &mut ctx,
-            &step::token::redeeming("auth", Default::default()),
-        )
-        .await?;
-        let Some((_, r)) = saved.response() else {
-            return Err(Stop::Error("the token endpoint gave no response".into()));
-        };
-        match r.json() {
-            Some(doc) if r.status == 200 => checks::tokens::str_member(&doc, "access_token")
-                .ok_or_else(|| Stop::Error("the token response holds no access_token".into())),
-            _ => Err(Stop::Error(format!(
-                "the token endpoint answered {}",
-                r.status
-            ))),
-        }
+        login::one_login(&mut ctx).await.1
     };
     match tokio::time::timeout(DETECTION_LOGIN_LIMIT, login).await {
         Ok(Ok(t)) => Ok(t),
-        Ok(Err(Stop::Pass(m) | Stop::Fail(m) | Stop::Skip(m) | Stop::Error(m))) => {
-            Err(format!("the profile's login failed: {}", one_line(&m)))
-        }
+        Ok(Err(f)) => Err(format!(
+            "the profile's login failed at the {} step: {}",
+            f.step,
+            one_line(&f.why)
+        )),
         Err(_) => Err(format!(
             "the profile's login took longer than {} s",
             DETECTION_LOGIN_LIMIT.as_secs()
@@ -680,5 +690,6 @@ fn crashed(case: &Case, msg: String) -> CaseResult {
         incident: None,
         blocked_by: None,
         quote: case.file.quote.clone(),
+        test_users: Vec::new(),
     }
 }

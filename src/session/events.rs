@@ -26,6 +26,8 @@ pub enum Event<'a> {
         base_url: &'a str,
         ca_path: Option<&'a Path>,
     },
+    /// The profile's provisioning command ran and exited 0.
+    Provisioned(&'a crate::record::ProvisionRecord),
     /// A run's cases start, graded at `spec`.
     Grading { spec: &'a SpecInfo, cases: usize },
     /// A campaign session's plan: its seed and bounds per endpoint.

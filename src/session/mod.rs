@@ -9,6 +9,7 @@
 
 mod events;
 mod fuzz;
+mod login;
 mod profile;
 
 pub use profile::JSON_LOGIN_SCRIPT;
@@ -26,9 +27,11 @@ use crate::redact::Redactor;
 use crate::reference::{self, Reference};
 use crate::target::{self, Profile, Target};
 
+pub use crate::runner::LoginTrace;
 pub use crate::stop::StopSignal;
 pub use events::{Event, Events};
 pub use fuzz::{FuzzOptions, FuzzTarget, fuzz, fuzz_exit, fuzz_target};
+pub use login::{LoginOptions, login};
 pub use profile::reference_profile;
 pub use reports::ReportOptions;
 pub use run::{DocumentOptions, Finished, Gate, Prepared, RunOptions, SetupOptions, prepare, run};
@@ -135,6 +138,8 @@ struct Resolved {
     reference: Option<Reference>,
     /// `--allow-host` entries, added to the profile's `[network] allow`.
     allow_hosts: Vec<String>,
+    /// The profile's folder: relative paths in it resolve against it.
+    base_dir: PathBuf,
 }
 
 impl Resolved {
@@ -150,9 +155,15 @@ impl Resolved {
             "issuer"
         };
         let mut profile = Profile::default();
+        let mut base_dir = PathBuf::from(".");
         if let Some(p) = &t.config {
             let loaded = target::load_profile(p).map_err(Error::new)?;
             let base = p.parent().unwrap_or(Path::new("."));
+            base_dir = if base.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                base.to_path_buf()
+            };
             loaded
                 .http
                 .apply(base, &mut http_cfg)
@@ -191,6 +202,7 @@ impl Resolved {
             profile,
             reference: None,
             allow_hosts: t.allow_hosts.clone(),
+            base_dir,
         })
     }
 
@@ -219,6 +231,7 @@ impl Resolved {
             cimd_trust_pem: documents.map(|d| d.host.ca_pem.clone()),
             cimd_resolver: documents.and_then(|d| d.dns.as_ref().ok()).map(|d| d.addr),
             fragile: std::env::var_os("AUTHCONFORM_REFERENCE_FRAGILE").is_some_and(|v| v == "1"),
+            open_registration: false,
         })
         .await
         .map_err(Error::new)?;
@@ -303,17 +316,78 @@ impl Resolved {
         let policy = self.egress_policy().await?;
         self.http_cfg.egress = Some(std::sync::Arc::new(policy));
         let redactor = Redactor::new();
-        for p in [
-            &self.profile.login.password,
-            &self.profile.login.second_password,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            redactor.add_secret(p);
+        for p in self.profile.login.passwords() {
+            redactor.add_secret(&p);
         }
         Http::new(self.http_cfg.clone(), redactor).map_err(Error::new)
     }
+}
+
+/// How long a provisioning command may take unless the profile says otherwise.
+const PROVISION_TIMEOUT_SECS: u64 = 60;
+
+/// Runs the profile's `[login] provision` command, once, before the session sends anything:
+/// no shell, in the profile's folder (a relative program path resolves against it), with the
+/// pool's usernames in `AUTHCONFORM_USERNAMES` (space-separated; the passwords are in the
+/// variables the profile names). Its output is kept (64 KiB at most) and redacted. A command
+/// that fails or overruns is an [`Error`]: the suite's own setup failed, so nothing about the
+/// server was learnt and no verdict would mean anything.
+async fn provision(
+    login: &crate::login::LoginConfig,
+    base: &Path,
+    redactor: &Redactor,
+) -> Result<Option<crate::record::ProvisionRecord>, Error> {
+    let Some(program) = login.provision.first() else {
+        return Ok(None);
+    };
+    let mut argv = login.provision.clone();
+    let path = Path::new(program);
+    if path.is_relative() && path.components().count() > 1 {
+        argv[0] = base.join(path).display().to_string();
+    }
+    let usernames: Vec<String> = login.pool().into_iter().map(|u| u.username).collect();
+    let envs = vec![("AUTHCONFORM_USERNAMES".to_string(), usernames.join(" "))];
+    let timeout = Duration::from_secs(
+        login
+            .provision_timeout_secs
+            .unwrap_or(PROVISION_TIMEOUT_SECS)
+            .max(1),
+    );
+    let started = std::time::Instant::now();
+    let (argv2, base2) = (argv.clone(), base.to_path_buf());
+    let ran = tokio::task::spawn_blocking(move || {
+        crate::command::run(
+            &argv2,
+            &envs,
+            Some(&base2),
+            timeout,
+            crate::record::ProvisionRecord::KEEP,
+        )
+    })
+    .await
+    .map_err(|e| Error(format!("[login] provision: {e}")))?;
+    let shown = argv.join(" ");
+    let ran = ran.map_err(|e| Error(format!("[login] provision `{shown}`: {e}")))?;
+    let output = redactor.text(&ran.output);
+    if ran.code != 0 {
+        let tail: String = output.trim().chars().take(2000).collect();
+        return Err(Error(format!(
+            "[login] provision `{shown}` exited {}; the run stops before sending anything{}",
+            ran.code,
+            if tail.is_empty() {
+                String::new()
+            } else {
+                format!(". Its output:\n{tail}")
+            }
+        )));
+    }
+    Ok(Some(crate::record::ProvisionRecord {
+        command: argv,
+        exit_code: ran.code,
+        duration_ms: started.elapsed().as_millis() as u64,
+        output,
+        truncated: ran.truncated,
+    }))
 }
 
 /// Stops the built-in reference, if the session started one.
@@ -333,6 +407,7 @@ pub async fn serve_reference(
     cimd_resolver: Option<std::net::SocketAddr>,
     revision: Option<crate::spec::Revision>,
     login: reference::LoginStyle,
+    open_registration: bool,
 ) -> Result<(Reference, PathBuf), Error> {
     check_faults(faults, &load_cases(None)?)?;
     let cimd_trust_pem = if cimd_dev_origins.is_empty() {
@@ -351,6 +426,7 @@ pub async fn serve_reference(
         revision,
         login,
         fragile: std::env::var_os("AUTHCONFORM_REFERENCE_FRAGILE").is_some_and(|v| v == "1"),
+        open_registration,
     })
     .await
     .map_err(Error::new)?;

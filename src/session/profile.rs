@@ -44,6 +44,18 @@ pub fn reference_profile(f: &Facts) -> Profile {
     p.login.password = Some(f.user.password.clone());
     p.login.second_username = Some(f.second_user.username.clone());
     p.login.second_password = Some(f.second_user.password.clone());
+    // The rest of its users make a pool as large as a run's default concurrency: cases
+    // running at once each log in as their own user.
+    p.login.users = f
+        .more_users
+        .iter()
+        .map(|u| crate::login::users::UserConfig {
+            name: None,
+            username: u.username.clone(),
+            password_env: None,
+            password: Some(u.password.clone()),
+        })
+        .collect();
     p.state_handles = StateHandlesConfig {
         create_tool: Some(f.state_handles.create_tool.into()),
         create_arguments: Default::default(),

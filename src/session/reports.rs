@@ -91,6 +91,7 @@ impl Clock {
             summary: RunReport::summarize(&results),
             incidents: Vec::new(),
             unstable: None,
+            provision: None,
             results,
             fuzz,
         }

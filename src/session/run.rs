@@ -43,6 +43,8 @@ pub struct Prepared {
     pub env: RunEnv,
     pub target: TargetInfo,
     pub spec: SpecInfo,
+    /// The profile's provisioning command, when it has one (it ran before anything was sent).
+    pub provision: Option<crate::record::ProvisionRecord>,
     reference: Option<Reference>,
 }
 
@@ -78,8 +80,14 @@ pub async fn prepare(opts: &SetupOptions, events: Events<'_>) -> Result<Prepared
     }
     let result = async {
         let http = resolved.audited_http().await?;
+        let provisioned =
+            super::provision(&resolved.profile.login, &resolved.base_dir, http.redactor()).await?;
+        if let Some(p) = &provisioned {
+            events(Event::Provisioned(p));
+        }
         let target = resolved.info(&opts.target.reference_faults);
         let mut profile = std::mem::take(&mut resolved.profile);
+        let profile_pool = profile.login.pool();
         if let Some(w) = opts.max_wait {
             profile.timing.max_wait_secs = Some(w);
         }
@@ -105,6 +113,7 @@ pub async fn prepare(opts: &SetupOptions, events: Events<'_>) -> Result<Prepared
             as_metadata: Default::default(),
             documents,
             facts: Default::default(),
+            users: crate::login::users::Leases::new(profile_pool),
         };
         // Detection first, as it always came first: its token-less probes are the cheapest
         // way to find a target that does not answer (a second timeout would follow otherwise).
@@ -112,14 +121,15 @@ pub async fn prepare(opts: &SetupOptions, events: Events<'_>) -> Result<Prepared
         let spec = runner::choose_revision(&env, opts.spec).await;
         env.revision = spec.graded.parse().unwrap_or(Revision::FALLBACK);
         crate::step::discovery::resolve_shared(&env).await;
-        Ok((env, target, spec))
+        Ok((env, target, spec, provisioned))
     }
     .await;
     match result {
-        Ok((env, target, spec)) => Ok(Prepared {
+        Ok((env, target, spec, provision)) => Ok(Prepared {
             env,
             target,
             spec,
+            provision,
             reference: resolved.reference,
         }),
         Err(e) => {
@@ -235,6 +245,7 @@ pub async fn run(
         env,
         target,
         spec,
+        provision,
         reference,
     } = prepared;
     let env = Arc::new(env);
@@ -266,6 +277,7 @@ pub async fn run(
         }
     }
     let mut report = clock.report(target, spec, stop.is_stopped(), results, None);
+    report.provision = provision;
     report.unstable = (!unstable.is_empty()).then_some(crate::record::UnstableRecord {
         concurrency: opts.concurrency,
         cases: unstable,

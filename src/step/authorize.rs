@@ -158,9 +158,9 @@ pub fn authorization<'a>(ctx: &'a CaseCtx<'_>, name: &str) -> Result<&'a Authori
 /// skipped: a feature of the target's setup is missing, nothing was judged.
 pub async fn authorize(ctx: &mut CaseCtx<'_>, a: &AuthorizeStep) -> Result<Authorization, Stop> {
     let user = a.user;
-    if user == TestUser::Second && ctx.env.profile.login.second_username.is_none() {
+    if user == TestUser::Second && ctx.env.users.pool().len() < 2 {
         return Err(Stop::Skip(
-            "no second test user is configured ([login] second_username / second_password_env)"
+            "no second test user is configured ([login] second_username / second_password_env, or [[login.users]])"
                 .into(),
         ));
     }
@@ -214,6 +214,12 @@ pub async fn authorize(ctx: &mut CaseCtx<'_>, a: &AuthorizeStep) -> Result<Autho
         )),
     };
     browser.user = user;
+    // The user this case leased for the role (the profile's own settings when the pool is
+    // empty: a driver that logs in as nobody in particular).
+    let config = match ctx.test_user(user) {
+        Some(u) => ctx.env.profile.login.as_user(&u),
+        None => ctx.env.profile.login.clone(),
+    };
     let env = ctx.env;
     let mut agent = login::Agent {
         wire: crate::http::Recorder {
@@ -221,7 +227,7 @@ pub async fn authorize(ctx: &mut CaseCtx<'_>, a: &AuthorizeStep) -> Result<Autho
             exchanges: &mut ctx.exchanges,
             blocked: &mut ctx.blocked,
         },
-        config: &env.profile.login,
+        config: &config,
         callback: env.callback.clone(),
     };
     let journey = login::drive(

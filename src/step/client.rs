@@ -17,7 +17,7 @@ pub struct Client {
     pub auth_method: String,
     pub redirect_uris: Vec<String>,
     pub kind: ClientKind,
-    /// `profile` or `registration`.
+    /// `profile`, `registration`, or `minted` (made up for an AS with open registration).
     pub source: &'static str,
     /// The signing key of a `private_key_jwt` client.
     pub key: Option<std::sync::Arc<ClientKey>>,
@@ -212,15 +212,29 @@ async fn register(ctx: &mut CaseCtx<'_>, want: &ClientStep) -> Result<Client, St
         ClientKind::Public => "public",
         ClientKind::Confidential => "confidential",
     };
-    let endpoint = super::discovery::as_endpoint(ctx, "registration_endpoint")
-        .await
-        .map_err(|e| match e {
-            Stop::Skip(m) | Stop::Error(m) => Stop::Skip(format!(
+    let endpoint = match super::discovery::as_endpoint(ctx, "registration_endpoint").await {
+        Ok(e) => e,
+        Err(Stop::Skip(m) | Stop::Error(m)) => {
+            if let Some(c) = minted(ctx, want) {
+                return Ok(c);
+            }
+            let open = ctx.env.profile.registration.open;
+            return Err(Stop::Skip(format!(
                 "this case needs a fresh {what} client, the profile has none fitting and \
-                 Dynamic Client Registration is unavailable ({m})"
-            )),
-            other => other,
-        })?;
+                 Dynamic Client Registration is unavailable ({m}){}",
+                if !open {
+                    ""
+                } else if want.kind == ClientKind::Confidential {
+                    "; [registration] open cannot make up a confidential client (its secret must be known to the AS)"
+                } else if !want.metadata.is_empty() {
+                    "; [registration] open cannot make up a client with this case's metadata (only registration conveys it)"
+                } else {
+                    "; [registration] open does not stand in for the registration this case is about"
+                }
+            )));
+        }
+        Err(other) => return Err(other),
+    };
     let mut uris = want.redirect_uris.to_vec();
     if uris.is_empty() {
         uris.push(
@@ -375,6 +389,50 @@ async fn register(ctx: &mut CaseCtx<'_>, want: &ClientStep) -> Result<Client, St
         kind: want.kind,
         source: "registration",
         key,
+    })
+}
+
+/// A public client made up for an AS with open registration (`[registration] open = true`):
+/// a new `client_id` the AS has never seen and the redirect URIs the case wants, which such an
+/// AS accepts as they come. `None` where that is not possible or not meaningful: a confidential
+/// client (the AS would know no secret), metadata (nothing conveys it), a case that judges the
+/// registration (`accepted`, `refused`) or is about registration (area `dcr`).
+fn minted(ctx: &mut CaseCtx<'_>, want: &ClientStep) -> Option<Client> {
+    if !ctx.env.profile.registration.open
+        || want.kind != ClientKind::Public
+        || !want.metadata.is_empty()
+        || want.accepted.is_some()
+        || want.refused != crate::case::model::Judge::Error
+        || ctx.area == "dcr"
+    {
+        return None;
+    }
+    let mut uris = want.redirect_uris.to_vec();
+    if uris.is_empty() {
+        uris.push(
+            match want.redirect {
+                RedirectKind::Loopback => "http://127.0.0.1/cb",
+                _ => "https://client.test/cb",
+            }
+            .to_string(),
+        );
+    }
+    let tag: [u8; 8] = rand::random();
+    let client_id = format!(
+        "authconform-{}",
+        tag.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    );
+    ctx.note(format!(
+        "client {client_id} minted, not registered: the profile says the AS accepts any client_id ([registration] open), redirect URIs {uris:?}"
+    ));
+    Some(Client {
+        client_id,
+        secret: None,
+        auth_method: "none".into(),
+        redirect_uris: uris,
+        kind: ClientKind::Public,
+        source: "minted",
+        key: None,
     })
 }
 

@@ -43,6 +43,8 @@ pub struct RunEnv {
     pub documents: Option<std::sync::Arc<crate::cimd::Documents>>,
     /// What cases observed, for the cross-checks that run after them.
     pub facts: crate::step::facts::Facts,
+    /// The test users and which of them cases hold now (see [`crate::login::users`]).
+    pub users: crate::login::users::Leases,
 }
 
 impl RunEnv {
@@ -197,6 +199,8 @@ pub struct CaseCtx<'a> {
     /// The case id and the current variant's label: they name the case's folder on the
     /// document host.
     pub case_id: String,
+    /// The case's area (`dcr`, `authorization_code`...).
+    pub area: String,
     pub variant_label: Option<String>,
     /// `${doc.*}`: the document host's URLs for the current `document` step.
     pub doc_vars: serde_json::Map<String, Value>,
@@ -212,6 +216,11 @@ pub struct CaseCtx<'a> {
     pub blocked_by: Option<crate::record::BlockedBy>,
     /// The case's own requirement is the shape of its error answers (`error_shape = "own"`).
     pub error_shape_own: bool,
+    /// The users this case logs in as, by role (first, second): leased at its first login.
+    pub leases: Vec<crate::login::users::Lease>,
+    /// The case logs in as a second user too: both are leased together, so the second is
+    /// distinct from the first whatever other cases hold.
+    pub needs_second_user: bool,
 }
 
 impl<'a> CaseCtx<'a> {
@@ -227,6 +236,7 @@ impl<'a> CaseCtx<'a> {
             parallel: Vec::new(),
             variant: Default::default(),
             case_id: String::new(),
+            area: String::new(),
             variant_label: None,
             doc_vars: Default::default(),
             slot: None,
@@ -234,7 +244,59 @@ impl<'a> CaseCtx<'a> {
             adopted: Vec::new(),
             blocked_by: None,
             error_shape_own: false,
+            leases: Vec::new(),
+            needs_second_user: false,
         }
+    }
+
+    /// The pool user a login in `role` uses: leased for this case when it starts (the runner
+    /// asks for the first role of every case that may log in) or else at its first login, both
+    /// roles at once when the case needs two users; the same user for every later login.
+    /// `None` when the pool has no user for the role (no username, or no second user).
+    pub fn test_user(
+        &mut self,
+        role: crate::case::model::TestUser,
+    ) -> Option<crate::login::users::PoolUser> {
+        use crate::case::model::TestUser;
+        let pool = self.env.users.pool();
+        let i = match role {
+            TestUser::First => 0,
+            TestUser::Second => 1,
+        };
+        if pool.len() <= i {
+            return None;
+        }
+        if self.leases.len() <= i {
+            let want = if self.needs_second_user || i == 1 {
+                2
+            } else {
+                1
+            };
+            let mut got = self.env.users.lease(want);
+            if self.leases.len() == 1 {
+                // The first role was leased alone; keep it and take the second's lease.
+                got.truncate(0);
+                got.extend(
+                    self.env
+                        .users
+                        .lease(2)
+                        .into_iter()
+                        .filter(|l| l.index != self.leases[0].index)
+                        .take(1),
+                );
+            }
+            self.leases.extend(got);
+        }
+        self.leases.get(i).map(|l| pool[l.index].clone())
+    }
+
+    /// The usernames this case logged in as, first role first (for its record).
+    pub fn users_used(&self) -> Vec<String> {
+        let pool = self.env.users.pool();
+        self.leases
+            .iter()
+            .filter_map(|l| pool.get(l.index).map(|u| u.username.clone()))
+            .collect()
     }
 
     /// Is the shape of error answers this case's own requirement? Yes when the case says so,
