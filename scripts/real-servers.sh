@@ -27,16 +27,14 @@
 # run (2 or 4 of 5, 1 or 2 of 10), so no verdict of them can be expected. The
 # django-oauth-toolkit run skips rt-concurrent for the same reason: 0 or 2 of 5 parallel
 # refreshes with one refresh token got tokens (the others 500 or invalid_grant), by run.
-# better-auth's login is a JSON API driven by the script driver (profiles/better-auth.toml); its
-# consent API takes the decision as a JSON boolean (accept: true | false), which a script step
-# cannot make from ${consent} (its JSON strings are templates, other values literal), so the
-# profile always approves and the run skips the two cases that ask the user to deny
-# (code-access-denied, asm-iss-flag). It also skips code-concurrent-redeem, rt-concurrent,
-# at-entropy and rev-post-form: better-auth binds a refresh token to the sign-in session that
-# got its code, and a replayed code revokes the grant ("grant revoked during token issuance"),
-# so what cases running side by side with alice and static-public do to each other decides
-# those verdicts ("session not found" on a refresh token another case's replay revoked; 0 or 1
-# of 10 parallel code redemptions win): at concurrency 4 and 1 they differed.
+# better-auth's login is a JSON API driven by the script driver (profiles/better-auth.toml), and
+# its profile has a pool of five test users (three signed up by its provision command): better-auth
+# binds a refresh token to the sign-in session that got its code and a replayed code revokes the
+# grant, so cases sharing one user ended each other's tokens (at-entropy, rev-post-form and
+# as-scope-omitted changed from run to run before the pool). The run skips rt-concurrent and
+# code-concurrent-redeem, whose parallel requests race within the case: 1 or 2 of 5 refreshes
+# won, and of 10 parallel redemptions of one code either one won or all ten were refused (the
+# replay revoking the grant mid-issuance), from run to run.
 # oidc-provider and better-auth are started trusting authconform's CA (NODE_EXTRA_CA_CERTS, `authconform ca`) so
 # it can fetch Client ID Metadata Documents from authconform's document host on 127.0.0.1. Its
 # SSRF protection refuses loopback addresses, so in the stock runs it fetches none; the
@@ -126,7 +124,7 @@ RUN_LIST=(
   "authlib|authlib/start.sh|4100|profiles/authlib.toml|--skip rt-concurrent --skip code-concurrent-redeem|"
   "django-oauth-toolkit|django-oauth-toolkit/start.sh|4200|profiles/django-oauth-toolkit.toml|--skip rt-concurrent|"
   "openauth|openauth/start.sh|4300|profiles/openauth.toml||"
-  "better-auth|better-auth/start.sh|4400|profiles/better-auth.toml|--skip code-access-denied --skip asm-iss-flag --skip code-concurrent-redeem --skip rt-concurrent --skip at-entropy --skip rev-post-form|NODE_EXTRA_CA_CERTS=$NODE_CA"
+  "better-auth|better-auth/start.sh|4400|profiles/better-auth.toml|--skip rt-concurrent --skip code-concurrent-redeem|NODE_EXTRA_CA_CERTS=$NODE_CA"
 )
 
 # RUNS="name ...": keep only the runs named; an unknown name is a usage error.

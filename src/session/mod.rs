@@ -341,6 +341,10 @@ async fn provision(
         return Ok(None);
     };
     let mut argv = login.provision.clone();
+    // The program runs in the profile's folder; a relative path is made absolute first (a
+    // relative folder joined to it would be resolved once more from inside that folder).
+    let base = std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
+    let base = base.as_path();
     let path = Path::new(program);
     if path.is_relative() && path.components().count() > 1 {
         argv[0] = base.join(path).display().to_string();
