@@ -111,20 +111,23 @@ LIFECYCLE_AREAS=(--only token_lifecycle --only revocation)
 # The forged-token cases alone take ~25 token requests; the RS-side areas get their own servers.
 AUDIENCE_AREAS=(--only audience)
 RS_AREAS=(--only transport --only scopes --only client_credentials)
-# run name|start script (relative to $TARGETS)|ports it must answer on|profile|selection|server environment
+# run name|start script (relative to $TARGETS)|ports it must answer on|profile|selection|server environment|login check
+# The login check (issue 16), before the run, on the first run of each profile: `login` = `authconform
+# login --config <profile>` must exit 0; `login+wrong` = and with a wrong password it must exit 1
+# (oidc-provider's development login takes any password; mcp-ts approves without a user).
 RUN_LIST=(
-  "oidc-provider-strict|oidc-provider/start.sh|4000|profiles/oidc-provider-strict.toml||NODE_EXTRA_CA_CERTS=$NODE_CA"
-  "oidc-provider-misconfigured|oidc-provider/start-misconfigured.sh|4001|profiles/oidc-provider-misconfigured.toml||NODE_EXTRA_CA_CERTS=$NODE_CA"
-  "oidc-provider-cimd-dev|oidc-provider/start.sh|4000|profiles/oidc-provider-strict.toml|--only cimd|NODE_EXTRA_CA_CERTS=$NODE_CA NODE_OPTIONS=$LOOPBACK_FETCH"
-  "mcp-ts|mcp-ts/start.sh|3000 3001|profiles/mcp-ts.toml|--skip authorization_code --skip token_endpoint --skip token_lifecycle --skip revocation --skip dcr --skip audience --skip transport --skip scopes --skip client_credentials|"
-  "mcp-ts-flow|mcp-ts/start.sh|3000 3001|profiles/mcp-ts.toml|${FLOW_AREAS[*]}|"
-  "mcp-ts-lifecycle|mcp-ts/start.sh|3000 3001|profiles/mcp-ts.toml|${LIFECYCLE_AREAS[*]}|"
-  "mcp-ts-audience|mcp-ts/start.sh|3000 3001|profiles/mcp-ts.toml|${AUDIENCE_AREAS[*]}|"
-  "mcp-ts-rs|mcp-ts/start.sh|3000 3001|profiles/mcp-ts.toml|${RS_AREAS[*]}|"
-  "authlib|authlib/start.sh|4100|profiles/authlib.toml|--skip rt-concurrent --skip code-concurrent-redeem|"
-  "django-oauth-toolkit|django-oauth-toolkit/start.sh|4200|profiles/django-oauth-toolkit.toml|--skip rt-concurrent|"
-  "openauth|openauth/start.sh|4300|profiles/openauth.toml||"
-  "better-auth|better-auth/start.sh|4400|profiles/better-auth.toml|--skip rt-concurrent --skip code-concurrent-redeem|NODE_EXTRA_CA_CERTS=$NODE_CA"
+  "oidc-provider-strict|oidc-provider/start.sh|4000|profiles/oidc-provider-strict.toml||NODE_EXTRA_CA_CERTS=$NODE_CA|login"
+  "oidc-provider-misconfigured|oidc-provider/start-misconfigured.sh|4001|profiles/oidc-provider-misconfigured.toml||NODE_EXTRA_CA_CERTS=$NODE_CA|login"
+  "oidc-provider-cimd-dev|oidc-provider/start.sh|4000|profiles/oidc-provider-strict.toml|--only cimd|NODE_EXTRA_CA_CERTS=$NODE_CA NODE_OPTIONS=$LOOPBACK_FETCH|"
+  "mcp-ts|mcp-ts/start.sh|3000 3001|profiles/mcp-ts.toml|--skip authorization_code --skip token_endpoint --skip token_lifecycle --skip revocation --skip dcr --skip audience --skip transport --skip scopes --skip client_credentials||login"
+  "mcp-ts-flow|mcp-ts/start.sh|3000 3001|profiles/mcp-ts.toml|${FLOW_AREAS[*]}||"
+  "mcp-ts-lifecycle|mcp-ts/start.sh|3000 3001|profiles/mcp-ts.toml|${LIFECYCLE_AREAS[*]}||"
+  "mcp-ts-audience|mcp-ts/start.sh|3000 3001|profiles/mcp-ts.toml|${AUDIENCE_AREAS[*]}||"
+  "mcp-ts-rs|mcp-ts/start.sh|3000 3001|profiles/mcp-ts.toml|${RS_AREAS[*]}||"
+  "authlib|authlib/start.sh|4100|profiles/authlib.toml|--skip rt-concurrent --skip code-concurrent-redeem||login+wrong"
+  "django-oauth-toolkit|django-oauth-toolkit/start.sh|4200|profiles/django-oauth-toolkit.toml|--skip rt-concurrent||login+wrong"
+  "openauth|openauth/start.sh|4300|profiles/openauth.toml|||login+wrong"
+  "better-auth|better-auth/start.sh|4400|profiles/better-auth.toml|--skip rt-concurrent --skip code-concurrent-redeem|NODE_EXTRA_CA_CERTS=$NODE_CA|login+wrong"
 )
 
 # RUNS="name ...": keep only the runs named; an unknown name is a usage error.
@@ -212,13 +215,44 @@ wait_up() { # name "port [other ports]"
   echo "$name answers on port(s) $ports after $((SECONDS - t0))s"
 }
 
+# `authconform login` against a started server: a complete trace and exit 0; with `login+wrong`,
+# the profile's password variable set wrong must exit 1 and name the failed step.
+login_checks() { # name profile check
+  local name="$1" profile="$2" check="$3" rc var
+  mkdir -p "reports/$name"
+  set +e
+  "$BIN" login --config "$profile" --no-color >"reports/$name/login.txt" 2>&1
+  rc=$?
+  set -e
+  if [ "$rc" -ne 0 ] || ! grep -q '^login ok' "reports/$name/login.txt"; then
+    echo "error: authconform login --config $profile exited $rc" >&2
+    tail -n 30 "reports/$name/login.txt" >&2; return 1
+  fi
+  echo "$name: $(grep '^login ok' "reports/$name/login.txt")"
+  [ "$check" = "login+wrong" ] || return 0
+  var="$(sed -n 's/^password_env = "\(.*\)"/\1/p' "$profile" | head -n 1)"
+  set +e
+  env "$var=authconform-wrong-password" "$BIN" login --config "$profile" --no-color >"reports/$name/login-wrong.txt" 2>&1
+  rc=$?
+  set -e
+  if [ "$rc" -ne 1 ] || ! grep -q 'login FAILED at' "reports/$name/login-wrong.txt"; then
+    echo "error: authconform login with a wrong password ($var) exited $rc, expected 1 naming the failed step" >&2
+    tail -n 30 "reports/$name/login-wrong.txt" >&2; return 1
+  fi
+  echo "$name: wrong password: $(grep 'login FAILED at' "reports/$name/login-wrong.txt" | head -n 1 | cut -c1-200)"
+}
+
 # One run: start its server, run authconform against it, stop the server. Appends a line to
 # $SUMMARY_FILE; returns 1 when the run failed.
 run_one() { # entry
-  local name script ports profile selection server_env
-  IFS='|' read -r name script ports profile selection server_env <<<"$1"
+  local name script ports profile selection server_env login_check
+  IFS='|' read -r name script ports profile selection server_env login_check <<<"$1"
   start "$name" "$script" "$ports" "$server_env"
   wait_up "$name" "$ports"
+  if [ -n "$login_check" ] && [ "$MODE" = check ] && ! login_checks "$name" "$profile" "$login_check"; then
+    echo "$name: authconform login FAILED (reports/$name/login*.txt)" >>"$SUMMARY_FILE"
+    cleanup; return 1
+  fi
   local expect="tests/expected/$name.toml"
   # shellcheck disable=SC2206 # the selection is a list of flags
   local -a args=(run --config "$profile" --report-dir "reports/$name" --no-color $selection)
@@ -262,7 +296,7 @@ run_one() { # entry
 # nothing else running: two lanes must not install into the same folder at once.
 declare -A WARMED=()
 for entry in "${RUN_LIST[@]}"; do
-  IFS='|' read -r name script ports _ _ server_env <<<"$entry"
+  IFS='|' read -r name script ports _ _ server_env _ <<<"$entry"
   dir="$(dirname "$(script_path "$script")")"
   [ -z "${WARMED[$dir]+x}" ] || continue
   WARMED[$dir]=1
@@ -276,7 +310,7 @@ SUMMARY_FILE="$LOGDIR/summary.txt"
 declare -A LANES=()
 declare -a LANE_ORDER=()
 for entry in "${RUN_LIST[@]}"; do
-  IFS='|' read -r _ _ ports _ _ _ <<<"$entry"
+  IFS='|' read -r _ _ ports _ _ _ _ <<<"$entry"
   [ -n "${LANES[$ports]+x}" ] || LANE_ORDER+=("$ports")
   LANES[$ports]+="$entry"$'\n'
 done
