@@ -464,9 +464,14 @@ impl Drop for RefProcess {
 }
 
 fn start_reference() -> RefProcess {
+    start_reference_with(&[])
+}
+
+fn start_reference_with(args: &[&str]) -> RefProcess {
     use std::io::BufRead;
     let mut child = bin()
         .args(["reference", "--port", "0"])
+        .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -1053,4 +1058,99 @@ fn an_issuer_only_run_leaves_no_template_unfilled() {
         "{}",
         v["summary"]
     );
+}
+
+/// Runs `ids` against a profile for `r` with the given `[login]` table and password; returns
+/// the output and each case's (status, message).
+fn run_login_cases(
+    r: &RefProcess,
+    login: &str,
+    password: &str,
+    ids: &[&str],
+) -> (Output, Vec<(String, String, String)>) {
+    let p = reference_profile(r, login);
+    let reports = tempfile::tempdir().unwrap();
+    let mut cmd = bin();
+    cmd.env("AUTHCONFORM_TEST_PASSWORD", password)
+        .args(["run", "--config"])
+        .arg(p.path().join("profile.toml"));
+    for id in ids {
+        cmd.args(["--only", id]);
+    }
+    let o = cmd
+        .arg("--report-dir")
+        .arg(reports.path())
+        .output()
+        .unwrap();
+    let v = results(reports.path());
+    validate_results(&v);
+    let got = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["id"].as_str().unwrap().to_string(),
+                c["status"].as_str().unwrap().to_string(),
+                c["message"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    (o, got)
+}
+
+#[test]
+fn a_json_login_script_tells_the_as_refusing_from_the_script_failing() {
+    let r = start_reference_with(&["--login", "json"]);
+    let password = r.info["login"]["password"].as_str().unwrap().to_string();
+    let script = |steps: &str| {
+        format!(
+            "[login]\ndriver = \"script\"\nusername = \"alice\"\npassword_env = \"AUTHCONFORM_TEST_PASSWORD\"\n{steps}"
+        )
+    };
+    let ids = ["pkce-positive", "redir-added-query", "code-access-denied"];
+
+    // The script as README gives it: a code where the request is valid, the AS's error page
+    // judged where it is not, and the deny decision's redirect.
+    let (o, got) = run_login_cases(
+        &r,
+        &script(authconform::session::JSON_LOGIN_SCRIPT),
+        &password,
+        &ids,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(got.len(), 3, "{got:?}");
+    for (id, status, msg) in &got {
+        assert_eq!(status, "passed", "{id}: {msg}");
+    }
+
+    // Wrong password: the end rule names it; the refusal at the first step is still judged
+    // (no login happens before it).
+    let (o, got) = run_login_cases(
+        &r,
+        &script(authconform::session::JSON_LOGIN_SCRIPT),
+        "wrong-password",
+        &ids,
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let by_id = |id: &str| got.iter().find(|g| g.0 == id).unwrap().clone();
+    let (_, status, msg) = by_id("pkce-positive");
+    assert_eq!(status, "errored", "{msg}");
+    assert!(msg.contains("the AS refused the credentials"), "{msg}");
+    assert_eq!(by_id("redir-added-query").1, "passed");
+
+    // A first step whose capture finds nothing in the AS's answer: the valid request's login
+    // could not complete (errored, never "the AS refused a valid request"), and the refused
+    // request is still judged.
+    let broken =
+        authconform::session::JSON_LOGIN_SCRIPT.replace("location:query.txn", "json:/transaction");
+    let (_, got) = run_login_cases(&r, &script(&broken), &password, &ids);
+    let by_id = |id: &str| got.iter().find(|g| g.0 == id).unwrap().clone();
+    let (_, status, msg) = by_id("pkce-positive");
+    assert_eq!(status, "errored", "{msg}");
+    assert!(
+        msg.contains("could not go on from the AS's answer"),
+        "{msg}"
+    );
+    assert_eq!(by_id("redir-added-query").1, "passed");
 }

@@ -26,6 +26,7 @@ fn run_one(case: &Case, faults: Vec<String>) -> Result<authconform::record::Case
         let opts = SetupOptions {
             target: TargetOptions {
                 reference_faults: faults,
+                reference_login: login_style(),
                 ..TargetOptions::default()
             },
             // CIMD cases need the document host, trusted by the reference in development mode.
@@ -44,6 +45,16 @@ fn run_one(case: &Case, faults: Vec<String>) -> Result<authconform::record::Case
         prepared.shutdown();
         Ok(result)
     })
+}
+
+/// The reference's login style for this walk: `AUTHCONFORM_TEST_REFERENCE_LOGIN` (form, json
+/// or spa; CI walks each), form by default. Every control must hold under every style: a login
+/// driver must never turn the AS's refusal into an unjudged case.
+fn login_style() -> reference::LoginStyle {
+    std::env::var("AUTHCONFORM_TEST_REFERENCE_LOGIN")
+        .ok()
+        .map(|s| s.parse().unwrap_or_else(|e| panic!("{e}")))
+        .unwrap_or_default()
 }
 
 fn explain(r: &authconform::record::CaseResult) -> String {

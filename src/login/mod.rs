@@ -55,7 +55,7 @@ pub struct LoginConfig {
     /// Origins besides the AS the browser may follow (an upstream identity provider).
     #[serde(default)]
     pub hosts: Vec<String>,
-    /// The `script` driver's HTTP steps.
+    /// The `script` driver's HTTP steps (see [`script`]).
     #[serde(default)]
     pub steps: Vec<script::ScriptStep>,
     /// The `browser` driver's settings (`[login.browser]`).
@@ -242,6 +242,11 @@ pub struct Journey {
     /// What the driver did, step by step, in words (captures, rules that ended the login):
     /// what `authconform login` prints and a failed login's evidence.
     pub trace: Vec<String>,
+    /// Set when the driver stopped at the AS's answer to the authorization request because it
+    /// could not go on from it (a login script whose captures found nothing there), not because
+    /// the AS said no in a way the driver recognises: a refusal for the cases that expect one,
+    /// a login that could not complete for the cases that expect a code.
+    pub stuck: Option<String>,
 }
 
 /// A browser: a cookie jar, the origins it may follow redirects to, and the test user who logs
@@ -418,6 +423,7 @@ async fn browse(
         pages: Vec::new(),
         interactions: Vec::new(),
         trace: Vec::new(),
+        stuck: None,
     };
     let mut url = d.url.clone();
     let mut method = "GET".to_string();
@@ -661,6 +667,7 @@ async fn manual(
             },
             pages: Vec::new(),
             trace: Vec::new(),
+            stuck: None,
             // The person was asked to approve or deny; what they did shows in the response.
             interactions: vec![match d.consent {
                 Consent::Approve => "consent",

@@ -85,7 +85,7 @@ fn request_params(method: &Method, query: &str, body: &[u8]) -> Vec<(String, Str
     }
 }
 
-fn page(status: u16, title: &str, body_html: &str, s: &Ref) -> Response {
+pub(super) fn page(status: u16, title: &str, body_html: &str, s: &Ref) -> Response {
     // Only fixed text and identifiers this server generated reach these pages: nothing a client
     // sent is echoed, so there is nothing to escape. (The consent page, which shows client
     // metadata, is an askama template.)
@@ -95,7 +95,7 @@ fn page(status: u16, title: &str, body_html: &str, s: &Ref) -> Response {
     html_response(status, html, s)
 }
 
-fn html_response(status: u16, html: String, s: &Ref) -> Response {
+pub(super) fn html_response(status: u16, html: String, s: &Ref) -> Response {
     let mut b = Response::builder()
         .status(status)
         .header("content-type", "text/html; charset=utf-8")
@@ -111,7 +111,7 @@ fn html_response(status: u16, html: String, s: &Ref) -> Response {
     b.body(Body::from(html)).unwrap_or_default()
 }
 
-fn error_page(s: &Ref, why: &str) -> Response {
+pub(super) fn error_page(s: &Ref, why: &str) -> Response {
     page(400, "Authorization error", &format!("<p>{why}</p>"), s)
 }
 
@@ -671,11 +671,15 @@ pub fn authorize(
     if !logged_in && prompt_none && s.fault("code-open-redirector") {
         return issue(s, &txn);
     }
+    if skip_consent && logged_in {
+        return issue(s, &txn);
+    }
+    // The JSON login styles: one page (the shell, then the consent view) and JSON endpoints.
+    if s.login != super::LoginStyle::Form {
+        return redirect(&format!("/as/signin?txn={txn}"));
+    }
     if !logged_in {
         return login_page(s, &txn, false);
-    }
-    if skip_consent {
-        return issue(s, &txn);
     }
     consent_page(s, &txn, &p)
 }
@@ -703,21 +707,24 @@ fn login_page(s: &Ref, txn: &str, failed: bool) -> Response {
 /// escaped by askama, and where the browser goes next.
 #[derive(askama::Template)]
 #[template(path = "reference-consent.html")]
-struct ConsentPage<'a> {
+pub(super) struct ConsentPage<'a> {
     txn: &'a str,
-    client_name: String,
+    /// The json login style: the decision goes to `/as/api/consent` from a script, so the
+    /// buttons sit in no form.
+    api: bool,
+    pub client_name: String,
     /// Only under the dcr-display-escaping fault: the name is inserted unescaped.
-    raw_name: bool,
-    redirect_host: Option<String>,
+    pub raw_name: bool,
+    pub redirect_host: Option<String>,
     /// A client named by a metadata document: the host its client_id URL names (MCP §11.6.2:
     /// the attacker picks `client_name`, not the host).
-    client_host: Option<String>,
+    pub client_host: Option<String>,
     /// The client only redirects to this device (MCP §11.6.2: warn; any local program can
     /// claim such a client).
-    loopback_warning: bool,
-    logo_uri: Option<String>,
-    policy_uri: Option<String>,
-    tos_uri: Option<String>,
+    pub loopback_warning: bool,
+    pub logo_uri: Option<String>,
+    pub policy_uri: Option<String>,
+    pub tos_uri: Option<String>,
 }
 
 /// The host (and port) of a URI, cut from the raw string.
@@ -730,6 +737,22 @@ fn host_of(uri: &str) -> String {
 }
 
 fn consent_page(s: &Ref, txn: &str, p: &Pending) -> Response {
+    match askama::Template::render(&consent_view(s, txn, p, false)) {
+        Ok(html) => html_response(200, html, s),
+        Err(_) => error_page(s, "cannot render the consent page"),
+    }
+}
+
+/// The consent page of the json login style: the same view, decided through the JSON endpoint.
+pub(super) fn consent_page_api(s: &Ref, txn: &str, p: &Pending) -> Response {
+    match askama::Template::render(&consent_view(s, txn, p, true)) {
+        Ok(html) => html_response(200, html, s),
+        Err(_) => error_page(s, "cannot render the consent page"),
+    }
+}
+
+/// What the consent page shows for this request (the same under every login style).
+pub(super) fn consent_view<'a>(s: &Ref, txn: &'a str, p: &Pending, api: bool) -> ConsentPage<'a> {
     let client = s.client(&p.client_id).unwrap_or(Value::Null);
     let text = |k: &str| {
         (!s.fault("consent-shows-client-metadata"))
@@ -747,8 +770,9 @@ fn consent_page(s: &Ref, txn: &str, p: &Pending) -> Response {
             let h = h.rsplit_once(':').map(|(a, _)| a).unwrap_or(&h);
             u.starts_with("http://") && ["localhost", "127.0.0.1", "[::1]"].contains(&h)
         });
-    let page = ConsentPage {
+    ConsentPage {
         txn,
+        api,
         client_name: client
             .get("client_name")
             .and_then(Value::as_str)
@@ -761,10 +785,6 @@ fn consent_page(s: &Ref, txn: &str, p: &Pending) -> Response {
         logo_uri: text("logo_uri"),
         policy_uri: text("policy_uri"),
         tos_uri: text("tos_uri"),
-    };
-    match askama::Template::render(&page) {
-        Ok(html) => html_response(200, html, s),
-        Err(_) => error_page(s, "cannot render the consent page"),
     }
 }
 
@@ -775,14 +795,54 @@ pub fn login(s: &Ref, headers: &HeaderMap, body: &[u8]) -> Response {
     let Some(txn) = get("txn") else {
         return error_page(s, "missing transaction");
     };
+    match sign_in(
+        s,
+        headers,
+        &txn,
+        get("username").as_deref(),
+        get("password").as_deref(),
+    ) {
+        SignIn::Unknown => error_page(s, "unknown or expired transaction"),
+        SignIn::Refused => login_page(s, &txn, true),
+        SignIn::Done(sid) => Response::builder()
+            .status(303)
+            .header("location", format!("/as/consent?txn={txn}"))
+            .header("set-cookie", session_cookie(&sid))
+            .body(Body::empty())
+            .unwrap_or_default(),
+    }
+}
+
+/// What a sign-in attempt came to.
+pub(super) enum SignIn {
+    /// No such transaction (or it expired).
+    Unknown,
+    /// Wrong username or password.
+    Refused,
+    /// Signed in: the browser session id (new, or the one the browser had).
+    Done(String),
+}
+
+pub(super) fn session_cookie(sid: &str) -> String {
+    format!("ref_sid={sid}; Path=/as; Secure; HttpOnly; SameSite=Lax")
+}
+
+/// Checks the credentials for transaction `txn` and signs the browser's session in.
+pub(super) fn sign_in(
+    s: &Ref,
+    headers: &HeaderMap,
+    txn: &str,
+    username: Option<&str>,
+    password: Option<&str>,
+) -> SignIn {
     if !s
         .store
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .pending
-        .contains_key(&txn)
+        .contains_key(txn)
     {
-        return error_page(s, "unknown or expired transaction");
+        return SignIn::Unknown;
     }
     // Two test users: the suite's cases about one user reaching another's session, state or
     // grants need a second one.
@@ -791,13 +851,10 @@ pub fn login(s: &Ref, headers: &HeaderMap, body: &[u8]) -> Response {
         (&s.second_username, &s.second_password),
     ]
     .into_iter()
-    .find(|(u, p)| {
-        get("username").as_deref() == Some(u.as_str())
-            && get("password").as_deref() == Some(p.as_str())
-    })
+    .find(|(u, p)| username == Some(u.as_str()) && password == Some(p.as_str()))
     .map(|(u, _)| u.clone());
     let Some(user) = user else {
-        return login_page(s, &txn, true);
+        return SignIn::Refused;
     };
     let sid = {
         let mut st = s.store.lock().unwrap_or_else(|e| e.into_inner());
@@ -807,20 +864,12 @@ pub fn login(s: &Ref, headers: &HeaderMap, body: &[u8]) -> Response {
         if let Some(sess) = st.sessions.get_mut(&sid) {
             sess.user = Some(user.clone());
         }
-        if let Some(p) = st.pending.get_mut(&txn) {
+        if let Some(p) = st.pending.get_mut(txn) {
             p.user = Some(user);
         }
         sid
     };
-    Response::builder()
-        .status(303)
-        .header("location", format!("/as/consent?txn={txn}"))
-        .header(
-            "set-cookie",
-            format!("ref_sid={sid}; Path=/as; Secure; HttpOnly; SameSite=Lax"),
-        )
-        .body(Body::empty())
-        .unwrap_or_default()
+    SignIn::Done(sid)
 }
 
 /// GET (show) and POST (decide) `/as/consent`.
@@ -836,59 +885,94 @@ pub fn consent(
     let Some(txn) = get("txn") else {
         return error_page(s, "missing transaction");
     };
-    let sid = session_id(headers);
-    let (p, logged_in, consented) = {
-        let st = s.store.lock().unwrap_or_else(|e| e.into_inner());
-        let sess = sid.as_ref().and_then(|id| st.sessions.get(id));
-        let p = st.pending.get(&txn).cloned();
-        let consented = match (&p, sess) {
-            (Some(p), Some(se)) => se.consented.contains(&p.client_id),
-            _ => false,
-        };
-        (p, sess.is_some_and(|x| x.user.is_some()), consented)
-    };
-    let Some(p) = p.filter(|p| p.created.elapsed().as_secs() < 600) else {
+    let Some(t) = transaction(s, headers, &txn) else {
         return error_page(s, "unknown or expired transaction");
     };
-    if !logged_in {
+    if !t.logged_in {
         return login_page(s, &txn, false);
     }
     if *method != Method::POST {
-        if consented || (p.public && s.fault("code-public-client-consent")) {
+        if t.consent_given(s) {
             return issue(s, &txn);
         }
-        return consent_page(s, &txn, &p);
+        return consent_page(s, &txn, &t.p);
     }
-    match get("decision").as_deref() {
-        Some("approve") => {
-            if let Some(id) = &sid
-                && let Some(sess) = s
-                    .store
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .sessions
-                    .get_mut(id)
-            {
-                sess.consented.insert(p.client_id.clone());
-            }
-            issue(s, &txn)
-        }
-        _ => {
-            s.store
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .pending
-                .remove(&txn);
-            if s.fault("code-access-denied") {
-                return error_page(s, "access denied");
-            }
-            error_redirect(s, &p, "access_denied", "the user denied the request")
-        }
+    decide(
+        s,
+        headers,
+        &txn,
+        &t.p,
+        get("decision").as_deref() == Some("approve"),
+    )
+}
+
+/// A pending authorization as the browser asking about it sees it.
+pub(super) struct Transaction {
+    pub p: Pending,
+    pub logged_in: bool,
+    /// The signed-in user already consented to this client.
+    pub consented: bool,
+}
+
+impl Transaction {
+    /// No consent page is due: given before, or (the fault) skipped for a public client.
+    pub fn consent_given(&self, s: &Ref) -> bool {
+        self.consented || (self.p.public && s.fault("code-public-client-consent"))
     }
 }
 
+/// Transaction `txn` with the browser's session; `None` when unknown or older than 10 minutes.
+pub(super) fn transaction(s: &Ref, headers: &HeaderMap, txn: &str) -> Option<Transaction> {
+    let sid = session_id(headers);
+    let st = s.store.lock().unwrap_or_else(|e| e.into_inner());
+    let sess = sid.as_ref().and_then(|id| st.sessions.get(id));
+    let p = st
+        .pending
+        .get(txn)
+        .cloned()
+        .filter(|p| p.created.elapsed().as_secs() < 600)?;
+    Some(Transaction {
+        consented: sess.is_some_and(|se| se.consented.contains(&p.client_id)),
+        logged_in: sess.is_some_and(|x| x.user.is_some()),
+        p,
+    })
+}
+
+/// The user's decision on transaction `txn`: the authorization response (or, under the
+/// code-access-denied fault, a dead end).
+pub(super) fn decide(
+    s: &Ref,
+    headers: &HeaderMap,
+    txn: &str,
+    p: &Pending,
+    approve: bool,
+) -> Response {
+    if approve {
+        if let Some(id) = session_id(headers)
+            && let Some(sess) = s
+                .store
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .sessions
+                .get_mut(&id)
+        {
+            sess.consented.insert(p.client_id.clone());
+        }
+        return issue(s, txn);
+    }
+    s.store
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .pending
+        .remove(txn);
+    if s.fault("code-access-denied") {
+        return error_page(s, "access denied");
+    }
+    error_redirect(s, p, "access_denied", "the user denied the request")
+}
+
 /// Issues the code for a consented transaction and redirects back to the client.
-fn issue(s: &Ref, txn: &str) -> Response {
+pub(super) fn issue(s: &Ref, txn: &str) -> Response {
     let mut st = s.store.lock().unwrap_or_else(|e| e.into_inner());
     let Some(p) = st.pending.remove(txn) else {
         drop(st);

@@ -15,6 +15,7 @@ mod cimd;
 mod client_credentials;
 mod handles;
 mod jwt;
+mod login_api;
 mod metadata;
 mod oidc;
 mod registration;
@@ -904,6 +905,15 @@ async fn dispatch(
         "/as/authorize" => return authorize::authorize(&s, &method, query, &headers, &body),
         "/as/login" if method == Method::POST => return authorize::login(&s, &headers, &body),
         "/as/consent" => return authorize::consent(&s, &method, query, &headers, &body),
+        "/as/signin" if s.login != LoginStyle::Form => {
+            return login_api::signin(&s, query, &headers);
+        }
+        "/as/api/login" if s.login != LoginStyle::Form && method == Method::POST => {
+            return login_api::login(&s, &headers, &body);
+        }
+        "/as/api/consent" if s.login != LoginStyle::Form => {
+            return login_api::consent(&s, &method, query, &headers, &body);
+        }
         "/as/token" => return token::token(&s, &method, query, &headers, &body),
         "/as/revoke" if !s.fault("asm-revocation-introspection") => {
             return token::revoke(&s, &method, query, &headers, &body);

@@ -10,6 +10,8 @@
 mod events;
 mod fuzz;
 mod profile;
+
+pub use profile::JSON_LOGIN_SCRIPT;
 mod reports;
 mod run;
 

@@ -34,7 +34,10 @@ pub fn reference_profile(f: &Facts) -> Profile {
     p.scopes.broad_scope = Some(f.broad_scope.into());
     p.login.driver = match f.login_style {
         crate::reference::LoginStyle::Form => crate::login::Driver::Form,
-        crate::reference::LoginStyle::Json => crate::login::Driver::Script,
+        crate::reference::LoginStyle::Json => {
+            p.login.steps = json_login_steps();
+            crate::login::Driver::Script
+        }
         crate::reference::LoginStyle::Spa => crate::login::Driver::Browser,
     };
     p.login.username = Some(f.user.username.clone());
@@ -56,4 +59,69 @@ pub fn reference_profile(f: &Facts) -> Profile {
     // Long enough to outwait a code: the waiting cases run instead of being skipped.
     p.timing.max_wait_secs = Some(f.code_lifetime.as_secs() + 5);
     p
+}
+
+/// The login script for the reference's json login style, written as a user would write it in
+/// a profile (README, "The script driver", shows the same steps).
+pub const JSON_LOGIN_SCRIPT: &str = r#"
+# 1. The authorization request. The AS sends the browser to its sign-in page, whose
+#    transaction id the next steps send back. (A refusal here, an error page, is the AS's
+#    answer to the request: the login ends and the case judges it.)
+[[login.steps]]
+url = "${authorize_url}"
+capture = { txn = "location:query.txn" }
+
+# 2. The sign-in page: no form, only a script (recorded as the login page the user sees).
+[[login.steps]]
+url = "${location}"
+page = "login"
+
+# 3. The credentials, as JSON. When this client needs no consent the answer already holds the
+#    redirect back to the client, and the login ends there.
+[[login.steps]]
+method = "POST"
+url = "${origin}/as/api/login"
+json = { txn = "${txn}", username = "${username}", password = "${password}" }
+does = "login"
+follow = "json:/redirect_to"
+capture = { next = "json:/next" }
+end = [{ status = 401, outcome = "failed", why = "the AS refused the credentials" }]
+
+# 4. The consent view the user would see.
+[[login.steps]]
+url = "${origin}${next}"
+page = "consent"
+
+# 5. The decision (`${consent}` is approve or deny, as the case asks); the answer names the
+#    redirect back to the client. A 4xx without one is where the AS left the user.
+[[login.steps]]
+method = "POST"
+url = "${origin}/as/api/consent"
+json = { txn = "${txn}", decision = "${consent}" }
+does = "consent"
+follow = "json:/redirect_to"
+end = [{ status = "4xx", outcome = "refused" }]
+"#;
+
+fn json_login_steps() -> Vec<crate::login::script::ScriptStep> {
+    #[derive(serde::Deserialize)]
+    struct Doc {
+        login: crate::login::LoginConfig,
+    }
+    // A constant, checked by a test: it cannot fail at run time.
+    toml::from_str::<Doc>(JSON_LOGIN_SCRIPT)
+        .map(|d| d.login.steps)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_json_login_script_parses_and_validates() {
+        let steps = super::json_login_steps();
+        assert_eq!(steps.len(), 5);
+        for s in &steps {
+            s.validate().unwrap();
+        }
+    }
 }

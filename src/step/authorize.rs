@@ -305,6 +305,15 @@ pub fn judge(ctx: &mut CaseCtx<'_>, auth: &Authorization, j: &AuthorizeStep) -> 
     let token_in_fragment = cb.fragment.iter().any(|(k, _)| k == "access_token");
     let error = cb.get("error").map(str::to_string);
     let what = auth.describe();
+    // A login script that could not go on from the AS's answer to the authorization request:
+    // that answer is a refusal for a step expecting one, and tells nothing to a step expecting
+    // a code or an error redirect (the script may not fit the AS).
+    if let Some(why) = &auth.journey.stuck {
+        if matches!(expect, AuthzExpect::Code | AuthzExpect::ErrorRedirect) {
+            return Err(Stop::Error(format!("login could not complete: {why}")));
+        }
+        ctx.note(why.clone());
+    }
     // Where the step expected no code, a code (or an implicit-flow token) is the finding.
     if !matches!(expect, AuthzExpect::Code | AuthzExpect::Any) && (code || token_in_fragment) {
         return apply(
