@@ -95,6 +95,9 @@ const JS_GRACE: Duration = Duration::from_secs(2);
 /// navigation can change it, and navigations are seen.
 const QUIET: Duration = Duration::from_millis(150);
 const STABLE: Duration = Duration::from_millis(150);
+/// How long a page that may be a script's passing state must stay unchanged (and the network
+/// quiet) before the driver takes it as the page's answer.
+const CONFIRM: Duration = Duration::from_millis(1000);
 /// Bytes of the rendered DOM kept as a page's body (as the other drivers keep of a response).
 const BODY_CAP: usize = 64 << 10;
 
@@ -417,9 +420,8 @@ async fn chromium(cfg: &BrowserConfig) -> Result<Arc<Cdp>, LoginError> {
             Ok(c)
         }
         Err(why) => {
-            let why = format!("the browser login driver cannot run: {why}");
             if s.launches == 1 {
-                eprintln!("authconform: {why}");
+                eprintln!("authconform: the browser login driver cannot run: {why}");
                 s.refused = Some(why.clone());
             }
             Err(LoginError::Unavailable(why))
@@ -500,28 +502,6 @@ impl Tab {
 
     fn post(&self, method: &str, params: Value) {
         self.cdp.post(Some(&self.session), method, params);
-    }
-
-    /// Evaluates a script in the page and returns its value. A document being replaced may
-    /// never answer: the wait is short, and callers look again.
-    async fn eval(&self, script: &str) -> Result<Value, String> {
-        let r = self
-            .cdp
-            .call_within(
-                Some(&self.session),
-                "Runtime.evaluate",
-                json!({"expression": script, "returnByValue": true, "userGesture": true}),
-                EVAL_TIMEOUT,
-            )
-            .await?;
-        if let Some(e) = r.get("exceptionDetails") {
-            return Err(e["exception"]["description"]
-                .as_str()
-                .or(e["text"].as_str())
-                .unwrap_or("exception")
-                .to_string());
-        }
-        Ok(r["result"]["value"].clone())
     }
 }
 
@@ -763,46 +743,100 @@ impl Run<'_, '_, '_> {
             if left.is_zero() {
                 break;
             }
-            let ev = match tokio::time::timeout(left, self.tab.events.recv()).await {
+            match tokio::time::timeout(left, self.tab.events.recv()).await {
                 Err(_) => break,
-                Ok(None) => {
-                    return Err(LoginError::Failed(format!(
-                        "Chromium went away: {}",
-                        self.tab.cdp.dead().unwrap_or_default()
-                    )));
-                }
-                Ok(Some(ev)) => ev,
-            };
-            match ev.0.as_str() {
-                "Fetch.requestPaused" => self.paused(&ev.1).await?,
-                "Page.loadEventFired" => self.loads += 1,
-                // The main frame's id is its target's: a document is being replaced while it
-                // loads, and scripts evaluated then may never be answered.
-                "Page.frameStartedLoading" if ev.1["frameId"] == self.tab.target.as_str() => {
-                    self.loading = true
-                }
-                "Page.frameStoppedLoading" if ev.1["frameId"] == self.tab.target.as_str() => {
-                    self.loading = false
-                }
-                "Page.javascriptDialogOpening" => {
-                    self.trace(format!(
-                        "dismissed a {} dialog: {:?}",
-                        ev.1["type"].as_str().unwrap_or("JavaScript"),
-                        ev.1["message"].as_str().unwrap_or("")
-                    ));
-                    self.tab
-                        .post("Page.handleJavaScriptDialog", json!({"accept": true}));
-                }
-                "Inspector.targetCrashed" => {
-                    return Err(LoginError::Failed("the page crashed in Chromium".into()));
-                }
-                "Target.detachedFromTarget" | "Inspector.detached" => {
-                    return Err(LoginError::Failed("Chromium closed the page".into()));
-                }
-                _ => {}
+                Ok(ev) => self.handle(ev).await?,
             }
         }
         Ok(())
+    }
+
+    async fn handle(&mut self, ev: Option<Event>) -> Result<(), LoginError> {
+        let Some((method, params)) = ev else {
+            return Err(LoginError::Failed(format!(
+                "Chromium went away: {}",
+                self.tab.cdp.dead().unwrap_or_default()
+            )));
+        };
+        match method.as_str() {
+            "Fetch.requestPaused" => self.paused(&params).await?,
+            "Page.loadEventFired" => self.loads += 1,
+            // The main frame's id is its target's: a document is being replaced while it loads.
+            "Page.frameStartedLoading" if params["frameId"] == self.tab.target.as_str() => {
+                self.loading = true
+            }
+            "Page.frameStoppedLoading" if params["frameId"] == self.tab.target.as_str() => {
+                self.loading = false
+            }
+            "Page.javascriptDialogOpening" => {
+                self.trace(format!(
+                    "dismissed a {} dialog: {:?}",
+                    params["type"].as_str().unwrap_or("JavaScript"),
+                    params["message"].as_str().unwrap_or("")
+                ));
+                self.tab
+                    .post("Page.handleJavaScriptDialog", json!({"accept": true}));
+            }
+            "Inspector.targetCrashed" => {
+                return Err(LoginError::Failed("the page crashed in Chromium".into()));
+            }
+            "Target.detachedFromTarget" | "Inspector.detached" => {
+                return Err(LoginError::Failed("Chromium closed the page".into()));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Evaluates a script in the page while serving its events: a script that starts a
+    /// navigation is answered only once the navigation's request is served, or never (the
+    /// document it ran in is gone). `Ok(None)` when the authorization response came meanwhile.
+    async fn eval(&mut self, script: &str) -> Result<Result<Option<Value>, String>, LoginError> {
+        let (tx, mut rx) = oneshot::channel();
+        let cdp = self.tab.cdp.clone();
+        let id = cdp
+            .send(
+                Some(&self.tab.session),
+                "Runtime.evaluate",
+                json!({"expression": script, "returnByValue": true, "userGesture": true}),
+                Some(tx),
+            )
+            .map_err(LoginError::Failed)?;
+        let forget = |cdp: &Cdp| {
+            lock(&cdp.pending).remove(&id);
+        };
+        let deadline = tokio::time::Instant::now() + EVAL_TIMEOUT;
+        loop {
+            tokio::select! {
+                r = &mut rx => {
+                    let r = match r {
+                        Ok(Ok(r)) => r,
+                        Ok(Err(e)) => return Ok(Err(e)),
+                        Err(_) => return Err(LoginError::Failed(
+                            cdp.dead().unwrap_or_else(|| "Chromium went away".into()))),
+                    };
+                    if let Some(e) = r.get("exceptionDetails") {
+                        let m = e["exception"]["description"].as_str().or(e["text"].as_str());
+                        return Ok(Err(m.unwrap_or("exception").to_string()));
+                    }
+                    return Ok(Ok(Some(r["result"]["value"].clone())));
+                }
+                ev = self.tab.events.recv() => {
+                    let handled = self.handle(ev).await;
+                    if handled.is_err() || self.outcome.is_some() {
+                        forget(&cdp);
+                        return handled.map(|_| Ok(None));
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    forget(&cdp);
+                    return Ok(Err(format!(
+                        "Chromium did not run a script in the page within {} s",
+                        EVAL_TIMEOUT.as_secs()
+                    )));
+                }
+            }
+        }
     }
 
     fn fail_request(&self, id: &str) {
@@ -833,11 +867,14 @@ impl Run<'_, '_, '_> {
                 self.documents, self.requests
             )));
         }
-        match route(self.browser, self.d, &url, document) {
+        // Chromium asks for a URL without its fragment and reports the fragment apart: a
+        // navigation to the client must keep it (an AS may end the redirect with `#`).
+        let whole = format!("{url}{}", req["urlFragment"].as_str().unwrap_or(""));
+        match route(self.browser, self.d, &whole, document) {
             Route::Leave(out) => {
                 self.trace(format!(
                     "the page navigated to {}: the authorization response (not followed)",
-                    self.shown(&url)
+                    self.shown(&whole)
                 ));
                 self.fail_request(&id);
                 self.outcome = Some(out);
@@ -954,22 +991,28 @@ impl Run<'_, '_, '_> {
         Ok(())
     }
 
-    async fn inspect(&self) -> Option<Snapshot> {
-        // Fails while a navigation replaces the document: the caller looks again.
-        let v = self.tab.eval(&inspect_script()).await.ok()?;
-        serde_json::from_value(v).ok()
+    /// The page as it is now; `Ok(None)` while it cannot be read (a navigation replacing the
+    /// document: the caller looks again) or once the authorization response came.
+    async fn inspect(&mut self) -> Result<Option<Snapshot>, LoginError> {
+        Ok(match self.eval(&inspect_script()).await? {
+            Ok(v) => v.and_then(|v| serde_json::from_value(v).ok()),
+            Err(_) => None,
+        })
     }
 
     /// Waits for the page to settle: a document loaded (when `need_load`, or when the page
     /// navigated), no request for a moment, a DOM that no longer changes and differs from
-    /// `before`, and either something to act on or no script left that could render it.
-    /// `None` when the authorization response came instead.
+    /// `before` (the page the driver last acted on), and either something to act on or no
+    /// script left that could render it. A page that looks like `before` again (the login form
+    /// after the credentials), or one that changed without asking the server anything, must stay
+    /// so for [`CONFIRM`]: a script between two requests must not pass for a refusal. `None`
+    /// when the authorization response came instead.
     async fn settle(
         &mut self,
         before: Option<&Snapshot>,
         need_load: bool,
     ) -> Result<Option<Snapshot>, LoginError> {
-        let (loads0, docs0) = (self.loads, self.documents);
+        let (loads0, docs0, requests0) = (self.loads, self.documents, self.requests);
         let until = Instant::now() + self.page_timeout;
         let mut seen: Option<(Snapshot, Instant)> = None;
         let mut first_look: Option<Instant> = None;
@@ -979,31 +1022,41 @@ impl Run<'_, '_, '_> {
             if self.outcome.is_some() {
                 return Ok(None);
             }
-            let now = Instant::now();
-            if now >= until {
+            if Instant::now() >= until {
                 break;
             }
             let navigated = self.documents > docs0;
             if self.loading || ((need_load || navigated) && self.loads == loads0) {
                 continue;
             }
-            let quiet = now.duration_since(self.last_net) >= QUIET;
-            let Some(snap) = self.inspect().await else {
+            let Some(snap) = self.inspect().await? else {
+                if self.outcome.is_some() {
+                    return Ok(None);
+                }
                 continue;
             };
-            if before.is_some_and(|b| b.html == snap.html) && self.loads == loads0 {
+            let now = Instant::now();
+            let loaded = self.loads > loads0;
+            if before.is_some_and(|b| b.html == snap.html) && !loaded {
                 continue;
             }
-            if snap.scripts == 0 && self.loads > loads0 {
+            if snap.scripts == 0 && loaded {
                 return Ok(Some(snap));
             }
-            if !quiet {
+            let doubtful = before.is_some_and(|b| b.kind() == snap.kind())
+                || (before.is_some() && self.requests == requests0);
+            let (quiet, stable) = if doubtful {
+                (CONFIRM, CONFIRM)
+            } else {
+                (QUIET, STABLE)
+            };
+            if now.duration_since(self.last_net) < quiet {
                 continue;
             }
             let first = *first_look.get_or_insert(now);
             match &seen {
                 Some((s, since)) if s.html == snap.html => {
-                    if now.duration_since(*since) >= STABLE
+                    if now.duration_since(*since) >= stable
                         && (snap.final_enough() || now.duration_since(first) >= JS_GRACE)
                     {
                         return Ok(Some(snap));
@@ -1056,8 +1109,8 @@ impl Run<'_, '_, '_> {
     }
 
     async fn act(&mut self, script: String, what: &str) -> Result<(), LoginError> {
-        match self.tab.eval(&script).await {
-            Ok(Value::Bool(true)) => Ok(()),
+        match self.eval(&script).await? {
+            Ok(Some(Value::Bool(true)) | None) => Ok(()),
             Ok(_) => Err(LoginError::Failed(format!(
                 "could not {what}: no such element"
             ))),
@@ -1078,11 +1131,13 @@ impl Run<'_, '_, '_> {
             "names": ["login", "username", "user", "email", "identifier", "name"],
             "fields": self.cfg.fields,
         });
-        let r = self
-            .tab
+        let Some(r) = self
             .eval(&format!("{FILL}({c})"))
-            .await
-            .map_err(|e| LoginError::Failed(format!("could not fill the login form: {e}")))?;
+            .await?
+            .map_err(|e| LoginError::Failed(format!("could not fill the login form: {e}")))?
+        else {
+            return Ok(());
+        };
         if let Some(e) = r["error"].as_str() {
             return Err(LoginError::Failed(format!(
                 "could not fill the login form: {e} (set [login.browser] username_selector / \
@@ -1231,6 +1286,7 @@ pub async fn run(
             pages: Vec::new(),
             interactions: Vec::new(),
             trace: Vec::new(),
+            stuck: None,
         },
         doc: None,
         outcome: None,
