@@ -336,6 +336,9 @@ pub struct Browser {
     jar: CookieStore,
     allowed: Vec<String>,
     pub user: TestUser,
+    /// The `browser` driver's browser context for this cookie jar's identity (made on its first
+    /// login, disposed with the `Browser`).
+    pub(crate) chromium: Option<browser::Context>,
 }
 
 impl Browser {
@@ -344,6 +347,7 @@ impl Browser {
             jar: CookieStore::default(),
             allowed,
             user: TestUser::First,
+            chromium: None,
         }
     }
 

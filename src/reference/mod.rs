@@ -22,6 +22,7 @@ mod registration;
 mod resource;
 mod scopes;
 mod session;
+mod spa;
 mod store;
 mod tls;
 mod token;
@@ -940,6 +941,9 @@ async fn dispatch(
         "/as/authorize" => return authorize::authorize(&s, &method, query, &headers, &body),
         "/as/login" if method == Method::POST => return authorize::login(&s, &headers, &body),
         "/as/consent" => return authorize::consent(&s, &method, query, &headers, &body),
+        // The spa style's shell and script; the JSON API below is the json style's too.
+        "/as/signin" if s.login == LoginStyle::Spa => return spa::signin(&s, query, &headers),
+        "/as/signin.js" if s.login == LoginStyle::Spa => return spa::script(),
         "/as/signin" if s.login != LoginStyle::Form => {
             return login_api::signin(&s, query, &headers);
         }
