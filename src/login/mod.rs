@@ -11,6 +11,7 @@
 //! case then ends `errored`, never `failed`: the server did nothing wrong that was observed.
 
 pub mod browser;
+mod devtools;
 pub mod form;
 pub mod script;
 pub mod users;
