@@ -915,17 +915,7 @@ pub async fn run(
         cfg,
         d,
         tab,
-        journey: Journey {
-            outcome: Outcome::Page {
-                url: String::new(),
-                status: 0,
-                excerpt: String::new(),
-            },
-            pages: Vec::new(),
-            interactions: Vec::new(),
-            trace: Vec::new(),
-            stuck: None,
-        },
+        journey: Journey::start(String::new()),
         doc: None,
         outcome: None,
         loads: 0,

@@ -331,6 +331,23 @@ pub struct Journey {
     pub stuck: Option<String>,
 }
 
+impl Journey {
+    /// A journey not begun: no page yet (status 0 at `url`), nothing seen or done.
+    pub fn start(url: String) -> Self {
+        Journey {
+            outcome: Outcome::Page {
+                url,
+                status: 0,
+                excerpt: String::new(),
+            },
+            pages: Vec::new(),
+            interactions: Vec::new(),
+            trace: Vec::new(),
+            stuck: None,
+        }
+    }
+}
+
 /// A browser: a cookie jar, the origins it may follow redirects to, and the test user who logs
 /// in with it.
 pub struct Browser {
@@ -492,17 +509,7 @@ async fn browse(
     d: &Drive<'_>,
     fill_forms: bool,
 ) -> Result<Journey, String> {
-    let mut journey = Journey {
-        outcome: Outcome::Page {
-            url: String::new(),
-            status: 0,
-            excerpt: String::new(),
-        },
-        pages: Vec::new(),
-        interactions: Vec::new(),
-        trace: Vec::new(),
-        stuck: None,
-    };
+    let mut journey = Journey::start(String::new());
     let mut url = d.url.clone();
     let mut method = "GET".to_string();
     let mut body: Option<String> = None;

@@ -471,17 +471,7 @@ pub async fn run(
         "approved".into(),
         (d.consent == Consent::Approve).to_string(),
     );
-    let mut journey = Journey {
-        outcome: Outcome::Page {
-            url: d.url.clone(),
-            status: 0,
-            excerpt: String::new(),
-        },
-        pages: Vec::new(),
-        interactions: Vec::new(),
-        trace: Vec::new(),
-        stuck: None,
-    };
+    let mut journey = Journey::start(d.url.clone());
     let max = cfg.max_requests.unwrap_or(20);
     let mut sent = 0usize;
     // Where the AS last sent the browser within itself, when the last step did: the script

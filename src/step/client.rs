@@ -235,16 +235,7 @@ async fn register(ctx: &mut CaseCtx<'_>, want: &ClientStep) -> Result<Client, St
         }
         Err(other) => return Err(other),
     };
-    let mut uris = want.redirect_uris.to_vec();
-    if uris.is_empty() {
-        uris.push(
-            match want.redirect {
-                RedirectKind::Loopback => "http://127.0.0.1/cb",
-                _ => "https://client.test/cb",
-            }
-            .to_string(),
-        );
-    }
+    let uris = wanted_redirect_uris(want);
     let method = match want.kind {
         ClientKind::Public => "none".to_string(),
         ClientKind::Confidential => want
@@ -397,6 +388,20 @@ async fn register(ctx: &mut CaseCtx<'_>, want: &ClientStep) -> Result<Client, St
 /// AS accepts as they come. `None` where that is not possible or not meaningful: a confidential
 /// client (the AS would know no secret), metadata (nothing conveys it), a case that judges the
 /// registration (`accepted`, `refused`) or is about registration (area `dcr`).
+/// The redirect URIs a fresh client is made with: the case's, else one of the kind it wants.
+fn wanted_redirect_uris(want: &ClientStep) -> Vec<String> {
+    if !want.redirect_uris.is_empty() {
+        return want.redirect_uris.to_vec();
+    }
+    vec![
+        match want.redirect {
+            RedirectKind::Loopback => "http://127.0.0.1/cb",
+            _ => "https://client.test/cb",
+        }
+        .to_string(),
+    ]
+}
+
 fn minted(ctx: &mut CaseCtx<'_>, want: &ClientStep) -> Option<Client> {
     if !ctx.env.profile.registration.open
         || want.kind != ClientKind::Public
@@ -407,16 +412,7 @@ fn minted(ctx: &mut CaseCtx<'_>, want: &ClientStep) -> Option<Client> {
     {
         return None;
     }
-    let mut uris = want.redirect_uris.to_vec();
-    if uris.is_empty() {
-        uris.push(
-            match want.redirect {
-                RedirectKind::Loopback => "http://127.0.0.1/cb",
-                _ => "https://client.test/cb",
-            }
-            .to_string(),
-        );
-    }
+    let uris = wanted_redirect_uris(want);
     let tag: [u8; 8] = rand::random();
     let client_id = format!(
         "authconform-{}",
