@@ -10,7 +10,10 @@
 //!
 //! What does not count: a body cut at the suite's own size cap (the server answered; it only
 //! said too much), a URL the egress policy refused (nothing was sent), and probes that expect
-//! the transport to fail (a plain-http request to an https port).
+//! the transport to fail (a plain-http request to an https port). On a host that has answered
+//! in full before, a body still arriving when the suite's timeout cut it counts once per URL in
+//! a streak: parallel cases meeting one drip-feeding URL must not silence a host that answers
+//! everything else.
 //!
 //! Reopening: a server may restart or hiccup. [`COOL_DOWN`] after it went down (or after the
 //! last failed probe), one request is let through as a probe while the others still fail at
@@ -56,6 +59,8 @@ pub enum Admit {
 pub struct Failure {
     /// "timed out", "refused the connection", "broke off mid-body", …
     pub kind: String,
+    /// The body was still arriving when the suite's deadline cut it.
+    pub still_sending: bool,
     /// The exchange, `METHOD url`.
     pub exchange: String,
 }
@@ -63,6 +68,8 @@ pub struct Failure {
 #[derive(Default)]
 struct Authority {
     streak: Vec<Failure>,
+    /// It has given a complete answer at least once in this run.
+    answered_once: bool,
     down: Option<Incident>,
     /// When the authority went down or was last probed.
     since: Option<Instant>,
@@ -128,12 +135,12 @@ impl Health {
     pub fn answered(&self, url: &str) {
         let Some(key) = authority(url) else { return };
         let mut st = self.lock();
-        if let Some(a) = st.authorities.get_mut(&key) {
-            a.streak.clear();
-            a.down = None;
-            a.since = None;
-            a.probing = false;
-        }
+        let a = st.authorities.entry(key).or_default();
+        a.streak.clear();
+        a.answered_once = true;
+        a.down = None;
+        a.since = None;
+        a.probing = false;
     }
 
     /// A probe that ended without telling (never sent, or a failure it expected): the next
@@ -155,6 +162,13 @@ impl Health {
             // A failed probe: stay down, wait another cool-down.
             a.probing = false;
             a.since = Some(Instant::now());
+            return None;
+        }
+        if f.still_sending && a.answered_once && a.streak.iter().any(|g| g.exchange == f.exchange) {
+            // On a host that answers, one drip-feeding URL met again by parallel cases is one
+            // finding about that URL; counted each time, it would trip the breaker and
+            // silence every other case on the host. A host that has never answered in full
+            // gives no answers at all: there every drip counts.
             return None;
         }
         a.streak.push(f);
@@ -216,6 +230,7 @@ mod tests {
     fn timeout(url: &str) -> Failure {
         Failure {
             kind: "timed out".into(),
+            still_sending: false,
             exchange: format!("GET {url}"),
         }
     }
@@ -287,6 +302,7 @@ mod tests {
             u,
             Failure {
                 kind: "broke off mid-body".into(),
+                still_sending: false,
                 exchange: format!("GET {u}"),
             },
         );
@@ -297,5 +313,30 @@ mod tests {
             "{}",
             inc.reason
         );
+    }
+
+    #[test]
+    fn one_drip_feeding_url_met_again_counts_once() {
+        let h = Health::default();
+        let drip = |url: &str| Failure {
+            kind: "kept a body trickling past the timeout".into(),
+            still_sending: true,
+            exchange: format!("GET {url}"),
+        };
+        let slow = "http://127.0.0.1:9/slow";
+        h.answered("http://127.0.0.1:9/mcp");
+        for _ in 0..5 {
+            assert!(h.failed(slow, drip(slow)).is_none());
+        }
+        // Three different URLs dripping in a row still trip it.
+        assert!(h.failed(slow, drip("http://127.0.0.1:9/a")).is_none());
+        let inc = h.failed(slow, drip("http://127.0.0.1:9/b"));
+        assert!(inc.is_some(), "three dripping URLs trip the breaker");
+
+        // A host that never answered in full: every drip counts.
+        let h = Health::default();
+        assert!(h.failed(slow, drip(slow)).is_none());
+        assert!(h.failed(slow, drip(slow)).is_none());
+        assert!(h.failed(slow, drip(slow)).is_some());
     }
 }

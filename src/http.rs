@@ -17,6 +17,20 @@ use crate::health::{Admit, Failure, Health, Incident};
 use crate::record::Exchange;
 use crate::redact::Redactor;
 
+/// A body whose last bytes came this recently when the deadline cut it was still arriving: the
+/// server is alive (see [`crate::health`]).
+const TRICKLE: Duration = Duration::from_secs(1);
+
+/// How a response body ended, when not at its end or at the size cap.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum BodyCut {
+    No,
+    /// An error, or a stall the deadline ended.
+    BrokeOff,
+    /// The deadline cut it while bytes were still arriving.
+    StillSending,
+}
+
 /// Limits applied to every request.
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
@@ -212,11 +226,15 @@ impl Http {
         if matches!(admit, Admit::Probe) {
             note.push_str(" [sent as a probe: is the server answering again?]");
         }
-        let (result, broke_off) = self.send_inner(&req, &mut note).await;
-        let failure = match &result {
-            Ok(_) if broke_off => Some("broke off mid-body".to_string()),
-            Ok(_) => None,
-            Err(e) => e.failure_kind(),
+        let (result, cut) = self.send_inner(&req, &mut note).await;
+        let (failure, still_sending) = match (&result, cut) {
+            (Ok(_), BodyCut::BrokeOff) => (Some("broke off mid-body".to_string()), false),
+            (Ok(_), BodyCut::StillSending) => (
+                Some("kept a body trickling past the timeout".to_string()),
+                true,
+            ),
+            (Ok(_), BodyCut::No) => (None, false),
+            (Err(e), _) => (e.failure_kind(), false),
         };
         match failure {
             None if result.is_ok() => self.health.answered(&req.url),
@@ -225,6 +243,7 @@ impl Http {
                     &req.url,
                     Failure {
                         kind,
+                        still_sending,
                         exchange: format!("{} {}", req.method, self.redactor.url(&req.url)),
                     },
                 );
@@ -249,17 +268,17 @@ impl Http {
         &self,
         req: &Request,
         note: &mut String,
-    ) -> (Result<Response, HttpError>, bool) {
-        let mut broke_off = false;
-        let r = self.send_body(req, note, &mut broke_off).await;
-        (r, broke_off)
+    ) -> (Result<Response, HttpError>, BodyCut) {
+        let mut cut = BodyCut::No;
+        let r = self.send_body(req, note, &mut cut).await;
+        (r, cut)
     }
 
     async fn send_body(
         &self,
         req: &Request,
         note: &mut String,
-        broke_off: &mut bool,
+        cut: &mut BodyCut,
     ) -> Result<Response, HttpError> {
         let url = reqwest::Url::parse(&req.url).map_err(|e| HttpError::BadUrl {
             url: req.url.clone(),
@@ -293,20 +312,29 @@ impl Http {
             let headers = header_pairs(resp.headers());
             let mut body = Vec::new();
             let mut truncated = false;
+            let mut last_bytes = Instant::now();
             loop {
                 match resp.chunk().await {
                     Ok(Some(chunk)) => {
+                        last_bytes = Instant::now();
                         if !append_capped(&mut body, &chunk, self.cfg.max_body) {
                             truncated = true;
                             break;
                         }
                     }
                     Ok(None) => break,
-                    Err(_) => {
-                        // A body that breaks off (or times out) mid-way is still evidence,
-                        // and a sign of a server in trouble.
+                    Err(e) => {
+                        // A body that breaks off (or stalls) mid-way is still evidence, and a
+                        // sign of a server in trouble. One still trickling in when the
+                        // suite's deadline cut it is told apart: the breaker counts it once
+                        // per URL (see `crate::health`).
                         truncated = true;
-                        *broke_off = true;
+                        *cut = if e.is_timeout() && last_bytes.elapsed() < TRICKLE {
+                            note.push_str(" [body still arriving when the suite's timeout cut it]");
+                            BodyCut::StillSending
+                        } else {
+                            BodyCut::BrokeOff
+                        };
                         break;
                     }
                 }
