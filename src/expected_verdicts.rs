@@ -46,7 +46,7 @@ pub fn load(path: &Path) -> Result<Expectations, FileError> {
     })
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Comparison {
     /// (id, expected, observed)
     pub mismatches: Vec<(String, Status, Status)>,

@@ -236,6 +236,93 @@ pub struct RunReport {
     /// Present for `authconform fuzz` reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fuzz: Option<FuzzRecord>,
+    /// The run's verdict as its exit code gives it, so every report says what the pipeline
+    /// saw. Absent only in reports of versions before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+}
+
+/// The verdict of a whole run: one of four states, the exit code that goes with it, and why.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Outcome {
+    pub state: OutcomeState,
+    /// The process's exit code for this state (0, 1 or 3).
+    pub exit_code: i32,
+    /// Why, in one line ("3 MUST requirements failed", "2 MUST cases could not be judged").
+    pub reason: String,
+    /// How the verdicts compared with `--expect`, when a file was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect: Option<ExpectRecord>,
+}
+
+/// The four states of a run, as pipelines branch on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutcomeState {
+    /// The gate passed (exit 0).
+    Passed,
+    /// The server broke a gating requirement, or a verdict differed from `--expect` (exit 1).
+    Failed,
+    /// Nothing gating failed, but gating cases could not be judged: a broken run or an
+    /// unreachable server, not a non-conformant one (exit 3).
+    Incomplete,
+    /// Stopped before every case ran (Ctrl-C) (exit 1).
+    Interrupted,
+}
+
+impl OutcomeState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeState::Passed => "passed",
+            OutcomeState::Failed => "failed",
+            OutcomeState::Incomplete => "incomplete",
+            OutcomeState::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// The comparison of a run with its expectations file (`--expect`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct ExpectRecord {
+    /// The file, as given.
+    pub file: String,
+    /// Verdicts as the file expected them.
+    pub matched: usize,
+    /// Verdicts that differ from the file's: `failed` or `errored` where the file expects
+    /// something else are new failures; `passed` where it expects a failure are fixed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changed: Vec<ExpectChange>,
+    /// Cases that ran but that the file does not name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unlisted: Vec<ExpectChange>,
+    /// Entries naming no case that exists any more.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stale: Vec<String>,
+    /// Entries past their `until` date: they gate again, as if absent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expired: Vec<ExpiredEntry>,
+}
+
+/// One case whose verdict the expectations file did not foresee.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExpectChange {
+    pub id: String,
+    /// What the file says (absent for an unlisted case).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected: Option<Status>,
+    pub observed: Status,
+}
+
+/// An expectations entry whose date has passed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExpiredEntry {
+    pub id: String,
+    /// The entry's `until` date (`YYYY-MM-DD`).
+    pub until: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub expected: Status,
+    pub observed: Status,
 }
 
 impl RunReport {

@@ -498,7 +498,7 @@ fn reference_profile(r: &RefProcess, login: &str) -> tempfile::TempDir {
 }
 
 #[test]
-fn a_refused_login_errors_the_cases_exits_1_and_still_writes_reports() {
+fn a_refused_login_errors_the_cases_exits_3_and_still_writes_reports() {
     let r = start_reference();
     let p = reference_profile(
         &r,
@@ -513,7 +513,11 @@ fn a_refused_login_errors_the_cases_exits_1_and_still_writes_reports() {
         .arg(reports.path())
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    // Nothing failed, the cases could not be judged: incomplete (3), not failed.
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let v0 = results(reports.path());
+    assert_eq!(v0["outcome"]["state"], "incomplete", "{}", v0["outcome"]);
+    assert_eq!(v0["outcome"]["exit_code"], 3);
     let v = results(reports.path());
     validate_results(&v);
     let case = &v["results"][0];
@@ -1430,7 +1434,8 @@ fn a_json_login_script_tells_the_as_refusing_from_the_script_failing() {
         "wrong-password",
         &ids,
     );
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    // The login failed, nothing failed on its own evidence: incomplete.
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     let by_id = |id: &str| got.iter().find(|g| g.0 == id).unwrap().clone();
     let (_, status, msg) = by_id("pkce-positive");
     assert_eq!(status, "errored", "{msg}");

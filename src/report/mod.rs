@@ -270,6 +270,7 @@ pub(crate) mod testutil {
             }),
             results,
             fuzz: None,
+            outcome: None,
         }
     }
 

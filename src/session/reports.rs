@@ -94,6 +94,7 @@ impl Clock {
             provision: None,
             results,
             fuzz,
+            outcome: None,
         }
     }
 }

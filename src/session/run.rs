@@ -7,7 +7,10 @@ use super::reports::Clock;
 use super::{Error, Event, Events, Exit, ReportOptions, Resolved, StopSignal, TargetOptions};
 use crate::case::{Case, Selection};
 use crate::expected_verdicts::{self, Comparison, Expectations};
-use crate::record::{CaseResult, IncidentRecord, RunReport, SpecInfo, TargetInfo};
+use crate::record::{
+    ExpectChange, ExpectRecord, IncidentRecord, Outcome, OutcomeState, RunReport, SpecInfo, Status,
+    TargetInfo,
+};
 use crate::reference::Reference;
 use crate::runner;
 use crate::spec::{Revision, SpecChoice};
@@ -302,23 +305,21 @@ pub async fn run(
     report.incidents = incidents;
     drop(env);
     super::shut_down(reference);
+    let (outcome, comparison) = judge(&report, expect.as_ref(), &known_ids);
+    report.outcome = Some(outcome);
     opts.reports.write(&report, "reports", events)?;
     Ok(Finished {
         report,
-        expect,
+        comparison,
         write_expect: opts.write_expect,
-        known_ids,
     })
 }
 
-/// A run whose reports are written, before its verdicts are gated.
+/// A run whose reports are written (its verdict in them), before `--write-expect`.
 pub struct Finished {
     pub report: RunReport,
-    expect: Option<Expectations>,
+    comparison: Option<(String, Comparison)>,
     write_expect: Option<PathBuf>,
-    /// Every loaded case, selected or not (an expectation for a case merely filtered out is
-    /// not stale).
-    known_ids: Vec<String>,
 }
 
 /// The run's verdict: its exit, and the comparison with `--expect` when one was made.
@@ -329,8 +330,8 @@ pub struct Gate {
 }
 
 impl Finished {
-    /// Writes `--write-expect`, then judges the run: an interrupted run fails; with `--expect`
-    /// every verdict must match; without, no gating case may fail or error.
+    /// Writes `--write-expect`, then gives the run's verdict (judged before the reports were
+    /// written, so they say the same; see [`judge`]).
     pub fn gate(&self) -> Result<Gate, Error> {
         let report = &self.report;
         if let Some(p) = &self.write_expect {
@@ -347,45 +348,132 @@ impl Finished {
             std::fs::write(p, expected_verdicts::render(&report.results, &header))
                 .map_err(|e| Error(format!("cannot write {}: {e}", p.display())))?;
         }
-        if report.interrupted {
-            return Ok(Gate {
-                exit: Exit::Failed,
-                comparison: None,
-            });
-        }
-        // Cases an incident kept from being judged (at any level: the run is incomplete) make
-        // the run unjudged (exit 3) rather than failed, unless a gating case was seen to fail
-        // on its own evidence.
-        let unjudged = |results: &[CaseResult]| {
-            results.iter().any(|r| r.incident.is_some())
-                && !results
-                    .iter()
-                    .any(|r| r.gates() && r.status == crate::record::Status::Failed)
+        let exit = match report.outcome.as_ref().map(|o| o.state) {
+            Some(OutcomeState::Passed) => Exit::Ok,
+            Some(OutcomeState::Incomplete) => Exit::Unjudged,
+            _ => Exit::Failed,
         };
-        Ok(match &self.expect {
-            Some(exp) => {
-                let cmp = expected_verdicts::compare(exp, &report.results, &self.known_ids);
-                Gate {
-                    exit: if cmp.ok() {
-                        Exit::Ok
-                    } else if unjudged(&report.results) {
-                        Exit::Unjudged
-                    } else {
-                        Exit::Failed
-                    },
-                    comparison: Some((exp.path.clone(), cmp)),
-                }
-            }
-            None => Gate {
-                exit: if unjudged(&report.results) {
-                    Exit::Unjudged
-                } else if report.results.iter().any(CaseResult::gates) {
-                    Exit::Failed
-                } else {
-                    Exit::Ok
-                },
-                comparison: None,
-            },
+        Ok(Gate {
+            exit,
+            comparison: self.comparison.clone(),
         })
     }
+}
+
+/// The run's verdict. An interrupted run fails. With `--expect`, every verdict must match the
+/// file; without, no MUST case may fail (tolerated warnings aside). Where nothing failed but
+/// gating cases could not be judged (an errored MUST case, a case an incident kept from its
+/// verdict; with `--expect`, every difference an `errored`), the run is incomplete: exit 3,
+/// so a pipeline can tell a broken run or an unreachable server from a non-conformant one.
+pub fn judge(
+    report: &RunReport,
+    expect: Option<&Expectations>,
+    known_ids: &[String],
+) -> (Outcome, Option<(String, Comparison)>) {
+    let outcome = |state: OutcomeState, reason: String, expect: Option<ExpectRecord>| Outcome {
+        exit_code: match state {
+            OutcomeState::Passed => Exit::Ok,
+            OutcomeState::Incomplete => Exit::Unjudged,
+            OutcomeState::Failed | OutcomeState::Interrupted => Exit::Failed,
+        }
+        .code(),
+        state,
+        reason,
+        expect,
+    };
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let cmp = expect.map(|exp| {
+        let cmp = expected_verdicts::compare(exp, &report.results, known_ids);
+        (exp.path.clone(), cmp)
+    });
+    let record = cmp.as_ref().map(|(path, cmp)| ExpectRecord {
+        file: path.clone(),
+        matched: cmp.matched,
+        changed: (cmp.mismatches.iter())
+            .map(|(id, want, got)| ExpectChange {
+                id: id.clone(),
+                expected: Some(*want),
+                observed: *got,
+            })
+            .collect(),
+        unlisted: (cmp.unlisted.iter())
+            .map(|(id, got)| ExpectChange {
+                id: id.clone(),
+                expected: None,
+                observed: *got,
+            })
+            .collect(),
+        stale: cmp.stale.clone(),
+        expired: Vec::new(),
+    });
+    if report.interrupted {
+        let o = outcome(
+            OutcomeState::Interrupted,
+            "interrupted before every case had a verdict".into(),
+            record,
+        );
+        return (o, cmp);
+    }
+    let cut_short = report.results.iter().any(|r| r.incident.is_some());
+    let o = match (&cmp, record) {
+        (Some((path, c)), Some(rec)) => {
+            let differences: Vec<Status> = (c.mismatches.iter().map(|m| m.2))
+                .chain(c.unlisted.iter().map(|u| u.1))
+                .collect();
+            if differences.is_empty() {
+                let reason = format!("every verdict as {path} expects ({} matched)", c.matched);
+                outcome(OutcomeState::Passed, reason, Some(rec))
+            } else {
+                let reason = format!(
+                    "{} from {path}",
+                    plural(differences.len(), "verdict differs", "verdicts differ")
+                );
+                let unjudged = differences.iter().all(|s| *s == Status::Errored);
+                let state = if unjudged {
+                    OutcomeState::Incomplete
+                } else {
+                    OutcomeState::Failed
+                };
+                outcome(state, reason, Some(rec))
+            }
+        }
+        _ => {
+            let failed = report
+                .results
+                .iter()
+                .filter(|r| r.gates() && r.status == Status::Failed)
+                .count();
+            let unjudged = report.results.iter().filter(|r| r.gates()).count() - failed;
+            if failed > 0 {
+                let reason = format!(
+                    "{} failed",
+                    plural(failed, "MUST requirement", "MUST requirements")
+                );
+                outcome(OutcomeState::Failed, reason, None)
+            } else if unjudged > 0 || cut_short {
+                let reason = if unjudged > 0 {
+                    format!(
+                        "nothing failed, but {} could not be judged",
+                        plural(unjudged, "MUST case", "MUST cases")
+                    )
+                } else {
+                    "nothing failed, but an incident kept cases from their verdicts".into()
+                };
+                outcome(OutcomeState::Incomplete, reason, None)
+            } else {
+                let warnings = report.summary.warnings;
+                let reason = if warnings > 0 {
+                    format!(
+                        "no MUST requirement failed ({} tolerated)",
+                        plural(warnings, "warning", "warnings")
+                    )
+                } else {
+                    "no MUST requirement failed".into()
+                };
+                outcome(OutcomeState::Passed, reason, None)
+            }
+        }
+    };
+    (o, cmp)
 }
