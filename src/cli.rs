@@ -1,9 +1,11 @@
 //! The command line: argument definitions, and printing what the library's [`session`] reports.
 //! The binary (`src/main.rs`) only calls [`main`] and exits with its code.
 //!
-//! Exit codes ([`Exit`]): 0 = no MUST case failed or errored (or every verdict matched
-//! `--expect`); 1 = otherwise; 2 = bad usage, bad configuration, bad case file; 3 = the run
-//! could not judge the target (it stopped answering, or `--deadline` passed).
+//! Exit codes ([`Exit`]), one per state of a run ([`crate::record::OutcomeState`]): 0 = passed
+//! (no MUST case failed or errored, or every verdict matched `--expect`); 1 = failed (a MUST
+//! case failed, a verdict differed from `--expect`, or the run was interrupted); 2 = bad usage,
+//! configuration, case or expectations file; 3 = incomplete (nothing gating failed, but MUST
+//! cases could not be judged: the target stopped answering, `--deadline` passed, a stage failed).
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -14,7 +16,7 @@ use crate::case::Selection;
 use crate::expected_verdicts::Comparison;
 use crate::fuzz::Endpoint;
 use crate::record::Level;
-use crate::report::console::Console;
+use crate::report::console::{Console, Progress};
 use crate::session::{
     self, DocumentOptions, Event, Exit, FuzzOptions, ReportOptions, RunOptions, SetupOptions,
     StopSignal, TargetOptions,
@@ -28,7 +30,7 @@ use crate::terminal::sanitize_terminal;
     version,
     about = "Conformance suite for MCP authorization: OAuth 2.1 as the Model Context Protocol profiles it",
     long_about = None,
-    after_help = "Exit codes: 0 = no MUST case failed or errored (or all verdicts match --expect); 1 = otherwise; 2 = bad usage, config or case file; 3 = the run could not judge the target (it stopped answering, or --deadline passed, and no MUST case failed)."
+    after_help = "Exit codes: 0 = passed (no MUST case failed or errored, or all verdicts match --expect); 1 = failed (a MUST case failed, a verdict differs from --expect, or the run was interrupted); 2 = bad usage, config, case or expectations file; 3 = incomplete (nothing gating failed, but MUST cases could not be judged: the target stopped answering, --deadline passed...)."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -574,7 +576,9 @@ async fn run(a: RunArgs) -> Exit {
         write_expect: a.write_expect,
         deadline: a.deadline,
     };
-    let finished = match session::run(opts, &stop, &|e| printer.show(e)).await {
+    let finished = session::run(opts, &stop, &|e| printer.show(e)).await;
+    printer.end_progress();
+    let finished = match finished {
         Ok(f) => f,
         Err(e) => return usage_error(e),
     };
@@ -584,9 +588,23 @@ async fn run(a: RunArgs) -> Exit {
             if let Some((path, cmp)) = &gate.comparison {
                 print_comparison(path, cmp);
             }
+            print_outcome(&finished.report);
             gate.exit
         }
         Err(e) => usage_error(e),
+    }
+}
+
+/// The last line of a run: its state, the exit code that goes with it, and why ("result:
+/// incomplete (exit 3): nothing failed, but 2 MUST cases could not be judged").
+fn print_outcome(report: &crate::record::RunReport) {
+    if let Some(o) = &report.outcome {
+        println!(
+            "result: {} (exit {}): {}",
+            o.state.as_str(),
+            o.exit_code,
+            crate::report::one_line(&o.reason, 1000)
+        );
     }
 }
 
@@ -604,12 +622,37 @@ fn print_comparison(path: &str, cmp: &Comparison) {
     for id in &cmp.stale {
         println!("stale entry in {path}: {id} (no such case)");
     }
+    for e in &cmp.expired {
+        let until = e
+            .entry
+            .until
+            .map(crate::expected_verdicts::format_date)
+            .unwrap_or_default();
+        let reason = e
+            .entry
+            .reason
+            .as_deref()
+            .map(|r| format!(" ({})", crate::report::one_line(r, 200)))
+            .unwrap_or_default();
+        let now = if e.gates() {
+            "gates again"
+        } else {
+            "no longer needed: remove or renew it"
+        };
+        println!(
+            "expired entry in {path}: {} = {} until {until}{reason}; got {}: {now}",
+            e.id,
+            e.entry.status.as_str(),
+            e.observed.as_str()
+        );
+    }
     println!(
-        "expectations {path}: {} matched, {} changed, {} unlisted, {} stale",
+        "expectations {path}: {} matched, {} changed, {} unlisted, {} stale, {} expired",
         cmp.matched,
         cmp.mismatches.len(),
         cmp.unlisted.len(),
-        cmp.stale.len()
+        cmp.stale.len(),
+        cmp.expired.len()
     );
 }
 
@@ -631,6 +674,7 @@ async fn fuzz(a: FuzzArgs) -> Exit {
     match session::fuzz(opts, &stop, &|e| printer.show(e)).await {
         Ok(report) => {
             println!("{}", printer.console.summary(&report));
+            print_outcome(&report);
             session::fuzz_exit(&report)
         }
         Err(e) => usage_error(e),
@@ -764,6 +808,47 @@ struct Printer {
     console: Console,
     /// A live progress line is drawn (and wiped) only on a terminal outside CI.
     progress_line: bool,
+    /// A run's progress, redrawn in place on stderr (on a terminal only): each event redraws
+    /// it, and while a case waits on purpose a ticker thread redraws the countdown each second.
+    progress: std::sync::Arc<std::sync::Mutex<Option<Progress>>>,
+    ticker: std::sync::Once,
+}
+
+/// Environment variables that say the process runs in CI, where output is a log: no progress
+/// line, no carriage returns.
+const CI_VARS: &[&str] = &[
+    "CI",
+    "GITHUB_ACTIONS",
+    "GITLAB_CI",
+    "BUILDKITE",
+    "JENKINS_URL",
+    "TF_BUILD",
+    "TEAMCITY_VERSION",
+    "CIRCLECI",
+];
+
+/// The progress line's width: the terminal's (`COLUMNS`, as shells export it), else 80, less
+/// one so the cursor never wraps.
+fn progress_width() -> usize {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse::<usize>().ok())
+        .filter(|c| *c >= 20)
+        .unwrap_or(80)
+        - 1
+}
+
+/// Redraws the progress line in place (`\r`, erase the line): `p` is `None` when there is none.
+fn draw_progress(p: Option<&Progress>) {
+    if let Some(p) = p {
+        let mut err = std::io::stderr().lock();
+        let _ = write!(
+            err,
+            "\r\x1b[2K{}",
+            p.line(std::time::Instant::now(), progress_width())
+        );
+        let _ = err.flush();
+    }
 }
 
 impl Printer {
@@ -772,12 +857,92 @@ impl Printer {
             !no_color && std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal();
         Printer {
             console: Console::new(color, verbose),
-            progress_line: std::io::stderr().is_terminal() && std::env::var_os("CI").is_none(),
+            progress_line: std::io::stderr().is_terminal()
+                && !CI_VARS.iter().any(|v| std::env::var_os(v).is_some()),
+            progress: Default::default(),
+            ticker: std::sync::Once::new(),
+        }
+    }
+
+    /// Wipes the progress line, prints with `f`, and draws the line again.
+    fn around_progress(&self, f: impl FnOnce(Option<&mut Progress>)) {
+        let mut p = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+        if p.is_some() {
+            eprint!("\r\x1b[2K");
+        }
+        f(p.as_mut());
+        draw_progress(p.as_ref());
+    }
+
+    /// While a case waits, the countdown moves each second even if nothing else happens.
+    fn start_ticker(&self) {
+        let progress = self.progress.clone();
+        self.ticker.call_once(|| {
+            std::thread::spawn(move || {
+                loop {
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                    let p = progress.lock().unwrap_or_else(|e| e.into_inner());
+                    match p.as_ref() {
+                        Some(p) if p.has_waits(std::time::Instant::now()) => draw_progress(Some(p)),
+                        Some(_) => {}
+                        // The run's progress is over: so is the ticker.
+                        None => break,
+                    }
+                }
+            });
+        });
+    }
+
+    /// The run's progress is over (its summary follows): the line is wiped for good.
+    fn end_progress(&self) {
+        let mut p = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+        if p.take().is_some() {
+            eprint!("\r\x1b[2K");
+            let _ = std::io::stderr().flush();
         }
     }
 
     fn show(&self, e: Event<'_>) {
         match e {
+            Event::Grading { spec, cases } => {
+                eprintln!(
+                    "grading at MCP {} ({}); {cases} case(s)",
+                    spec.graded,
+                    sanitize_terminal(&spec.detection)
+                );
+                if self.progress_line {
+                    let mut p = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+                    *p = Some(Progress::new(cases));
+                    draw_progress(p.as_ref());
+                }
+            }
+            Event::Waiting(w) if self.progress_line => {
+                self.around_progress(|p| {
+                    if let Some(p) = p {
+                        p.waiting(&w.case, &w.what, w.secs, std::time::Instant::now());
+                    }
+                });
+                self.start_ticker();
+            }
+            // In a log, a wait is one line: a run that sits still for a minute says why.
+            Event::Waiting(w) => eprintln!(
+                "{}: waiting {} s {}",
+                crate::report::one_line(&w.case, 120),
+                w.secs,
+                crate::report::one_line(&w.what, 200)
+            ),
+            Event::Result(r) => self.around_progress(|p| {
+                println!("{}", self.console.case_line(r));
+                let _ = std::io::stdout().flush();
+                if let Some(p) = p {
+                    p.result(r);
+                }
+            }),
+            Event::ReportsWritten(paths) => {
+                self.end_progress();
+                let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+                eprintln!("reports: {}", names.join(", "));
+            }
             Event::ReferenceStarted {
                 addr,
                 faults,
@@ -809,11 +974,6 @@ impl Printer {
                     .find(|l| !l.trim().is_empty())
                     .map(|l| format!(" ({})", sanitize_terminal(l.trim())))
                     .unwrap_or_default()
-            ),
-            Event::Grading { spec, cases } => eprintln!(
-                "grading at MCP {} ({}); {cases} case(s)",
-                spec.graded,
-                sanitize_terminal(&spec.detection)
             ),
             Event::FuzzPlan {
                 seed,
@@ -877,11 +1037,6 @@ impl Printer {
                             .unwrap_or_default()
                     );
                 }
-            }
-            Event::Result(r) => println!("{}", self.console.case_line(r)),
-            Event::ReportsWritten(paths) => {
-                let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-                eprintln!("reports: {}", names.join(", "));
             }
         }
     }

@@ -7,7 +7,8 @@
 //! - [`cli`] parses arguments and prints; a [`session`] does the work of one `run` or `fuzz`:
 //!   it resolves the target (or starts the [`reference`] server), builds the audited [`http`]
 //!   client, starts the CIMD document host ([`cimd`]), runs, gates on [`expected_verdicts`] and
-//!   writes the [`report`]s. [`stop`] is the one stop signal of runs and campaigns.
+//!   writes the [`report`]s. [`stop`] is the one stop signal of runs and campaigns. The
+//!   [`harness`] is a second front end over the session: each case a libtest trial.
 //! - The [`runner`] orders cases, expands their variants, dispatches each step to the step
 //!   layer or to a named check, and collects [`record`]s; only the session imports it. The
 //!   [`fuzz`] campaigns are its counterpart for attack campaigns.
@@ -38,6 +39,7 @@ pub mod discovery;
 pub mod egress;
 pub mod expected_verdicts;
 pub mod fuzz;
+pub mod harness;
 pub mod health;
 pub mod http;
 pub mod local_ca;

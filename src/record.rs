@@ -202,7 +202,7 @@ pub struct Summary {
 pub struct SpecInfo {
     /// The revision every result was graded at.
     pub graded: String,
-    /// `flag` (from --spec) or `auto`.
+    /// `flag` (from --spec), `auto`, or `fuzz` (a campaign's report: not graded by revision).
     pub source: String,
     /// What detection observed (or why it was inconclusive).
     pub detection: String,
@@ -326,6 +326,38 @@ pub struct ExpiredEntry {
 }
 
 impl RunReport {
+    /// Does this result count against the run's gate, as [`RunReport::outcome`] judged it?
+    /// With an `--expect` comparison, the verdicts that differ from the file (changed,
+    /// unlisted, or failed / errored under an expired entry); in a fuzz report (`spec.source`
+    /// `fuzz`), every broken or unjudged rule; otherwise [`CaseResult::gates`]. What a reporter
+    /// marks red is what made the exit code, and nothing else.
+    pub fn counts_against_gate(&self, r: &CaseResult) -> bool {
+        if self.fuzz.is_some() || self.spec.source == "fuzz" {
+            return matches!(r.status, Status::Failed | Status::Errored);
+        }
+        match self.outcome.as_ref().and_then(|o| o.expect.as_ref()) {
+            Some(e) => {
+                (e.changed.iter().chain(&e.unlisted)).any(|c| c.id == r.id)
+                    || (e.expired.iter()).any(|x| {
+                        x.id == r.id && matches!(x.observed, Status::Failed | Status::Errored)
+                    })
+            }
+            None => r.gates(),
+        }
+    }
+
+    /// What `--expect` said of this case, when the run was compared with a file and the
+    /// file's entry for it still held (matched or changed).
+    pub fn expected_status(&self, r: &CaseResult) -> Option<Status> {
+        let e = self.outcome.as_ref()?.expect.as_ref()?;
+        if let Some(c) = e.changed.iter().find(|c| c.id == r.id) {
+            return c.expected;
+        }
+        let listed =
+            (e.unlisted.iter().any(|c| c.id == r.id)) || (e.expired.iter().any(|x| x.id == r.id));
+        (!listed).then_some(r.status)
+    }
+
     pub fn summarize(results: &[CaseResult]) -> Summary {
         let mut s = Summary {
             total: results.len(),

@@ -430,6 +430,120 @@ fn expectations_gate_the_run() {
     assert!(text(&o).contains("stale entry"), "{}", text(&o));
 }
 
+/// Issue 17: an accepted failure with a date stops being accepted after it. The entry is
+/// named on the console and in `outcome.expect.expired`, the run exits 1, and a refresh with
+/// `--write-expect` keeps the reason and the date of an unchanged verdict.
+#[test]
+fn an_expired_expectation_gates_again() {
+    let d = tempfile::tempdir().unwrap();
+    let exp = d.path().join("expected.toml");
+    let rd = d.path().join("r");
+    let rd = rd.to_str().unwrap();
+    let args = |extra: &[&'static str]| {
+        let mut a = vec![
+            "run",
+            "--reference-fault",
+            "asm-issuer-match",
+            "--only",
+            "asm-issuer-match",
+            "--only",
+            "asm-available",
+            "--report-dir",
+        ];
+        a.push(rd);
+        a.extend_from_slice(extra);
+        a
+    };
+    std::fs::write(
+        &exp,
+        r#"[verdicts]
+"asm-available" = "passed"
+"asm-issuer-match" = { status = "failed", reason = "fix in ticket 42", until = 2026-03-31 }
+"#,
+    )
+    .unwrap();
+    let e = exp.to_str().unwrap();
+    let on = |day: &str, extra: &[&'static str]| {
+        bin()
+            .env("AUTHCONFORM_TODAY", day)
+            .args(args(&["--expect"]))
+            .arg(e)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    // On its last day the entry still holds.
+    let o = on("2026-03-31", &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("result: passed (exit 0)"), "{}", text(&o));
+    // The day after, the failure gates again, and the entry is named.
+    let o = on("2026-04-01", &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let t = text(&o);
+    assert!(
+        t.contains("expired entry in ")
+            && t.contains("asm-issuer-match = failed until 2026-03-31 (fix in ticket 42); got failed: gates again"),
+        "{t}"
+    );
+    assert!(
+        t.contains("result: failed (exit 1): 1 verdict differs from ")
+            && t.contains("(1 expired entry gating again: asm-issuer-match (until 2026-03-31))"),
+        "{t}"
+    );
+    let v = results(Path::new(rd));
+    validate_results(&v);
+    let expired = &v["outcome"]["expect"]["expired"][0];
+    assert_eq!(expired["id"], "asm-issuer-match");
+    assert_eq!(expired["until"], "2026-03-31");
+    assert_eq!(expired["reason"], "fix in ticket 42");
+    assert_eq!(expired["observed"], "failed");
+    // JUnit counts it as the one failure.
+    let junit = std::fs::read_to_string(Path::new(rd).join("junit.xml")).unwrap();
+    let doc = roxmltree::Document::parse(&junit).unwrap();
+    assert_eq!(
+        doc.root_element().attribute("failures"),
+        Some("1"),
+        "{junit}"
+    );
+
+    // A refresh keeps the reason and the date of the verdict that did not change.
+    let o = bin()
+        .env("AUTHCONFORM_TODAY", "2026-03-01")
+        .args(args(&["--write-expect"]))
+        .arg(e)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let written = std::fs::read_to_string(&exp).unwrap();
+    assert!(
+        written.contains("\"asm-issuer-match\" = { status = \"failed\", reason = \"fix in ticket 42\", until = 2026-03-31 }"),
+        "{written}"
+    );
+    assert!(
+        written.contains("\"asm-available\" = \"passed\"\n"),
+        "{written}"
+    );
+
+    // A date that is not one names the file, the line and the field, and exits 2.
+    std::fs::write(
+        &exp,
+        r#"[verdicts]
+"asm-issuer-match" = { status = "failed", until = "next spring" }
+"#,
+    )
+    .unwrap();
+    let o = on("2026-03-01", &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!("{e}:2:"))
+            && text(&o).contains(
+                ": field `verdicts.asm-issuer-match.until`: \"next spring\" is not a date"
+            ),
+        "{}",
+        text(&o)
+    );
+}
+
 #[test]
 fn list_names_every_case() {
     let o = run(&["list", "--json"]);

@@ -574,7 +574,7 @@ pub async fn lifetime(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
         "waiting {} s before redeeming the code",
         wait.as_secs()
     ));
-    ctx.idle(wait).await;
+    ctx.idle(wait, "for the code to expire").await;
     let params = BTreeMap::new();
     let saved = token::token(ctx, &token::redeeming(on, params)).await?;
     let r = saved

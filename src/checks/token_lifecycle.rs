@@ -216,7 +216,8 @@ pub async fn refresh_idle_expiry(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult 
         "waiting {} s with the refresh token unused",
         wait.as_secs()
     ));
-    ctx.idle(wait).await;
+    ctx.idle(wait, "for the refresh token's idle time to pass")
+        .await;
     let r = refresh(ctx, &rt, &[]).await?;
     if let Some(shape) = crate::step::expect::token_refused(&r, &["invalid_grant"]) {
         crate::step::expect::note_shape(ctx, shape);

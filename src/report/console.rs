@@ -1,4 +1,5 @@
-//! Live progress lines and the end-of-run summary on the terminal.
+//! Live progress lines (one per finished case, and on a terminal the [`Progress`] line) and
+//! the end-of-run summary on the terminal.
 //!
 //! Server-derived text reaches a terminal here, so every such string goes through
 //! [`super::sanitize_terminal`] (via `one_line`): an ESC from the server must be shown, never
@@ -278,10 +279,131 @@ impl Console {
     }
 }
 
+/// The live progress of a run on a terminal: done / total, the counts so far, and what the run
+/// is waiting for when cases wait on purpose ("code-lifetime: waiting 61 s for the code to
+/// expire, 42 s left"). The command line redraws [`Progress::line`] in place on stderr; in CI
+/// or when stderr is not a terminal it draws nothing.
+#[derive(Debug, Default)]
+pub struct Progress {
+    total: usize,
+    /// The latest verdict of each case (a case re-run alone counts once).
+    done: std::collections::HashMap<String, Status>,
+    /// Cases waiting now: id, what for, when the wait ends, and how long it is.
+    waits: Vec<(String, String, std::time::Instant, u64)>,
+}
+
+impl Progress {
+    pub fn new(total: usize) -> Self {
+        Progress {
+            total,
+            ..Progress::default()
+        }
+    }
+
+    pub fn result(&mut self, r: &CaseResult) {
+        self.waits.retain(|w| w.0 != r.id);
+        self.done.insert(r.id.clone(), r.status);
+    }
+
+    pub fn waiting(&mut self, case: &str, what: &str, secs: u64, now: std::time::Instant) {
+        self.waits.retain(|w| w.0 != case);
+        let end = now + std::time::Duration::from_secs(secs);
+        self.waits
+            .push((case.to_string(), what.to_string(), end, secs));
+    }
+
+    /// Is a wait under way (so a ticking countdown is worth redrawing)?
+    pub fn has_waits(&self, now: std::time::Instant) -> bool {
+        self.waits.iter().any(|w| w.2 > now)
+    }
+
+    /// `[ 42/319] code-lifetime: waiting 61 s for the code to expire (42 s left, +1 more) ·
+    /// 38 passed, 2 failed`, cut to `width` characters: what the run waits for first, since
+    /// that is what a reader looking at a still screen wants to know. Plain text, one line;
+    /// case ids are escaped.
+    pub fn line(&self, now: std::time::Instant, width: usize) -> String {
+        let count = |st: Status| self.done.values().filter(|s| **s == st).count();
+        let mut parts = vec![format!("{} passed", count(Status::Passed))];
+        for (st, word) in [
+            (Status::Failed, "failed"),
+            (Status::Skipped, "skipped"),
+            (Status::Errored, "errored"),
+        ] {
+            let n = count(st);
+            if n > 0 {
+                parts.push(format!("{n} {word}"));
+            }
+        }
+        let digits = self.total.to_string().len();
+        let mut out = format!("[{:>digits$}/{}] ", self.done.len(), self.total);
+        // The wait that ends last is what the run is waiting for.
+        let live: Vec<_> = self.waits.iter().filter(|w| w.2 > now).collect();
+        if let Some(w) = live.iter().max_by_key(|w| w.2) {
+            let left = w.2.saturating_duration_since(now).as_secs_f64().ceil() as u64;
+            out.push_str(&format!(
+                "{}: waiting {} s {} ({left} s left{}) · ",
+                one_line(&w.0, ID_CHARS),
+                w.3,
+                one_line(&w.1, MESSAGE_CHARS),
+                if live.len() > 1 {
+                    format!(", +{} more", live.len() - 1)
+                } else {
+                    String::new()
+                }
+            ));
+        }
+        out.push_str(&parts.join(", "));
+        one_line(&out, width.max(20))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::report::testutil::hostile_report;
+
+    #[test]
+    fn progress_names_what_the_run_waits_for() {
+        let report = hostile_report();
+        let t0 = std::time::Instant::now();
+        let mut p = Progress::new(report.results.len());
+        for r in &report.results[..3] {
+            p.result(r);
+        }
+        // A result again (a re-run alone) counts once.
+        p.result(&report.results[0]);
+        assert_eq!(p.line(t0, 79), "[3/7] 1 passed, 2 failed");
+        p.waiting("code-lifetime", "for the code to expire", 61, t0);
+        p.waiting(
+            "rt-inactivity-expiry",
+            "for the refresh token's idle time to pass",
+            5,
+            t0,
+        );
+        let soon = t0 + std::time::Duration::from_secs(2);
+        assert!(p.has_waits(soon));
+        assert_eq!(
+            p.line(soon, 200),
+            "[3/7] code-lifetime: waiting 61 s for the code to expire (59 s left, +1 more) · 1 passed, 2 failed"
+        );
+        let later = t0 + std::time::Duration::from_secs(19);
+        // Cut to the terminal's width, the wait first.
+        assert_eq!(
+            p.line(later, 60),
+            "[3/7] code-lifetime: waiting 61 s for the code to expire (42…"
+        );
+        // The wait ends with the case's result.
+        let mut done = report.results[5].clone();
+        done.id = "code-lifetime".into();
+        p.result(&done);
+        assert!(!p.has_waits(later));
+        assert_eq!(p.line(later, 79), "[4/7] 2 passed, 2 failed");
+        // A hostile case id cannot drive the terminal or break the line.
+        p.waiting("evil\x1b[2J\nid", "for x", 10, later);
+        let line = p.line(later, 79);
+        assert!(!line.contains('\x1b') && !line.contains('\n'), "{line:?}");
+        assert!(line.chars().count() <= 80);
+    }
 
     /// Remove the SGR sequences (`ESC [ params m`) this module emits, and only those.
     fn strip_own_sgr(s: &str) -> String {

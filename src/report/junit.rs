@@ -1,4 +1,6 @@
-//! JUnit XML for CI dashboards: one `<testsuite>` per area, one `<testcase>` per case.
+//! JUnit XML for CI dashboards: one `<testsuite>` per area, one `<testcase>` per case. Only
+//! what counts against the run's gate is a `<failure>` or an `<error>` (see [`test_case`]), so
+//! the `failures` a dashboard shows are the gating failures, and a run that exits 0 is green.
 //!
 //! quick-junit escapes markup but silently drops control characters; we turn them into visible
 //! escapes first (see `xml_text`) so the evidence of what the server sent survives, and so that
@@ -32,7 +34,7 @@ pub fn to_string(report: &RunReport) -> String {
                 suites.len() - 1
             }
         };
-        suites[idx].1.add_test_case(test_case(r));
+        suites[idx].1.add_test_case(test_case(report, r));
     }
     for (_, mut suite) in suites {
         let ms: u64 = suite
@@ -80,34 +82,77 @@ fn new_suite(report: &RunReport, area: &str) -> TestSuite {
     if report.interrupted {
         suite.add_property(Property::new("interrupted", "true"));
     }
+    // The run's verdict, as its exit code gave it.
+    if let Some(o) = &report.outcome {
+        suite.add_property(Property::new("authconform.outcome", o.state.as_str()));
+        suite.add_property(Property::new(
+            "authconform.exit_code",
+            o.exit_code.to_string(),
+        ));
+        suite.add_property(Property::new("authconform.reason", xml_line(&o.reason)));
+    }
     suite
 }
 
-fn test_case(r: &CaseResult) -> TestCase {
-    let status = match r.status {
-        Status::Passed => TestCaseStatus::success(),
-        Status::Failed | Status::Errored => {
-            let kind = if r.status == Status::Failed {
-                NonSuccessKind::Failure
-            } else {
-                NonSuccessKind::Error
-            };
-            let mut s = TestCaseStatus::non_success(kind);
-            let ty = if r.status == Status::Failed && r.warning {
-                "warning"
-            } else {
-                r.level.as_str()
-            };
-            s.set_type(ty);
-            s.set_message(xml_line(&r.message));
-            s.set_description(xml_text(&description(r)));
+/// One case. A `<failure>` or an `<error>` is what counts against the run's gate and nothing
+/// else ([`RunReport::counts_against_gate`]), so a dashboard's red is the exit code's:
+///
+/// - a gating failure is a `<failure>` (type: the level), a gating errored case an `<error>`;
+/// - a failure that does not gate (a tolerated warning, a failed SHOULD / MAY / INFO case, a
+///   failure `--expect` accepts) is a passing test case: its verdict, message, details and
+///   exchanges in `<system-out>`, and properties `authconform.status = failed`,
+///   `authconform.gating = false` (`authconform.warning = true` for a tolerated warning);
+/// - an errored case that does not gate is `<skipped>` ("not judged"), with the same properties;
+/// - under `--expect`, a pass or a skip the file did not foresee gates: a `<failure>` of type
+///   `expect` that says what the file expected.
+fn test_case(report: &RunReport, r: &CaseResult) -> TestCase {
+    let gating = report.counts_against_gate(r);
+    let expected = report.expected_status(r);
+    let with_text = |mut s: TestCaseStatus, ty: &str, message: String| {
+        s.set_type(ty);
+        s.set_message(xml_line(&message));
+        s.set_description(xml_text(&description(r)));
+        s
+    };
+    let expectation = || match expected {
+        Some(e) => format!("expected {}, got {}", e.as_str(), r.status.as_str()),
+        None => format!(
+            "got {}, and the expectations file does not name this case",
+            r.status.as_str()
+        ),
+    };
+    let status = match (r.status, gating) {
+        (Status::Failed, true) => with_text(
+            TestCaseStatus::non_success(NonSuccessKind::Failure),
+            r.level.as_str(),
+            r.message.clone(),
+        ),
+        (Status::Errored, true) => with_text(
+            TestCaseStatus::non_success(NonSuccessKind::Error),
+            r.level.as_str(),
+            r.message.clone(),
+        ),
+        (Status::Passed | Status::Skipped, true) => with_text(
+            TestCaseStatus::non_success(NonSuccessKind::Failure),
+            "expect",
+            format!("{}: {}", expectation(), r.message),
+        ),
+        (Status::Errored, false) => {
+            let mut s = TestCaseStatus::skipped();
+            s.set_type("not-judged");
+            s.set_message(xml_line(&format!(
+                "not judged ({}, does not gate): {}",
+                r.level.as_str(),
+                r.message
+            )));
             s
         }
-        Status::Skipped => {
+        (Status::Skipped, false) => {
             let mut s = TestCaseStatus::skipped();
             s.set_message(xml_line(&r.message));
             s
         }
+        (Status::Passed | Status::Failed, false) => TestCaseStatus::success(),
     };
     let mut tc = TestCase::new(xml_line(&r.id), status);
     tc.set_classname(xml_line(&r.area));
@@ -118,16 +163,46 @@ fn test_case(r: &CaseResult) -> TestCase {
     for rf in &r.refs {
         tc.add_property(Property::new("ref", xml_line(rf)));
     }
-    if r.status == Status::Passed {
-        let mut out = String::new();
-        out.push_str(&r.message);
-        for d in &r.details {
-            out.push('\n');
-            out.push_str(d);
+    // The verdict itself, whatever element carries it: a consumer that reads properties sees
+    // the failures that do not gate too.
+    tc.add_property(Property::new("authconform.status", r.status.as_str()));
+    tc.add_property(Property::new(
+        "authconform.gating",
+        if gating { "true" } else { "false" },
+    ));
+    if r.status == Status::Failed && r.warning {
+        tc.add_property(Property::new("authconform.warning", "true"));
+    }
+    if let Some(e) = expected {
+        tc.add_property(Property::new("authconform.expected", e.as_str()));
+    }
+    match (r.status, gating) {
+        (Status::Passed, false) => {
+            let mut out = String::new();
+            out.push_str(&r.message);
+            for d in &r.details {
+                out.push('\n');
+                out.push_str(d);
+            }
+            if !out.is_empty() {
+                tc.set_system_out(xml_text(&out));
+            }
         }
-        if !out.is_empty() {
+        (Status::Failed | Status::Errored, false) => {
+            let why = if r.status == Status::Errored {
+                format!("not judged ({}, does not gate)", r.level.as_str())
+            } else if r.warning {
+                "tolerated warning (does not gate)".to_string()
+            } else if expected == Some(Status::Failed) {
+                "failed, as the expectations file accepts (does not gate)".to_string()
+            } else {
+                format!("failed ({}, does not gate)", r.level.as_str())
+            };
+            let mut out = format!("{why}: {}\n", r.message);
+            out.push_str(&description(r));
             tc.set_system_out(xml_text(&out));
         }
+        _ => {}
     }
     tc
 }
@@ -291,7 +366,24 @@ mod tests {
             .children()
             .filter(|n| n.has_tag_name("testsuite"))
             .collect();
-        let expected = area_counts(&report);
+        // Failures and errors are the gating ones only: the tolerated warning and the failed
+        // INFO case are passing test cases.
+        let expected: Vec<(String, [usize; 4])> = area_counts(&report)
+            .into_iter()
+            .map(|(area, [t, _, _, s])| {
+                let of_area = report.results.iter().filter(|r| r.area == area);
+                let gating = |st| {
+                    of_area
+                        .clone()
+                        .filter(|r| r.gates() && r.status == st)
+                        .count()
+                };
+                (
+                    area.clone(),
+                    [t, gating(Status::Failed), gating(Status::Errored), s],
+                )
+            })
+            .collect();
         assert_eq!(suites.len(), expected.len());
         for (suite, (area, [tests, failures, errors, skipped])) in suites.iter().zip(&expected) {
             assert_eq!(suite.attribute("name"), Some(xml_line(area).as_str()));
@@ -328,14 +420,41 @@ mod tests {
             n.children().find(|c| c.has_tag_name(tag))
         }
 
-        let warn = child(case("prm-warn"), "failure").expect("warning is a failure");
-        assert_eq!(warn.attribute("type"), Some("warning"));
-        let info = child(case("info-fail"), "failure").unwrap();
-        assert_eq!(info.attribute("type"), Some("INFO"));
+        let prop = |n: roxmltree::Node, name: &str| {
+            child(n, "properties").and_then(|p| {
+                p.children()
+                    .find(|c| c.attribute("name") == Some(name))
+                    .and_then(|c| c.attribute("value").map(str::to_owned))
+            })
+        };
+        // A tolerated warning passes, saying so in a property and in its output.
+        let warn = case("prm-warn");
+        assert!(child(warn, "failure").is_none() && child(warn, "error").is_none());
+        assert_eq!(prop(warn, "authconform.warning").as_deref(), Some("true"));
+        assert_eq!(prop(warn, "authconform.status").as_deref(), Some("failed"));
+        assert_eq!(prop(warn, "authconform.gating").as_deref(), Some("false"));
+        let out = child(warn, "system-out").unwrap().text().unwrap();
+        assert!(
+            out.starts_with("tolerated warning (does not gate): message"),
+            "{out}"
+        );
+        assert!(out.contains("< 401 (12 ms)"), "the evidence is kept: {out}");
+        // So does a failed INFO case, without the warning property.
+        let info = case("info-fail");
+        assert!(child(info, "failure").is_none());
+        assert_eq!(prop(info, "authconform.warning"), None);
+        assert!(
+            (child(info, "system-out").unwrap().text().unwrap())
+                .starts_with("failed (INFO, does not gate)")
+        );
 
         let failed_id = report.results[1].id.clone();
         let failure = child(case(&xml_line(&failed_id)), "failure").unwrap();
         assert_eq!(failure.attribute("type"), Some("MUST"));
+        assert_eq!(
+            prop(case(&xml_line(&failed_id)), "authconform.gating").as_deref(),
+            Some("true")
+        );
         let msg = failure.attribute("message").unwrap();
         assert!(
             msg.starts_with("message <script>alert(1)</script>"),
@@ -386,6 +505,102 @@ mod tests {
                 );
             }
         }
+    }
+
+    fn root_counts(xml: &str) -> [usize; 3] {
+        let doc = roxmltree::Document::parse(xml).unwrap();
+        let root = doc.root_element();
+        let num = |a| root.attribute(a).unwrap().parse::<usize>().unwrap();
+        [num("failures"), num("errors"), num("skipped")]
+    }
+
+    fn find<'a, 'i>(doc: &'a roxmltree::Document<'i>, id: &str) -> roxmltree::Node<'a, 'i> {
+        doc.descendants()
+            .find(|n| n.has_tag_name("testcase") && n.attribute("name") == Some(id))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_non_gating_errored_case_is_skipped_not_an_error() {
+        let mut report = hostile_report();
+        report.results[3].level = crate::record::Level::Should;
+        let xml = to_string(&report);
+        // One gating failure (token-fail); the SHOULD errored case is not an error.
+        assert_eq!(root_counts(&xml), [1, 0, 2]);
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        let skipped = find(&doc, "prm-err")
+            .children()
+            .find(|c| c.has_tag_name("skipped"))
+            .unwrap();
+        assert_eq!(skipped.attribute("type"), Some("not-judged"));
+        assert!(
+            (skipped.attribute("message").unwrap())
+                .starts_with("not judged (SHOULD, does not gate)")
+        );
+        validate_with_xmllint(&xml);
+    }
+
+    #[test]
+    fn under_expect_the_differences_are_the_failures() {
+        use crate::record::{ExpectChange, ExpectRecord, ExpiredEntry, Outcome, OutcomeState};
+        let mut report = hostile_report();
+        let token_fail = report.results[1].id.clone();
+        let change = |id: &str, expected, observed| ExpectChange {
+            id: id.into(),
+            expected,
+            observed,
+        };
+        report.outcome = Some(Outcome {
+            state: OutcomeState::Failed,
+            exit_code: 1,
+            reason: "3 verdicts differ from expected.toml".into(),
+            expect: Some(ExpectRecord {
+                file: "expected.toml".into(),
+                matched: 4,
+                changed: vec![change("prm-ok", Some(Status::Failed), Status::Passed)],
+                unlisted: vec![change("dcr-skip", None, Status::Skipped)],
+                stale: Vec::new(),
+                expired: vec![ExpiredEntry {
+                    id: "prm-err".into(),
+                    until: "2025-01-31".into(),
+                    reason: Some("the AS is down on Sundays".into()),
+                    expected: Status::Errored,
+                    observed: Status::Errored,
+                }],
+            }),
+        });
+        let xml = to_string(&report);
+        // prm-ok and dcr-skip differ (failures), prm-err's entry expired (an error); the
+        // failed MUST case the file accepts passes.
+        assert_eq!(root_counts(&xml), [2, 1, 0]);
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        let failure = |id: &str| {
+            find(&doc, id)
+                .children()
+                .find(|c| c.has_tag_name("failure"))
+                .unwrap()
+        };
+        assert_eq!(failure("prm-ok").attribute("type"), Some("expect"));
+        assert!(
+            (failure("prm-ok").attribute("message").unwrap())
+                .starts_with("expected failed, got passed: message")
+        );
+        assert!(
+            (failure("dcr-skip").attribute("message").unwrap())
+                .starts_with("got skipped, and the expectations file does not name this case")
+        );
+        let accepted = find(&doc, &xml_line(&token_fail));
+        assert!(accepted.children().all(|c| !c.has_tag_name("failure")));
+        let out = accepted
+            .children()
+            .find(|c| c.has_tag_name("system-out"))
+            .unwrap();
+        assert!(
+            (out.text().unwrap())
+                .starts_with("failed, as the expectations file accepts (does not gate)")
+        );
+        assert!(xml.contains(r#"<property name="authconform.outcome" value="failed"/>"#));
+        validate_with_xmllint(&xml);
     }
 
     #[test]

@@ -22,7 +22,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::record::{CaseResult, Exchange, Level, RunReport, Status};
+use crate::record::{CaseResult, Exchange, Level, OutcomeState, RunReport, Status};
 
 /// The `$schema` written into the log: the OASIS SARIF 2.1.0 schema (a copy of which is vendored
 /// as `schemas/sarif-2.1.0.json` and used by the tests).
@@ -417,12 +417,30 @@ fn web_response(x: &Exchange) -> Value {
     m.into()
 }
 
-/// The invocation: successful unless the run was cut short; times when `started_at` is a valid
+/// The invocation: the run's verdict as its exit code gave it (`exitCode`, the state as
+/// `exitCodeDescription` and in `properties.outcome`), and times when `started_at` is a valid
 /// RFC 3339 timestamp (the schema requires `date-time`).
+///
+/// `executionSuccessful` is SARIF's "the tool did its job": true for a run that judged its
+/// cases, whether the server passed or failed them; false for an incomplete run (gating cases
+/// could not be judged) or an interrupted one, with the reason as a notification.
 fn invocation(report: &RunReport) -> Value {
     use time::format_description::well_known::Rfc3339;
     let mut m = Map::new();
-    m.insert("executionSuccessful".into(), (!report.interrupted).into());
+    let state = report.outcome.as_ref().map(|o| o.state);
+    let successful = match state {
+        Some(s) => matches!(s, OutcomeState::Passed | OutcomeState::Failed),
+        None => !report.interrupted,
+    };
+    m.insert("executionSuccessful".into(), successful.into());
+    if let Some(o) = &report.outcome {
+        m.insert("exitCode".into(), o.exit_code.into());
+        m.insert("exitCodeDescription".into(), o.state.as_str().into());
+        m.insert(
+            "properties".into(),
+            json!({ "outcome": { "state": o.state.as_str(), "exitCode": o.exit_code, "reason": o.reason } }),
+        );
+    }
     if let Ok(start) = time::OffsetDateTime::parse(&report.started_at, &Rfc3339) {
         let start = start.to_offset(time::UtcOffset::UTC);
         let end = start + time::Duration::milliseconds(report.duration_ms as i64);
@@ -431,7 +449,19 @@ fn invocation(report: &RunReport) -> Value {
             m.insert("endTimeUtc".into(), e.into());
         }
     }
-    if report.interrupted {
+    if let Some(o) = report
+        .outcome
+        .as_ref()
+        .filter(|o| o.state == OutcomeState::Incomplete)
+    {
+        m.insert(
+            "toolExecutionNotifications".into(),
+            json!([{
+                "level": "error",
+                "message": { "text": format!("The run is incomplete: {}", o.reason) }
+            }]),
+        );
+    } else if report.interrupted || state == Some(OutcomeState::Interrupted) {
         m.insert(
             "toolExecutionNotifications".into(),
             json!([{
@@ -468,6 +498,11 @@ fn run_properties(report: &RunReport) -> Value {
         "startedAt": report.started_at,
         "durationMs": report.duration_ms,
         "interrupted": report.interrupted,
+        "outcome": report.outcome.as_ref().map(|o| json!({
+            "state": o.state.as_str(),
+            "exitCode": o.exit_code,
+            "reason": o.reason,
+        })),
         "summary": {
             "total": report.summary.total,
             "passed": report.summary.passed,
@@ -632,6 +667,36 @@ mod tests {
         let inv = &log["runs"][0]["invocations"][0];
         assert_eq!(inv["executionSuccessful"], true);
         assert!(inv.get("startTimeUtc").is_none());
+    }
+
+    #[test]
+    fn the_runs_state_is_the_exit_codes() {
+        use crate::record::Outcome;
+        let mut report = hostile_report();
+        report.interrupted = false;
+        for (state, code, successful) in [
+            (OutcomeState::Passed, 0, true),
+            (OutcomeState::Failed, 1, true),
+            (OutcomeState::Incomplete, 3, false),
+            (OutcomeState::Interrupted, 1, false),
+        ] {
+            report.outcome = Some(Outcome {
+                state,
+                exit_code: code,
+                reason: format!("why {NASTY}"),
+                expect: None,
+            });
+            let log = parsed(&report);
+            assert_valid(&log);
+            let inv = &log["runs"][0]["invocations"][0];
+            assert_eq!(inv["executionSuccessful"], successful, "{state:?}");
+            assert_eq!(inv["exitCode"], code);
+            assert_eq!(inv["exitCodeDescription"], state.as_str());
+            assert_eq!(inv["properties"]["outcome"]["state"], state.as_str());
+            assert_eq!(log["runs"][0]["properties"]["outcome"]["exitCode"], code);
+            let notes = inv["toolExecutionNotifications"].as_array();
+            assert_eq!(notes.is_some(), !successful, "{state:?}");
+        }
     }
 
     #[test]

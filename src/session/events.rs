@@ -49,6 +49,9 @@ pub enum Event<'a> {
     },
     /// An endpoint's campaign ended.
     CampaignDone(&'a Outcome),
+    /// A case started a deliberate wait (for a code or a token to expire): the run may sit
+    /// still for that long, and says why.
+    Waiting(&'a crate::step::Waiting),
     /// A result: a case that finished, or a campaign's rule verdict or replayed finding.
     Result(&'a CaseResult),
     /// The report files written.

@@ -10,7 +10,9 @@ use super::reports::Clock;
 use super::{Error, Event, Events, ReportOptions, Resolved, StopSignal, TargetOptions};
 use crate::case::Case;
 use crate::fuzz::{self as fz, Base, Endpoint, Probe, Rule, oracle};
-use crate::record::{CaseResult, Finding, RunReport, SpecInfo, Status, TargetInfo};
+use crate::record::{
+    CaseResult, Finding, Outcome, OutcomeState, RunReport, SpecInfo, Status, TargetInfo,
+};
 use crate::reference::Reference;
 use crate::spec::Revision;
 
@@ -148,19 +150,64 @@ pub async fn fuzz(
         source: "fuzz".into(),
         detection: "fuzz rules are not graded by revision; levels are the requirements' own".into(),
     };
-    let report = clock.report(info, spec, interrupted, results, record);
+    let mut report = clock.report(info, spec, interrupted, results, record);
+    report.outcome = Some(fuzz_outcome(&report));
     opts.reports.write(&report, default_dir, events)?;
     Ok(report)
 }
 
-/// A campaign session's exit: any finding, any endpoint that could not be judged, or an
-/// interruption fails it.
-pub fn fuzz_exit(report: &RunReport) -> super::Exit {
+/// A campaign session's verdict, in the four states of a run: any finding (a `failed` rule,
+/// whatever its requirement's level: a campaign gates on what it finds) fails it, as does an
+/// interruption; with no finding, a rule that could not be judged (the target stopped
+/// answering) leaves it incomplete (exit 3), as an unjudged MUST case leaves a run.
+pub fn fuzz_outcome(report: &RunReport) -> Outcome {
     let s = &report.summary;
-    if report.interrupted || s.failed > 0 || s.errored > 0 {
-        super::Exit::Failed
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let (state, reason) = if report.interrupted {
+        (
+            OutcomeState::Interrupted,
+            "interrupted before every campaign ended".to_string(),
+        )
+    } else if s.failed > 0 {
+        (
+            OutcomeState::Failed,
+            format!("{} broken", plural(s.failed, "rule", "rules")),
+        )
+    } else if s.errored > 0 {
+        (
+            OutcomeState::Incomplete,
+            format!(
+                "nothing found, but {} could not be judged",
+                plural(s.errored, "rule", "rules")
+            ),
+        )
     } else {
-        super::Exit::Ok
+        (OutcomeState::Passed, "no rule broken".to_string())
+    };
+    let exit = match state {
+        OutcomeState::Passed => super::Exit::Ok,
+        OutcomeState::Incomplete => super::Exit::Unjudged,
+        OutcomeState::Failed | OutcomeState::Interrupted => super::Exit::Failed,
+    };
+    Outcome {
+        state,
+        exit_code: exit.code(),
+        reason,
+        expect: None,
+    }
+}
+
+/// A campaign session's exit: its [`fuzz_outcome`]'s.
+pub fn fuzz_exit(report: &RunReport) -> super::Exit {
+    let state = match &report.outcome {
+        Some(o) => o.state,
+        None => fuzz_outcome(report).state,
+    };
+    match state {
+        OutcomeState::Passed => super::Exit::Ok,
+        OutcomeState::Incomplete => super::Exit::Unjudged,
+        OutcomeState::Failed | OutcomeState::Interrupted => super::Exit::Failed,
     }
 }
 

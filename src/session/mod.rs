@@ -30,7 +30,7 @@ use crate::target::{self, Profile, Target};
 pub use crate::runner::LoginTrace;
 pub use crate::stop::StopSignal;
 pub use events::{Event, Events};
-pub use fuzz::{FuzzOptions, FuzzTarget, fuzz, fuzz_exit, fuzz_target};
+pub use fuzz::{FuzzOptions, FuzzTarget, fuzz, fuzz_exit, fuzz_outcome, fuzz_target};
 pub use login::{LoginOptions, login};
 pub use profile::reference_profile;
 pub use reports::ReportOptions;
@@ -39,16 +39,18 @@ pub use run::{DocumentOptions, Finished, Gate, Prepared, RunOptions, SetupOption
 /// The process's exit codes.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Exit {
-    /// No MUST case failed or errored (or every verdict matched `--expect`); a campaign found
-    /// nothing.
+    /// Passed: no MUST case failed or errored (or every verdict matched `--expect`); a
+    /// campaign found nothing.
     Ok = 0,
-    /// A case failed or errored, a verdict differed from `--expect`, a campaign found something,
-    /// or the run was interrupted.
+    /// Failed: a MUST case failed, a verdict differed from `--expect` (an expired entry's case
+    /// failing included), a campaign found something, or the run was interrupted.
     Failed = 1,
-    /// Bad usage, bad configuration, a bad case file, or a report that could not be written.
+    /// Bad usage, bad configuration, a bad case or expectations file, or a report that could
+    /// not be written.
     Usage = 2,
-    /// The run could not judge the target: it stopped answering, or the run's deadline passed,
-    /// before every case had a verdict (and no gating case failed on its own evidence).
+    /// Incomplete: nothing gating failed, but gating cases could not be judged (the target
+    /// stopped answering, the deadline passed, a stage a case needed failed; a campaign whose
+    /// target went away before it found anything).
     Unjudged = 3,
 }
 

@@ -8,8 +8,8 @@ use super::{Error, Event, Events, Exit, ReportOptions, Resolved, StopSignal, Tar
 use crate::case::{Case, Selection};
 use crate::expected_verdicts::{self, Comparison, Expectations};
 use crate::record::{
-    ExpectChange, ExpectRecord, IncidentRecord, Outcome, OutcomeState, RunReport, SpecInfo, Status,
-    TargetInfo,
+    ExpectChange, ExpectRecord, ExpiredEntry, IncidentRecord, Outcome, OutcomeState, RunReport,
+    SpecInfo, Status, TargetInfo,
 };
 use crate::reference::Reference;
 use crate::runner;
@@ -117,6 +117,7 @@ pub async fn prepare(opts: &SetupOptions, events: Events<'_>) -> Result<Prepared
             documents,
             facts: Default::default(),
             users: crate::login::users::Leases::new(profile_pool),
+            waits: None,
         };
         // Detection first, as it always came first: its token-less probes are the cheapest
         // way to find a target that does not answer (a second timeout would follow otherwise).
@@ -245,21 +246,29 @@ pub async fn run(
         cases: cases.len(),
     });
     let Prepared {
-        env,
+        mut env,
         target,
         spec,
         provision,
         reference,
     } = prepared;
+    // Cases announce their deliberate waits from their own tasks; the session turns them into
+    // events on its own, between results.
+    let (waits_tx, mut waits) = tokio::sync::mpsc::unbounded_channel();
+    env.waits = Some(waits_tx);
     let env = Arc::new(env);
     let started = std::time::Instant::now();
-    let (mut results, deadline) = runner::run_all(
-        env.clone(),
-        cases.clone(),
-        opts.concurrency,
-        stop,
-        opts.deadline,
-        |r| events(Event::Result(r)),
+    let (mut results, deadline) = with_waits(
+        runner::run_all(
+            env.clone(),
+            cases.clone(),
+            opts.concurrency,
+            stop,
+            opts.deadline,
+            |r| events(Event::Result(r)),
+        ),
+        &mut waits,
+        events,
     )
     .await;
     // A server that buckled under parallel clients gets those cases again, one at a time,
@@ -273,6 +282,7 @@ pub async fn run(
         let rerun = runner::rerun_alone(&env, &cases, &mut results, opts.concurrency, 20, |r| {
             events(Event::Result(r))
         });
+        let rerun = with_waits(rerun, &mut waits, events);
         tokio::select! {
             changed = rerun => unstable = changed,
             _ = tokio::time::sleep(remaining) => {}
@@ -315,6 +325,21 @@ pub async fn run(
     })
 }
 
+/// Runs `work`, passing on each wait a case announces meanwhile as an [`Event::Waiting`].
+async fn with_waits<T>(
+    work: impl std::future::Future<Output = T>,
+    waits: &mut tokio::sync::mpsc::UnboundedReceiver<crate::step::Waiting>,
+    events: Events<'_>,
+) -> T {
+    let mut work = std::pin::pin!(work);
+    loop {
+        tokio::select! {
+            out = &mut work => return out,
+            Some(w) = waits.recv() => events(Event::Waiting(&w)),
+        }
+    }
+}
+
 /// A run whose reports are written (its verdict in them), before `--write-expect`.
 pub struct Finished {
     pub report: RunReport,
@@ -345,7 +370,14 @@ impl Finished {
                     .or(report.target.issuer.as_deref())
                     .unwrap_or("")
             );
-            std::fs::write(p, expected_verdicts::render(&report.results, &header))
+            // Reasons and dates written by hand outlive a refresh of the file.
+            let previous = if p.exists() {
+                Some(expected_verdicts::load(p).map_err(Error::new)?)
+            } else {
+                None
+            };
+            let text = expected_verdicts::render(&report.results, &header, previous.as_ref());
+            std::fs::write(p, text)
                 .map_err(|e| Error(format!("cannot write {}: {e}", p.display())))?;
         }
         let exit = match report.outcome.as_ref().map(|o| o.state) {
@@ -405,7 +437,19 @@ pub fn judge(
             })
             .collect(),
         stale: cmp.stale.clone(),
-        expired: Vec::new(),
+        expired: (cmp.expired.iter())
+            .map(|e| ExpiredEntry {
+                id: e.id.clone(),
+                until: e
+                    .entry
+                    .until
+                    .map(expected_verdicts::format_date)
+                    .unwrap_or_default(),
+                reason: e.entry.reason.clone(),
+                expected: e.entry.status,
+                observed: e.observed,
+            })
+            .collect(),
     });
     if report.interrupted {
         let o = outcome(
@@ -418,17 +462,36 @@ pub fn judge(
     let cut_short = report.results.iter().any(|r| r.incident.is_some());
     let o = match (&cmp, record) {
         (Some((path, c)), Some(rec)) => {
-            let differences: Vec<Status> = (c.mismatches.iter().map(|m| m.2))
-                .chain(c.unlisted.iter().map(|u| u.1))
+            let differences: Vec<Status> = c.differences().map(|d| d.1).collect();
+            // An expired entry is named in the reason: that is what a reader must act on.
+            let expired: Vec<String> = (c.expired.iter())
+                .filter(|e| e.gates())
+                .map(|e| {
+                    let until = e.entry.until.map(expected_verdicts::format_date);
+                    format!("{} (until {})", e.id, until.unwrap_or_default())
+                })
                 .collect();
             if differences.is_empty() {
-                let reason = format!("every verdict as {path} expects ({} matched)", c.matched);
+                let mut reason = format!("every verdict as {path} expects ({} matched)", c.matched);
+                if !c.expired.is_empty() {
+                    reason.push_str(&format!(
+                        "; {} past its date",
+                        plural(c.expired.len(), "entry", "entries")
+                    ));
+                }
                 outcome(OutcomeState::Passed, reason, Some(rec))
             } else {
-                let reason = format!(
+                let mut reason = format!(
                     "{} from {path}",
                     plural(differences.len(), "verdict differs", "verdicts differ")
                 );
+                if !expired.is_empty() {
+                    reason.push_str(&format!(
+                        " ({} gating again: {})",
+                        plural(expired.len(), "expired entry", "expired entries"),
+                        expired.join(", ")
+                    ));
+                }
                 let unjudged = differences.iter().all(|s| *s == Status::Errored);
                 let state = if unjudged {
                     OutcomeState::Incomplete

@@ -45,6 +45,19 @@ pub struct RunEnv {
     pub facts: crate::step::facts::Facts,
     /// The test users and which of them cases hold now (see [`crate::login::users`]).
     pub users: crate::login::users::Leases,
+    /// Where a case says it starts waiting on purpose (see [`Waiting`]), when whoever runs
+    /// the cases wants to show it; the step layer knows nothing of who listens.
+    pub waits: Option<tokio::sync::mpsc::UnboundedSender<Waiting>>,
+}
+
+/// A case that starts a deliberate wait: which, what for, and how long. A run that sits for a
+/// minute should say what it is waiting for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Waiting {
+    pub case: String,
+    /// What the wait is for ("for the code to expire").
+    pub what: String,
+    pub secs: u64,
 }
 
 impl RunEnv {
@@ -305,10 +318,19 @@ impl<'a> CaseCtx<'a> {
         self.error_shape_own || self.case_id.split('.').next() == Some(owner)
     }
 
-    /// Sleeps without holding a running place (see [`Slot`]). The sleep ends early when the
-    /// target goes down meanwhile: waiting out a code's lifetime on a dead server proves
+    /// Sleeps without holding a running place (see [`Slot`]), saying what for (`what`: "for
+    /// the code to expire") to whoever listens ([`RunEnv::waits`]). The sleep ends early when
+    /// the target goes down meanwhile: waiting out a code's lifetime on a dead server proves
     /// nothing, and the case is tied to the incident.
-    pub async fn idle(&mut self, d: std::time::Duration) {
+    pub async fn idle(&mut self, d: std::time::Duration, what: &str) {
+        if let Some(tx) = &self.env.waits {
+            // A listener that went away only stops hearing about waits.
+            let _ = tx.send(Waiting {
+                case: self.case_id.clone(),
+                what: what.to_string(),
+                secs: d.as_secs_f64().ceil() as u64,
+            });
+        }
         if let Some(slot) = &mut self.slot {
             slot.permit = None;
         }

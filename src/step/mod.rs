@@ -17,7 +17,7 @@ pub mod request;
 pub mod token;
 pub mod wait;
 
-pub use context::{Attempt, CaseCtx, Discovery, RunEnv, Saved, Slot, StepResult, Stop};
+pub use context::{Attempt, CaseCtx, Discovery, RunEnv, Saved, Slot, StepResult, Stop, Waiting};
 pub use expect::ErrorOwner;
 
 use crate::case::model::{Expect, ExpectStep};

@@ -20,8 +20,15 @@ pub async fn run(ctx: &mut CaseCtx<'_>, s: &WaitStep) -> StepResult {
             "this case waits {secs} s, more than the allowed {max} s (--max-wait or timing.max_wait_secs)"
         )));
     }
+    let what = if s.cimd_cache && ctx.env.profile.cimd.cache_secs.is_some() {
+        "for the cached document to expire"
+    } else if s.until_expiry.is_some() {
+        "for the access token to expire"
+    } else {
+        "before the next step"
+    };
     ctx.note(format!("waited {secs} s"));
-    ctx.idle(std::time::Duration::from_secs(secs)).await;
+    ctx.idle(std::time::Duration::from_secs(secs), what).await;
     Ok(())
 }
 
