@@ -93,10 +93,11 @@ pub fn locate(
 }
 
 type Pending = Mutex<HashMap<u64, oneshot::Sender<Result<Value, String>>>>;
-pub(super) type Event = (String, Value);
+/// A DevTools event: its method and parameters.
+pub type Event = (String, Value);
 
 /// One Chromium process and its DevTools pipe.
-pub(super) struct Cdp {
+pub struct Cdp {
     out: Mutex<std::sync::mpsc::Sender<Vec<u8>>>,
     next: AtomicU64,
     pub(super) pending: Arc<Pending>,
@@ -112,7 +113,7 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Cdp {
-    pub(super) fn launch(exe: &Path) -> Result<Arc<Cdp>, String> {
+    pub fn launch(exe: &Path) -> Result<Arc<Cdp>, String> {
         let dir = std::env::temp_dir().join(format!(
             "authconform-chromium-{}-{:016x}",
             std::process::id(),
@@ -211,6 +212,13 @@ impl Cdp {
         lock(&self.dead).clone()
     }
 
+    /// The events of one attached page (`Target.attachToTarget` with `flatten`), from now on.
+    pub fn events(&self, session: &str) -> mpsc::UnboundedReceiver<Event> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        lock(&self.sessions).insert(session.to_owned(), tx);
+        rx
+    }
+
     /// Sends a command; `answer` gets its answer (`None`: nobody waits for it). Returns its id.
     pub(super) fn send(
         &self,
@@ -238,11 +246,11 @@ impl Cdp {
 
     /// Sends a command without waiting (cleanup, and navigations whose answer only comes once
     /// the page's requests are served).
-    pub(super) fn post(&self, session: Option<&str>, method: &str, params: Value) {
+    pub fn post(&self, session: Option<&str>, method: &str, params: Value) {
         let _ = self.send(session, method, params, None);
     }
 
-    pub(super) async fn call(
+    pub async fn call(
         &self,
         session: Option<&str>,
         method: &str,

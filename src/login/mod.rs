@@ -11,7 +11,9 @@
 //! case then ends `errored`, never `failed`: the server did nothing wrong that was observed.
 
 pub mod browser;
-mod devtools;
+// Public for tests/report_in_browser.rs (the report opened in a real browser), which drives
+// Chromium the way the browser driver does rather than through another crate.
+pub mod devtools;
 pub mod form;
 pub mod script;
 pub mod users;

@@ -7,7 +7,8 @@
 
 use colored::{ColoredString, Colorize};
 
-use crate::record::{CaseResult, RunReport, Status};
+use crate::record::{CaseResult, OutcomeState, RunReport, Status};
+use crate::report::triage::{self, CauseKind};
 use crate::report::{fmt_ms, one_line};
 
 /// A progress line has to stay one terminal line; these keep a hostile message from flooding it.
@@ -194,24 +195,6 @@ impl Console {
             }));
         }
 
-        for inc in &report.incidents {
-            lines.push(self.paint(
-                &format!(
-                    "Incident {}: {}",
-                    one_line(&inc.id, ID_CHARS),
-                    one_line(&inc.reason, DETAIL_CHARS)
-                ),
-                |t| t.magenta().bold(),
-            ));
-            let ids: Vec<String> = inc.cases.iter().map(|c| one_line(c, ID_CHARS)).collect();
-            lines.push(format!(
-                "  {} case{} could not be judged: {}",
-                ids.len(),
-                if ids.len() == 1 { "" } else { "s" },
-                ids.join(", ")
-            ));
-        }
-
         if let Some(u) = &report.unstable {
             lines.push(self.paint(
                 &format!(
@@ -229,53 +212,128 @@ impl Console {
             ));
         }
 
-        // A stage that failed is one cause, named once, with the cases it kept from a verdict.
-        for (b, ids) in super::blocked_groups(&report.results) {
-            lines.push(self.paint(
-                &format!(
-                    "Not judged, {}: {}",
-                    one_line(&super::blocked_heading(b), DETAIL_CHARS),
-                    one_line(&b.reason, DETAIL_CHARS)
-                ),
-                |t| t.magenta().bold(),
-            ));
-            let names: Vec<String> = ids
-                .iter()
-                .map(|&i| one_line(&report.results[i].id, ID_CHARS))
-                .collect();
+        let t = triage::triage(report);
+        // The areas that have something to look at, on one line, in report order.
+        let areas: Vec<String> = (t.areas.iter())
+            .filter(|a| a.failed + a.errored + a.warnings > 0)
+            .map(|a| {
+                let mut s = format!("{} {}/{}", one_line(&a.area, ID_CHARS), a.passed, a.total);
+                if a.must_failed > 0 {
+                    s.push_str(&format!(" ({} MUST)", a.must_failed));
+                }
+                s
+            })
+            .collect();
+        if !areas.is_empty() {
             lines.push(format!(
-                "  {} case{}: {}",
-                names.len(),
-                if names.len() == 1 { "" } else { "s" },
-                names.join(", ")
+                "Areas with failures (passed/total): {}",
+                areas.join(", ")
             ));
         }
 
-        let gating: Vec<&CaseResult> = report
-            .results
-            .iter()
-            .filter(|r| r.gates() && r.incident.is_none() && r.blocked_by.is_none())
-            .collect();
-        let unjudged =
-            !report.incidents.is_empty() || report.results.iter().any(|r| r.blocked_by.is_some());
-        if gating.is_empty() && !unjudged {
-            lines.push("No gating failures.".to_owned());
-        } else if gating.is_empty() {
-        } else {
-            lines.push(format!("Gating failures ({}):", gating.len()));
-            // Plain lines even in verbose mode: the details were already printed as cases ran.
-            let plain = Console {
-                color: self.color,
-                verbose: false,
-            };
-            for r in gating {
-                lines.push(format!("  {}", plain.case_line(r)));
+        // One line per root cause, with its count and its first cases: a stage that failed
+        // for 29 cases is one line, not 29.
+        if !t.causes.is_empty() {
+            let n: usize = t.causes.iter().map(|c| c.cases.len()).sum();
+            lines.push(format!(
+                "Failures by root cause ({} cause{}, {n} case{}):",
+                t.causes.len(),
+                if t.causes.len() == 1 { "" } else { "s" },
+                if n == 1 { "" } else { "s" }
+            ));
+        }
+        // Plain case lines even in verbose mode: the details were printed as cases ran.
+        let plain = Console {
+            color: self.color,
+            verbose: false,
+        };
+        for c in &t.causes {
+            lines.push(self.cause_line(report, c));
+            if self.verbose {
+                for &i in &c.cases {
+                    lines.push(format!("      {}", plain.case_line(&report.results[i])));
+                }
             }
         }
+        if let Some(top) = t.skips.first() {
+            lines.push(format!(
+                "Skipped: {} case{} for {} reason{}; the commonest ({}): {}",
+                s.skipped,
+                if s.skipped == 1 { "" } else { "s" },
+                t.skips.len(),
+                if t.skips.len() == 1 { "" } else { "s" },
+                top.cases.len(),
+                one_line(&top.title, MESSAGE_CHARS)
+            ));
+        }
+        if t.totals.must_failed == 0 {
+            lines.push("No gating failures.".to_owned());
+        }
+        let v = &t.verdict;
+        let (word, style): (&str, fn(&str) -> ColoredString) = match v.state {
+            OutcomeState::Passed => ("PASSED", |t| t.green().bold()),
+            OutcomeState::Failed => ("FAILED", |t| t.red().bold()),
+            OutcomeState::Incomplete => ("INCOMPLETE", |t| t.magenta().bold()),
+            OutcomeState::Interrupted => ("INTERRUPTED", |t| t.yellow().bold()),
+        };
+        lines.push(format!(
+            "Result: {}: {}{}",
+            self.paint(word, style),
+            one_line(&v.reason, DETAIL_CHARS),
+            v.exit_code
+                .map(|c| format!(" (exit {c})"))
+                .unwrap_or_default()
+        ));
 
         let mut out = lines.join("\n");
         out.push('\n');
         out
+    }
+    /// One root cause on one line: its kind, how many cases (how many gate), the cause, and the
+    /// first few case ids.
+    fn cause_line(&self, report: &RunReport, c: &triage::Cause) -> String {
+        const FIRST: usize = 4;
+        let (tag, style): (&str, fn(&str) -> ColoredString) = match c.kind {
+            CauseKind::Failure => ("FAIL", |s| s.red().bold()),
+            CauseKind::Warning => ("WARN", |s| s.yellow()),
+            CauseKind::Error | CauseKind::Blocked | CauseKind::Incident => {
+                ("ERR ", |s| s.magenta().bold())
+            }
+            CauseKind::Skip => ("SKIP", |s| s.cyan()),
+        };
+        let what = match c.kind {
+            CauseKind::Incident => format!(
+                "incident: {} ({})",
+                one_line(&c.title, MESSAGE_CHARS),
+                one_line(c.reason.as_deref().unwrap_or_default(), ID_CHARS)
+            ),
+            CauseKind::Blocked => format!(
+                "not judged, {}: {}",
+                one_line(&c.title, MESSAGE_CHARS),
+                one_line(c.reason.as_deref().unwrap_or_default(), MESSAGE_CHARS)
+            ),
+            _ => one_line(&c.title, MESSAGE_CHARS),
+        };
+        let mut ids: Vec<String> = (c.cases.iter().take(FIRST))
+            .map(|&i| one_line(&report.results[i].id, ID_CHARS))
+            .collect();
+        if c.cases.len() > FIRST {
+            ids.push(format!("+{} more", c.cases.len() - FIRST));
+        }
+        let gating = if c.gating > 0 && c.gating < c.cases.len() {
+            format!(", {} gating", c.gating)
+        } else if c.gating > 0 {
+            ", gating".to_owned()
+        } else {
+            String::new()
+        };
+        format!(
+            "  {} {} case{}{gating}: {what}  [{}]",
+            self.paint(tag, style),
+            c.cases.len(),
+            if c.cases.len() == 1 { "" } else { "s" },
+            ids.join(", ")
+        )
     }
 }
 
@@ -534,17 +592,44 @@ mod tests {
         assert!(sum.contains("7 cases: 2 passed, 3 failed (1 warning), 1 skipped, 1 errored"));
         assert!(sum.contains("Duration: 4.321 s"));
         assert!(sum.contains("Run interrupted"));
-        let gating: Vec<&str> = sum
+        let causes: Vec<&str> = sum
             .lines()
-            .skip_while(|l| !l.starts_with("Gating"))
+            .skip_while(|l| !l.starts_with("Failures by root cause"))
+            .take_while(|l| l.starts_with("Failures") || l.starts_with("  "))
+            .filter(|l| !l.starts_with("      "))
             .collect();
-        assert_eq!(gating[0], "Gating failures (2):");
-        assert!(gating[1].starts_with("  FAIL MUST   token-fail"));
-        assert!(gating[2].starts_with("  ERR  MUST   prm-err"));
-        assert_eq!(
-            gating.len(),
-            3,
-            "warnings, INFO and SHOULD failures do not gate"
+        // token-fail and info-fail share a diagnosis, but only one gates; prm-err is an error;
+        // prm-warn a tolerated failure.
+        assert_eq!(causes[0], "Failures by root cause (3 causes, 4 cases):");
+        assert!(
+            causes[1].starts_with("  FAIL 2 cases, 1 gating: message <script>"),
+            "{}",
+            causes[1]
         );
+        assert!(
+            causes[1].contains("  [token-fail<script>") && causes[1].ends_with(", info-fail]"),
+            "{}",
+            causes[1]
+        );
+        assert!(
+            causes[2].starts_with("  ERR  1 case, gating: message"),
+            "{sum}"
+        );
+        assert!(causes[3].starts_with("  WARN 1 case: message"));
+        // Verbose: each cause's cases under it.
+        assert!(
+            sum.lines()
+                .any(|l| l.starts_with("      FAIL MUST   token-fail")),
+            "{sum}"
+        );
+        assert!(sum.contains("Areas with failures (passed/total): "));
+        assert!(sum.contains("Skipped: 1 case for 1 reason; the commonest (1): message"));
+        // No recorded outcome: derived, without an exit code.
+        assert!(
+            sum.ends_with("Result: INTERRUPTED: interrupted before every case had a verdict\n"),
+            "{sum}"
+        );
+        let quiet = Console::new(false, false).summary(&report);
+        assert!(!quiet.contains("      FAIL"), "{quiet}");
     }
 }

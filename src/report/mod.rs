@@ -5,10 +5,12 @@
 //! visible rather than passed through, so a report can neither inject markup nor drive a terminal.
 
 pub mod console;
+pub mod curl;
 pub mod html;
 pub mod json;
 pub mod junit;
 pub mod sarif;
+pub mod triage;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};

@@ -1,9 +1,13 @@
 //! Helpers shared by the integration tests.
 
-/// A report page must be self-contained and inert: no element that loads or runs anything, no
-/// event handler, no meta refresh, and no URL-bearing attribute that leaves the document.
+/// A report page must be self-contained and inert: no element that loads anything, no event
+/// handler, no meta refresh, no URL-bearing attribute that leaves the document, and no script
+/// but the page's own: at most one `<script>`, inline, whose SHA-256 is the only `script-src`
+/// of a `default-src 'none'` CSP (so even markup that slipped through could not run). Inline
+/// SVG (the report's charts) is allowed, without anything in it that links or embeds.
 pub fn assert_self_contained_html(html: &str) {
     let doc = scraper::Html::parse_document(html);
+    let mut scripts = Vec::new();
     for el in doc
         .root_element()
         .descendants()
@@ -13,10 +17,36 @@ pub fn assert_self_contained_html(html: &str) {
         assert!(
             !matches!(
                 name,
-                "script" | "img" | "iframe" | "object" | "embed" | "link" | "base" | "svg" | "form"
+                "img"
+                    | "iframe"
+                    | "object"
+                    | "embed"
+                    | "link"
+                    | "base"
+                    | "form"
+                    | "foreignObject"
+                    | "use"
+                    | "image"
+                    | "animate"
+                    | "set"
             ),
             "forbidden element <{name}> in report.html"
         );
+        if name == "script" {
+            assert!(
+                el.value().attrs().next().is_none(),
+                "<script> with attributes in report.html"
+            );
+            scripts.push(el.text().collect::<String>());
+        }
+        if name == "a"
+            && el
+                .ancestors()
+                .filter_map(scraper::ElementRef::wrap)
+                .any(|a| a.value().name() == "svg")
+        {
+            panic!("link inside an SVG in report.html");
+        }
         if name == "meta" {
             assert!(
                 !el.value()
@@ -43,6 +73,35 @@ pub fn assert_self_contained_html(html: &str) {
                 );
             }
         }
+    }
+    assert!(
+        scripts.len() <= 1,
+        "{} scripts in report.html",
+        scripts.len()
+    );
+    let csp = doc
+        .select(&scraper::Selector::parse("meta[http-equiv=\"Content-Security-Policy\"]").unwrap())
+        .next()
+        .and_then(|m| m.value().attr("content"))
+        .expect("report.html has a CSP");
+    assert!(csp.starts_with("default-src 'none'"), "CSP {csp:?}");
+    let script_src: Vec<&str> = csp
+        .split(';')
+        .map(str::trim)
+        .find_map(|d| d.strip_prefix("script-src "))
+        .map(|s| s.split_whitespace().collect())
+        .unwrap_or_default();
+    match scripts.first() {
+        Some(s) => {
+            use base64::Engine;
+            use sha2::Digest;
+            let hash = format!(
+                "'sha256-{}'",
+                base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(s))
+            );
+            assert_eq!(script_src, [hash.as_str()], "CSP script-src {csp:?}");
+        }
+        None => assert!(script_src.is_empty(), "CSP script-src {csp:?}"),
     }
 }
 
@@ -95,8 +154,19 @@ pub fn results_schema_errors(results: &serde_json::Value) -> Vec<String> {
 #[allow(dead_code)]
 pub fn assert_inert_html(raw: &str) {
     let lower = raw.to_ascii_lowercase();
-    for needle in ["<script", "<img", "<iframe", "<svg", "<base", "<link"] {
+    for needle in ["<img", "<iframe", "<base", "<link", "<object", "<embed"] {
         assert!(!lower.contains(needle), "raw {needle} in report.html");
+    }
+    // The page's own script and drawings are markup; anything else spelt `<script` or `<svg`
+    // in the source is markup that came from somewhere else. Parsed and raw counts must agree.
+    let doc = scraper::Html::parse_document(raw);
+    for name in ["script", "svg"] {
+        let parsed = doc.select(&scraper::Selector::parse(name).unwrap()).count();
+        let spelt = lower.matches(&format!("<{name}")).count();
+        assert_eq!(
+            spelt, parsed,
+            "raw <{name} in report.html beyond the page's own"
+        );
     }
     assert_self_contained_html(raw);
 }
