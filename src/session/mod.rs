@@ -10,6 +10,7 @@
 mod events;
 mod fuzz;
 mod login;
+mod merge;
 mod profile;
 
 pub use profile::JSON_LOGIN_SCRIPT;
@@ -32,6 +33,7 @@ pub use crate::stop::StopSignal;
 pub use events::{Event, Events};
 pub use fuzz::{FuzzOptions, FuzzTarget, fuzz, fuzz_exit, fuzz_target};
 pub use login::{LoginOptions, login};
+pub use merge::{MergeOptions, Merged, MergedTarget, exit_of, merge, worst_exit};
 pub use profile::reference_profile;
 pub use reports::ReportOptions;
 pub use run::{DocumentOptions, Finished, Gate, Prepared, RunOptions, SetupOptions, prepare, run};
@@ -100,6 +102,8 @@ pub struct TargetOptions {
     pub timeout: Option<u64>,
     /// `--allow-host`: hosts the egress policy lets through whatever their address class.
     pub allow_hosts: Vec<String>,
+    /// The target's name in a `--targets` file, recorded in its report.
+    pub name: Option<String>,
 }
 
 /// The shipped cases, or those of `dir`.
@@ -140,6 +144,8 @@ struct Resolved {
     allow_hosts: Vec<String>,
     /// The profile's folder: relative paths in it resolve against it.
     base_dir: PathBuf,
+    /// The target's name in a `--targets` file.
+    name: Option<String>,
 }
 
 impl Resolved {
@@ -203,6 +209,7 @@ impl Resolved {
             reference: None,
             allow_hosts: t.allow_hosts.clone(),
             base_dir,
+            name: t.name.clone(),
         })
     }
 
@@ -257,6 +264,7 @@ impl Resolved {
             resource: self.target.resource.clone(),
             issuer: self.target.issuer.clone(),
             faults: faults.to_vec(),
+            name: self.name.clone(),
         }
     }
 
