@@ -185,6 +185,17 @@ pub struct RunArgs {
     /// shard the same file).
     #[arg(long, value_name = "FILE", requires = "shard")]
     pub shard_timings: Option<PathBuf>,
+    /// Run against every target of a TOML file (`[[target]]` entries: name, and resource /
+    /// issuer / config / reference = true; optional faults, expect, cacert): a report folder
+    /// each under --report-dir and an index.html. Exit: the worst target's.
+    #[arg(long, value_name = "FILE", conflicts_with_all = [
+        "resource", "issuer", "config", "reference_faults", "expect", "write_expect",
+        "json", "junit", "html", "sarif",
+    ])]
+    pub targets: Option<PathBuf>,
+    /// With --targets: targets run at once (each with --concurrency cases).
+    #[arg(long, value_name = "N", default_value_t = 2, requires = "targets")]
+    pub parallel_targets: usize,
     /// Print each failure's details and exchanges.
     #[arg(short, long)]
     pub verbose: bool,
@@ -615,6 +626,14 @@ async fn run(a: RunArgs) -> Exit {
         shard: a.shard,
         shard_timings: a.shard_timings,
     };
+    if let Some(file) = a.targets {
+        let opts = session::TargetsOptions {
+            file,
+            parallel: a.parallel_targets,
+            run: opts,
+        };
+        return run_targets(&printer, opts, &stop).await;
+    }
     let finished = match session::run(opts, &stop, &|e| printer.show(e)).await {
         Ok(f) => f,
         Err(e) => return usage_error(e),
@@ -629,6 +648,29 @@ async fn run(a: RunArgs) -> Exit {
         }
         Err(e) => usage_error(e),
     }
+}
+
+/// `run --targets`: each target's lines prefixed with its name, then a line per target.
+async fn run_targets(printer: &Printer, opts: session::TargetsOptions, stop: &StopSignal) -> Exit {
+    let events = |name: &str, e: Event<'_>| match e {
+        Event::Result(r) => println!("[{name}] {}", printer.console.case_line(r)),
+        e => {
+            eprint!("[{name}] ");
+            printer.show(e)
+        }
+    };
+    let finished = match session::run_targets(opts, stop, &events).await {
+        Ok(f) => f,
+        Err(e) => return usage_error(e),
+    };
+    for (name, e) in &finished.errors {
+        usage_error(format!("target {name}: {e}"));
+    }
+    if finished.targets.len() == 1 {
+        println!("index: {}", finished.index.display());
+    }
+    print_targets(printer, &finished.targets, Some(&finished.index));
+    finished.exit
 }
 
 fn print_comparison(path: &str, cmp: &Comparison) {

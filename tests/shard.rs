@@ -242,3 +242,169 @@ fn bad_shard_and_bad_merge_inputs_exit_2_naming_what_is_wrong() {
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("no results.json in it"), "{}", text(&o));
 }
+
+/// `authconform reference` as a child process: its JSON line (resource URL, CA file).
+struct ChildReference(Child, serde_json::Value);
+
+impl ChildReference {
+    fn start() -> Self {
+        use std::io::BufRead;
+        let mut c = bin()
+            .args(["reference", "--port", "0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn authconform reference");
+        let mut line = String::new();
+        std::io::BufReader::new(c.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).expect("the reference's JSON line");
+        ChildReference(c, v)
+    }
+}
+
+impl Drop for ChildReference {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn many_targets_get_a_folder_each_an_index_and_the_worst_exit() {
+    let child = ChildReference::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("targets.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[[target]]\nname = \"ref\"\nreference = true\n\n\
+             [[target]]\nname = \"served\"\nresource = {}\ncacert = {}\n\n\
+             [[target]]\nname = \"ref-no-401\"\nreference = true\nfaults = [\"rs-401-no-token\"]\n",
+            child.1["resource"], child.1["ca"]
+        ),
+    )
+    .unwrap();
+    let out = tmp.path().join("reports");
+    let o = bin()
+        .args([
+            "run",
+            "--only",
+            "prm",
+            "--only",
+            "rs-401-no-token",
+            "--parallel-targets",
+            "2",
+        ])
+        .arg("--targets")
+        .arg(&file)
+        .arg("--report-dir")
+        .arg(&out)
+        .output()
+        .unwrap();
+    // The faulty reference fails a MUST requirement: the worst exit is 1.
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let t = text(&o);
+    assert!(
+        t.contains("[served] "),
+        "lines are prefixed with the target: {t}"
+    );
+    let mut states = BTreeMap::new();
+    for name in ["ref", "served", "ref-no-401"] {
+        let r = json(&out.join(name).join("results.json"));
+        validate_results(&r);
+        assert_eq!(r["target"]["name"], name);
+        states.insert(name, r["outcome"]["state"].as_str().unwrap().to_string());
+        for f in ["junit.xml", "report.html", "results.sarif"] {
+            assert!(out.join(name).join(f).is_file(), "{name}/{f}");
+        }
+    }
+    assert_eq!(states["ref"], "passed");
+    assert_eq!(states["ref-no-401"], "failed");
+    let served = json(&out.join("served/results.json"));
+    assert_eq!(served["target"]["kind"], "resource");
+    assert_eq!(served["target"]["resource"], child.1["resource"]);
+
+    // The index links each folder's report and shows each outcome, and nothing in it runs.
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    let doc = scraper::Html::parse_document(&html);
+    let links: Vec<String> = doc
+        .select(&scraper::Selector::parse("a").unwrap())
+        .filter_map(|a| a.value().attr("href").map(str::to_string))
+        .collect();
+    assert_eq!(
+        links,
+        [
+            "ref/report.html",
+            "served/report.html",
+            "ref-no-401/report.html"
+        ]
+    );
+    let rows: Vec<String> = doc
+        .select(&scraper::Selector::parse("tbody tr").unwrap())
+        .map(|r| r.text().collect())
+        .collect();
+    assert!(
+        rows[0].contains("passed") && rows[2].contains("failed"),
+        "{rows:?}"
+    );
+    assert!(html.contains("Worst outcome: <strong>failed</strong>"));
+    assert_eq!(
+        doc.select(&scraper::Selector::parse("script, link, img, iframe").unwrap())
+            .count(),
+        0
+    );
+
+    // merge of the same folder finds the three targets again, and the same worst exit.
+    let o = bin()
+        .arg("merge")
+        .arg(&out)
+        .arg("--report-dir")
+        .arg(tmp.path().join("merged"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    for name in ["ref", "served", "ref-no-401"] {
+        assert!(
+            tmp.path()
+                .join("merged")
+                .join(name)
+                .join("report.html")
+                .is_file()
+        );
+    }
+    assert!(tmp.path().join("merged/index.html").is_file());
+}
+
+#[test]
+fn a_bad_targets_file_names_file_line_and_field() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("targets.toml");
+    std::fs::write(
+        &file,
+        "[[target]]\nname = \"a\"\nreference = true\n\n[[target]]\nname = \"b\"\nconfig = \"nope.toml\"\n",
+    )
+    .unwrap();
+    let o = bin()
+        .arg("run")
+        .arg("--targets")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("nope.toml"), "{}", text(&o));
+    std::fs::write(&file, "[[target]]\nname = \"a\"\nrefrence = true\n").unwrap();
+    let o = bin()
+        .arg("run")
+        .arg("--targets")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let t = text(&o);
+    assert!(
+        t.contains(&format!("{}:3:", file.display())) && t.contains("refrence"),
+        "{t}"
+    );
+}

@@ -16,6 +16,7 @@ mod profile;
 pub use profile::JSON_LOGIN_SCRIPT;
 mod reports;
 mod run;
+mod targets;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -37,6 +38,7 @@ pub use merge::{MergeOptions, Merged, MergedTarget, exit_of, merge, worst_exit};
 pub use profile::reference_profile;
 pub use reports::ReportOptions;
 pub use run::{DocumentOptions, Finished, Gate, Prepared, RunOptions, SetupOptions, prepare, run};
+pub use targets::{TargetEvents, TargetsFinished, TargetsOptions, run_targets};
 
 /// The process's exit codes.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
