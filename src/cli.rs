@@ -53,6 +53,10 @@ pub enum Command {
     /// exchanges, the pages, the driver's trace, the outcome): a profile debugged in seconds.
     /// Exit 0 when the token endpoint issued an access token, 1 when the login failed.
     Login(Box<LoginArgs>),
+    /// Combine the results.json of shards (`run --shard K/N`), of campaigns or of many targets
+    /// into one verdict and one set of reports (several targets: a folder each and index.html).
+    /// Exit codes as `run`: the worst of the targets.
+    Merge(MergeArgs),
     /// Make (once) and show authconform's local CA: the certificate an authorization server
     /// must trust to fetch Client ID Metadata Documents from authconform's document host.
     Ca(CaArgs),
@@ -174,12 +178,36 @@ pub struct RunArgs {
     /// Cases run at once.
     #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
+    /// Run only share K of N of the selected cases (1-based, e.g. 2/4): the same share on
+    /// every machine; a requirement's variants and the exclusive cases stay together, shares
+    /// are balanced by expected duration. Combine the shards' reports with `authconform merge`.
+    #[arg(long, value_name = "K/N", value_parser = parse_shard)]
+    pub shard: Option<crate::shard::Shard>,
+    /// Balance --shard by the case durations of a previous run's results.json (give every
+    /// shard the same file).
+    #[arg(long, value_name = "FILE", requires = "shard")]
+    pub shard_timings: Option<PathBuf>,
+    /// Run against every target of a TOML file (`[[target]]` entries: name, and resource /
+    /// issuer / config / reference = true; optional faults, expect, cacert): a report folder
+    /// each under --report-dir and an index.html. Exit: the worst target's.
+    #[arg(long, value_name = "FILE", conflicts_with_all = [
+        "resource", "issuer", "config", "reference_faults", "expect", "write_expect",
+        "json", "junit", "html", "sarif",
+    ])]
+    pub targets: Option<PathBuf>,
+    /// With --targets: targets run at once (each with --concurrency cases).
+    #[arg(long, value_name = "N", default_value_t = 2, requires = "targets")]
+    pub parallel_targets: usize,
     /// Print each failure's details and exchanges.
     #[arg(short, long)]
     pub verbose: bool,
     /// No colours (also when NO_COLOR is set or output is not a terminal).
     #[arg(long)]
     pub no_color: bool,
+}
+
+fn parse_shard(s: &str) -> Result<crate::shard::Shard, String> {
+    s.parse()
 }
 
 #[derive(Args, Debug)]
@@ -219,6 +247,26 @@ pub struct FuzzArgs {
     #[command(flatten)]
     pub reports: ReportArgs,
     /// Print each finding's details and exchanges.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// No colours (also when NO_COLOR is set or output is not a terminal).
+    #[arg(long)]
+    pub no_color: bool,
+}
+
+#[derive(Args, Debug)]
+#[command(mut_arg("report_dir", |a| a.default_value("reports")))]
+pub struct MergeArgs {
+    /// results.json files, or folders holding one (or whose subfolders do, as a download of
+    /// every shard's artifact does).
+    #[arg(value_name = "DIR|FILE", required = true)]
+    pub inputs: Vec<PathBuf>,
+    #[command(flatten)]
+    pub reports: ReportArgs,
+    /// Expected verdicts (TOML `[verdicts]` id = status) every merged target must match.
+    #[arg(long, value_name = "FILE")]
+    pub expect: Option<PathBuf>,
+    /// Print each failure's details and exchanges.
     #[arg(short, long)]
     pub verbose: bool,
     /// No colours (also when NO_COLOR is set or output is not a terminal).
@@ -354,6 +402,7 @@ impl TargetArgs {
             max_body: self.max_body,
             timeout: self.timeout,
             allow_hosts: self.allow_hosts,
+            name: None,
         }
     }
 }
@@ -422,6 +471,7 @@ pub fn main() -> i32 {
             Command::Ca(a) => show_ca(a),
             Command::Fuzz(a) => fuzz(*a).await,
             Command::Login(a) => login(*a).await,
+            Command::Merge(a) => merge(a),
         }
     })
     .code()
@@ -575,7 +625,17 @@ async fn run(a: RunArgs) -> Exit {
         expect: a.expect,
         write_expect: a.write_expect,
         deadline: a.deadline,
+        shard: a.shard,
+        shard_timings: a.shard_timings,
     };
+    if let Some(file) = a.targets {
+        let opts = session::TargetsOptions {
+            file,
+            parallel: a.parallel_targets,
+            run: opts,
+        };
+        return run_targets(&printer, opts, &stop).await;
+    }
     let finished = session::run(opts, &stop, &|e| printer.show(e)).await;
     printer.end_progress();
     let finished = match finished {
@@ -606,6 +666,31 @@ fn print_outcome(report: &crate::record::RunReport) {
             crate::report::one_line(&o.reason, 1000)
         );
     }
+}
+
+/// `run --targets`: each target's lines prefixed with its name, then a line per target.
+async fn run_targets(printer: &Printer, opts: session::TargetsOptions, stop: &StopSignal) -> Exit {
+    let events = |name: &str, e: Event<'_>| match e {
+        Event::Result(r) => println!("[{name}] {}", printer.console.case_line(r)),
+        e => {
+            eprint!("[{name}] ");
+            printer.show(e)
+        }
+    };
+    let finished = session::run_targets(opts, stop, &events).await;
+    printer.end_progress();
+    let finished = match finished {
+        Ok(f) => f,
+        Err(e) => return usage_error(e),
+    };
+    for (name, e) in &finished.errors {
+        usage_error(format!("target {name}: {e}"));
+    }
+    if finished.targets.len() == 1 {
+        println!("index: {}", finished.index.display());
+    }
+    print_targets(printer, &finished.targets, Some(&finished.index));
+    finished.exit
 }
 
 fn print_comparison(path: &str, cmp: &Comparison) {
@@ -678,6 +763,57 @@ async fn fuzz(a: FuzzArgs) -> Exit {
             session::fuzz_exit(&report)
         }
         Err(e) => usage_error(e),
+    }
+}
+
+fn merge(a: MergeArgs) -> Exit {
+    let printer = Printer::new(a.no_color, a.verbose);
+    let opts = session::MergeOptions {
+        inputs: a.inputs,
+        reports: a.reports.options(),
+        expect: a.expect,
+    };
+    let merged = match session::merge(&opts, &|e| printer.show(e)) {
+        Ok(m) => m,
+        Err(e) => return usage_error(e),
+    };
+    for w in &merged.warnings {
+        eprintln!("warning: {}", sanitize_terminal(w));
+    }
+    print_targets(&printer, &merged.targets, merged.index.as_deref());
+    merged.exit
+}
+
+/// One target's console summary, or for several a line each and the index page.
+fn print_targets(
+    printer: &Printer,
+    targets: &[session::MergedTarget],
+    index: Option<&std::path::Path>,
+) {
+    if let [one] = targets {
+        println!("{}", printer.console.summary(&one.report));
+        return;
+    }
+    for t in targets {
+        let r = &t.report;
+        let s = &r.summary;
+        let (state, reason) = r
+            .outcome
+            .as_ref()
+            .map_or(("unknown", ""), |o| (o.state.as_str(), o.reason.as_str()));
+        println!(
+            "{:<24} {:<11} {} passed, {} failed, {} skipped, {} errored: {}",
+            sanitize_terminal(t.folder.as_deref().unwrap_or("")),
+            state,
+            s.passed,
+            s.failed,
+            s.skipped,
+            s.errored,
+            sanitize_terminal(reason)
+        );
+    }
+    if let Some(p) = index {
+        println!("index: {}", p.display());
     }
 }
 

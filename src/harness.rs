@@ -248,6 +248,8 @@ impl Harness {
             },
             expect: self.expect.clone(),
             write_expect: None,
+            shard: None,
+            shard_timings: None,
             deadline: None,
         };
         let rt = tokio::runtime::Builder::new_multi_thread()

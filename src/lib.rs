@@ -50,6 +50,7 @@ pub mod reference;
 pub mod report;
 pub mod runner;
 pub mod session;
+pub mod shard;
 pub mod step;
 pub mod stop;
 pub mod target;

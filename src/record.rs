@@ -177,6 +177,9 @@ impl ProvisionRecord {
 pub struct TargetInfo {
     /// `reference` (built-in), `resource`, `issuer` or `config`.
     pub kind: String,
+    /// The target's name in a `--targets` file: its report folder, and what `merge` groups by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resource: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -240,6 +243,46 @@ pub struct RunReport {
     /// saw. Absent only in reports of versions before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<Outcome>,
+    /// The share of the cases this run took (`--shard K/N`); absent for a whole run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardRecord>,
+    /// The reports `authconform merge` combined into this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged: Option<MergeRecord>,
+}
+
+/// One share of a run split across machines.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ShardRecord {
+    /// 1-based: the K of `--shard K/N`.
+    pub index: usize,
+    /// The N of `--shard K/N`.
+    pub count: usize,
+    /// Cases (or, for a campaign, endpoints) of the whole run before it was split: a merge
+    /// checks the shards add up to it.
+    pub total: usize,
+}
+
+/// What a merged report was made from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct MergeRecord {
+    /// Each input, in the order merged.
+    pub inputs: Vec<MergeInput>,
+    /// Shards of the run that no input held (1-based): their cases are missing, and the
+    /// merged verdict cannot be `passed`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_shards: Vec<usize>,
+}
+
+/// One report a merge read.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MergeInput {
+    /// The file, as found.
+    pub file: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardRecord>,
+    /// Its results.
+    pub results: usize,
 }
 
 /// The verdict of a whole run: one of four states, the exit code that goes with it, and why.

@@ -319,6 +319,7 @@ fn hostile_report() -> RunReport {
             resource: Some(format!("https://127.0.0.1:1/{}", ATTACKS[0])),
             issuer: Some(format!("javascript:window.__pwned=10//{}", ATTACKS[1])),
             faults: ATTACKS.iter().map(|s| s.to_string()).collect(),
+            name: Some(ATTACKS[2].into()),
         },
         spec: SpecInfo {
             graded: ATTACKS[3].into(),
@@ -339,6 +340,8 @@ fn hostile_report() -> RunReport {
         }],
         unstable: None,
         provision: None,
+        shard: None,
+        merged: None,
         outcome: Some(Outcome {
             state: OutcomeState::Failed,
             exit_code: 1,

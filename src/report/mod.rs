@@ -7,6 +7,7 @@
 pub mod console;
 pub mod curl;
 pub mod html;
+pub mod index;
 pub mod json;
 pub mod junit;
 pub mod sarif;
@@ -94,6 +95,12 @@ pub fn write_all(
         written.push(path.to_path_buf());
     }
     Ok(written)
+}
+
+/// Writes the multi-target index page ([`index`]) to `path`, like the other reports.
+pub fn write_index(path: &Path, entries: &[index::Entry<'_>]) -> Result<PathBuf, ReportError> {
+    write_atomic(path, index::to_string(entries).as_bytes())?;
+    Ok(path.to_path_buf())
 }
 
 fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), ReportError> {
@@ -251,6 +258,7 @@ pub(crate) mod testutil {
                 resource: Some(format!("https://example.test/mcp{NASTY}")),
                 issuer: Some(format!("javascript:alert(1)//{NASTY}")),
                 faults: vec![format!("fault{NASTY}")],
+                name: None,
             },
             spec: SpecInfo {
                 graded: "2025-06-18".into(),
@@ -273,6 +281,8 @@ pub(crate) mod testutil {
             results,
             fuzz: None,
             outcome: None,
+            shard: None,
+            merged: None,
         }
     }
 

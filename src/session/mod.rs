@@ -10,11 +10,13 @@
 mod events;
 mod fuzz;
 mod login;
+mod merge;
 mod profile;
 
 pub use profile::JSON_LOGIN_SCRIPT;
 mod reports;
 mod run;
+mod targets;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -32,9 +34,11 @@ pub use crate::stop::StopSignal;
 pub use events::{Event, Events};
 pub use fuzz::{FuzzOptions, FuzzTarget, fuzz, fuzz_exit, fuzz_outcome, fuzz_target};
 pub use login::{LoginOptions, login};
+pub use merge::{MergeOptions, Merged, MergedTarget, exit_of, merge, worst_exit};
 pub use profile::reference_profile;
 pub use reports::ReportOptions;
 pub use run::{DocumentOptions, Finished, Gate, Prepared, RunOptions, SetupOptions, prepare, run};
+pub use targets::{TargetEvents, TargetsFinished, TargetsOptions, run_targets};
 
 /// The process's exit codes.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -102,6 +106,8 @@ pub struct TargetOptions {
     pub timeout: Option<u64>,
     /// `--allow-host`: hosts the egress policy lets through whatever their address class.
     pub allow_hosts: Vec<String>,
+    /// The target's name in a `--targets` file, recorded in its report.
+    pub name: Option<String>,
 }
 
 /// The shipped cases, or those of `dir`.
@@ -142,6 +148,8 @@ struct Resolved {
     allow_hosts: Vec<String>,
     /// The profile's folder: relative paths in it resolve against it.
     base_dir: PathBuf,
+    /// The target's name in a `--targets` file.
+    name: Option<String>,
 }
 
 impl Resolved {
@@ -205,6 +213,7 @@ impl Resolved {
             reference: None,
             allow_hosts: t.allow_hosts.clone(),
             base_dir,
+            name: t.name.clone(),
         })
     }
 
@@ -259,6 +268,7 @@ impl Resolved {
             resource: self.target.resource.clone(),
             issuer: self.target.issuer.clone(),
             faults: faults.to_vec(),
+            name: self.name.clone(),
         }
     }
 

@@ -95,6 +95,8 @@ impl Clock {
             results,
             fuzz,
             outcome: None,
+            shard: None,
+            merged: None,
         }
     }
 }

@@ -8,8 +8,8 @@ use super::{Error, Event, Events, Exit, ReportOptions, Resolved, StopSignal, Tar
 use crate::case::{Case, Selection};
 use crate::expected_verdicts::{self, Comparison, Expectations};
 use crate::record::{
-    ExpectChange, ExpectRecord, ExpiredEntry, IncidentRecord, Outcome, OutcomeState, RunReport,
-    SpecInfo, Status, TargetInfo,
+    CaseResult, ExpectChange, ExpectRecord, ExpiredEntry, IncidentRecord, Outcome, OutcomeState,
+    RunReport, ShardRecord, SpecInfo, Status, TargetInfo,
 };
 use crate::reference::Reference;
 use crate::runner;
@@ -207,6 +207,10 @@ pub struct RunOptions {
     pub write_expect: Option<PathBuf>,
     /// The whole run's time limit (`--deadline`): cases not finished by then are `errored`.
     pub deadline: Option<std::time::Duration>,
+    /// Run only this share of the selected cases (`--shard K/N`; see [`crate::shard`]).
+    pub shard: Option<crate::shard::Shard>,
+    /// A previous run's `results.json` whose durations balance the shards (`--shard-timings`).
+    pub shard_timings: Option<PathBuf>,
 }
 
 /// Loads and selects the cases, sets up, runs them (until `stop`), and writes the reports.
@@ -225,11 +229,15 @@ pub async fn run(
             )));
         }
     }
-    let cases: Vec<Case> = all_cases
+    let mut cases: Vec<Case> = all_cases
         .into_iter()
         .filter(|c| opts.selection.keeps(c))
         .collect();
     super::check_faults(&opts.setup.target.reference_faults, &cases)?;
+    let shard = match opts.shard {
+        Some(s) => Some(take_shard(&mut cases, s, opts.shard_timings.as_deref())?),
+        None => None,
+    };
     let expect = match &opts.expect {
         Some(p) => Some(expected_verdicts::load(p).map_err(Error::new)?),
         None => None,
@@ -289,8 +297,12 @@ pub async fn run(
             _ = stop.stopped() => {}
         }
     }
+    if let Some(s) = &shard {
+        note_shard_on_cross_checks(&mut results, &cases, s);
+    }
     let mut report = clock.report(target, spec, stop.is_stopped(), results, None);
     report.provision = provision;
+    report.shard = shard;
     report.unstable = (!unstable.is_empty()).then_some(crate::record::UnstableRecord {
         concurrency: opts.concurrency,
         cases: unstable,
@@ -336,6 +348,50 @@ async fn with_waits<T>(
         tokio::select! {
             out = &mut work => return out,
             Some(w) = waits.recv() => events(Event::Waiting(&w)),
+        }
+    }
+}
+
+/// Keeps only `shard`'s share of the selected cases (the selection is the same on every
+/// machine, so the shares are too); the record says which share of how many cases.
+fn take_shard(
+    cases: &mut Vec<Case>,
+    shard: crate::shard::Shard,
+    timings: Option<&std::path::Path>,
+) -> Result<ShardRecord, Error> {
+    let timings = match timings {
+        Some(p) => {
+            Some(crate::shard::load_timings(p).map_err(|e| Error(format!("--shard-timings {e}")))?)
+        }
+        None => None,
+    };
+    let total = cases.len();
+    let keep = crate::shard::select(cases, shard, timings.as_ref());
+    let mut i = 0;
+    cases.retain(|_| {
+        i += 1;
+        keep.binary_search(&(i - 1)).is_ok()
+    });
+    Ok(ShardRecord {
+        index: shard.index,
+        count: shard.count,
+        total,
+    })
+}
+
+/// A cross-check of a sharded run compared the metadata with the facts of its own shard's
+/// cases only (and its own probes): its details say so, so a reader of the merged report knows
+/// what evidence it had.
+fn note_shard_on_cross_checks(results: &mut [CaseResult], cases: &[Case], s: &ShardRecord) {
+    for r in results.iter_mut() {
+        if cases.iter().any(|c| c.id() == r.id && c.file.after_others) {
+            r.details.push(format!(
+                "sharded run ({}/{}): compared with the facts of this shard's {} cases, not all {} of the run",
+                s.index,
+                s.count,
+                cases.len(),
+                s.total
+            ));
         }
     }
 }
