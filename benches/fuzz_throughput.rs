@@ -150,6 +150,7 @@ fn main() {
             shrink_tries: 0,
             shrink_time: Duration::ZERO,
             insecure_curl: false,
+            shard: None,
         };
         let run = |strategy| {
             let setup = setup.clone();

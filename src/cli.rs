@@ -244,6 +244,10 @@ pub struct FuzzArgs {
     /// still break their rule.
     #[arg(long, value_name = "FILE")]
     pub replay: Option<PathBuf>,
+    /// Send only share K of N of each campaign's case numbers (case i when i % N = K-1; needs
+    /// --seed, the same on every shard). Combine the shards' reports with `authconform merge`.
+    #[arg(long, value_name = "K/N", value_parser = parse_shard, requires = "seed", conflicts_with = "replay")]
+    pub shard: Option<crate::shard::Shard>,
     #[command(flatten)]
     pub reports: ReportArgs,
     /// Print each finding's details and exchanges.
@@ -755,6 +759,7 @@ async fn fuzz(a: FuzzArgs) -> Exit {
         slow_ms: a.slow_ms,
         replay: a.replay,
         reports: a.reports.options(),
+        shard: a.shard,
     };
     match session::fuzz(opts, &stop, &|e| printer.show(e)).await {
         Ok(report) => {

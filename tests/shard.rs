@@ -408,3 +408,120 @@ fn a_bad_targets_file_names_file_line_and_field() {
         "{t}"
     );
 }
+
+/// `fuzz --shard`: two shares of one seeded campaign each send their residue class of case
+/// numbers; merged, the campaign adds up, the finding keeps its seed and case number, and
+/// `fuzz --replay` on the merged report sends it again and confirms it.
+#[test]
+fn fuzz_shards_merge_into_one_campaign_whose_findings_replay() {
+    let tmp = tempfile::tempdir().unwrap();
+    let shards: Vec<Child> = (1..=2)
+        .map(|k| {
+            spawn(&[
+                "fuzz".into(),
+                "--endpoint".into(),
+                "token".into(),
+                "--cases".into(),
+                "1500".into(),
+                "--seed".into(),
+                "42".into(),
+                "--reference-fault".into(),
+                "tok-fuzz".into(),
+                "--shard".into(),
+                format!("{k}/2"),
+                "--report-dir".into(),
+                tmp.path().join(format!("fuzz/{k}")).display().to_string(),
+            ])
+        })
+        .collect();
+    let mut found = 0;
+    for (i, s) in shards.into_iter().enumerate() {
+        let o = s.wait_with_output().unwrap();
+        assert!(matches!(o.status.code(), Some(0 | 1)), "{}", text(&o));
+        let v = json(&tmp.path().join(format!("fuzz/{}/results.json", i + 1)));
+        validate_results(&v);
+        assert_eq!(v["shard"]["index"], i + 1);
+        let c = &v["fuzz"]["campaigns"][0];
+        let sent = c["requests"].as_u64().unwrap() + c["unsendable"].as_u64().unwrap();
+        assert_eq!(
+            sent,
+            750,
+            "shard {} sends half the case numbers: {c}",
+            i + 1
+        );
+        // A finding of this shard has a case number of its residue class.
+        for f in v["fuzz"]["findings"].as_array().into_iter().flatten() {
+            if f["rule"] != "still-answers" {
+                assert_eq!(f["case"].as_u64().unwrap() % 2, i as u64, "{f}");
+                found += 1;
+            }
+        }
+    }
+    assert!(found > 0, "neither shard found the 500");
+    let merged = tmp.path().join("merged");
+    let o = bin()
+        .arg("merge")
+        .arg(tmp.path().join("fuzz"))
+        .arg("--report-dir")
+        .arg(&merged)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "a finding fails the merge: {}",
+        text(&o)
+    );
+    let v = json(&merged.join("results.json"));
+    validate_results(&v);
+    let c = &v["fuzz"]["campaigns"].as_array().unwrap();
+    assert_eq!(c.len(), 1, "one token campaign: {c:?}");
+    assert_eq!(
+        c[0]["requests"].as_u64().unwrap() + c[0]["unsendable"].as_u64().unwrap(),
+        1500
+    );
+    let findings = v["fuzz"]["findings"].as_array().unwrap();
+    let f = findings
+        .iter()
+        .find(|f| f["result_id"] == "tok-fuzz.no-5xx")
+        .expect("the 500 finding");
+    assert_eq!(f["seed"], 42);
+    assert_eq!(
+        findings
+            .iter()
+            .filter(|f| f["result_id"] == "tok-fuzz.no-5xx")
+            .count(),
+        1,
+        "one finding per rule"
+    );
+    let r = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "tok-fuzz.no-5xx")
+        .unwrap();
+    assert_eq!(r["status"], "failed");
+    assert!(
+        r["details"]
+            .to_string()
+            .contains(&format!("seed 42, case {}:", f["case"])),
+        "the result and the kept finding agree: {r}"
+    );
+    let o = bin()
+        .arg("fuzz")
+        .arg("--replay")
+        .arg(merged.join("results.json"))
+        .args(["--reference-fault", "tok-fuzz", "--report-dir"])
+        .arg(tmp.path().join("replay"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("confirmed: answered 500"), "{}", text(&o));
+
+    let o = bin()
+        .args(["fuzz", "--shard", "1/2", "--cases", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("--seed"), "{}", text(&o));
+}

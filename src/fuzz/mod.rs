@@ -103,6 +103,10 @@ pub struct Settings {
     pub shrink_time: Duration,
     /// Write `-k` into curl reproducers (the target's CA is a throw-away one).
     pub insecure_curl: bool,
+    /// Draw only this share's case numbers (`--shard K/N`: those `i` with `i % N == K - 1`),
+    /// so N machines with one seed together send each case of the campaign once. `cases`
+    /// still bounds the case numbers, not this share's count.
+    pub shard: Option<crate::shard::Shard>,
 }
 
 /// The target as the campaign knows it: discovered URLs and the test client.
@@ -508,7 +512,13 @@ async fn work(sh: &Arc<Shared>, baselines: &BTreeMap<Base, u16>, local: &mut Loc
         if sh.stop.is_stopped() || sh.deadline.is_some_and(|d| Instant::now() >= d) {
             return;
         }
-        let case = sh.next_case.fetch_add(1, Ordering::Relaxed);
+        let next = sh.next_case.fetch_add(1, Ordering::Relaxed);
+        let case = match sh.settings.shard {
+            Some(s) => next
+                .saturating_mul(s.count as u64)
+                .saturating_add(s.residue()),
+            None => next,
+        };
         if sh.settings.cases.is_some_and(|n| case >= n) {
             return;
         }

@@ -35,6 +35,8 @@ pub struct FuzzOptions {
     /// A fuzz report whose findings are sent again instead of a campaign.
     pub replay: Option<PathBuf>,
     pub reports: ReportOptions,
+    /// Send only this share of each campaign's case numbers (`--shard K/N`; needs a seed).
+    pub shard: Option<crate::shard::Shard>,
 }
 
 /// A target as campaigns know it: discovered URLs and the audited client.
@@ -121,6 +123,16 @@ pub async fn fuzz(
     if opts.concurrency == 0 {
         return Err(Error::new("--concurrency must be at least 1"));
     }
+    if opts.shard.is_some() && opts.seed.is_none() {
+        return Err(Error::new(
+            "--shard needs --seed: every shard must draw its case numbers from the same campaign",
+        ));
+    }
+    if opts.shard.is_some() && opts.replay.is_some() {
+        return Err(Error::new(
+            "--shard splits a campaign; --replay sends findings again: choose one",
+        ));
+    }
     let replay = match &opts.replay {
         Some(p) => Some(load_replay(p)?),
         None => None,
@@ -151,6 +163,11 @@ pub async fn fuzz(
         detection: "fuzz rules are not graded by revision; levels are the requirements' own".into(),
     };
     let mut report = clock.report(info, spec, interrupted, results, record);
+    report.shard = opts.shard.map(|s| crate::record::ShardRecord {
+        index: s.index,
+        count: s.count,
+        total: opts.endpoints.len(),
+    });
     report.outcome = Some(fuzz_outcome(&report));
     opts.reports.write(&report, default_dir, events)?;
     Ok(report)
@@ -260,6 +277,7 @@ async fn campaigns(
         shrink_tries: 400,
         shrink_time: Duration::from_secs(20),
         insecure_curl: target.is_reference(),
+        shard: opts.shard,
     };
     let mut outcomes = Vec::new();
     for &ep in &opts.endpoints {
