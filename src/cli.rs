@@ -676,10 +676,17 @@ fn print_outcome(report: &crate::record::RunReport) {
 async fn run_targets(printer: &Printer, opts: session::TargetsOptions, stop: &StopSignal) -> Exit {
     let events = |name: &str, e: Event<'_>| match e {
         Event::Result(r) => println!("[{name}] {}", printer.console.case_line(r)),
-        e => {
+        // The events a run prints a line for (on stderr) get the name before it; any other
+        // (a progress display) is left as it is.
+        e @ (Event::ReferenceStarted { .. }
+        | Event::DocumentHost { .. }
+        | Event::Provisioned(_)
+        | Event::Grading { .. }
+        | Event::ReportsWritten(_)) => {
             eprint!("[{name}] ");
             printer.show(e)
         }
+        e => printer.show(e),
     };
     let finished = session::run_targets(opts, stop, &events).await;
     printer.end_progress();
