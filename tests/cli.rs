@@ -1111,7 +1111,11 @@ fn a_deadline_ends_the_run_with_reports_and_exit_3() {
     );
     // The console names the cause once.
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(stdout.contains("Incident deadline:"), "{stdout}");
+    assert!(
+        stdout.contains("1 case: incident: not run: ")
+            && stdout.contains(" (deadline)  [rt-inactivity-expiry]"),
+        "{stdout}"
+    );
 }
 
 #[test]

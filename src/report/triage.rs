@@ -331,7 +331,11 @@ fn causes(report: &RunReport) -> (Vec<Cause>, Vec<Cause>) {
         out.push(Cause {
             kind: CauseKind::Incident,
             title: inc.reason.clone(),
-            reason: Some(format!("{} ({})", inc.kind, inc.id)),
+            reason: Some(if inc.id == inc.kind {
+                inc.kind.clone()
+            } else {
+                format!("{} {}", inc.kind, inc.id)
+            }),
             judged_by: None,
             gating: cases.iter().filter(|&&i| results[i].gates()).count(),
             cases,
@@ -408,7 +412,8 @@ fn causes(report: &RunReport) -> (Vec<Cause>, Vec<Cause>) {
         by_req.entry((k, requirement(&r.id))).or_insert(g);
     }
     for (kind, cases) in groups {
-        let first = &results[cases[0]];
+        // The case that speaks for the group: the first one that gates, else the first.
+        let first = &results[lead(results, &cases)];
         let title = {
             let t = strip_variant_label(first.message.lines().next().unwrap_or_default());
             t.split("; [").next().unwrap_or(t).to_owned()
@@ -446,6 +451,13 @@ fn causes(report: &RunReport) -> (Vec<Cause>, Vec<Cause>) {
         .collect();
     skips.sort_by_key(|c| (std::cmp::Reverse(c.cases.len()), c.cases[0]));
     (out, skips)
+}
+
+/// The case that speaks for a group of cases: the first that gates, else the first.
+pub fn lead(results: &[CaseResult], cases: &[usize]) -> usize {
+    (cases.iter().copied())
+        .find(|&i| results[i].gates())
+        .unwrap_or(cases[0])
 }
 
 fn role_name(role: &str) -> &str {

@@ -202,9 +202,6 @@ struct FullExchange {
     anchor: String,
     summary: String,
     note: String,
-    method: String,
-    url: String,
-    request_headers: Vec<Header>,
     request_body: Option<Body>,
     status: Option<u16>,
     response_headers: Vec<Header>,
@@ -308,10 +305,11 @@ impl<'a> Seen<'a> {
         ExchangeView::Full(Box::new(FullExchange {
             summary: exchange_summary(ex),
             note: line(&ex.note),
-            method: line(&ex.method),
-            url: line(&ex.url),
-            request_headers: headers(&ex.request_headers),
-            request_body: ex.request_body.as_deref().map(|b| self.body(b, &anchor)),
+            // The curl line holds the request whole (method, URL, headers, body); a body it can
+            // only spell as `\xHH` escapes (newlines, non-ASCII) is shown readable as well.
+            request_body: (ex.request_body.as_deref())
+                .filter(|b| !b.bytes().all(|c| (0x20..0x7f).contains(&c)))
+                .map(|b| self.body(b, &anchor)),
             status: ex.status,
             response_headers: headers(&ex.response_headers),
             response_body: ex.response_body.as_deref().map(|b| self.body(b, &anchor)),
@@ -342,7 +340,7 @@ fn cause_view(report: &RunReport, c: &Cause) -> CauseView {
         CauseKind::Failure | CauseKind::Warning | CauseKind::Error
     )
     .then(|| {
-        let i = c.cases[0];
+        let i = triage::lead(results, &c.cases);
         let e = triage::explain(&results[i]);
         ExplainView {
             anchor: anchor(i),

@@ -140,10 +140,8 @@ pub struct Lane {
 
 pub struct Arrow {
     pub y: u32,
-    pub x1: u32,
-    pub x2: u32,
-    /// Where the arrow head points (x2 ± the head's length).
-    pub head: String,
+    /// The line and its open arrow head, as a path.
+    pub d: String,
     pub label_x: u32,
     pub label: String,
     pub response: bool,
@@ -203,9 +201,7 @@ pub fn sequence(lanes: &Lanes, exchanges: &[Exchange], _case: usize) -> Option<S
         };
         arrows.push(Arrow {
             y,
-            x1: from,
-            x2: to,
-            head: format!("{},{} {},{} {},{}", to, y, to - 7, y - 4, to - 7, y + 4),
+            d: format!("M{from} {y}H{to}m-7-4l7 4-7 4"),
             label_x: from + 6,
             label: one_line(&format!("{} {}. {path}", k + 1, ex.method), 44),
             response: false,
@@ -219,17 +215,7 @@ pub fn sequence(lanes: &Lanes, exchanges: &[Exchange], _case: usize) -> Option<S
         let ry = y + STEP;
         arrows.push(Arrow {
             y: ry,
-            x1: to,
-            x2: from,
-            head: format!(
-                "{},{} {},{} {},{}",
-                from,
-                ry,
-                from + 7,
-                ry - 4,
-                from + 7,
-                ry + 4
-            ),
+            d: format!("M{to} {ry}H{from}m7-4l-7 4 7 4"),
             label_x: from + 6,
             label,
             response: true,
