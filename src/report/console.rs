@@ -7,7 +7,7 @@
 
 use colored::{ColoredString, Colorize};
 
-use crate::record::{CaseResult, OutcomeState, RunReport, Status};
+use crate::record::{CaseResult, RunReport, Status};
 use crate::report::triage::{self, CauseKind};
 use crate::report::{fmt_ms, one_line};
 
@@ -269,22 +269,8 @@ impl Console {
         if t.totals.must_failed == 0 {
             lines.push("No gating failures.".to_owned());
         }
-        let v = &t.verdict;
-        let (word, style): (&str, fn(&str) -> ColoredString) = match v.state {
-            OutcomeState::Passed => ("PASSED", |t| t.green().bold()),
-            OutcomeState::Failed => ("FAILED", |t| t.red().bold()),
-            OutcomeState::Incomplete => ("INCOMPLETE", |t| t.magenta().bold()),
-            OutcomeState::Interrupted => ("INTERRUPTED", |t| t.yellow().bold()),
-        };
-        lines.push(format!(
-            "Result: {}: {}{}",
-            self.paint(word, style),
-            one_line(&v.reason, DETAIL_CHARS),
-            v.exit_code
-                .map(|c| format!(" (exit {c})"))
-                .unwrap_or_default()
-        ));
-
+        // The run's state and exit code are the last line the CLI prints, after the
+        // comparison with `--expect` (`result: …`): not repeated here.
         let mut out = lines.join("\n");
         out.push('\n');
         out
@@ -624,11 +610,6 @@ mod tests {
         );
         assert!(sum.contains("Areas with failures (passed/total): "));
         assert!(sum.contains("Skipped: 1 case for 1 reason; the commonest (1): message"));
-        // No recorded outcome: derived, without an exit code.
-        assert!(
-            sum.ends_with("Result: INTERRUPTED: interrupted before every case had a verdict\n"),
-            "{sum}"
-        );
         let quiet = Console::new(false, false).summary(&report);
         assert!(!quiet.contains("      FAIL"), "{quiet}");
     }
