@@ -40,3 +40,23 @@ pub(crate) fn push_escape(out: &mut String, c: char) {
         write!(out, "\\u{{{cp:x}}}")
     };
 }
+/// Quotes bytes as one bash word: plain single quotes when every byte is printable ASCII,
+/// otherwise ANSI-C quoting (`$'..'`) with `\xHH` escapes, so the line is exact when pasted and
+/// inert on the screen. The fuzz findings' and the reports' curl lines both quote with it.
+pub(crate) fn shell_quote(b: &[u8]) -> String {
+    if b.iter().all(|&c| (0x20..0x7f).contains(&c)) {
+        let s = String::from_utf8_lossy(b);
+        return format!("'{}'", s.replace('\'', r"'\''"));
+    }
+    let mut out = String::from("$'");
+    for &c in b {
+        match c {
+            b'\\' => out.push_str(r"\\"),
+            b'\'' => out.push_str(r"\'"),
+            0x20..=0x7e => out.push(c as char),
+            _ => out.push_str(&format!("\\x{c:02x}")),
+        }
+    }
+    out.push('\'');
+    out
+}

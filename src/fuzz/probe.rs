@@ -8,6 +8,7 @@ use base64::engine::general_purpose::STANDARD;
 
 use crate::http::Request;
 use crate::record::{ReplayHeader, ReplayRequest};
+use crate::terminal::shell_quote;
 
 /// Shortest target-specific value a replay substitutes.
 const MIN_SUBSTITUTION: usize = 6;
@@ -271,26 +272,6 @@ fn replace_bytes(hay: &[u8], old: &[u8], new: &[u8]) -> Vec<u8> {
             i += 1;
         }
     }
-    out
-}
-
-/// Quotes bytes for bash: plain single quotes when every byte is printable ASCII, otherwise
-/// ANSI-C quoting (`$'..'`) with `\xHH` escapes.
-pub(crate) fn shell_quote(b: &[u8]) -> String {
-    if b.iter().all(|&c| (0x20..0x7f).contains(&c)) {
-        let s = String::from_utf8_lossy(b);
-        return format!("'{}'", s.replace('\'', r"'\''"));
-    }
-    let mut out = String::from("$'");
-    for &c in b {
-        match c {
-            b'\\' => out.push_str(r"\\"),
-            b'\'' => out.push_str(r"\'"),
-            0x20..=0x7e => out.push(c as char),
-            _ => out.push_str(&format!("\\x{c:02x}")),
-        }
-    }
-    out.push('\'');
     out
 }
 

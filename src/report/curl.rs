@@ -118,22 +118,9 @@ pub fn quote(s: &str) -> String {
     if plain {
         return s.to_owned();
     }
-    if s.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-        return format!("'{}'", s.replace('\'', r"'\''"));
-    }
-    // Anything outside printable ASCII (controls, newlines, non-ASCII text that may hide a bidi
-    // override) as `\xHH` bytes: exact in bash and zsh, and inert on the screen.
-    let mut out = String::from("$'");
-    for b in s.bytes() {
-        match b {
-            b'\\' => out.push_str(r"\\"),
-            b'\'' => out.push_str(r"\'"),
-            0x20..=0x7e => out.push(b as char),
-            _ => out.push_str(&format!("\\x{b:02x}")),
-        }
-    }
-    out.push('\'');
-    out
+    // Single quotes; anything outside printable ASCII (controls, newlines, non-ASCII text that
+    // may hide a bidi override) as `\xHH` bytes: exact in bash and zsh, inert on the screen.
+    crate::terminal::shell_quote(s.as_bytes())
 }
 
 #[cfg(test)]
