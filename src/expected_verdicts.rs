@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde::de::{self, IntoDeserializer};
 use time::Date;
 
-use crate::case::{FileError, line_col, read_text, span_of, toml_error};
+use crate::case::{FileError, read_text, toml_error};
 use crate::record::{CaseResult, Status};
 
 /// `YYYY-MM-DD`.
@@ -140,16 +140,7 @@ pub fn load_at(path: &Path, today: Date) -> Result<Expectations, FileError> {
     let f: File = toml::from_str(&text).map_err(|e| toml_error(&display, &text, &e))?;
     let located = |keys: &[&str], message: String| {
         let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
-        let (line, column) = span_of(&text, &keys)
-            .map(|s| line_col(&text, s.start))
-            .unwrap_or((1, 1));
-        FileError {
-            file: display.clone(),
-            line,
-            column,
-            field: Some(keys.join(".")),
-            message,
-        }
+        FileError::at(&display, &text, &[&keys], keys.join("."), message)
     };
     let mut verdicts = BTreeMap::new();
     for (id, raw) in f.verdicts {

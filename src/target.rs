@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::case::model::ClientKind;
-use crate::case::{FileError, line_col, read_text, span_of, toml_error};
+use crate::case::{FileError, line_col, read_text, toml_error};
 use crate::client_key::ClientKey;
 use crate::http::HttpConfig;
 
@@ -261,16 +261,7 @@ pub fn load_profile(path: &Path) -> Result<Profile, FileError> {
         toml::from_str(&text).map_err(|e| toml_error(&display, &text, &e))?;
     let at = |path: &[&str], message: String| {
         let p: Vec<String> = path.iter().map(|s| s.to_string()).collect();
-        let (line, column) = span_of(&text, &p)
-            .map(|s| line_col(&text, s.start))
-            .unwrap_or((1, 1));
-        FileError {
-            file: display.clone(),
-            line,
-            column,
-            field: Some(path.join(".")),
-            message,
-        }
+        FileError::at(&display, &text, &[&p], path.join("."), message)
     };
     for (key, val) in [
         ("resource", &profile.target.resource),

@@ -22,7 +22,7 @@ use serde::Deserialize;
 
 use super::merge::{MergedTarget, exit_of, worst_exit};
 use super::{Error, Event, Exit, ReportOptions, RunOptions, StopSignal, TargetOptions};
-use crate::case::{FileError, line_col, read_text, span_of, toml_error};
+use crate::case::{FileError, read_text, toml_error};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -67,17 +67,15 @@ pub fn load(path: &Path) -> Result<Vec<Target>, FileError> {
     };
     let at = |i: usize, field: &str, message: String| {
         let p = ["target".to_string(), i.to_string(), field.to_string()];
-        let (line, column) = span_of(&text, &p)
-            .or_else(|| span_of(&text, &p[..2]))
-            .map(|s| line_col(&text, s.start))
-            .unwrap_or((1, 1));
-        FileError {
-            file: display.clone(),
-            line,
-            column,
-            field: Some(format!("target[{i}].{field}")),
+        // The field, else its entry (a missing field has no span of its own).
+        let (field_path, entry) = (&p[..], &p[..2]);
+        FileError::at(
+            &display,
+            &text,
+            &[field_path, entry],
+            format!("target[{i}].{field}"),
             message,
-        }
+        )
     };
     if file.target.is_empty() {
         return Err(FileError {

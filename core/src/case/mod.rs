@@ -92,6 +92,25 @@ impl fmt::Display for FileError {
 
 impl std::error::Error for FileError {}
 
+impl FileError {
+    /// An error at the value of the first of `paths` (JSON-pointer-like, see [`span_of`]) found
+    /// in the TOML `text`; line 1, column 1 when none is. Every loader of a TOML file locates
+    /// its own checks with it.
+    pub fn at(file: &str, text: &str, paths: &[&[String]], field: String, message: String) -> Self {
+        let (line, column) = (paths.iter())
+            .find_map(|p| span_of(text, p))
+            .map(|s| line_col(text, s.start))
+            .unwrap_or((1, 1));
+        FileError {
+            file: file.to_string(),
+            line,
+            column,
+            field: Some(field),
+            message,
+        }
+    }
+}
+
 /// All the errors of a load (every file is checked, so one run shows every mistake).
 #[derive(Debug, Clone)]
 pub struct LoadErrors(pub Vec<FileError>);
@@ -240,16 +259,7 @@ pub fn parse_case(
     known_checks: &[&str],
 ) -> Result<Case, Vec<FileError>> {
     let at = |path: &[String], field: String, message: String| {
-        let (line, column) = span_of(text, path)
-            .map(|s| line_col(text, s.start))
-            .unwrap_or((1, 1));
-        FileError {
-            file: display.to_string(),
-            line,
-            column,
-            field: Some(field),
-            message,
-        }
+        FileError::at(display, text, &[path], field, message)
     };
     // Value rules first: they give exact paths, where serde's errors inside steps only give
     // the step's table.
