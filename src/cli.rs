@@ -652,7 +652,7 @@ async fn run(a: RunArgs) -> Exit {
             if let Some((path, cmp)) = &gate.comparison {
                 print_comparison(path, cmp);
             }
-            print_outcome(&finished.report);
+            print_outcome(&printer, &finished.report);
             gate.exit
         }
         Err(e) => usage_error(e),
@@ -661,7 +661,15 @@ async fn run(a: RunArgs) -> Exit {
 
 /// The last line of a run: its state, the exit code that goes with it, and why ("result:
 /// incomplete (exit 3): nothing failed, but 2 MUST cases could not be judged").
-fn print_outcome(report: &crate::record::RunReport) {
+fn print_outcome(printer: &Printer, report: &crate::record::RunReport) {
+    let html = printer
+        .html_report
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    if let Some(html) = html {
+        println!("HTML report: {}", html.display());
+    }
     if let Some(o) = &report.outcome {
         println!(
             "result: {} (exit {}): {}",
@@ -771,7 +779,7 @@ async fn fuzz(a: FuzzArgs) -> Exit {
     match session::fuzz(opts, &stop, &|e| printer.show(e)).await {
         Ok(report) => {
             println!("{}", printer.console.summary(&report));
-            print_outcome(&report);
+            print_outcome(&printer, &report);
             session::fuzz_exit(&report)
         }
         Err(e) => usage_error(e),
@@ -960,6 +968,9 @@ struct Printer {
     /// it, and while a case waits on purpose a ticker thread redraws the countdown each second.
     progress: std::sync::Arc<std::sync::Mutex<Option<Progress>>>,
     ticker: std::sync::Once,
+    /// The HTML report once written: named again beside the run's last line, where a reader
+    /// of a long log looks.
+    html_report: std::sync::Mutex<Option<std::path::PathBuf>>,
 }
 
 /// Environment variables that say the process runs in CI, where output is a log: no progress
@@ -1009,6 +1020,7 @@ impl Printer {
                 && !CI_VARS.iter().any(|v| std::env::var_os(v).is_some()),
             progress: Default::default(),
             ticker: std::sync::Once::new(),
+            html_report: Default::default(),
         }
     }
 
@@ -1090,6 +1102,13 @@ impl Printer {
                 self.end_progress();
                 let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
                 eprintln!("reports: {}", names.join(", "));
+                if let Some(html) = paths
+                    .iter()
+                    .find(|p| p.extension().is_some_and(|e| e == "html"))
+                {
+                    *self.html_report.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some(html.clone());
+                }
             }
             Event::ReferenceStarted {
                 addr,

@@ -49,9 +49,15 @@ pub fn token_doc(ctx: &CaseCtx<'_>, on: &str) -> Result<Value, Stop> {
     authconform_core::tokens::token_doc_of(&saved_response(ctx, on)?)
 }
 
-/// The `access_token` of the successful token response saved as `on`.
+/// The `access_token` of the successful token response saved as `on`, while it lives: a
+/// check presents it, and a token past its `expires_in` makes the case `errored`, not judged
+/// on a refusal that its age explains.
 pub fn saved_access_token(ctx: &CaseCtx<'_>, on: &str) -> Result<String, Stop> {
-    access_token_of(&token_doc(ctx, on)?, on)
+    let token = access_token_of(&token_doc(ctx, on)?, on)?;
+    match ctx.outlived(on) {
+        Some(why) => Err(Stop::Error(why)),
+        None => Ok(token),
+    }
 }
 
 /// The `refresh_token` of the successful token response saved as `on`; without one the case is

@@ -9,7 +9,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 /// How long the reference's codes live (O21 4.1.2 recommends at most 10 minutes). Short, so
 /// the code-lifetime case can observe expiry within a test run; the built-in profile says so.
-pub const CODE_TTL: Duration = Duration::from_secs(5);
+/// Long enough for a case's second browser login to finish while its first code waits.
+pub const CODE_TTL: Duration = Duration::from_secs(10);
 /// Access tokens live 3 s: short, so at-expired-rs observes expiry without slowing a run.
 pub const ACCESS_TTL_SECS: u64 = 3;
 /// Refresh tokens expire after this long unused (O21 4.3.3 lets an AS expire idle refresh

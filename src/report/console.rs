@@ -267,7 +267,20 @@ impl Console {
             ));
         }
         if t.totals.must_failed == 0 {
-            lines.push("No gating failures.".to_owned());
+            // Not "no failures" when MUST cases went unjudged: the run is incomplete, and the
+            // last line says so with its exit code.
+            let unjudged = report
+                .results
+                .iter()
+                .filter(|r| r.status == Status::Errored && r.level == crate::record::Level::Must)
+                .count();
+            lines.push(match unjudged {
+                0 => "No gating failures.".to_owned(),
+                n => format!(
+                    "No gating failures, but {n} MUST case{} could not be judged.",
+                    if n == 1 { "" } else { "s" }
+                ),
+            });
         }
         // The run's state and exit code are the last line the CLI prints, after the
         // comparison with `--expect` (`result: …`): not repeated here.

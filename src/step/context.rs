@@ -196,6 +196,9 @@ pub use authconform_core::verdict::{StepResult, Stop};
 pub struct CaseCtx<'a> {
     pub env: &'a RunEnv,
     pub saved: HashMap<String, Saved>,
+    /// When each step result in `saved` was saved: a token's age against its `expires_in`
+    /// (see [`CaseCtx::outlived`]).
+    pub saved_at: HashMap<String, std::time::Instant>,
     pub exchanges: Vec<Exchange>,
     /// Observations, in order (passes and failures alike): the report's long description.
     pub details: Vec<String>,
@@ -241,6 +244,7 @@ impl<'a> CaseCtx<'a> {
         Self {
             env,
             saved: HashMap::new(),
+            saved_at: HashMap::new(),
             exchanges: Vec::new(),
             details: Vec::new(),
             warnings: Vec::new(),
@@ -260,6 +264,15 @@ impl<'a> CaseCtx<'a> {
             leases: Vec::new(),
             needs_second_user: false,
         }
+    }
+
+    /// Why the access token of the token response saved as `on` can no longer stand for a live
+    /// token: it has lived its `expires_in` since it was saved. A check that presents it would
+    /// see a refusal that proves nothing (the steps in between, logins above all, took longer
+    /// than the server lets a token live). `None` while it lives, or when its lifetime is unknown.
+    pub fn outlived(&self, on: &str) -> Option<String> {
+        let (_, r) = self.saved.get(on)?.response()?;
+        outlived(on, &r.json()?, self.saved_at.get(on)?.elapsed())
     }
 
     /// The pool user a login in `role` uses: leased for this case when it starts (the runner
@@ -550,5 +563,38 @@ impl<'a> CaseCtx<'a> {
         }
         out.push_str(rest);
         Ok(out)
+    }
+}
+
+/// Why a token response `doc` saved as `on` `age` ago no longer holds a live access token: it
+/// has lived its `expires_in`. `None` while it lives or when the response gives no lifetime.
+fn outlived(on: &str, doc: &Value, age: std::time::Duration) -> Option<String> {
+    let life = doc.get("expires_in")?.as_u64()?;
+    (age.as_secs_f64() >= life as f64).then(|| {
+        format!(
+            "the access token saved as `{on}` expired before it could be used (expires_in {life} s, obtained {:.1} s earlier): the steps in between took longer than the server lets a token live, so a refusal now would prove nothing",
+            age.as_secs_f64()
+        )
+    })
+}
+
+#[cfg(test)]
+mod outlived_tests {
+    use super::outlived;
+    use serde_json::json;
+    use std::time::Duration;
+
+    #[test]
+    fn a_token_is_stale_once_its_expires_in_has_passed() {
+        let doc = json!({"access_token": "x", "expires_in": 3});
+        assert_eq!(outlived("t1", &doc, Duration::from_millis(2900)), None);
+        let why = outlived("t1", &doc, Duration::from_millis(3100)).unwrap();
+        assert!(
+            why.contains("`t1`") && why.contains("expires_in 3 s") && why.contains("3.1 s"),
+            "{why}"
+        );
+        // No lifetime given: the suite cannot tell, and does not guess.
+        let forever = json!({"access_token": "x"});
+        assert_eq!(outlived("t1", &forever, Duration::from_secs(86_400)), None);
     }
 }

@@ -33,6 +33,8 @@ pub fn save_and_expect(
     owner: Option<ErrorOwner>,
 ) -> StepResult {
     ctx.saved.insert(name.to_string(), saved.clone());
+    ctx.saved_at
+        .insert(name.to_string(), std::time::Instant::now());
     match expect {
         Some(e) => expect_on(ctx, &saved, name, e, owner),
         None => Ok(()),
