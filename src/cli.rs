@@ -89,6 +89,11 @@ pub struct TargetArgs {
     /// script renders the form, the `browser` driver; needs Chromium).
     #[arg(long = "reference-login", value_name = "STYLE", default_value = "form", value_parser = parse_login_style, conflicts_with_all = ["resource", "issuer", "config"])]
     pub reference_login: crate::reference::LoginStyle,
+    /// With no target named: the optional mechanisms the built-in reference offers: all (the
+    /// default), none, or a comma-separated list of par, dpop, token-exchange, id-jag. One not
+    /// offered is neither advertised nor served, and its cases skip.
+    #[arg(long = "reference-offer", value_name = "LIST", default_value = "all", value_parser = parse_offer, conflicts_with_all = ["resource", "issuer", "config"])]
+    pub reference_offer: crate::reference::Offer,
     /// Extra trusted CA certificates (PEM), e.g. a test server's.
     #[arg(long, value_name = "FILE")]
     pub cacert: Option<PathBuf>,
@@ -349,9 +354,17 @@ pub struct ReferenceArgs {
     /// profiles with `[registration] open = true`; not compliant: it redirects anywhere).
     #[arg(long)]
     pub open_registration: bool,
+    /// The optional mechanisms it offers: all (the default), none, or a comma-separated list of
+    /// par, dpop, token-exchange, id-jag.
+    #[arg(long, value_name = "LIST", default_value = "all", value_parser = parse_offer)]
+    pub offer: crate::reference::Offer,
 }
 
 fn parse_login_style(s: &str) -> Result<crate::reference::LoginStyle, String> {
+    s.parse()
+}
+
+fn parse_offer(s: &str) -> Result<crate::reference::Offer, String> {
     s.parse()
 }
 
@@ -402,6 +415,7 @@ impl TargetArgs {
             reference_faults: self.reference_faults,
             reference_revision: None,
             reference_login: self.reference_login,
+            reference_offer: self.reference_offer,
             cacert: self.cacert,
             max_body: self.max_body,
             timeout: self.timeout,
@@ -545,15 +559,17 @@ fn show_ca(a: CaArgs) -> Exit {
 }
 
 async fn serve_reference(a: ReferenceArgs) -> Exit {
-    let (r, ca_path) = match session::serve_reference(
-        a.port,
-        &a.faults,
-        &a.cimd_dev_origins,
-        a.cimd_resolver,
-        a.revision,
-        a.login,
-        a.open_registration,
-    )
+    let (r, ca_path) = match session::serve_reference(crate::reference::Options {
+        port: a.port,
+        faults: a.faults.clone(),
+        cimd_dev_origins: a.cimd_dev_origins.clone(),
+        cimd_resolver: a.cimd_resolver,
+        revision: a.revision,
+        login: a.login,
+        open_registration: a.open_registration,
+        offer: a.offer,
+        ..Default::default()
+    })
     .await
     {
         Ok(x) => x,

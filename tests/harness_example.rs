@@ -16,13 +16,10 @@ fn main() {
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     let (server, ca_file) = rt
         .block_on(authconform::session::serve_reference(
-            0,
-            &[],
-            &[],
-            None,
-            None,
-            LoginStyle::Form,
-            false,
+            authconform::reference::Options {
+                login: LoginStyle::Form,
+                ..Default::default()
+            },
         ))
         .expect("the server starts");
 

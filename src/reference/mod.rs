@@ -414,6 +414,75 @@ pub struct Options {
     /// no registration endpoint. Not compliant (any redirect URI is an open redirector): it is
     /// what a profile's `[registration] open = true` is tested against.
     pub open_registration: bool,
+    /// The optional mechanisms of catalogue areas 15 and 16 it offers (all by default).
+    pub offer: Offer,
+}
+
+/// The optional mechanisms the reference offers: PAR (RFC 9126), DPoP (RFC 9449), token
+/// exchange (RFC 8693) and enterprise-managed authorization (ID-JAG). Each one offered is
+/// advertised in the metadata and served; one not offered is neither advertised nor served,
+/// as on a server that never implemented it, and its cases skip (`--reference-offer none`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offer {
+    pub par: bool,
+    pub dpop: bool,
+    pub token_exchange: bool,
+    pub id_jag: bool,
+}
+
+impl Offer {
+    pub const ALL: Offer = Offer {
+        par: true,
+        dpop: true,
+        token_exchange: true,
+        id_jag: true,
+    };
+    pub const NONE: Offer = Offer {
+        par: false,
+        dpop: false,
+        token_exchange: false,
+        id_jag: false,
+    };
+    /// The names `--reference-offer` takes, in order.
+    pub const NAMES: [&'static str; 4] = ["par", "dpop", "token-exchange", "id-jag"];
+
+    fn flag(&mut self, name: &str) -> Option<&mut bool> {
+        match name {
+            "par" => Some(&mut self.par),
+            "dpop" => Some(&mut self.dpop),
+            "token-exchange" => Some(&mut self.token_exchange),
+            "id-jag" => Some(&mut self.id_jag),
+            _ => None,
+        }
+    }
+}
+
+impl Default for Offer {
+    fn default() -> Self {
+        Offer::ALL
+    }
+}
+
+impl std::str::FromStr for Offer {
+    type Err = String;
+    /// `all`, `none`, or a comma-separated list of [`Offer::NAMES`].
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "all" => return Ok(Offer::ALL),
+            "none" | "" => return Ok(Offer::NONE),
+            _ => {}
+        }
+        let mut o = Offer::NONE;
+        for name in s.split(',').map(str::trim) {
+            *o.flag(name).ok_or_else(|| {
+                format!(
+                    "the reference offers {}; `all` or `none`; not {name:?}",
+                    Offer::NAMES.join(", ")
+                )
+            })? = true;
+        }
+        Ok(o)
+    }
 }
 
 /// How the reference presents its login and consent: the suite's login drivers must get a test
@@ -491,6 +560,9 @@ pub(crate) struct Ref {
     /// Open registration, as mock and development servers have it: any unknown `client_id` is
     /// a public client with any redirect URI, and no registration endpoint is offered.
     pub open_registration: bool,
+    /// See [`Options::offer`]. Read by the mechanisms' modules as they are built.
+    #[allow(dead_code)]
+    pub offer: Offer,
     pub store: std::sync::Mutex<store::Store>,
     /// State handles the `cart_*` tools minted (`handles.rs`).
     pub carts: std::sync::Mutex<handles::Carts>,
@@ -586,6 +658,8 @@ pub struct Reference {
     pub revision: Revision,
     /// How the login and consent are presented.
     pub login: LoginStyle,
+    /// The optional mechanisms it offers.
+    pub offer: Offer,
     pub addr: SocketAddr,
     pub ca: Arc<LocalCa>,
     /// The secret path segment of the operator's key-rotation hook.
@@ -664,6 +738,8 @@ pub struct Facts {
     pub cimd_trust_policy: &'static str,
     /// How the login and consent are presented.
     pub login_style: LoginStyle,
+    /// The optional mechanisms it offers (PAR, DPoP, token exchange, ID-JAG).
+    pub offer: Offer,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -754,6 +830,7 @@ pub async fn start(opts: Options) -> Result<Reference, StartError> {
         second_password: second_password.clone(),
         more_users: more_users.clone(),
         open_registration: opts.open_registration,
+        offer: opts.offer,
         store: std::sync::Mutex::new(store::Store::default()),
         carts: Default::default(),
         cimd_clients: Default::default(),
@@ -829,6 +906,7 @@ pub async fn start(opts: Options) -> Result<Reference, StartError> {
         issuer: state.issuer.clone(),
         resource: state.resource.clone(),
         revision,
+        offer: opts.offer,
         login: opts.login,
         addr,
         ca: Arc::new(ca),
@@ -873,6 +951,7 @@ impl Reference {
             ),
             cimd_trust_policy: cimd::TRUST_POLICY,
             login_style: self.login,
+            offer: self.offer,
         }
     }
 

@@ -72,6 +72,7 @@ pub async fn fuzz_target(
                 &t.reference_faults,
                 t.reference_revision,
                 t.reference_login,
+                t.reference_offer,
                 None,
                 "attacking",
                 events,

@@ -99,6 +99,9 @@ pub struct TargetOptions {
     /// With no target named: how the built-in reference presents its login (and so which
     /// driver its profile uses).
     pub reference_login: reference::LoginStyle,
+    /// With no target named: the optional mechanisms (PAR, DPoP, token exchange, ID-JAG) the
+    /// built-in reference offers.
+    pub reference_offer: reference::Offer,
     /// Extra trusted CA certificates (PEM).
     pub cacert: Option<PathBuf>,
     pub max_body: Option<usize>,
@@ -229,6 +232,7 @@ impl Resolved {
         faults: &[String],
         revision: Option<crate::spec::Revision>,
         login: reference::LoginStyle,
+        offer: reference::Offer,
         documents: Option<&crate::cimd::Documents>,
         doing: &str,
         events: Events<'_>,
@@ -243,6 +247,7 @@ impl Resolved {
             cimd_resolver: documents.and_then(|d| d.dns.as_ref().ok()).map(|d| d.addr),
             fragile: std::env::var_os("AUTHCONFORM_REFERENCE_FRAGILE").is_some_and(|v| v == "1"),
             open_registration: false,
+            offer,
         })
         .await
         .map_err(Error::new)?;
@@ -416,36 +421,16 @@ fn shut_down(reference: Option<Reference>) {
 /// The built-in reference in the foreground (`authconform reference`): started with `faults`,
 /// its CA written to a file other clients (curl, an MCP client) can trust. Returns the server
 /// and that file.
-pub async fn serve_reference(
-    port: u16,
-    faults: &[String],
-    cimd_dev_origins: &[String],
-    cimd_resolver: Option<std::net::SocketAddr>,
-    revision: Option<crate::spec::Revision>,
-    login: reference::LoginStyle,
-    open_registration: bool,
-) -> Result<(Reference, PathBuf), Error> {
-    check_faults(faults, &load_cases(None)?)?;
-    let cimd_trust_pem = if cimd_dev_origins.is_empty() {
-        None
-    } else {
+pub async fn serve_reference(mut opts: reference::Options) -> Result<(Reference, PathBuf), Error> {
+    check_faults(&opts.faults, &load_cases(None)?)?;
+    // Documents from the dev origins are served under authconform's own CA: trusted here.
+    if !opts.cimd_dev_origins.is_empty() && opts.cimd_trust_pem.is_none() {
         let (ca, _) = crate::local_ca::persistent(&crate::local_ca::default_dir())
             .map_err(|e| Error(format!("authconform's CA: {e}")))?;
-        Some(ca.ca_pem)
-    };
-    let r = reference::start(reference::Options {
-        port,
-        faults: faults.to_vec(),
-        cimd_dev_origins: cimd_dev_origins.to_vec(),
-        cimd_trust_pem,
-        cimd_resolver,
-        revision,
-        login,
-        fragile: std::env::var_os("AUTHCONFORM_REFERENCE_FRAGILE").is_some_and(|v| v == "1"),
-        open_registration,
-    })
-    .await
-    .map_err(Error::new)?;
+        opts.cimd_trust_pem = Some(ca.ca_pem);
+    }
+    opts.fragile |= std::env::var_os("AUTHCONFORM_REFERENCE_FRAGILE").is_some_and(|v| v == "1");
+    let r = reference::start(opts).await.map_err(Error::new)?;
     let ca_path =
         std::env::temp_dir().join(format!("authconform-reference-ca-{}.pem", r.addr.port()));
     if let Err(e) = std::fs::write(&ca_path, &r.ca.ca_pem) {

@@ -75,6 +75,7 @@ pub async fn prepare(opts: &SetupOptions, events: Events<'_>) -> Result<Prepared
                 &opts.target.reference_faults,
                 opts.target.reference_revision,
                 opts.target.reference_login,
+                opts.target.reference_offer,
                 documents.as_deref(),
                 "running against",
                 events,

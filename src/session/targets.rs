@@ -241,6 +241,7 @@ pub async fn run_targets(
                     timeout: flags.timeout,
                     allow_hosts: flags.allow_hosts.clone(),
                     reference_login: flags.reference_login,
+                    reference_offer: flags.reference_offer,
                     reference_revision: flags.reference_revision,
                     ..t.target.clone()
                 };

@@ -491,7 +491,12 @@ pub const AREAS: &[&str] = &[
     "scopes",
     "transport",
     "client_credentials",
-    "extras",
+    // Catalogue area 15, one area per mechanism: PAR (RFC 9126), DPoP (RFC 9449), token
+    // exchange (RFC 8693); then area 16, enterprise-managed authorization (ID-JAG).
+    "par",
+    "dpop",
+    "token_exchange",
+    "id_jag",
 ];
 
 fn area_rank(a: &str) -> usize {
