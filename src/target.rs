@@ -71,6 +71,24 @@ pub struct Profile {
     /// What the target's operator does on the suite's request (rotating signing keys).
     #[serde(default)]
     pub operator: OperatorConfig,
+    /// OAuth 2.0 Token Exchange (RFC 8693), when the AS offers it.
+    #[serde(default)]
+    pub token_exchange: TokenExchangeConfig,
+}
+
+/// `[token_exchange]`: whether the AS offers token exchange (RFC 8693) and which client may
+/// use it. Without it the `tx-*` cases run only when the AS metadata lists the grant type.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TokenExchangeConfig {
+    /// The AS offers the token-exchange grant even though its metadata may not list it (RFC
+    /// 8693 defines no metadata of its own; `grant_types_supported` is optional).
+    #[serde(default)]
+    pub offered: bool,
+    /// A confidential `[[clients]]` entry allowed to exchange tokens (and to get a
+    /// client_credentials token, the actor token of the delegation cases). Without it a client
+    /// is registered for the grant by Dynamic Client Registration.
+    pub client: Option<String>,
 }
 
 /// `[operator]`: actions only the target's operator can take, for the cases that need them
@@ -306,6 +324,17 @@ pub fn load_profile(path: &Path) -> Result<Profile, FileError> {
         .operator
         .validate()
         .map_err(|(field, m)| at(&["operator", field], m))?;
+    if let Some(id) = &profile.token_exchange.client
+        && !profile
+            .clients
+            .iter()
+            .any(|c| &c.client_id == id && c.kind() == ClientKind::Confidential)
+    {
+        return Err(at(
+            &["token_exchange", "client"],
+            format!("{id:?} is not the client_id of a confidential [[clients]] entry"),
+        ));
+    }
     if profile.http.max_body == Some(0) {
         return Err(at(&["http", "max_body"], "must be at least 1 byte".into()));
     }

@@ -23,6 +23,7 @@ pub mod scopes;
 pub mod sessions;
 pub mod tls;
 pub mod token_endpoint;
+pub mod token_exchange;
 pub mod token_lifecycle;
 // Crate-visible only so `crate::fuzzing` can re-export its pure readers to the fuzz targets.
 pub(crate) mod tokens;
@@ -191,6 +192,17 @@ registry! { ctx, on, args;
         "cc_supported" => client_credentials::supported(ctx, args).await,
         "token_audience" => client_credentials::token_audience(ctx, &on("token")).await,
         "cc_scope_refused" => client_credentials::scope_refused(ctx, &on("token"), args),
+        // Token exchange, RFC 8693 (token_exchange.rs).
+        "tx_supported" => token_exchange::supported(ctx, args).await,
+        "tx_client" => token_exchange::client(ctx, args).await,
+        "tx_response" => token_exchange::response(ctx, &on("exchanged")),
+        "tx_act_claim" => token_exchange::act_claim(ctx, &on("exchanged"), args).await,
+        "tx_may_act" => token_exchange::may_act(ctx, &on("exchanged"), args).await,
+        "tx_foreign_subject" => token_exchange::foreign_subject(ctx).await,
+        "tx_no_escalation" => token_exchange::no_escalation(ctx, &on("subject")).await,
+        "tx_other_audience_at_rs" => {
+            token_exchange::other_audience_at_rs(ctx, &on("exchanged")).await
+        },
 }
 
 /// One hostile body for [`hostile_bodies`]: what it is, its bytes, and whether the endpoint

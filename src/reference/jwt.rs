@@ -154,6 +154,7 @@ pub fn claims(
     if let Some(sc) = scope {
         c["scope"] = json!(sc);
     }
+    super::token_exchange::add_may_act(s, g, &mut c);
     c
 }
 
@@ -248,6 +249,7 @@ pub fn verify(s: &Ref, token: &str) -> Option<Verified> {
     };
     // rs-id-token-as-at's fault: any audience will do (an ID token's is the client_id).
     if !aud_ok
+        && !super::token_exchange::any_known_audience(s, &claims)
         && !s.fault("rs-jwt-attacks.aud-tampered")
         && !s.fault("rs-aud-wrong")
         && !s.fault("rs-id-token-as-at")

@@ -58,6 +58,14 @@ fn metadata(s: &Ref, oidc: bool) -> Value {
             a.push(json!(super::oidc::OPENID));
         }
     }
+    // RFC 8693 §2 has no metadata of its own: the grant type is listed (the tx-advertised
+    // fault serves it unlisted).
+    if s.offer.token_exchange
+        && !s.fault("tx-advertised")
+        && let Some(g) = m["grant_types_supported"].as_array_mut()
+    {
+        g.push(json!(super::token_exchange::GRANT));
+    }
     let o = m.as_object_mut().expect("object literal");
     // An open-registration server (a mock) takes any client id: there is nothing to register.
     if s.open_registration {

@@ -26,6 +26,7 @@ mod spa;
 mod store;
 mod tls;
 mod token;
+mod token_exchange;
 mod upstream;
 
 use std::collections::BTreeSet;
@@ -382,6 +383,19 @@ pub const FAULTS: &[&str] = &[
     "rs-stepup-works",
     "rs-downscoped-accepted",
     "rs-initial-scope-sufficient",
+    // Token exchange, RFC 8693 (src/reference/token_exchange.rs).
+    "tx-advertised",
+    "tx-required-params",
+    "tx-actor-type-pairing",
+    "tx-response",
+    "tx-act-claim",
+    "tx-may-act",
+    "tx-invalid-subject",
+    "tx-invalid-subject.expired",
+    "tx-invalid-subject.revoked",
+    "tx-target",
+    "tx-no-escalation",
+    "tx-mcp-rs-audience",
 ];
 
 /// How to start the reference.

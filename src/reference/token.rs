@@ -201,6 +201,9 @@ pub fn token(s: &Ref, method: &Method, query: &str, headers: &HeaderMap, body: &
         Some("authorization_code") => authorization_code(s, &client_id, &get),
         Some("refresh_token") => refresh(s, &client_id, &get),
         Some("client_credentials") => super::client_credentials::grant(s, &client_id, public, &get),
+        Some(super::token_exchange::GRANT) => {
+            super::token_exchange::grant(s, &client_id, public, &get)
+        }
         Some("password") if s.fault("tok-unsupported-grant") => {
             issue(s, TokenGrant::new(client_id, None, None), true)
         }

@@ -66,6 +66,7 @@ pub fn reference_profile(f: &Facts) -> Profile {
     p.grant_revocation.url = Some(f.account_revoke_url.clone());
     p.operator.rotate_keys_url = Some(f.rotate_keys_url.clone());
     p.cimd.trust_policy = Some(f.cimd_trust_policy.into());
+    p.token_exchange.offered = f.offer.token_exchange;
     p.timing.code_lifetime_secs = Some(f.code_lifetime.as_secs());
     p.timing.refresh_idle_secs = Some(f.refresh_idle.as_secs());
     // Long enough to outwait a code: the waiting cases run instead of being skipped.
