@@ -88,7 +88,11 @@ pub async fn client(ctx: &mut CaseCtx<'_>, args: &BTreeMap<String, toml::Value>)
             .clients
             .iter()
             .find(|c| c.client_id == id)
-            .ok_or_else(|| Stop::Error(format!("[token_exchange] client {id} is not a profile client")))?;
+            .ok_or_else(|| {
+                Stop::Error(format!(
+                    "[token_exchange] client {id} is not a profile client"
+                ))
+            })?;
         let found = client::Client {
             client_id: c.client_id.clone(),
             secret: c.secret.clone(),
@@ -362,7 +366,10 @@ fn foreign_token(ctx: &CaseCtx<'_>) -> Result<(String, &'static str), Stop> {
     h.kid = key.jwk["kid"].as_str().map(str::to_string);
     let t = jsonwebtoken::encode(&h, &claims, &EncodingKey::from_ec_der(&key.pkcs8))
         .map_err(|e| Stop::Error(format!("signing the foreign token: {e}")))?;
-    Ok((t, "a JWT of a made-up issuer, signed with a key of the suite's own"))
+    Ok((
+        t,
+        "a JWT of a made-up issuer, signed with a key of the suite's own",
+    ))
 }
 
 /// `tx-invalid-subject`: a subject token another authorization server issued is refused with
@@ -372,7 +379,12 @@ pub async fn foreign_subject(ctx: &mut CaseCtx<'_>) -> StepResult {
     let (token, what) = foreign_token(ctx)?;
     ctx.env.http.redactor().add_secret(&token);
     let r = exchange(ctx, &token, &[]).await?;
-    judge_refusal(ctx, &r, &format!("the subject token {what}"), "invalid_request")
+    judge_refusal(
+        ctx,
+        &r,
+        &format!("the subject token {what}"),
+        "invalid_request",
+    )
 }
 
 /// A refusal with `code` passes; a token issued fails; another refusal fails, naming its code
@@ -419,7 +431,11 @@ pub async fn no_escalation(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
             .map(str::to_string)
             .unwrap_or_default(),
     };
-    let held: Vec<String> = held.split(' ').filter(|s| !s.is_empty()).map(str::to_string).collect();
+    let held: Vec<String> = held
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
     let beyond: Vec<String> = extra
         .split(' ')
         .filter(|s| !s.is_empty() && !held.iter().any(|h| h == s))
@@ -447,7 +463,10 @@ pub async fn no_escalation(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
         return Ok(());
     }
     let doc = r.json().unwrap_or_default();
-    let Some(issued) = doc.get("access_token").and_then(Value::as_str).filter(|_| r.status == 200)
+    let Some(issued) = doc
+        .get("access_token")
+        .and_then(Value::as_str)
+        .filter(|_| r.status == 200)
     else {
         return Err(Stop::Error(format!(
             "the exchange answered {}, neither a refusal nor a token",

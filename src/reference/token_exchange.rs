@@ -79,8 +79,7 @@ struct Presented {
 /// unexpired. `what` names it in errors. The faults of tx-invalid-subject* let one kind of bad
 /// subject token through.
 fn validate(s: &Ref, token: &str, kind: &str, what: &str) -> Result<Presented, Response> {
-    if !KNOWN_TYPES.contains(&kind) && !(what == "subject_token" && s.fault("tx-required-params"))
-    {
+    if !KNOWN_TYPES.contains(&kind) && !(what == "subject_token" && s.fault("tx-required-params")) {
         return Err(invalid_request(s, &format!("unknown {what}_type")));
     }
     if kind != ACCESS_TOKEN && kind != JWT && !s.fault("tx-required-params") {
@@ -111,7 +110,10 @@ fn validate(s: &Ref, token: &str, kind: &str, what: &str) -> Result<Presented, R
                 claims: None,
             });
         }
-        return Err(invalid_request(s, &format!("the {what} is not a token of this server")));
+        return Err(invalid_request(
+            s,
+            &format!("the {what} is not a token of this server"),
+        ));
     };
     if !g.active && !(subject && s.fault("tx-invalid-subject.revoked")) {
         return Err(invalid_request(s, &format!("the {what} was revoked")));
@@ -205,10 +207,7 @@ pub fn grant(s: &Ref, client_id: &str, public: bool, get: Get) -> Response {
         (None, Some(_)) if s.fault("tx-actor-type-pairing") => None,
         (None, None) => None,
         _ => {
-            return invalid_request(
-                s,
-                "actor_token and actor_token_type must be sent together",
-            );
+            return invalid_request(s, "actor_token and actor_token_type must be sent together");
         }
     };
     let subject = match validate(s, &subject_token, &subject_type, "subject_token") {
