@@ -1575,3 +1575,32 @@ fn a_json_login_script_tells_the_as_refusing_from_the_script_failing() {
     );
     assert_eq!(by_id("redir-added-query").1, "passed");
 }
+
+/// `--reference-offer none`: the reference neither advertises nor serves token exchange (RFC
+/// 8693), and every token-exchange case is skipped with that reason; the run exits 0.
+#[test]
+fn token_exchange_cases_skip_when_the_reference_does_not_offer_it() {
+    let out = tempfile::tempdir().unwrap();
+    let o = run(&[
+        "run",
+        "--only",
+        "token_exchange",
+        "--reference-offer",
+        "none",
+        "--report-dir",
+        out.path().to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v = results(out.path());
+    let rs = v["results"].as_array().unwrap();
+    assert!(rs.len() >= 12, "{v}");
+    for r in rs {
+        assert_eq!(r["status"], "skipped", "{r}");
+        let why = r["message"].as_str().unwrap_or_default();
+        assert!(
+            why.contains("does not offer token exchange"),
+            "{}: {why}",
+            r["id"]
+        );
+    }
+}
