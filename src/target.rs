@@ -71,6 +71,18 @@ pub struct Profile {
     /// What the target's operator does on the suite's request (rotating signing keys).
     #[serde(default)]
     pub operator: OperatorConfig,
+    /// DPoP (RFC 9449) at the MCP server, when neither its PRM nor its challenge says so.
+    #[serde(default)]
+    pub dpop: DpopConfig,
+}
+
+/// `[dpop]`: what the metadata may not say about DPoP.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DpopConfig {
+    /// The MCP server accepts DPoP-bound access tokens (`Authorization: DPoP`, RFC 9449 §7):
+    /// the RS-side `dpop-*` cases run.
+    pub resource: Option<bool>,
 }
 
 /// `[operator]`: actions only the target's operator can take, for the cases that need them

@@ -14,6 +14,7 @@ pub mod challenge;
 pub mod cimd;
 pub mod client_credentials;
 pub mod dcr;
+pub mod dpop;
 pub mod grant_revocation;
 pub mod passthrough;
 pub mod pkce;
@@ -191,6 +192,11 @@ registry! { ctx, on, args;
         "cc_supported" => client_credentials::supported(ctx, args).await,
         "token_audience" => client_credentials::token_audience(ctx, &on("token")).await,
         "cc_scope_refused" => client_credentials::scope_refused(ctx, &on("token"), args),
+        // DPoP (RFC 9449): the gate of every dpop-* case, and what proofs cannot state.
+        "dpop_offered" => dpop::offered(ctx, args).await,
+        "dpop_advertised" => dpop::advertised(ctx).await,
+        "dpop_bound" => dpop::bound(ctx, &on("token"), args).await,
+        "dpop_nonce" => dpop::nonce(ctx, &on("token"), args).await,
 }
 
 /// One hostile body for [`hostile_bodies`]: what it is, its bytes, and whether the endpoint

@@ -154,6 +154,10 @@ pub fn claims(
     if let Some(sc) = scope {
         c["scope"] = json!(sc);
     }
+    // RFC 9449 §6.1: a DPoP-bound token names its key's thumbprint.
+    if let Some(j) = &g.jkt {
+        c["cnf"] = json!({ "jkt": j });
+    }
     c
 }
 

@@ -58,6 +58,7 @@ fn metadata(s: &Ref, oidc: bool) -> Value {
             a.push(json!(super::oidc::OPENID));
         }
     }
+    super::dpop::advertise(s, &mut m, false);
     let o = m.as_object_mut().expect("object literal");
     // An open-registration server (a mock) takes any client id: there is nothing to register.
     if s.open_registration {
