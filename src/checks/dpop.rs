@@ -169,7 +169,9 @@ pub async fn advertised(ctx: &mut CaseCtx<'_>) -> StepResult {
             && let Some(v) = doc.get("dpop_bound_access_tokens_required")
         {
             if v.is_boolean() {
-                ctx.pass(format!("the PRM says dpop_bound_access_tokens_required = {v}"));
+                ctx.pass(format!(
+                    "the PRM says dpop_bound_access_tokens_required = {v}"
+                ));
             } else {
                 bad.push(format!(
                     "the PRM's dpop_bound_access_tokens_required is {v}, not a boolean (RFC 9728 §2)"
@@ -198,7 +200,11 @@ pub async fn bound(
         return Err(Stop::Error(format!("nothing saved as `{on}`")));
     };
     let doc = r.json().unwrap_or_default();
-    let jkt = ctx.dpop.key(&key_name, None).map_err(Stop::Error)?.thumbprint();
+    let jkt = ctx
+        .dpop
+        .key(&key_name, None)
+        .map_err(Stop::Error)?
+        .thumbprint();
     let tt = doc.get("token_type").and_then(Value::as_str).unwrap_or("");
     // A case that only needs a bound token to probe the MCP server with.
     if arg_str(args, "if_unbound", "fail") == "skip" {
@@ -275,7 +281,8 @@ pub async fn bound(
     }
 }
 
-/// `dpop-nonce`: a server that asked for a nonce (`use_dpop_nonce` with `DPoP-Nonce`, RFC 9449
+/// `dpop-nonce`: the token saved as `on` is first presented at the MCP endpoint (when there is
+/// one and the token is bound). Then: a server that asked for a nonce (`use_dpop_nonce` with `DPoP-Nonce`, RFC 9449
 /// §8, §9) took the one retry the suite made with it; asked again, it loops. With
 /// `args.probe = "downgrade"` (§11.3): once a nonce was provided, a proof without it is
 /// refused: at the MCP endpoint with the access token saved as `on`, at the token endpoint by
@@ -285,6 +292,32 @@ pub async fn nonce(
     on: &str,
     args: &BTreeMap<String, toml::Value>,
 ) -> StepResult {
+    // At the MCP endpoint too, when there is one and the token is bound: RS nonces (§9).
+    let doc = ctx
+        .saved
+        .get(on)
+        .and_then(Saved::response)
+        .and_then(|(_, r)| r.json())
+        .unwrap_or_default();
+    let bound = doc
+        .get("token_type")
+        .and_then(Value::as_str)
+        .is_some_and(|t| t.eq_ignore_ascii_case("dpop"));
+    if let (Some(_), true, Some(at)) = (
+        ctx.env.target.resource.clone(),
+        bound,
+        doc.get("access_token").and_then(Value::as_str),
+    ) {
+        let step = McpRequestStep {
+            authorization: vec![format!("DPoP {at}")],
+            dpop: Some(DpopSpec::default()),
+            note: Some("the DPoP-bound token with a proof at the MCP endpoint".into()),
+            ..Default::default()
+        };
+        if let Ok(Saved::Response { response, .. }) = request::mcp_request(ctx, &step).await {
+            ctx.note(format!("the MCP endpoint answered {}", response.status));
+        }
+    }
     let challenges = ctx.dpop.challenges.clone();
     if challenges.is_empty() {
         return Err(Stop::Skip(
@@ -316,12 +349,6 @@ pub async fn nonce(
         return Ok(());
     }
     let resource = ctx.env.target.resource.clone();
-    let doc = ctx
-        .saved
-        .get(on)
-        .and_then(Saved::response)
-        .and_then(|(_, r)| r.json())
-        .unwrap_or_default();
     let no_nonce = DpopSpec {
         attack: Some("no-nonce".into()),
         nonce_retry: false,
@@ -366,9 +393,7 @@ pub async fn nonce(
             }
         };
         probed = true;
-        let issued = r
-            .json()
-            .is_some_and(|d| d.get("access_token").is_some());
+        let issued = r.json().is_some_and(|d| d.get("access_token").is_some());
         if (200..300).contains(&r.status) || issued {
             return ctx.fail(format!(
                 "{} supplied a DPoP nonce, then accepted a proof without it ({}): RFC 9449 §11.3 forbids that",
@@ -388,3 +413,37 @@ pub async fn nonce(
     Ok(())
 }
 
+/// `dpop-proof-validation.iat-*`: the token request whose proof is dated an hour off (saved as
+/// `on`) is refused. RFC 9449 §4.3 item 11 dates a proof "by either the iat claim or a server
+/// managed timestamp via the nonce claim": a server that made the proof carry its nonce may
+/// accept any `iat`, so an acceptance is then not judged (skipped, saying so).
+pub fn iat_refused(ctx: &mut CaseCtx<'_>, on: &str) -> StepResult {
+    let Some((url, r)) = ctx.saved.get(on).and_then(Saved::response) else {
+        return Err(Stop::Error(format!("nothing saved as `{on}`")));
+    };
+    let (url, status) = (url.to_string(), r.status);
+    let doc = r.json().unwrap_or_default();
+    let error = doc
+        .get("error")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if doc.get("access_token").is_none() && (400..500).contains(&status) {
+        if error == "invalid_dpop_proof" {
+            ctx.pass(format!("refused: {status} invalid_dpop_proof"));
+        } else {
+            ctx.pass(format!(
+                "refused ({status} {error:?}; RFC 9449 §5 names invalid_dpop_proof)"
+            ));
+        }
+        return Ok(());
+    }
+    if ctx.dpop.nonce_for(&url).is_some() {
+        return Err(Stop::Skip(format!(
+            "{url} accepted the proof ({status}), which carried the nonce it asked for: RFC 9449 §4.3 item 11 lets a server date proofs by its nonce instead of iat, so iat is not judged"
+        )));
+    }
+    ctx.fail(format!(
+        "{url} answered {status} to a proof dated an hour off, without a nonce of its own to date it by: the proof was accepted"
+    ))
+}

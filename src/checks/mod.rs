@@ -197,6 +197,7 @@ registry! { ctx, on, args;
         "dpop_advertised" => dpop::advertised(ctx).await,
         "dpop_bound" => dpop::bound(ctx, &on("token"), args).await,
         "dpop_nonce" => dpop::nonce(ctx, &on("token"), args).await,
+        "dpop_iat_refused" => dpop::iat_refused(ctx, &on("token")),
 }
 
 /// One hostile body for [`hostile_bodies`]: what it is, its bytes, and whether the endpoint

@@ -118,7 +118,11 @@ fn check(
     nonce: bool,
 ) -> Result<Option<Proven>, Refusal> {
     let bad = |m: &str| Err(Refusal::Invalid(m.to_string()));
-    let values: Vec<&[u8]> = headers.get_all("dpop").iter().map(|v| v.as_bytes()).collect();
+    let values: Vec<&[u8]> = headers
+        .get_all("dpop")
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
     if values.is_empty() {
         return Ok(None);
     }
@@ -170,10 +174,9 @@ fn check(
             }
             Some(URL_SAFE_NO_PAD.encode(Sha256::digest(&secret)))
         }
-        (_, None) if s.fault("dpop-proof-validation.no-jwk") => h
-            .get("kid")
-            .and_then(Value::as_str)
-            .map(str::to_string),
+        (_, None) if s.fault("dpop-proof-validation.no-jwk") => {
+            h.get("kid").and_then(Value::as_str).map(str::to_string)
+        }
         ("ES256" | "EdDSA", Some(k)) => {
             let g = |n: &str| k.get(n).and_then(Value::as_str).unwrap_or("");
             let (key, algorithm) = if alg == "ES256" && g("kty") == "EC" && g("crv") == "P-256" {
@@ -192,8 +195,7 @@ fn check(
             let ok = key
                 .ok()
                 .and_then(|key| {
-                    jsonwebtoken::crypto::verify(parts[2], message.as_bytes(), &key, algorithm)
-                        .ok()
+                    jsonwebtoken::crypto::verify(parts[2], message.as_bytes(), &key, algorithm).ok()
                 })
                 .unwrap_or(false);
             if !ok {
@@ -261,9 +263,8 @@ fn check(
     if nonce {
         let sent = c.get("nonce").and_then(Value::as_str);
         let known = sent.is_some_and(|n| d.nonces.iter().any(|x| x == n));
-        let forgiven = sent.is_none()
-            && s.fault("dpop-nonce.downgrade")
-            && d.nonce_keys.contains(&jkt);
+        let forgiven =
+            sent.is_none() && s.fault("dpop-nonce.downgrade") && d.nonce_keys.contains(&jkt);
         if (!known || s.fault("dpop-nonce")) && !forgiven {
             return Err(Refusal::NonceNeeded);
         }
@@ -314,9 +315,12 @@ pub fn at_token_endpoint(
     let endpoint = format!("{}/token", s.issuer);
     match check(s, headers, method, &endpoint, None, false) {
         Ok(p) => Ok(p),
-        Err(Refusal::Invalid(why)) => Err(Box::new(
-            super::token::token_error(s, 400, "invalid_dpop_proof", &why),
-        )),
+        Err(Refusal::Invalid(why)) => Err(Box::new(super::token::token_error(
+            s,
+            400,
+            "invalid_dpop_proof",
+            &why,
+        ))),
         Err(Refusal::NonceNeeded) => Err(Box::new(super::token::token_error(
             s,
             400,
@@ -384,9 +388,8 @@ pub fn at_resource(
     if !scheme.eq_ignore_ascii_case("dpop") {
         return None;
     }
-    let refuse = |error: &str, desc: &str, nonce| {
-        Some(Err(Box::new(challenge(401, error, desc, nonce))))
-    };
+    let refuse =
+        |error: &str, desc: &str, nonce| Some(Err(Box::new(challenge(401, error, desc, nonce))));
     let proven = match check(s, headers, method, &s.resource, Some(token), true) {
         Ok(Some(p)) => p,
         Ok(None) => return refuse("invalid_dpop_proof", "no DPoP proof", None),
@@ -427,8 +430,8 @@ impl Binding {
     /// The key the access token is bound to (the dpop-token-type faults bind nothing, or
     /// nothing proven with EdDSA).
     pub fn access(&self, s: &Ref) -> Option<String> {
-        let unbound = s.fault("dpop-token-type")
-            || (s.fault("dpop-token-type.eddsa") && self.alg == "EdDSA");
+        let unbound =
+            s.fault("dpop-token-type") || (s.fault("dpop-token-type.eddsa") && self.alg == "EdDSA");
         self.jkt.clone().filter(|_| !unbound)
     }
     /// §10: a code whose request named `dpop_jkt` is redeemed only with that key.
@@ -462,4 +465,3 @@ pub fn advertise(s: &Ref, doc: &mut Value, prm: bool) {
         doc["dpop_bound_access_tokens_required"] = json!(false);
     }
 }
-

@@ -225,7 +225,8 @@ pub fn proof(
         "htu-case-port" => upper_with_port(htu),
         _ => htu.to_string(),
     };
-    let mut claims = json!({ "jti": URL_SAFE_NO_PAD.encode(jti), "htm": htm, "htu": htu, "iat": iat });
+    let mut claims =
+        json!({ "jti": URL_SAFE_NO_PAD.encode(jti), "htm": htm, "htu": htu, "iat": iat });
     if let Some(t) = ath
         && a != "no-ath"
     {
@@ -317,16 +318,32 @@ pub async fn send(
         tries += 1;
         let mut r = req.clone();
         let p = match attack {
-            Some("replay") => ctx.dpop.last_proof.clone().ok_or_else(|| {
-                Stop::Error("no earlier proof to replay".to_string())
-            })?,
-            _ => proof(&key, &req.method, &htu, ath.as_deref(), nonce.as_deref(), attack)
-                .map_err(Stop::Error)?,
+            Some("replay") => ctx
+                .dpop
+                .last_proof
+                .clone()
+                .ok_or_else(|| Stop::Error("no earlier proof to replay".to_string()))?,
+            _ => proof(
+                &key,
+                &req.method,
+                &htu,
+                ath.as_deref(),
+                nonce.as_deref(),
+                attack,
+            )
+            .map_err(Stop::Error)?,
         };
         r = r.header("DPoP", &p);
         if attack == Some("two-headers") {
-            let second = proof(&key, &req.method, &htu, ath.as_deref(), nonce.as_deref(), None)
-                .map_err(Stop::Error)?;
+            let second = proof(
+                &key,
+                &req.method,
+                &htu,
+                ath.as_deref(),
+                nonce.as_deref(),
+                None,
+            )
+            .map_err(Stop::Error)?;
             r = r.header("DPoP", second);
         }
         ctx.dpop.last_proof = Some(p);
@@ -382,7 +399,10 @@ mod tests {
         // RFC 7638 §3.1's RSA example.
         let jwk = json!({ "kty": "RSA", "e": "AQAB",
             "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw" });
-        assert_eq!(thumbprint(&jwk), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+        assert_eq!(
+            thumbprint(&jwk),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
     }
 
     #[test]
