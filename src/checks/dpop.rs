@@ -36,9 +36,7 @@ async fn as_doc(ctx: &mut CaseCtx<'_>) -> Result<Value, Stop> {
 }
 
 async fn prm_doc(ctx: &mut CaseCtx<'_>) -> Option<Value> {
-    if ctx.env.target.resource.is_none() {
-        return None;
-    }
+    ctx.env.target.resource.as_ref()?;
     match discovery::shared_prm(ctx).await {
         Ok(Saved::Discovery(d)) => d.doc().map(Value::Object),
         _ => None,
