@@ -12,6 +12,8 @@
 #   oidc-provider-strict        oidc-provider/start.sh              PORT=4000  profiles/oidc-provider-strict.toml
 #   oidc-provider-misconfigured oidc-provider/start-misconfigured.sh PORT=4001 profiles/oidc-provider-misconfigured.toml
 #   oidc-provider-cimd-dev      oidc-provider/start.sh              PORT=4000  profiles/oidc-provider-strict.toml, only cimd
+#   oidc-provider-dpop-nonce    oidc-provider/start.sh DPOP_NONCE=1 PORT=4000  profiles/oidc-provider-strict.toml, only dpop:
+#                               every DPoP proof must carry the server's nonce
 #   oidc-provider-browser       oidc-provider/start.sh              PORT=4000  profiles/oidc-provider-browser.toml, only pkce
 #                               and redirect_uri: the same server logged in through headless Chromium
 #   mcp-ts, mcp-ts-flow, mcp-ts-lifecycle, mcp-ts-audience, mcp-ts-rs
@@ -59,7 +61,7 @@
 # Reports go to reports/<run>/ and server logs to reports/servers/<run>.log.
 set -euo pipefail
 
-usage() { sed -n '2,54p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,56p' "$0" | sed 's/^# \{0,1\}//'; }
 MODE="check"
 for arg in "$@"; do
   case "$arg" in
@@ -123,6 +125,7 @@ RUN_LIST=(
   "oidc-provider-strict|oidc-provider/start.sh|4000|profiles/oidc-provider-strict.toml||NODE_EXTRA_CA_CERTS=$NODE_CA|login"
   "oidc-provider-misconfigured|oidc-provider/start-misconfigured.sh|4001|profiles/oidc-provider-misconfigured.toml||NODE_EXTRA_CA_CERTS=$NODE_CA|login"
   "oidc-provider-cimd-dev|oidc-provider/start.sh|4000|profiles/oidc-provider-strict.toml|--only cimd|NODE_EXTRA_CA_CERTS=$NODE_CA NODE_OPTIONS=$LOOPBACK_FETCH|"
+  "oidc-provider-dpop-nonce|oidc-provider/start.sh|4000|profiles/oidc-provider-strict.toml|--only dpop|NODE_EXTRA_CA_CERTS=$NODE_CA DPOP_NONCE=1|"
   "oidc-provider-browser|oidc-provider/start.sh|4000|profiles/oidc-provider-browser.toml|--only pkce --only redirect_uri|NODE_EXTRA_CA_CERTS=$NODE_CA|login"
   "mcp-ts|mcp-ts/start.sh|3000 3001|profiles/mcp-ts.toml|--skip authorization_code --skip token_endpoint --skip token_lifecycle --skip revocation --skip dcr --skip audience --skip transport --skip scopes --skip client_credentials||"
   "mcp-ts-flow|mcp-ts/start.sh|3000 3001|profiles/mcp-ts.toml|${FLOW_AREAS[*]}||"

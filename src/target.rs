@@ -74,6 +74,9 @@ pub struct Profile {
     /// OAuth 2.0 Token Exchange (RFC 8693), when the AS offers it.
     #[serde(default)]
     pub token_exchange: TokenExchangeConfig,
+    /// DPoP (RFC 9449) at the MCP server, when neither its PRM nor its challenge says so.
+    #[serde(default)]
+    pub dpop: DpopConfig,
 }
 
 /// `[token_exchange]`: whether the AS offers token exchange (RFC 8693) and which client may
@@ -89,6 +92,15 @@ pub struct TokenExchangeConfig {
     /// client_credentials token, the actor token of the delegation cases). Without it a client
     /// is registered for the grant by Dynamic Client Registration.
     pub client: Option<String>,
+}
+
+/// `[dpop]`: what the metadata may not say about DPoP.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DpopConfig {
+    /// The MCP server accepts DPoP-bound access tokens (`Authorization: DPoP`, RFC 9449 §7):
+    /// the RS-side `dpop-*` cases run.
+    pub resource: Option<bool>,
 }
 
 /// `[operator]`: actions only the target's operator can take, for the cases that need them

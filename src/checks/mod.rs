@@ -14,6 +14,7 @@ pub mod challenge;
 pub mod cimd;
 pub mod client_credentials;
 pub mod dcr;
+pub mod dpop;
 pub mod grant_revocation;
 pub mod passthrough;
 pub mod pkce;
@@ -203,6 +204,12 @@ registry! { ctx, on, args;
         "tx_other_audience_at_rs" => {
             token_exchange::other_audience_at_rs(ctx, &on("exchanged")).await
         },
+        // DPoP (RFC 9449): the gate of every dpop-* case, and what proofs cannot state.
+        "dpop_offered" => dpop::offered(ctx, args).await,
+        "dpop_advertised" => dpop::advertised(ctx).await,
+        "dpop_bound" => dpop::bound(ctx, &on("token"), args).await,
+        "dpop_nonce" => dpop::nonce(ctx, &on("token"), args).await,
+        "dpop_iat_refused" => dpop::iat_refused(ctx, &on("token")),
 }
 
 /// One hostile body for [`hostile_bodies`]: what it is, its bytes, and whether the endpoint

@@ -509,6 +509,7 @@ pub fn authorize(
         nonce: get("nonce"),
         created: Instant::now(),
         user: None,
+        dpop_jkt: super::dpop::authorization_jkt(s, get("dpop_jkt")),
     };
     if s.fault("code-state-optional") && p.state.is_none() {
         return error_redirect(s, &p, "invalid_request", "state is required");

@@ -155,6 +155,10 @@ pub fn claims(
         c["scope"] = json!(sc);
     }
     super::token_exchange::add_may_act(s, g, &mut c);
+    // RFC 9449 §6.1: a DPoP-bound token names its key's thumbprint.
+    if let Some(j) = &g.jkt {
+        c["cnf"] = json!({ "jkt": j });
+    }
     c
 }
 

@@ -66,6 +66,7 @@ fn metadata(s: &Ref, oidc: bool) -> Value {
     {
         g.push(json!(super::token_exchange::GRANT));
     }
+    super::dpop::advertise(s, &mut m, false);
     let o = m.as_object_mut().expect("object literal");
     // An open-registration server (a mock) takes any client id: there is nothing to register.
     if s.open_registration {

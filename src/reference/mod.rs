@@ -13,6 +13,7 @@ mod account;
 mod authorize;
 mod cimd;
 mod client_credentials;
+mod dpop;
 mod handles;
 mod jwt;
 mod login_api;
@@ -396,6 +397,31 @@ pub const FAULTS: &[&str] = &[
     "tx-target",
     "tx-no-escalation",
     "tx-mcp-rs-audience",
+    // DPoP (RFC 9449): the token endpoint, /mcp and the metadata (reference/dpop.rs)
+    "dpop-advertised",
+    "dpop-token-type",
+    "dpop-token-type.eddsa",
+    "dpop-proof-validation.htm",
+    "dpop-proof-validation.htu",
+    "dpop-proof-validation.iat-stale",
+    "dpop-proof-validation.iat-future",
+    "dpop-proof-validation.replay",
+    "dpop-proof-validation.alg-none",
+    "dpop-proof-validation.hs256",
+    "dpop-proof-validation.private-jwk",
+    "dpop-proof-validation.typ",
+    "dpop-proof-validation.no-jwk",
+    "dpop-proof-validation.two-headers",
+    "dpop-proof-validation.no-ath",
+    "dpop-downgrade-bearer",
+    "dpop-nonce",
+    "dpop-nonce.downgrade",
+    "dpop-rt-binding",
+    "dpop-jkt-code-binding",
+    "dpop-htu-normalisation.query-fragment",
+    "dpop-htu-normalisation.case-port",
+    "dpop-clock-skew.past",
+    "dpop-clock-skew.future",
 ];
 
 /// How to start the reference.

@@ -216,9 +216,14 @@ pub fn mcp(s: &Ref, method: &Method, query: &str, headers: &HeaderMap, body: &[u
             json!({ "error": "forbidden", "error_description": "invalid Origin" }),
         );
     }
-    let cred = match credential(s, headers) {
-        Ok(c) => c,
-        Err(r) => return *r,
+    // RFC 9449 §7: a DPoP-bound token with its proof, or one refused for how it came.
+    let cred = match super::dpop::at_resource(s, headers, method) {
+        Some(Ok(token)) => Credential::Unknown(token),
+        Some(Err(r)) => return *r,
+        None => match credential(s, headers) {
+            Ok(c) => c,
+            Err(r) => return *r,
+        },
     };
     if let Some(t) = stray_token(s, query, headers, body) {
         let header_ok = matches!(&cred, Credential::Unknown(h) if super::token::valid_access_token(s, h, &s.resource));
@@ -331,6 +336,7 @@ fn prm_document(s: &Ref, for_root: bool) -> serde_json::Value {
     if s.fault("prm-no-empty-values") {
         doc["resource_documentation"] = json!("");
     }
+    super::dpop::advertise(s, &mut doc, true);
     doc
 }
 

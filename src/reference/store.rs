@@ -44,6 +44,8 @@ pub struct Pending {
     pub created: Instant,
     /// The user who logged in for this request (known once the browser session has one).
     pub user: Option<String>,
+    /// `dpop_jkt` of the request (RFC 9449 §10): the code is redeemed only with that key.
+    pub dpop_jkt: Option<String>,
 }
 
 #[derive(Clone)]
@@ -75,6 +77,8 @@ pub struct TokenGrant {
     /// grant-revocation-complete fault, tokens of a racing redemption the user's grant record
     /// missed).
     pub user: Option<String>,
+    /// The DPoP key the tokens are bound to (RFC 9449 §6.1 `cnf.jkt`), if any.
+    pub jkt: Option<String>,
 }
 
 impl TokenGrant {
@@ -91,12 +95,15 @@ impl TokenGrant {
             last_used: Instant::now(),
             machine: false,
             user: None,
+            jkt: None,
         }
     }
 }
 
 #[derive(Default)]
 pub struct Store {
+    /// DPoP replay cache and nonces (RFC 9449 §11.1, §9).
+    pub dpop: super::dpop::State,
     pub sessions: HashMap<String, Session>,
     pub pending: HashMap<String, Pending>,
     pub codes: HashMap<String, CodeGrant>,

@@ -196,10 +196,20 @@ pub fn token(s: &Ref, method: &Method, query: &str, headers: &HeaderMap, body: &
         Err(r) => return *r,
     };
 
+    // RFC 9449 §4.3, §5: an optional DPoP proof, checked once for every grant; the key it
+    // proves binds the tokens of the grants that take `dpop`.
+    let dpop = match super::dpop::at_token_endpoint(s, headers, method) {
+        Ok(p) => super::dpop::Binding {
+            alg: p.as_ref().map(|p| p.alg.clone()).unwrap_or_default(),
+            jkt: p.map(|p| p.jkt),
+        },
+        Err(r) => return *r,
+    };
+
     match grant_type.as_deref() {
         None => token_error(s, 400, "invalid_request", "grant_type is required"),
-        Some("authorization_code") => authorization_code(s, &client_id, &get),
-        Some("refresh_token") => refresh(s, &client_id, &get),
+        Some("authorization_code") => authorization_code(s, &client_id, &get, &dpop),
+        Some("refresh_token") => refresh(s, &client_id, public, &get, &dpop),
         Some("client_credentials") => super::client_credentials::grant(s, &client_id, public, &get),
         Some(super::token_exchange::GRANT) => {
             super::token_exchange::grant(s, &client_id, public, &get)
@@ -385,7 +395,12 @@ fn verify_assertion(s: &Ref, kind: &str, jwt: Option<&str>) -> Result<String, Bo
     Ok(client_id)
 }
 
-fn authorization_code(s: &Ref, client_id: &str, get: &dyn Fn(&str) -> Option<String>) -> Response {
+fn authorization_code(
+    s: &Ref,
+    client_id: &str,
+    get: &dyn Fn(&str) -> Option<String>,
+    dpop: &super::dpop::Binding,
+) -> Response {
     let Some(code) = get("code") else {
         if s.fault("tok-missing-param") {
             return err(500, "server_error", "missing code");
@@ -470,6 +485,14 @@ fn authorization_code(s: &Ref, client_id: &str, get: &dyn Fn(&str) -> Option<Str
     if !pkce_ok {
         return token_error(s, 400, "invalid_grant", "PKCE verification failed");
     }
+    if !dpop.code_ok(s, g.p.dpop_jkt.as_deref()) {
+        return token_error(
+            s,
+            400,
+            "invalid_grant",
+            "the DPoP proof's key is not the one dpop_jkt named",
+        );
+    }
     // MCP 2025-11-25 §8.1: scheme and host compare case-insensitively (the authorization
     // request's resource was stored canonical).
     let asked = get("resource").map(|r| super::authorize::canonical_resource(&r));
@@ -508,8 +531,13 @@ fn authorization_code(s: &Ref, client_id: &str, get: &dyn Fn(&str) -> Option<Str
     };
     let mut grant = TokenGrant::new(client_id.to_string(), resource, scope);
     grant.user = if racing { None } else { g.p.user.clone() };
+    grant.jkt = dpop.access(s);
     let at = new_access_token(s, &grant);
     let (at, rt) = st.issue(grant.clone(), at);
+    // RFC 9449 §5: only a public client's refresh token is bound to its DPoP key.
+    if let Some(r) = st.refresh.get_mut(&rt) {
+        r.jkt = if g.p.public { dpop.jkt.clone() } else { None };
+    }
     if let Some(c) = st.codes.get_mut(&code) {
         c.tokens.push(at.clone());
         c.tokens.push(rt.clone());
@@ -541,7 +569,13 @@ fn new_access_token(s: &Ref, g: &TokenGrant) -> String {
     }
 }
 
-fn refresh(s: &Ref, client_id: &str, get: &dyn Fn(&str) -> Option<String>) -> Response {
+fn refresh(
+    s: &Ref,
+    client_id: &str,
+    public: bool,
+    get: &dyn Fn(&str) -> Option<String>,
+    dpop: &super::dpop::Binding,
+) -> Response {
     let Some(rt) = get("refresh_token") else {
         if s.fault("tok-missing-param") {
             return err(500, "server_error", "missing refresh_token");
@@ -558,6 +592,14 @@ fn refresh(s: &Ref, client_id: &str, get: &dyn Fn(&str) -> Option<String>) -> Re
             400,
             "invalid_grant",
             "refresh token was issued to another client",
+        );
+    }
+    if !dpop.refresh_ok(s, g.jkt.as_deref()) {
+        return token_error(
+            s,
+            400,
+            "invalid_grant",
+            "the refresh token is bound to another DPoP key",
         );
     }
     let in_grace = g.grace_until.is_some_and(|t| Instant::now() < t);
@@ -629,6 +671,7 @@ fn refresh(s: &Ref, client_id: &str, get: &dyn Fn(&str) -> Option<String>) -> Re
     let mut at_grant = TokenGrant::new(g.client_id.clone(), at_resource, at_scope);
     at_grant.family = g.family.clone();
     at_grant.user = g.user.clone();
+    at_grant.jkt = dpop.access(s);
     let at = guessable_access(s, new_access_token(s, &at_grant));
     let rt2 = if rotate {
         // O21 4.3.3: the new refresh token keeps the grant's scope, however narrow the new
@@ -641,6 +684,8 @@ fn refresh(s: &Ref, client_id: &str, get: &dyn Fn(&str) -> Option<String>) -> Re
         let mut rt_grant = TokenGrant::new(g.client_id, g.resource, rt_scope);
         rt_grant.family = g.family.clone();
         rt_grant.user = g.user.clone();
+        // The binding stays; a public client's unbound refresh token is bound now (§5).
+        rt_grant.jkt = g.jkt.clone().or(dpop.jkt.clone().filter(|_| public));
         let fresh = st.new_refresh(rt_grant);
         guessable_refresh(s, &mut st, fresh)
     } else {
@@ -719,7 +764,7 @@ fn respond_with(
 ) -> Response {
     let mut body = json!({
         "access_token": at,
-        "token_type": "Bearer",
+        "token_type": if g.jkt.is_some() { "DPoP" } else { "Bearer" },
         "expires_in": if s.fault("at-short-lived") { 30 * 86_400 } else { ACCESS_TTL_SECS },
     });
     if let Some(t) = id_token {
@@ -891,13 +936,21 @@ pub fn introspect(s: &Ref, method: &Method, headers: &HeaderMap, body: &[u8]) ->
             let mut v = json!({
                 "active": true,
                 "client_id": g.client_id,
-                "token_type": if kind == "access_token" { "Bearer" } else { "refresh_token" },
+                "token_type": match (kind, &g.jkt) {
+                    ("access_token", Some(_)) => "DPoP",
+                    ("access_token", None) => "Bearer",
+                    _ => "refresh_token",
+                },
                 "exp": unix + (g.expires - now).as_secs(),
                 "iss": s.issuer,
                 "sub": g.user.as_ref().unwrap_or(&s.username),
             });
             if let Some(sc) = &g.scope {
                 v["scope"] = json!(sc);
+            }
+            // RFC 9449 §6.2: the key a DPoP-bound token is bound to.
+            if let (Some(j), "access_token") = (&g.jkt, kind) {
+                v["cnf"] = json!({ "jkt": j });
             }
             if let Some(r) = &g.resource
                 && !s.fault("intro-aud-present")

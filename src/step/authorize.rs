@@ -193,6 +193,11 @@ pub async fn authorize(ctx: &mut CaseCtx<'_>, a: &AuthorizeStep) -> Result<Autho
     {
         params.push(("resource".into(), r.clone()));
     }
+    if let Some(name) = &a.dpop_jkt {
+        // RFC 9449 §10: the code is bound to the thumbprint of this key of the case.
+        let k = ctx.dpop.key(name, None).map_err(Stop::Error)?;
+        params.push(("dpop_jkt".into(), k.thumbprint()));
+    }
     adjust(ctx, &mut params, &a.params, &a.omit)?;
     let sep = if endpoint.contains('?') { '&' } else { '?' };
     let mut url = format!("{endpoint}{sep}{}", encode_pairs(&params));

@@ -237,6 +237,8 @@ pub struct CaseCtx<'a> {
     /// The case logs in as a second user too: both are leased together, so the second is
     /// distinct from the first whatever other cases hold.
     pub needs_second_user: bool,
+    /// DPoP keys, nonces and proofs of this case (RFC 9449; see [`crate::step::dpop`]).
+    pub dpop: crate::step::dpop::State,
 }
 
 impl<'a> CaseCtx<'a> {
@@ -263,6 +265,7 @@ impl<'a> CaseCtx<'a> {
             error_shape_own: false,
             leases: Vec::new(),
             needs_second_user: false,
+            dpop: Default::default(),
         }
     }
 

@@ -10,6 +10,7 @@ pub mod client;
 pub mod context;
 pub mod discovery;
 pub mod document;
+pub mod dpop;
 pub mod expect;
 pub mod facts;
 pub mod params;

@@ -102,10 +102,21 @@ pub async fn mcp_request(ctx: &mut CaseCtx<'_>, m: &McpRequestStep) -> Result<Sa
     for (n, v) in &m.headers {
         req = req.header(n, ctx.expand(v).map_err(Stop::Error)?);
     }
-    let response = ctx
-        .send(req)
-        .await
-        .map_err(|e| Stop::Error(format!("no response from the MCP endpoint: {e}")))?;
+    let response = match &m.dpop {
+        // RFC 9449 §7: the proof's `ath` hashes the token the Authorization value carries.
+        Some(spec) => {
+            let auth = match m.authorization.first() {
+                Some(a) => Some(ctx.expand(a).map_err(Stop::Error)?),
+                None => None,
+            };
+            let token = auth.as_deref().and_then(super::dpop::token_of);
+            super::dpop::send(ctx, req, spec, token).await?
+        }
+        None => ctx
+            .send(req)
+            .await
+            .map_err(|e| Stop::Error(format!("no response from the MCP endpoint: {e}")))?,
+    };
     Ok(Saved::Response { url, response })
 }
 

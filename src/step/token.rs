@@ -244,7 +244,12 @@ pub async fn token(ctx: &mut CaseCtx<'_>, t: &TokenStep) -> Result<Saved, Stop> 
     }
     let n = t.parallel.unwrap_or(1).clamp(1, 32);
     let mut responses: Vec<Response> = Vec::new();
-    if n == 1 {
+    if let Some(spec) = &t.dpop {
+        // RFC 9449 §5: the proof of a token request; a nonce asked for is used in one retry.
+        let r = super::dpop::send(ctx, req, spec, None).await?;
+        remember_tokens(ctx, &r);
+        responses.push(r);
+    } else if n == 1 {
         let r = ctx
             .send(req)
             .await

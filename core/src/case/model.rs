@@ -260,6 +260,9 @@ pub struct McpRequestStep {
     /// `Authorization` value of `size` bytes: `Bearer ` followed by `a`s (oversized probes).
     pub authorization_size: Option<usize>,
     pub headers: BTreeMap<String, String>,
+    /// A DPoP proof (RFC 9449 §7) sent with the request; its `ath` is the hash of the token
+    /// the `authorization` value carries.
+    pub dpop: Option<DpopSpec>,
     pub note: Option<String>,
     /// This request sets the stage (a request that must succeed): if its expectation fails,
     /// the case cannot be judged and errors instead of failing. Unset, the loader infers it
@@ -278,6 +281,7 @@ impl Default for McpRequestStep {
             authorization: Default::default(),
             authorization_size: Default::default(),
             headers: Default::default(),
+            dpop: Default::default(),
             note: Default::default(),
             precondition: Default::default(),
             save: Default::default(),
@@ -441,6 +445,8 @@ pub struct AuthorizeStep {
     pub max_secs: Option<u64>,
     /// A refusal must not be a 5xx page (a crash is not a controlled rejection).
     pub no_5xx: bool,
+    /// Binds the code to this DPoP key of the case (`dpop_jkt`, RFC 9449 §10).
+    pub dpop_jkt: Option<String>,
 }
 
 impl Default for AuthorizeStep {
@@ -464,6 +470,7 @@ impl Default for AuthorizeStep {
             refused: Default::default(),
             max_secs: Default::default(),
             no_5xx: Default::default(),
+            dpop_jkt: Default::default(),
         }
     }
 }
@@ -593,8 +600,39 @@ pub struct TokenStep {
     /// The endpoint, with the same client authentication: `token` (default), `revocation`
     /// (RFC 7009) or `introspection` (RFC 7662), from the AS metadata.
     pub endpoint: Option<String>,
+    /// A DPoP proof (RFC 9449 §5) sent with the request.
+    pub dpop: Option<DpopSpec>,
     pub save: String,
     pub expect: Option<Expect>,
+}
+
+/// A DPoP proof (RFC 9449 §4) made with one of the case's own keys, valid unless `attack`
+/// breaks one property of it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DpopSpec {
+    /// The key's name within the case (`k1`): made on first use, the same key after.
+    pub key: String,
+    /// `ES256` or `EdDSA`; by default the first of them the server advertises.
+    pub alg: Option<String>,
+    /// One property broken on purpose (RFC 9449 §4.3): `htm`, `htu`, `iat-stale`,
+    /// `iat-future`, `iat-past-10`, `iat-future-10`, `alg-none`, `hs256`, `private-jwk`,
+    /// `typ`, `no-jwk`, `no-ath`, `two-headers`, `replay`, `no-nonce`, `htu-query-fragment`,
+    /// `htu-case-port`.
+    pub attack: Option<String>,
+    /// On `use_dpop_nonce` with a `DPoP-Nonce` header, retry once with the nonce.
+    pub nonce_retry: bool,
+}
+
+impl Default for DpopSpec {
+    fn default() -> Self {
+        Self {
+            key: "k1".into(),
+            alg: None,
+            attack: None,
+            nonce_retry: true,
+        }
+    }
 }
 
 impl Default for TokenStep {
@@ -615,6 +653,7 @@ impl Default for TokenStep {
             precondition: Default::default(),
             parallel: Default::default(),
             endpoint: Default::default(),
+            dpop: Default::default(),
             save: default_token(),
             expect: Default::default(),
         }
