@@ -15,6 +15,7 @@ pub mod cimd;
 pub mod client_credentials;
 pub mod dcr;
 pub mod grant_revocation;
+pub mod id_jag;
 pub mod passthrough;
 pub mod pkce;
 pub mod prm;
@@ -191,6 +192,15 @@ registry! { ctx, on, args;
         "cc_supported" => client_credentials::supported(ctx, args).await,
         "token_audience" => client_credentials::token_audience(ctx, &on("token")).await,
         "cc_scope_refused" => client_credentials::scope_refused(ctx, &on("token"), args),
+        // Enterprise-managed authorization, ID-JAG (draft-ietf-oauth-identity-assertion-authz-grant).
+        "idjag_ready" => id_jag::ready(ctx).await,
+        "idjag_advertised" => id_jag::advertised(ctx, &on("asm")),
+        "idjag_accepted" => id_jag::accepted(ctx).await,
+        "idjag_refused" => id_jag::refused(ctx, args).await,
+        "idjag_replay" => id_jag::replay(ctx).await,
+        "idjag_resource_binding" => id_jag::resource_binding(ctx, args).await,
+        "idjag_scope" => id_jag::scope(ctx).await,
+        "idjag_not_a_bearer" => id_jag::not_a_bearer(ctx).await,
 }
 
 /// One hostile body for [`hostile_bodies`]: what it is, its bytes, and whether the endpoint

@@ -201,6 +201,10 @@ pub fn token(s: &Ref, method: &Method, query: &str, headers: &HeaderMap, body: &
         Some("authorization_code") => authorization_code(s, &client_id, &get),
         Some("refresh_token") => refresh(s, &client_id, &get),
         Some("client_credentials") => super::client_credentials::grant(s, &client_id, public, &get),
+        // Only an ID-JAG gets here (client_credentials::before_client_auth routes the rest).
+        Some(super::client_credentials::JWT_BEARER_GRANT) => {
+            super::id_jag::grant(s, &client_id, public, &get)
+        }
         Some("password") if s.fault("tok-unsupported-grant") => {
             issue(s, TokenGrant::new(client_id, None, None), true)
         }

@@ -74,6 +74,7 @@ pub async fn fuzz_target(
                 t.reference_login,
                 t.reference_offer,
                 None,
+                None,
                 "attacking",
                 events,
             )

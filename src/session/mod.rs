@@ -234,6 +234,7 @@ impl Resolved {
         login: reference::LoginStyle,
         offer: reference::Offer,
         documents: Option<&crate::cimd::Documents>,
+        idp: Option<&crate::idp::Idp>,
         doing: &str,
         events: Events<'_>,
     ) -> Result<(), Error> {
@@ -248,6 +249,22 @@ impl Resolved {
             fragile: std::env::var_os("AUTHCONFORM_REFERENCE_FRAGILE").is_some_and(|v| v == "1"),
             open_registration: false,
             offer,
+            id_jag_idps: idp
+                .map(|i| {
+                    vec![
+                        reference::IdJagIdp {
+                            issuer: i.issuer.clone(),
+                            jwks: i.jwks(),
+                            trusted: true,
+                        },
+                        reference::IdJagIdp {
+                            issuer: i.untrusted_issuer.clone(),
+                            jwks: i.untrusted_jwks(),
+                            trusted: false,
+                        },
+                    ]
+                })
+                .unwrap_or_default(),
         })
         .await
         .map_err(Error::new)?;

@@ -69,6 +69,24 @@ pub async fn prepare(opts: &SetupOptions, events: Events<'_>) -> Result<Prepared
         )),
         None => None,
     };
+    // The enterprise IdP (ID-JAG): on the document host, for the reference when it offers the
+    // grant, for another AS when its profile says it trusts the suite's IdP.
+    let enterprise = resolved.profile.enterprise.clone();
+    let idp = match &documents {
+        Some(d) if reference_target && opts.target.reference_offer.id_jag => Some(Arc::new(
+            crate::idp::Idp::publish(&d.host, "/idp", None).map_err(Error)?,
+        )),
+        Some(d) if !reference_target && enterprise.is_some() => {
+            let e = enterprise.as_ref().expect("checked");
+            let idp = crate::idp::Idp::publish(&d.host, &e.path(), e.key.clone()).map_err(Error)?;
+            events(Event::EnterpriseIdp {
+                issuer: &idp.issuer,
+                jwks_url: &idp.jwks_url,
+            });
+            Some(Arc::new(idp))
+        }
+        _ => None,
+    };
     if reference_target {
         resolved
             .start_reference(
@@ -77,6 +95,7 @@ pub async fn prepare(opts: &SetupOptions, events: Events<'_>) -> Result<Prepared
                 opts.target.reference_login,
                 opts.target.reference_offer,
                 documents.as_deref(),
+                idp.as_deref(),
                 "running against",
                 events,
             )
@@ -116,6 +135,7 @@ pub async fn prepare(opts: &SetupOptions, events: Events<'_>) -> Result<Prepared
             prm: Default::default(),
             as_metadata: Default::default(),
             documents,
+            idp,
             facts: Default::default(),
             users: crate::login::users::Leases::new(profile_pool),
             waits: None,
@@ -243,7 +263,8 @@ pub async fn run(
         Some(p) => Some(expected_verdicts::load(p).map_err(Error::new)?),
         None => None,
     };
-    if !cases.iter().any(|c| c.file.area == "cimd") {
+    // The document host also serves the enterprise IdP of the ID-JAG cases.
+    if !cases.iter().any(|c| c.file.area == "cimd" || c.file.area == "id_jag") {
         opts.setup.documents = None;
     }
     // The clock starts before set-up: revision detection and the shared discovery are part of
