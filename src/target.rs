@@ -108,14 +108,30 @@ impl EnterpriseConfig {
         format!("/{}", p.trim_matches('/'))
     }
 
-    fn load(&mut self, profile_clients: &[ClientConfig], base: &Path) -> Result<(), (&'static str, String)> {
+    fn load(
+        &mut self,
+        profile_clients: &[ClientConfig],
+        base: &Path,
+    ) -> Result<(), (&'static str, String)> {
         match profile_clients.iter().find(|c| c.client_id == self.client) {
             Some(c) if c.kind() == ClientKind::Confidential => {}
             Some(_) => {
-                return Err(("client", format!("{:?} is a public client: ID-JAGs are redeemed by confidential clients (draft-ietf-oauth-identity-assertion-authz-grant §8.1)", self.client)));
+                return Err((
+                    "client",
+                    format!(
+                        "{:?} is a public client: ID-JAGs are redeemed by confidential clients (draft-ietf-oauth-identity-assertion-authz-grant §8.1)",
+                        self.client
+                    ),
+                ));
             }
             None => {
-                return Err(("client", format!("{:?} is not the client_id of a [[clients]] entry", self.client)));
+                return Err((
+                    "client",
+                    format!(
+                        "{:?} is not the client_id of a [[clients]] entry",
+                        self.client
+                    ),
+                ));
             }
         }
         if self.path().len() < 2 || self.path().contains(['?', '#', ' ']) {

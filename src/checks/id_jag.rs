@@ -24,7 +24,8 @@ pub const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 pub const PROFILE: &str = "urn:ietf:params:oauth:grant-profile:id-jag";
 
 fn idp(ctx: &CaseCtx<'_>) -> Result<std::sync::Arc<Idp>, Stop> {
-    ctx.env.idp.clone().ok_or_else(|| {
+    let idp = ctx.env.documents.as_ref().and_then(|d| d.idp.clone());
+    idp.ok_or_else(|| {
         Stop::Error("the enterprise IdP is not running (the document host did not start)".into())
     })
 }
@@ -396,8 +397,8 @@ pub async fn accepted(ctx: &mut CaseCtx<'_>) -> StepResult {
             }
         }
     }
-    let m = request::mcp_with_token(ctx, &resource, &at, "MCP request with the ID-JAG's token")
-        .await?;
+    let m =
+        request::mcp_with_token(ctx, &resource, &at, "MCP request with the ID-JAG's token").await?;
     if (200..300).contains(&m.status) {
         ctx.pass(format!("the MCP endpoint took the token ({})", m.status));
         Ok(())
@@ -489,7 +490,11 @@ pub async fn resource_binding(
             p.what
         )));
     };
-    let allowed = p.claims.get("resource").and_then(Value::as_str).unwrap_or("");
+    let allowed = p
+        .claims
+        .get("resource")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     match c.get("aud") {
         Some(aud) if aud_names(aud, OTHER_RESOURCE) => ctx.fail(format!(
             "{}: the token's audience {aud} names {OTHER_RESOURCE}, which the ID-JAG did not grant",
@@ -556,8 +561,13 @@ pub async fn not_a_bearer(ctx: &mut CaseCtx<'_>) -> StepResult {
     };
     let p = valid(ctx, &idp)?;
     let jwt = sign(ctx, &idp, &p)?;
-    let m = request::mcp_with_token(ctx, &resource, &jwt, "MCP request with the ID-JAG as a bearer token")
-        .await?;
+    let m = request::mcp_with_token(
+        ctx,
+        &resource,
+        &jwt,
+        "MCP request with the ID-JAG as a bearer token",
+    )
+    .await?;
     match m.status {
         401 => {
             ctx.pass("the ID-JAG as a bearer token: 401");

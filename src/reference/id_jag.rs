@@ -80,10 +80,11 @@ pub fn routed_here(s: &Ref, jwt: &str) -> bool {
     if !s.offer.id_jag || s.id_jag_idps.is_empty() {
         return false;
     }
-    let typ = segment(jwt, 0).and_then(|h| h.get("typ").and_then(Value::as_str).map(str::to_string));
-    let iss = segment(jwt, 1).and_then(|c| c.get("iss").and_then(Value::as_str).map(str::to_string));
-    typ.as_deref() == Some(TYP)
-        || iss.is_some_and(|i| s.id_jag_idps.iter().any(|p| p.issuer == i))
+    let typ =
+        segment(jwt, 0).and_then(|h| h.get("typ").and_then(Value::as_str).map(str::to_string));
+    let iss =
+        segment(jwt, 1).and_then(|c| c.get("iss").and_then(Value::as_str).map(str::to_string));
+    typ.as_deref() == Some(TYP) || iss.is_some_and(|i| s.id_jag_idps.iter().any(|p| p.issuer == i))
 }
 
 fn now() -> i64 {
@@ -118,7 +119,9 @@ pub fn verifies(s: &Ref, jwt: &str) -> bool {
     let iss = c.get("iss").and_then(Value::as_str).unwrap_or("");
     h.get("typ").and_then(Value::as_str) == Some(TYP)
         && s.id_jag_idps.iter().any(|p| {
-            p.trusted && p.issuer == iss && signature_ok(p, jwt, h.get("kid").and_then(Value::as_str))
+            p.trusted
+                && p.issuer == iss
+                && signature_ok(p, jwt, h.get("kid").and_then(Value::as_str))
         })
 }
 
@@ -157,7 +160,8 @@ pub fn grant(s: &Ref, client_id: &str, public: bool, get: Get) -> Response {
     };
     let alg_ok = header.get("alg").and_then(Value::as_str) == Some("ES256");
     let kid = header.get("kid").and_then(Value::as_str);
-    if !s.fault("idjag-signature") && !(alg_ok && signature_ok(idp, &jwt, kid)) {
+    let verified = alg_ok && signature_ok(idp, &jwt, kid);
+    if !verified && !s.fault("idjag-signature") {
         return refuse("the assertion's signature does not verify with the issuer's key");
     }
     // Draft §4.4.1: aud is this server's issuer (a string, or an array of exactly that one).
@@ -197,7 +201,10 @@ pub fn grant(s: &Ref, client_id: &str, public: bool, get: Get) -> Response {
     // serves one resource. A `resource` in the request must be within the claim.
     let claimed: Vec<String> = match claims.get("resource") {
         Some(Value::String(r)) => vec![r.clone()],
-        Some(Value::Array(a)) => a.iter().filter_map(|r| r.as_str().map(str::to_string)).collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|r| r.as_str().map(str::to_string))
+            .collect(),
         _ => vec![s.resource.clone()],
     };
     let resource = if s.fault("idjag-resource-binding") {
@@ -225,7 +232,12 @@ pub fn grant(s: &Ref, client_id: &str, public: bool, get: Get) -> Response {
     // Draft §4.4.1, RFC 6749 §3.3: the grant's scope bounds what is issued; asking for more is
     // refused.
     let granted: Vec<String> = text("scope")
-        .map(|sc| sc.split(' ').filter(|x| !x.is_empty()).map(str::to_string).collect())
+        .map(|sc| {
+            sc.split(' ')
+                .filter(|x| !x.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default();
     let scope = match get("scope") {
         Some(asked) if s.fault("idjag-scope") => Some(asked),
@@ -257,7 +269,11 @@ pub fn grant(s: &Ref, client_id: &str, public: bool, get: Get) -> Response {
         return refuse("the assertion was redeemed before");
     }
     // The faulty server issues a token bound to no resource.
-    let resource = if s.fault("idjag-accepted") { None } else { resource };
+    let resource = if s.fault("idjag-accepted") {
+        None
+    } else {
+        resource
+    };
     let mut g = TokenGrant::new(client_id.to_string(), resource, scope);
     g.user = text("sub");
     // Draft §4.4.3: no refresh token; the ID-JAG is re-requested instead.

@@ -63,39 +63,36 @@ impl Prepared {
 pub async fn prepare(opts: &SetupOptions, events: Events<'_>) -> Result<Prepared, Error> {
     let mut resolved = Resolved::load(&opts.target)?;
     let reference_target = resolved.names_no_target();
-    let documents = match &opts.documents {
-        Some(d) => Some(Arc::new(
-            start_documents(d, &resolved, reference_target, events).await?,
-        )),
-        None => None,
-    };
-    // The enterprise IdP (ID-JAG): on the document host, for the reference when it offers the
-    // grant, for another AS when its profile says it trusts the suite's IdP.
     let enterprise = resolved.profile.enterprise.clone();
-    let idp = match &documents {
-        Some(d) if reference_target && opts.target.reference_offer.id_jag => Some(Arc::new(
-            crate::idp::Idp::publish(&d.host, "/idp", None).map_err(Error)?,
-        )),
-        Some(d) if !reference_target && enterprise.is_some() => {
-            let e = enterprise.as_ref().expect("checked");
-            let idp = crate::idp::Idp::publish(&d.host, &e.path(), e.key.clone()).map_err(Error)?;
-            events(Event::EnterpriseIdp {
-                issuer: &idp.issuer,
-                jwks_url: &idp.jwks_url,
-            });
-            Some(Arc::new(idp))
+    let documents = match &opts.documents {
+        Some(d) => {
+            let mut docs = start_documents(d, &resolved, reference_target, events).await?;
+            // The enterprise IdP (ID-JAG) on the document host: for the reference when it
+            // offers the grant, for another AS when its profile says it trusts the suite's IdP.
+            docs.idp = match &enterprise {
+                _ if reference_target && opts.target.reference_offer.id_jag => Some(Arc::new(
+                    crate::idp::Idp::publish(&docs.host, "/idp", None).map_err(Error)?,
+                )),
+                Some(e) if !reference_target => {
+                    let idp = crate::idp::Idp::publish(&docs.host, &e.path(), e.key.clone())
+                        .map_err(Error)?;
+                    events(Event::EnterpriseIdp {
+                        issuer: &idp.issuer,
+                        jwks_url: &idp.jwks_url,
+                    });
+                    Some(Arc::new(idp))
+                }
+                _ => None,
+            };
+            Some(Arc::new(docs))
         }
-        _ => None,
+        None => None,
     };
     if reference_target {
         resolved
             .start_reference(
-                &opts.target.reference_faults,
-                opts.target.reference_revision,
-                opts.target.reference_login,
-                opts.target.reference_offer,
+                &opts.target,
                 documents.as_deref(),
-                idp.as_deref(),
                 "running against",
                 events,
             )
@@ -135,7 +132,6 @@ pub async fn prepare(opts: &SetupOptions, events: Events<'_>) -> Result<Prepared
             prm: Default::default(),
             as_metadata: Default::default(),
             documents,
-            idp,
             facts: Default::default(),
             users: crate::login::users::Leases::new(profile_pool),
             waits: None,
@@ -264,7 +260,10 @@ pub async fn run(
         None => None,
     };
     // The document host also serves the enterprise IdP of the ID-JAG cases.
-    if !cases.iter().any(|c| c.file.area == "cimd" || c.file.area == "id_jag") {
+    if !cases
+        .iter()
+        .any(|c| c.file.area == "cimd" || c.file.area == "id_jag")
+    {
         opts.setup.documents = None;
     }
     // The clock starts before set-up: revision detection and the shared discovery are part of

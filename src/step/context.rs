@@ -41,8 +41,6 @@ pub struct RunEnv {
     pub as_metadata: tokio::sync::OnceCell<crate::step::discovery::Shared>,
     /// The Client ID Metadata Document host, when the run has CIMD cases.
     pub documents: Option<std::sync::Arc<crate::cimd::Documents>>,
-    /// The enterprise IdP the suite plays (ID-JAG cases), served by the document host.
-    pub idp: Option<std::sync::Arc<crate::idp::Idp>>,
     /// What cases observed, for the cross-checks that run after them.
     pub facts: crate::step::facts::Facts,
     /// The test users and which of them cases hold now (see [`crate::login::users`]).
