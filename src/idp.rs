@@ -191,3 +191,73 @@ impl Idp {
         Ok(format!("{signing_input}.{signature}"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn idp() -> Idp {
+        let key = Arc::new(ClientKey::generate().unwrap());
+        Idp {
+            issuer: "https://127.0.0.1:1/idp".into(),
+            jwks_url: "https://127.0.0.1:1/idp/jwks.json".into(),
+            key,
+            untrusted_issuer: "https://127.0.0.1:1/idp-untrusted".into(),
+            untrusted_key: ClientKey::generate().unwrap(),
+            attacker_jwks_url: "https://127.0.0.1:1/idp-attacker/jwks.json".into(),
+            attacker_key: ClientKey::generate().unwrap(),
+        }
+    }
+
+    fn header(jwt: &str) -> Value {
+        let h = jwt.split('.').next().unwrap();
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(h).unwrap()).unwrap()
+    }
+
+    fn verifies_with(jwt: &str, k: &ClientKey) -> bool {
+        use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+        let key = DecodingKey::from_ec_components(
+            k.jwk["x"].as_str().unwrap(),
+            k.jwk["y"].as_str().unwrap(),
+        )
+        .unwrap();
+        let mut v = Validation::new(Algorithm::ES256);
+        v.validate_exp = false;
+        v.validate_aud = false;
+        v.required_spec_claims.clear();
+        jsonwebtoken::decode::<Value>(jwt, &key, &v).is_ok()
+    }
+
+    #[test]
+    fn each_signing_is_what_it_says() {
+        let i = idp();
+        let mut claims = Map::new();
+        claims.insert("iss".into(), json!(i.issuer));
+        let trusted = i.sign(Some(ID_JAG_TYP), &claims, Signing::Trusted).unwrap();
+        assert_eq!(header(&trusted)["typ"], ID_JAG_TYP);
+        assert!(verifies_with(&trusted, &i.key));
+        let other = i
+            .sign(Some(ID_JAG_TYP), &claims, Signing::UnknownKey)
+            .unwrap();
+        assert_eq!(header(&other)["kid"], i.key.jwk["kid"]);
+        assert!(!verifies_with(&other, &i.key));
+        let none = i.sign(None, &claims, Signing::None).unwrap();
+        assert!(none.ends_with('.') && header(&none).get("typ").is_none());
+        assert_eq!(header(&none)["alg"], "none");
+        let jwk = i
+            .sign(Some(ID_JAG_TYP), &claims, Signing::EmbeddedJwk)
+            .unwrap();
+        assert_eq!(header(&jwk)["jwk"], i.attacker_key.jwk);
+        assert!(verifies_with(&jwk, &i.attacker_key));
+        let jku = i.sign(Some(ID_JAG_TYP), &claims, Signing::Jku).unwrap();
+        assert_eq!(header(&jku)["jku"], json!(i.attacker_jwks_url));
+        let hs = i
+            .sign(Some(ID_JAG_TYP), &claims, Signing::Hs256PublicKey)
+            .unwrap();
+        assert_eq!(header(&hs)["alg"], "HS256");
+        assert!(verifies_with(
+            &i.sign(None, &claims, Signing::Untrusted).unwrap(),
+            &i.untrusted_key
+        ));
+    }
+}

@@ -279,3 +279,36 @@ pub fn grant(s: &Ref, client_id: &str, public: bool, get: Get) -> Response {
     // Draft §4.4.3: no refresh token; the ID-JAG is re-requested instead.
     issue(s, g, false)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_jti_cache_refuses_a_second_use_and_stays_bounded() {
+        let mut seen = SeenJtis::default();
+        assert!(seen.first_use("a"));
+        assert!(!seen.first_use("a"));
+        for i in 0..(JTI_CAP + 10) {
+            seen.first_use(&i.to_string());
+        }
+        assert_eq!(seen.order.len(), JTI_CAP);
+        assert_eq!(seen.set.len(), JTI_CAP);
+        // The oldest were forgotten first.
+        assert!(seen.first_use("a"));
+    }
+
+    #[test]
+    fn segments_are_read_without_trusting_them() {
+        let h = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"oauth-id-jag+jwt"}"#);
+        let c = URL_SAFE_NO_PAD.encode(r#"{"iss":"https://idp.test"}"#);
+        let jwt = format!("{h}.{c}.");
+        assert_eq!(segment(&jwt, 0).unwrap()["typ"], "oauth-id-jag+jwt");
+        assert_eq!(segment(&jwt, 1).unwrap()["iss"], "https://idp.test");
+        assert!(segment("not-a-jwt", 1).is_none());
+        assert!(
+            segment(&format!("{h}.W10."), 1).is_none(),
+            "a JSON array is no claims set"
+        );
+    }
+}
