@@ -19,6 +19,9 @@
 #   mcp-ts, mcp-ts-flow, mcp-ts-lifecycle, mcp-ts-audience, mcp-ts-rs
 #                               mcp-ts/start.sh                     PORT=3000 (AS 3001) profiles/mcp-ts.toml
 #   authlib                     authlib/start.sh (scripts/targets)  PORT=4100  profiles/authlib.toml
+#   authlib-idjag               authlib/start.sh (scripts/targets)  PORT=4110  profiles/authlib-idjag.toml, only
+#                               id_jag: Authlib's ID-JAG grant trusting authconform's enterprise IdP
+#                               (issuer https://127.0.0.1:4190/idp, key target/authconform-idjag-key.pem)
 #   django-oauth-toolkit        django-oauth-toolkit/start.sh (scripts/targets) PORT=4200 profiles/django-oauth-toolkit.toml
 #   openauth                    openauth/start.sh (scripts/targets) PORT=4300  profiles/openauth.toml
 #   better-auth                 better-auth/start.sh (scripts/targets) PORT=4400 profiles/better-auth.toml
@@ -61,7 +64,8 @@
 # Reports go to reports/<run>/ and server logs to reports/servers/<run>.log.
 set -euo pipefail
 
-usage() { sed -n '2,56p' "$0" | sed 's/^# \{0,1\}//'; }
+# The usage is this header: every comment line after the first, up to the first line that is not one.
+usage() { awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0" | sed 's/^# \{0,1\}//'; }
 MODE="check"
 for arg in "$@"; do
   case "$arg" in
@@ -110,6 +114,12 @@ if [ -n "${NODE_EXTRA_CA_CERTS:-}" ] && [ -r "$NODE_EXTRA_CA_CERTS" ]; then
 fi
 LOOPBACK_FETCH="--import=$ROOT/scripts/oidc-provider-loopback-fetch.mjs"
 
+# The enterprise IdP's key (ID-JAG): authconform signs with it ([enterprise] key_file of
+# profiles/authlib-idjag.toml), the authlib-idjag server trusts its public half.
+IDJAG_KEY="$ROOT/target/authconform-idjag-key.pem"
+[ -s "$IDJAG_KEY" ] || openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$IDJAG_KEY" 2>/dev/null \
+  || { echo "error: openssl could not make $IDJAG_KEY" >&2; exit 2; }
+
 FLOW_AREAS=(--only authorization_code --only token_endpoint)
 LIFECYCLE_AREAS=(--only token_lifecycle --only revocation)
 # The forged-token cases alone take ~25 token requests; the RS-side areas get their own servers.
@@ -133,6 +143,7 @@ RUN_LIST=(
   "mcp-ts-audience|mcp-ts/start.sh|3000 3001|profiles/mcp-ts.toml|${AUDIENCE_AREAS[*]}||"
   "mcp-ts-rs|mcp-ts/start.sh|3000 3001|profiles/mcp-ts.toml|${RS_AREAS[*]}||login"
   "authlib|authlib/start.sh|4100|profiles/authlib.toml|--skip rt-concurrent --skip code-concurrent-redeem||login+wrong"
+  "authlib-idjag|authlib/start.sh|4110|profiles/authlib-idjag.toml|--only id_jag|IDJAG_ISSUER=https://127.0.0.1:4190/idp IDJAG_KEY_FILE=$IDJAG_KEY|"
   "django-oauth-toolkit|django-oauth-toolkit/start.sh|4200|profiles/django-oauth-toolkit.toml|--skip rt-concurrent||login+wrong"
   "openauth|openauth/start.sh|4300|profiles/openauth.toml|||login+wrong"
   "better-auth|better-auth/start.sh|4400|profiles/better-auth.toml|--skip rt-concurrent --skip code-concurrent-redeem|NODE_EXTRA_CA_CERTS=$NODE_CA|login+wrong"

@@ -704,6 +704,7 @@ async fn run_targets(printer: &Printer, opts: session::TargetsOptions, stop: &St
         // (a progress display) is left as it is.
         e @ (Event::ReferenceStarted { .. }
         | Event::DocumentHost { .. }
+        | Event::EnterpriseIdp { .. }
         | Event::Provisioned(_)
         | Event::Grading { .. }
         | Event::ReportsWritten(_)) => {
@@ -1146,6 +1147,11 @@ impl Printer {
                         p.display()
                     ))
                     .unwrap_or_default()
+            ),
+            Event::EnterpriseIdp { issuer, jwks_url } => eprintln!(
+                "enterprise IdP (ID-JAG): issuer {}, JWK Set {} (the AS must trust this issuer)",
+                sanitize_terminal(issuer),
+                sanitize_terminal(jwks_url)
             ),
             Event::Provisioned(p) => eprintln!(
                 "test users provisioned: `{}` exited 0 in {:.1} s{}",

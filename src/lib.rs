@@ -42,6 +42,7 @@ pub mod fuzz;
 pub mod harness;
 pub mod health;
 pub mod http;
+pub mod idp;
 pub mod local_ca;
 pub mod login;
 pub mod record;

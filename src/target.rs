@@ -77,6 +77,9 @@ pub struct Profile {
     /// DPoP (RFC 9449) at the MCP server, when neither its PRM nor its challenge says so.
     #[serde(default)]
     pub dpop: DpopConfig,
+    /// Enterprise-managed authorization (ID-JAG): the AS trusts the suite's IdP.
+    #[serde(default)]
+    pub enterprise: Option<EnterpriseConfig>,
 }
 
 /// `[token_exchange]`: whether the AS offers token exchange (RFC 8693) and which client may
@@ -101,6 +104,79 @@ pub struct DpopConfig {
     /// The MCP server accepts DPoP-bound access tokens (`Authorization: DPoP`, RFC 9449 §7):
     /// the RS-side `dpop-*` cases run.
     pub resource: Option<bool>,
+}
+
+/// `[enterprise]`: the AS under test trusts the enterprise IdP the suite plays (MCP's
+/// enterprise-managed authorization, draft-ietf-oauth-identity-assertion-authz-grant). The IdP
+/// is served by the document host (`[cimd] port`, `public_base_url`): its issuer is the host's
+/// base URL plus `issuer_path`, its JWK Set `<issuer>/jwks.json`. Without this section the
+/// ID-JAG cases are skipped: nothing can be redeemed at an AS that does not trust that IdP.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct EnterpriseConfig {
+    /// The `client_id` of the `[[clients]]` entry (confidential) that redeems ID-JAGs.
+    pub client: String,
+    /// The IdP issuer's path on the document host (default `/idp`).
+    #[serde(default)]
+    pub issuer_path: Option<String>,
+    /// The IdP's signing key (PKCS#8 PEM, P-256), when the AS was given the key rather than
+    /// the JWK Set URL; default: a key made for the run.
+    #[serde(default)]
+    pub key_file: Option<String>,
+    #[serde(default)]
+    pub key_id: Option<String>,
+    /// The key, read from `key_file` when the profile loads.
+    #[serde(skip)]
+    pub key: Option<std::sync::Arc<ClientKey>>,
+}
+
+impl EnterpriseConfig {
+    /// The IdP issuer's path: `/`-led, no trailing `/`, and not `/idp-untrusted` (the second
+    /// IdP's).
+    pub fn path(&self) -> String {
+        let p = self.issuer_path.as_deref().unwrap_or("/idp");
+        format!("/{}", p.trim_matches('/'))
+    }
+
+    fn load(
+        &mut self,
+        profile_clients: &[ClientConfig],
+        base: &Path,
+    ) -> Result<(), (&'static str, String)> {
+        match profile_clients.iter().find(|c| c.client_id == self.client) {
+            Some(c) if c.kind() == ClientKind::Confidential => {}
+            Some(_) => {
+                return Err((
+                    "client",
+                    format!(
+                        "{:?} is a public client: ID-JAGs are redeemed by confidential clients (draft-ietf-oauth-identity-assertion-authz-grant §8.1)",
+                        self.client
+                    ),
+                ));
+            }
+            None => {
+                return Err((
+                    "client",
+                    format!(
+                        "{:?} is not the client_id of a [[clients]] entry",
+                        self.client
+                    ),
+                ));
+            }
+        }
+        if self.path().len() < 2 || self.path().contains(['?', '#', ' ']) {
+            return Err(("issuer_path", "a path such as \"/idp\"".into()));
+        }
+        if let Some(f) = &self.key_file {
+            let path = base.join(f);
+            let pem = std::fs::read_to_string(&path)
+                .map_err(|e| ("key_file", format!("{}: {e}", path.display())))?;
+            let key = ClientKey::from_pem(&pem, self.key_id.clone())
+                .map_err(|e| ("key_file", format!("{}: {e}", path.display())))?;
+            self.key = Some(std::sync::Arc::new(key));
+        }
+        Ok(())
+    }
 }
 
 /// `[operator]`: actions only the target's operator can take, for the cases that need them
@@ -346,6 +422,10 @@ pub fn load_profile(path: &Path) -> Result<Profile, FileError> {
             &["token_exchange", "client"],
             format!("{id:?} is not the client_id of a confidential [[clients]] entry"),
         ));
+    }
+    if let Some(e) = &mut profile.enterprise {
+        e.load(&profile.clients, path.parent().unwrap_or(Path::new(".")))
+            .map_err(|(field, m)| at(&["enterprise", field], m))?;
     }
     if profile.http.max_body == Some(0) {
         return Err(at(&["http", "max_body"], "must be at least 1 byte".into()));

@@ -29,8 +29,10 @@ fn run_one(case: &Case, faults: Vec<String>) -> Result<authconform::record::Case
                 reference_login: login_style(),
                 ..TargetOptions::default()
             },
-            // CIMD cases need the document host, trusted by the reference in development mode.
-            documents: (case.file.area == "cimd").then(DocumentOptions::default),
+            // CIMD cases need the document host, trusted by the reference in development mode;
+            // the ID-JAG cases' enterprise IdP is served there too.
+            documents: (case.file.area == "cimd" || case.file.area == "id_jag")
+                .then(DocumentOptions::default),
             spec: SpecChoice::Fixed(Revision::V2025_11_25),
             max_wait: None,
         };

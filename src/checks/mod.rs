@@ -16,6 +16,7 @@ pub mod client_credentials;
 pub mod dcr;
 pub mod dpop;
 pub mod grant_revocation;
+pub mod id_jag;
 pub mod passthrough;
 pub mod pkce;
 pub mod prm;
@@ -210,6 +211,15 @@ registry! { ctx, on, args;
         "dpop_bound" => dpop::bound(ctx, &on("token"), args).await,
         "dpop_nonce" => dpop::nonce(ctx, &on("token"), args).await,
         "dpop_iat_refused" => dpop::iat_refused(ctx, &on("token")),
+        // Enterprise-managed authorization, ID-JAG (draft-ietf-oauth-identity-assertion-authz-grant).
+        "idjag_ready" => id_jag::ready(ctx).await,
+        "idjag_advertised" => id_jag::advertised(ctx, &on("asm")),
+        "idjag_accepted" => id_jag::accepted(ctx).await,
+        "idjag_refused" => id_jag::refused(ctx, args).await,
+        "idjag_replay" => id_jag::replay(ctx).await,
+        "idjag_resource_binding" => id_jag::resource_binding(ctx, args).await,
+        "idjag_scope" => id_jag::scope(ctx).await,
+        "idjag_not_a_bearer" => id_jag::not_a_bearer(ctx).await,
 }
 
 /// One hostile body for [`hostile_bodies`]: what it is, its bytes, and whether the endpoint

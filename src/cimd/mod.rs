@@ -29,6 +29,9 @@ pub struct Documents {
     pub control: tokio::sync::OnceCell<Control>,
     /// The rebinding DNS server the AS resolves through (`[cimd] resolver`), or why none runs.
     pub dns: Result<dns::RebindDns, String>,
+    /// The enterprise IdP of the ID-JAG cases, served by this host (`crate::idp`), when the
+    /// run has one.
+    pub idp: Option<std::sync::Arc<crate::idp::Idp>>,
 }
 
 /// What the control authorization showed.
@@ -82,6 +85,7 @@ impl Documents {
             ),
             ca_path,
             control: Default::default(),
+            idp: None,
         }
     }
 

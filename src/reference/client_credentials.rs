@@ -26,6 +26,12 @@ type Get<'a> = &'a dyn Fn(&str) -> Option<String>;
 /// faults whose servers authenticate client_credentials requests wrongly. `None`: carry on.
 pub fn before_client_auth(s: &Ref, headers: &HeaderMap, get: Get) -> Option<Response> {
     match get("grant_type").as_deref() {
+        // An ID-JAG is redeemed by a client authenticated as registered (id_jag.rs).
+        Some(JWT_BEARER_GRANT)
+            if get("assertion").is_some_and(|a| super::id_jag::routed_here(s, &a)) =>
+        {
+            None
+        }
         Some(JWT_BEARER_GRANT) => Some(jwt_bearer(s, headers, get)),
         Some("client_credentials") => faulty_authentication(s, headers, get),
         _ => None,

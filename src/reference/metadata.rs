@@ -72,6 +72,13 @@ fn metadata(s: &Ref, oidc: bool) -> Value {
     if s.open_registration {
         o.remove("registration_endpoint");
     }
+    // Draft-ietf-oauth-identity-assertion-authz-grant §7.2: the ID-JAG profile, when offered.
+    if s.offer.id_jag && !s.id_jag_idps.is_empty() && !s.fault("idjag-advertised") {
+        o.insert(
+            "authorization_grant_profiles_supported".into(),
+            json!([super::id_jag::PROFILE]),
+        );
+    }
     if s.fault("asm-required-fields") {
         o.remove("response_types_supported");
     }

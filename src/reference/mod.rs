@@ -15,6 +15,7 @@ mod cimd;
 mod client_credentials;
 mod dpop;
 mod handles;
+mod id_jag;
 mod jwt;
 mod login_api;
 mod metadata;
@@ -44,6 +45,7 @@ use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 
 pub use crate::local_ca::LocalCa;
+pub use id_jag::IdJagIdp;
 
 /// Every fault the reference can inject, by case id. A test checks that each shipped case has
 /// one (or declares `no_fault`), and that each fault names a shipped case.
@@ -422,6 +424,19 @@ pub const FAULTS: &[&str] = &[
     "dpop-htu-normalisation.case-port",
     "dpop-clock-skew.past",
     "dpop-clock-skew.future",
+    // Enterprise-managed authorization, ID-JAG (src/reference/id_jag.rs).
+    "idjag-advertised",
+    "idjag-accepted",
+    "idjag-typ",
+    "idjag-signature",
+    "idjag-issuer-trust",
+    "idjag-audience",
+    "idjag-client-binding",
+    "idjag-time",
+    "idjag-replay",
+    "idjag-resource-binding",
+    "idjag-scope",
+    "idjag-not-a-bearer",
 ];
 
 /// How to start the reference.
@@ -456,6 +471,9 @@ pub struct Options {
     pub open_registration: bool,
     /// The optional mechanisms of catalogue areas 15 and 16 it offers (all by default).
     pub offer: Offer,
+    /// The enterprise IdPs whose ID-JAGs it may see, with their JWK Sets (the suite's IdP,
+    /// trusted, and a second one that is not); none: no ID-JAG is accepted.
+    pub id_jag_idps: Vec<IdJagIdp>,
 }
 
 /// The optional mechanisms the reference offers: PAR (RFC 9126), DPoP (RFC 9449), token
@@ -600,8 +618,7 @@ pub(crate) struct Ref {
     /// Open registration, as mock and development servers have it: any unknown `client_id` is
     /// a public client with any redirect URI, and no registration endpoint is offered.
     pub open_registration: bool,
-    /// See [`Options::offer`]. Read by the mechanisms' modules as they are built.
-    #[allow(dead_code)]
+    /// See [`Options::offer`].
     pub offer: Offer,
     pub store: std::sync::Mutex<store::Store>,
     /// State handles the `cart_*` tools minted (`handles.rs`).
@@ -613,6 +630,10 @@ pub(crate) struct Ref {
     pub cimd_dev_origins: Vec<String>,
     pub cimd_trust_pem: Option<String>,
     pub cimd_resolver: Option<std::net::SocketAddr>,
+    /// See [`Options::id_jag_idps`].
+    pub id_jag_idps: Vec<IdJagIdp>,
+    /// The `jti`s of redeemed ID-JAGs.
+    pub id_jag_jtis: std::sync::Mutex<id_jag::SeenJtis>,
 }
 
 impl Ref {
@@ -878,6 +899,8 @@ pub async fn start(opts: Options) -> Result<Reference, StartError> {
         cimd_dev_origins: opts.cimd_dev_origins.clone(),
         cimd_resolver: opts.cimd_resolver,
         cimd_trust_pem: opts.cimd_trust_pem.clone(),
+        id_jag_idps: opts.id_jag_idps.clone(),
+        id_jag_jtis: Default::default(),
     });
     let app = Router::new().fallback(dispatch).with_state(state.clone());
 

@@ -278,6 +278,10 @@ pub fn mcp(s: &Ref, method: &Method, query: &str, headers: &HeaderMap, body: &[u
                     Err(r) => *r,
                 };
             }
+            // The faulty server takes any JWT a trusted IdP signed, ID-JAGs included.
+            if s.fault("idjag-not-a-bearer") && super::id_jag::verifies(s, &token) {
+                return ok_result(s, body);
+            }
             if s.fault("rs-403-vs-401") && super::scopes::tool_called(body).is_some() {
                 return super::scopes::insufficient(s, "mcp:tools mcp:admin");
             }

@@ -214,6 +214,10 @@ pub fn token(s: &Ref, method: &Method, query: &str, headers: &HeaderMap, body: &
         Some(super::token_exchange::GRANT) => {
             super::token_exchange::grant(s, &client_id, public, &get)
         }
+        // Only an ID-JAG gets here (client_credentials::before_client_auth routes the rest).
+        Some(super::client_credentials::JWT_BEARER_GRANT) => {
+            super::id_jag::grant(s, &client_id, public, &get)
+        }
         Some("password") if s.fault("tok-unsupported-grant") => {
             issue(s, TokenGrant::new(client_id, None, None), true)
         }

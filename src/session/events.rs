@@ -26,6 +26,9 @@ pub enum Event<'a> {
         base_url: &'a str,
         ca_path: Option<&'a Path>,
     },
+    /// The enterprise IdP the AS under test must trust (its `[enterprise]` profile section):
+    /// the issuer and JWK Set URL to configure there.
+    EnterpriseIdp { issuer: &'a str, jwks_url: &'a str },
     /// The profile's provisioning command ran and exited 0.
     Provisioned(&'a crate::record::ProvisionRecord),
     /// A run's cases start, graded at `spec`.

@@ -68,15 +68,7 @@ pub async fn fuzz_target(
     let mut resolved = Resolved::load(t)?;
     if resolved.names_no_target() {
         resolved
-            .start_reference(
-                &t.reference_faults,
-                t.reference_revision,
-                t.reference_login,
-                t.reference_offer,
-                None,
-                "attacking",
-                events,
-            )
+            .start_reference(t, None, "attacking", events)
             .await?;
     }
     let setup = async {

@@ -227,17 +227,16 @@ impl Resolved {
 
     /// Starts the built-in reference (with `faults`, and trusting the document host's CA when
     /// CIMD cases run) and makes it the target: its URL, its CA, its profile.
-    #[allow(clippy::too_many_arguments)]
+    /// `t` says how to start it (`reference_faults`, `_revision`, `_login`, `_offer`).
     async fn start_reference(
         &mut self,
-        faults: &[String],
-        revision: Option<crate::spec::Revision>,
-        login: reference::LoginStyle,
-        offer: reference::Offer,
+        t: &TargetOptions,
         documents: Option<&crate::cimd::Documents>,
         doing: &str,
         events: Events<'_>,
     ) -> Result<(), Error> {
+        let (faults, offer) = (&t.reference_faults, t.reference_offer);
+        let (revision, login) = (t.reference_revision, t.reference_login);
         let r = reference::start(reference::Options {
             port: 0,
             faults: faults.to_vec(),
@@ -249,6 +248,23 @@ impl Resolved {
             fragile: std::env::var_os("AUTHCONFORM_REFERENCE_FRAGILE").is_some_and(|v| v == "1"),
             open_registration: false,
             offer,
+            id_jag_idps: documents
+                .and_then(|d| d.idp.as_deref())
+                .map(|i| {
+                    vec![
+                        reference::IdJagIdp {
+                            issuer: i.issuer.clone(),
+                            jwks: i.jwks(),
+                            trusted: true,
+                        },
+                        reference::IdJagIdp {
+                            issuer: i.untrusted_issuer.clone(),
+                            jwks: i.untrusted_jwks(),
+                            trusted: false,
+                        },
+                    ]
+                })
+                .unwrap_or_default(),
         })
         .await
         .map_err(Error::new)?;

@@ -67,6 +67,14 @@ pub fn reference_profile(f: &Facts) -> Profile {
     p.operator.rotate_keys_url = Some(f.rotate_keys_url.clone());
     p.cimd.trust_policy = Some(f.cimd_trust_policy.into());
     p.token_exchange.offered = f.offer.token_exchange;
+    // It trusts the suite's IdP when it offers ID-JAG (the session hands it the IdP's keys);
+    // its confidential client redeems them.
+    if f.offer.id_jag {
+        p.enterprise = Some(crate::target::EnterpriseConfig {
+            client: "ref-confidential".into(),
+            ..Default::default()
+        });
+    }
     p.timing.code_lifetime_secs = Some(f.code_lifetime.as_secs());
     p.timing.refresh_idle_secs = Some(f.refresh_idle.as_secs());
     // Long enough to outwait a code: the waiting cases run instead of being skipped.

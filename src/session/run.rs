@@ -63,19 +63,35 @@ impl Prepared {
 pub async fn prepare(opts: &SetupOptions, events: Events<'_>) -> Result<Prepared, Error> {
     let mut resolved = Resolved::load(&opts.target)?;
     let reference_target = resolved.names_no_target();
+    let enterprise = resolved.profile.enterprise.clone();
     let documents = match &opts.documents {
-        Some(d) => Some(Arc::new(
-            start_documents(d, &resolved, reference_target, events).await?,
-        )),
+        Some(d) => {
+            let mut docs = start_documents(d, &resolved, reference_target, events).await?;
+            // The enterprise IdP (ID-JAG) on the document host: for the reference when it
+            // offers the grant, for another AS when its profile says it trusts the suite's IdP.
+            docs.idp = match &enterprise {
+                _ if reference_target && opts.target.reference_offer.id_jag => Some(Arc::new(
+                    crate::idp::Idp::publish(&docs.host, "/idp", None).map_err(Error)?,
+                )),
+                Some(e) if !reference_target => {
+                    let idp = crate::idp::Idp::publish(&docs.host, &e.path(), e.key.clone())
+                        .map_err(Error)?;
+                    events(Event::EnterpriseIdp {
+                        issuer: &idp.issuer,
+                        jwks_url: &idp.jwks_url,
+                    });
+                    Some(Arc::new(idp))
+                }
+                _ => None,
+            };
+            Some(Arc::new(docs))
+        }
         None => None,
     };
     if reference_target {
         resolved
             .start_reference(
-                &opts.target.reference_faults,
-                opts.target.reference_revision,
-                opts.target.reference_login,
-                opts.target.reference_offer,
+                &opts.target,
                 documents.as_deref(),
                 "running against",
                 events,
@@ -243,7 +259,11 @@ pub async fn run(
         Some(p) => Some(expected_verdicts::load(p).map_err(Error::new)?),
         None => None,
     };
-    if !cases.iter().any(|c| c.file.area == "cimd") {
+    // The document host also serves the enterprise IdP of the ID-JAG cases.
+    if !cases
+        .iter()
+        .any(|c| c.file.area == "cimd" || c.file.area == "id_jag")
+    {
         opts.setup.documents = None;
     }
     // The clock starts before set-up: revision detection and the shared discovery are part of
