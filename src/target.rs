@@ -71,6 +71,17 @@ pub struct Profile {
     /// What the target's operator does on the suite's request (rotating signing keys).
     #[serde(default)]
     pub operator: OperatorConfig,
+    /// Pushed Authorization Requests (RFC 9126), when the metadata does not say.
+    #[serde(default)]
+    pub par: ParConfig,
+}
+
+/// `[par]`: the PAR endpoint of an AS that serves one without naming it in its metadata (RFC
+/// 9126 §2 only says it SHOULD). Unset, the par-* cases run only when the metadata names one.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ParConfig {
+    pub endpoint: Option<String>,
 }
 
 /// `[operator]`: actions only the target's operator can take, for the cases that need them
@@ -270,6 +281,9 @@ pub fn load_profile(path: &Path) -> Result<Profile, FileError> {
         if let Some(v) = val {
             check_url(v).map_err(|m| at(&["target", key], m))?;
         }
+    }
+    if let Some(v) = &profile.par.endpoint {
+        check_url(v).map_err(|m| at(&["par", "endpoint"], m))?;
     }
     if profile.target.resource.is_none() && profile.target.issuer.is_none() {
         return Err(at(

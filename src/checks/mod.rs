@@ -15,6 +15,7 @@ pub mod cimd;
 pub mod client_credentials;
 pub mod dcr;
 pub mod grant_revocation;
+pub mod par;
 pub mod passthrough;
 pub mod pkce;
 pub mod prm;
@@ -191,6 +192,12 @@ registry! { ctx, on, args;
         "cc_supported" => client_credentials::supported(ctx, args).await,
         "token_audience" => client_credentials::token_audience(ctx, &on("token")).await,
         "cc_scope_refused" => client_credentials::scope_refused(ctx, &on("token"), args),
+        // Pushed Authorization Requests, RFC 9126 (par.rs).
+        "par_offered" => par::offered(ctx).await,
+        "par_advertised" => par::advertised(ctx, &on("asm")),
+        "par_response" => par::response(ctx, &on("pushed")),
+        "par_required_client" => par::required_client(ctx).await,
+        "par_request_uri_entropy" => par::request_uri_entropy(ctx, args).await,
 }
 
 /// One hostile body for [`hostile_bodies`]: what it is, its bytes, and whether the endpoint

@@ -18,6 +18,7 @@ mod jwt;
 mod login_api;
 mod metadata;
 mod oidc;
+mod par;
 mod registration;
 mod resource;
 mod scopes;
@@ -382,6 +383,19 @@ pub const FAULTS: &[&str] = &[
     "rs-stepup-works",
     "rs-downscoped-accepted",
     "rs-initial-scope-sufficient",
+    // Pushed Authorization Requests, RFC 9126 (src/reference/par.rs).
+    "par-advertised",
+    "par-201",
+    "par-no-request-uri-inside",
+    "par-redirect-validated",
+    "par-one-time",
+    "par-expiry",
+    "par-client-binding",
+    "par-required",
+    "par-post-only",
+    "par-minimal-auth-request",
+    "par-client-auth",
+    "par-request-uri-entropy",
 ];
 
 /// How to start the reference.
@@ -573,6 +587,8 @@ pub(crate) struct Ref {
     pub cimd_dev_origins: Vec<String>,
     pub cimd_trust_pem: Option<String>,
     pub cimd_resolver: Option<std::net::SocketAddr>,
+    /// Pushed authorization requests (`par.rs`).
+    pub par: std::sync::Mutex<par::Store>,
 }
 
 impl Ref {
@@ -838,6 +854,7 @@ pub async fn start(opts: Options) -> Result<Reference, StartError> {
         cimd_dev_origins: opts.cimd_dev_origins.clone(),
         cimd_resolver: opts.cimd_resolver,
         cimd_trust_pem: opts.cimd_trust_pem.clone(),
+        par: Default::default(),
     });
     let app = Router::new().fallback(dispatch).with_state(state.clone());
 
@@ -990,7 +1007,7 @@ async fn dispatch(
     let query = uri.query().unwrap_or("");
     // A URL client_id is resolved (fetched, or taken from the cache) before the synchronous
     // endpoint code looks the client up.
-    if path == "/as/authorize" || path == "/as/token" {
+    if path == "/as/authorize" || path == "/as/token" || path == "/as/par" {
         for id in authorize::client_ids(&method, query, &headers, &body) {
             if !cimd::is_url(&id) {
                 continue;
@@ -1007,7 +1024,7 @@ async fn dispatch(
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .remove(&id);
-                    return if path == "/as/token" {
+                    return if path == "/as/token" || path == "/as/par" {
                         token::refused_client(&s, &why)
                     } else {
                         authorize::cimd_refused(&s, &method, query, &body)
@@ -1033,6 +1050,7 @@ async fn dispatch(
             return login_api::consent(&s, &method, query, &headers, &body);
         }
         "/as/token" => return token::token(&s, &method, query, &headers, &body),
+        "/as/par" if s.offer.par => return par::push(&s, &method, query, &headers, &body),
         "/as/revoke" if !s.fault("asm-revocation-introspection") => {
             return token::revoke(&s, &method, query, &headers, &body);
         }

@@ -12,6 +12,7 @@ pub mod discovery;
 pub mod document;
 pub mod expect;
 pub mod facts;
+pub mod par;
 pub mod params;
 pub mod request;
 pub mod token;

@@ -441,6 +441,13 @@ pub struct AuthorizeStep {
     pub max_secs: Option<u64>,
     /// A refusal must not be a 5xx page (a crash is not a controlled rejection).
     pub no_5xx: bool,
+    /// Push the request to the PAR endpoint first (RFC 9126 §2, with the client's token
+    /// endpoint authentication), save that answer as `<save>_par`, then open the authorization
+    /// endpoint with only `client_id` and the `request_uri` it returned (RFC 9126 §4).
+    pub push: bool,
+    /// Open the authorization endpoint with only the client's `client_id` and this
+    /// `request_uri` (template: one pushed earlier), nothing pushed now.
+    pub request_uri: Option<String>,
 }
 
 impl Default for AuthorizeStep {
@@ -464,6 +471,8 @@ impl Default for AuthorizeStep {
             refused: Default::default(),
             max_secs: Default::default(),
             no_5xx: Default::default(),
+            push: Default::default(),
+            request_uri: Default::default(),
         }
     }
 }
@@ -591,7 +600,8 @@ pub struct TokenStep {
     /// Send `n` identical requests at once (race probes); all are recorded, the first saved.
     pub parallel: Option<usize>,
     /// The endpoint, with the same client authentication: `token` (default), `revocation`
-    /// (RFC 7009) or `introspection` (RFC 7662), from the AS metadata.
+    /// (RFC 7009), `introspection` (RFC 7662), or `par` (RFC 9126 §2: the body is then an
+    /// authorization request, `grant_type` is not sent), from the AS metadata.
     pub endpoint: Option<String>,
     pub save: String,
     pub expect: Option<Expect>,
