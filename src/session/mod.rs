@@ -227,6 +227,7 @@ impl Resolved {
 
     /// Starts the built-in reference (with `faults`, and trusting the document host's CA when
     /// CIMD cases run) and makes it the target: its URL, its CA, its profile.
+    #[allow(clippy::too_many_arguments)] // the foundation's signature, left for its owner to reshape
     async fn start_reference(
         &mut self,
         faults: &[String],
