@@ -16,6 +16,8 @@
 #                               every DPoP proof must carry the server's nonce
 #   oidc-provider-browser       oidc-provider/start.sh              PORT=4000  profiles/oidc-provider-browser.toml, only pkce
 #                               and redirect_uri: the same server logged in through headless Chromium
+#   oidc-provider-par-required  oidc-provider/start.sh PAR_REQUIRED=1 PORT=4000 profiles/oidc-provider-strict.toml, only par:
+#                               the same server requiring PAR of every client (require_pushed_authorization_requests)
 #   mcp-ts, mcp-ts-flow, mcp-ts-lifecycle, mcp-ts-audience, mcp-ts-rs
 #                               mcp-ts/start.sh                     PORT=3000 (AS 3001) profiles/mcp-ts.toml
 #   authlib                     authlib/start.sh (scripts/targets)  PORT=4100  profiles/authlib.toml
@@ -137,6 +139,7 @@ RUN_LIST=(
   "oidc-provider-cimd-dev|oidc-provider/start.sh|4000|profiles/oidc-provider-strict.toml|--only cimd|NODE_EXTRA_CA_CERTS=$NODE_CA NODE_OPTIONS=$LOOPBACK_FETCH|"
   "oidc-provider-dpop-nonce|oidc-provider/start.sh|4000|profiles/oidc-provider-strict.toml|--only dpop|NODE_EXTRA_CA_CERTS=$NODE_CA DPOP_NONCE=1|"
   "oidc-provider-browser|oidc-provider/start.sh|4000|profiles/oidc-provider-browser.toml|--only pkce --only redirect_uri|NODE_EXTRA_CA_CERTS=$NODE_CA|login"
+  "oidc-provider-par-required|oidc-provider/start.sh|4000|profiles/oidc-provider-strict.toml|--only par|NODE_EXTRA_CA_CERTS=$NODE_CA PAR_REQUIRED=1|"
   "mcp-ts|mcp-ts/start.sh|3000 3001|profiles/mcp-ts.toml|--skip authorization_code --skip token_endpoint --skip token_lifecycle --skip revocation --skip dcr --skip audience --skip transport --skip scopes --skip client_credentials||"
   "mcp-ts-flow|mcp-ts/start.sh|3000 3001|profiles/mcp-ts.toml|${FLOW_AREAS[*]}||"
   "mcp-ts-lifecycle|mcp-ts/start.sh|3000 3001|profiles/mcp-ts.toml|${LIFECYCLE_AREAS[*]}||"

@@ -80,6 +80,17 @@ pub struct Profile {
     /// Enterprise-managed authorization (ID-JAG): the AS trusts the suite's IdP.
     #[serde(default)]
     pub enterprise: Option<EnterpriseConfig>,
+    /// Pushed Authorization Requests (RFC 9126), when the metadata does not say.
+    #[serde(default)]
+    pub par: ParConfig,
+}
+
+/// `[par]`: the PAR endpoint of an AS that serves one without naming it in its metadata (RFC
+/// 9126 §2 only says it SHOULD). Unset, the par-* cases run only when the metadata names one.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ParConfig {
+    pub endpoint: Option<String>,
 }
 
 /// `[token_exchange]`: whether the AS offers token exchange (RFC 8693) and which client may
@@ -376,6 +387,9 @@ pub fn load_profile(path: &Path) -> Result<Profile, FileError> {
         if let Some(v) = val {
             check_url(v).map_err(|m| at(&["target", key], m))?;
         }
+    }
+    if let Some(v) = &profile.par.endpoint {
+        check_url(v).map_err(|m| at(&["par", "endpoint"], m))?;
     }
     if profile.target.resource.is_none() && profile.target.issuer.is_none() {
         return Err(at(

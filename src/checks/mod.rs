@@ -17,6 +17,7 @@ pub mod dcr;
 pub mod dpop;
 pub mod grant_revocation;
 pub mod id_jag;
+pub mod par;
 pub mod passthrough;
 pub mod pkce;
 pub mod prm;
@@ -220,6 +221,12 @@ registry! { ctx, on, args;
         "idjag_resource_binding" => id_jag::resource_binding(ctx, args).await,
         "idjag_scope" => id_jag::scope(ctx).await,
         "idjag_not_a_bearer" => id_jag::not_a_bearer(ctx).await,
+        // Pushed Authorization Requests, RFC 9126 (par.rs).
+        "par_offered" => par::offered(ctx).await,
+        "par_advertised" => par::advertised(ctx, &on("asm")),
+        "par_response" => par::response(ctx, &on("pushed")),
+        "par_required_client" => par::required_client(ctx).await,
+        "par_request_uri_entropy" => par::request_uri_entropy(ctx, args).await,
 }
 
 /// One hostile body for [`hostile_bodies`]: what it is, its bytes, and whether the endpoint

@@ -218,7 +218,7 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// Does the requested redirect URI match this registered one?
-fn matches(s: &Ref, registered: &str, given: &str) -> bool {
+pub(super) fn redirect_matches(s: &Ref, registered: &str, given: &str) -> bool {
     let f = |id: &str| s.fault(id);
     let mut reg = registered.to_string();
     let mut giv = given.to_string();
@@ -422,7 +422,16 @@ pub fn authorize(
     if *method == Method::GET && s.fault("code-get-support") {
         return error_page(s, "use POST");
     }
-    let all = request_params(method, query, body);
+    let mut all = request_params(method, query, body);
+    // RFC 9126 §4: a request_uri from the PAR endpoint stands for the pushed request, whose
+    // parameters alone count; it is validated below like any other request.
+    let pushed = s.offer.par && all.iter().any(|(k, _)| k == "request_uri");
+    if pushed {
+        match super::par::resolve(s, &all) {
+            Ok(p) => all = p,
+            Err(why) => return error_page(s, why),
+        }
+    }
     let count = |k: &str| all.iter().filter(|(n, _)| n == k).count();
     // O21 3.1: parameters sent without a value are treated as omitted.
     let get = |k: &str| -> Option<String> {
@@ -473,7 +482,7 @@ pub fn authorize(
             let unenforced = (s.fault("dcr-redirect-enforced")
                 && client.get("client_id_issued_at").is_some())
                 || client.get("x_any_redirect") == Some(&Value::Bool(true));
-            if unenforced || registered.iter().any(|reg| matches(s, reg, &r)) {
+            if unenforced || registered.iter().any(|reg| redirect_matches(s, reg, &r)) {
                 // The faulty server validated the first value and redirects to the last.
                 if s.fault("redir-duplicate-param") {
                     all.iter()
@@ -511,6 +520,15 @@ pub fn authorize(
         user: None,
         dpop_jkt: super::dpop::authorization_jkt(s, get("dpop_jkt")),
     };
+    // RFC 9126 §4, §6: a client registered to push its requests may not send them here.
+    if !pushed && super::par::required_for(s, &client) {
+        return error_redirect(
+            s,
+            &p,
+            "invalid_request",
+            "this client must push its authorization requests (RFC 9126)",
+        );
+    }
     if s.fault("code-state-optional") && p.state.is_none() {
         return error_redirect(s, &p, "invalid_request", "state is required");
     }

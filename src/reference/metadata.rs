@@ -150,6 +150,22 @@ fn metadata(s: &Ref, oidc: bool) -> Value {
             json!(["code", "authorization_code", "refresh_token"]),
         );
     }
+    // RFC 9126 §5. No client is made to push by the server as a whole; one registered with
+    // require_pushed_authorization_requests is (§6).
+    if s.offer.par {
+        o.insert(
+            "pushed_authorization_request_endpoint".into(),
+            json!(format!("{base}/par")),
+        );
+        o.insert(
+            "require_pushed_authorization_requests".into(),
+            if s.fault("par-advertised") {
+                json!("false")
+            } else {
+                json!(false)
+            },
+        );
+    }
     if s.fault("asm-value-types") {
         o.insert(
             "scopes_supported".into(),

@@ -20,6 +20,7 @@ mod jwt;
 mod login_api;
 mod metadata;
 mod oidc;
+mod par;
 mod registration;
 mod resource;
 mod scopes;
@@ -437,6 +438,19 @@ pub const FAULTS: &[&str] = &[
     "idjag-resource-binding",
     "idjag-scope",
     "idjag-not-a-bearer",
+    // Pushed Authorization Requests, RFC 9126 (src/reference/par.rs).
+    "par-advertised",
+    "par-201",
+    "par-no-request-uri-inside",
+    "par-redirect-validated",
+    "par-one-time",
+    "par-expiry",
+    "par-client-binding",
+    "par-required",
+    "par-post-only",
+    "par-minimal-auth-request",
+    "par-client-auth",
+    "par-request-uri-entropy",
 ];
 
 /// How to start the reference.
@@ -634,6 +648,8 @@ pub(crate) struct Ref {
     pub id_jag_idps: Vec<IdJagIdp>,
     /// The `jti`s of redeemed ID-JAGs.
     pub id_jag_jtis: std::sync::Mutex<id_jag::SeenJtis>,
+    /// Pushed authorization requests (`par.rs`).
+    pub par: std::sync::Mutex<par::Store>,
 }
 
 impl Ref {
@@ -901,6 +917,7 @@ pub async fn start(opts: Options) -> Result<Reference, StartError> {
         cimd_trust_pem: opts.cimd_trust_pem.clone(),
         id_jag_idps: opts.id_jag_idps.clone(),
         id_jag_jtis: Default::default(),
+        par: Default::default(),
     });
     let app = Router::new().fallback(dispatch).with_state(state.clone());
 
@@ -1053,7 +1070,7 @@ async fn dispatch(
     let query = uri.query().unwrap_or("");
     // A URL client_id is resolved (fetched, or taken from the cache) before the synchronous
     // endpoint code looks the client up.
-    if path == "/as/authorize" || path == "/as/token" {
+    if path == "/as/authorize" || path == "/as/token" || path == "/as/par" {
         for id in authorize::client_ids(&method, query, &headers, &body) {
             if !cimd::is_url(&id) {
                 continue;
@@ -1070,7 +1087,7 @@ async fn dispatch(
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .remove(&id);
-                    return if path == "/as/token" {
+                    return if path == "/as/token" || path == "/as/par" {
                         token::refused_client(&s, &why)
                     } else {
                         authorize::cimd_refused(&s, &method, query, &body)
@@ -1096,6 +1113,7 @@ async fn dispatch(
             return login_api::consent(&s, &method, query, &headers, &body);
         }
         "/as/token" => return token::token(&s, &method, query, &headers, &body),
+        "/as/par" if s.offer.par => return par::push(&s, &method, query, &headers, &body),
         "/as/revoke" if !s.fault("asm-revocation-introspection") => {
             return token::revoke(&s, &method, query, &headers, &body);
         }

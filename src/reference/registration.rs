@@ -199,6 +199,12 @@ pub fn register(s: &Ref, headers: &HeaderMap, body: &[u8]) -> Response {
             client[k] = v.clone();
         }
     }
+    // RFC 9126 §6: a client may be registered to use nothing but PAR.
+    if s.offer.par
+        && let Some(b @ Value::Bool(_)) = req.get("require_pushed_authorization_requests")
+    {
+        client["require_pushed_authorization_requests"] = b.clone();
+    }
     // RFC 7591 §2: the server may narrow the scope; the response says what was granted.
     if let Some(sc) = req.get("scope").and_then(Value::as_str)
         && !s.fault("dcr-scope-restriction")

@@ -229,7 +229,7 @@ pub fn token(s: &Ref, method: &Method, query: &str, headers: &HeaderMap, body: &
 /// `private_key_jwt` assertion (RFC 7523 §2.2, §3), else the secret (O21 3.2.1: Basic, body,
 /// or, only under the tok-client-creds-in-query fault, the query); a public client names itself
 /// by `client_id`. Returns the client id and whether the client is public.
-fn authenticate_client(
+pub(super) fn authenticate_client(
     s: &Ref,
     get: &dyn Fn(&str) -> Option<String>,
     basic: Option<(String, String)>,

@@ -152,6 +152,72 @@ pub fn authorization<'a>(ctx: &'a CaseCtx<'_>, name: &str) -> Result<&'a Authori
     }
 }
 
+/// The authorization request a suite client sends by default (O21 4.1.1): code, PKCE S256,
+/// the profile's scope, a fresh state, and the MCP endpoint as `resource` (RFC 8707).
+pub fn default_params(
+    ctx: &CaseCtx<'_>,
+    client: &Client,
+    redirect_uri: String,
+    challenge: &str,
+) -> Vec<(String, String)> {
+    let state: [u8; 16] = rand::random();
+    let mut params: Vec<(String, String)> = vec![
+        ("response_type".into(), "code".into()),
+        ("client_id".into(), client.client_id.clone()),
+        ("redirect_uri".into(), redirect_uri),
+    ];
+    if let Some(s) = &ctx.env.profile.authorization.scope {
+        params.push(("scope".into(), s.clone()));
+    }
+    params.push(("state".into(), URL_SAFE_NO_PAD.encode(state)));
+    params.push(("code_challenge".into(), challenge.to_string()));
+    params.push(("code_challenge_method".into(), "S256".into()));
+    if ctx.env.profile.authorization.resource.unwrap_or(true)
+        && let Some(r) = &ctx.env.target.resource
+    {
+        params.push(("resource".into(), r.clone()));
+    }
+    params
+}
+
+fn with_query(endpoint: &str, params: &[(String, String)]) -> String {
+    let sep = if endpoint.contains('?') { '&' } else { '?' };
+    format!("{endpoint}{sep}{}", encode_pairs(params))
+}
+
+/// Pushes the authorization request to the PAR endpoint (RFC 9126 §2.1) with the client's
+/// token endpoint authentication, saves the answer as `<save>_par`, and returns its
+/// `request_uri`. A push that does not succeed leaves nothing to open: the case cannot be
+/// judged (par-201 judges the push itself).
+async fn push(
+    ctx: &mut CaseCtx<'_>,
+    a: &AuthorizeStep,
+    params: &[(String, String)],
+) -> Result<String, Stop> {
+    let step = crate::case::model::TokenStep {
+        client: a.client.clone(),
+        endpoint: Some("par".into()),
+        ..Default::default()
+    };
+    let saved = super::token::send(ctx, &step, params.to_vec()).await?;
+    let name = format!("{}_par", a.save);
+    ctx.saved.insert(name.clone(), saved.clone());
+    let Some((_, r)) = saved.response() else {
+        return Err(Stop::Error(format!("`{name}` holds no response")));
+    };
+    match super::par::request_uri(r) {
+        Some(ru) => Ok(ru),
+        None => {
+            let reason = format!(
+                "the PAR endpoint answered {} without a request_uri to a valid pushed request, so this case's probe cannot be judged",
+                r.status
+            );
+            ctx.block("par-push-refused", Some("par-201"), &reason);
+            Err(Stop::Error(reason))
+        }
+    }
+}
+
 /// Sends an authorization request and drives it through the login of the step's test user to
 /// its end. A login that cannot complete is an error of the suite's (the case errors), never
 /// the server's failure. Without a second user in the profile a `user = "second"` step is
@@ -176,39 +242,50 @@ pub async fn authorize(ctx: &mut CaseCtx<'_>, a: &AuthorizeStep) -> Result<Autho
         Some(t) => ctx.expand(t).map_err(Stop::Error)?,
         None => client.redirect_uris.first().cloned().unwrap_or_default(),
     };
-    let state: [u8; 16] = rand::random();
-    let mut params: Vec<(String, String)> = vec![
-        ("response_type".into(), "code".into()),
-        ("client_id".into(), client.client_id.clone()),
-        ("redirect_uri".into(), redirect_uri),
-    ];
-    if let Some(s) = &ctx.env.profile.authorization.scope {
-        params.push(("scope".into(), s.clone()));
-    }
-    params.push(("state".into(), URL_SAFE_NO_PAD.encode(state)));
-    params.push(("code_challenge".into(), challenge.clone()));
-    params.push(("code_challenge_method".into(), "S256".into()));
-    if ctx.env.profile.authorization.resource.unwrap_or(true)
-        && let Some(r) = &ctx.env.target.resource
-    {
-        params.push(("resource".into(), r.clone()));
-    }
-    if let Some(name) = &a.dpop_jkt {
-        // RFC 9449 §10: the code is bound to the thumbprint of this key of the case.
-        let k = ctx.dpop.key(name, None).map_err(Stop::Error)?;
-        params.push(("dpop_jkt".into(), k.thumbprint()));
-    }
-    adjust(ctx, &mut params, &a.params, &a.omit)?;
-    let sep = if endpoint.contains('?') { '&' } else { '?' };
-    let mut url = format!("{endpoint}{sep}{}", encode_pairs(&params));
+    let (url, params, sent_redirect, has_challenge) = match &a.request_uri {
+        // A request_uri pushed earlier: only it and client_id are sent (RFC 9126 §4); the
+        // login driver expects the client's registered redirect URI, which the push used.
+        Some(t) => {
+            let ru = ctx.expand(t).map_err(Stop::Error)?;
+            let params = vec![
+                ("client_id".to_string(), client.client_id.clone()),
+                ("request_uri".to_string(), ru),
+            ];
+            let url = with_query(&endpoint, &params);
+            (url, params, Some(redirect_uri), false)
+        }
+        None => {
+            let mut params = default_params(ctx, &client, redirect_uri, &challenge);
+            if let Some(name) = &a.dpop_jkt {
+                // RFC 9449 §10: the code is bound to the thumbprint of this key of the case.
+                let k = ctx.dpop.key(name, None).map_err(Stop::Error)?;
+                params.push(("dpop_jkt".into(), k.thumbprint()));
+            }
+            adjust(ctx, &mut params, &a.params, &a.omit)?;
+            let sent_redirect = params
+                .iter()
+                .find(|(k, _)| k == "redirect_uri")
+                .map(|(_, v)| v.clone());
+            let has_challenge = params.iter().any(|(k, _)| k == "code_challenge");
+            let url = if a.push {
+                let ru = push(ctx, a, &params).await?;
+                with_query(
+                    &endpoint,
+                    &[
+                        ("client_id".to_string(), client.client_id.clone()),
+                        ("request_uri".to_string(), ru),
+                    ],
+                )
+            } else {
+                with_query(&endpoint, &params)
+            };
+            (url, params, sent_redirect, has_challenge)
+        }
+    };
+    let mut url = url;
     if let Some(x) = &a.extra {
         url.push_str(&ctx.expand(x).map_err(Stop::Error)?);
     }
-    let sent_redirect = params
-        .iter()
-        .find(|(k, _)| k == "redirect_uri")
-        .map(|(_, v)| v.clone());
-    let has_challenge = params.iter().any(|(k, _)| k == "code_challenge");
 
     let session_key = a.session.as_ref().map(|s| format!("session:{s}"));
     let mut browser = match session_key.as_ref().and_then(|k| ctx.sessions.remove(k)) {

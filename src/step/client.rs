@@ -353,6 +353,15 @@ async fn register(ctx: &mut CaseCtx<'_>, want: &ClientStep) -> Result<Client, St
         return Err(judged(ctx, want.refused, msg));
     }
     let client_id = client_id.unwrap_or_default();
+    // What the AS registered (RFC 7591 §3.2.1 echoes it), for checks that depend on whether
+    // it kept a member (par-required: require_pushed_authorization_requests).
+    ctx.saved.insert(
+        format!("{}_registration", want.save),
+        Saved::Response {
+            url: endpoint.clone(),
+            response: resp.clone(),
+        },
+    );
     let secret = doc
         .as_ref()
         .and_then(|d| d.get("client_secret"))

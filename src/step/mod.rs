@@ -13,6 +13,7 @@ pub mod document;
 pub mod dpop;
 pub mod expect;
 pub mod facts;
+pub mod par;
 pub mod params;
 pub mod request;
 pub mod token;

@@ -101,20 +101,14 @@ fn client_assertion(
 
 /// Builds and sends a token request; returns the (first) response.
 pub async fn token(ctx: &mut CaseCtx<'_>, t: &TokenStep) -> Result<Saved, Stop> {
-    let member = match t.endpoint.as_deref().unwrap_or("token") {
-        "token" => "token_endpoint",
-        "revocation" => "revocation_endpoint",
-        "introspection" => "introspection_endpoint",
-        other => return Err(Stop::Error(format!("unknown endpoint {other:?}"))),
-    };
-    let endpoint = as_endpoint(ctx, member).await?;
-    // An assertion's audience is the token endpoint whichever endpoint it is sent to.
-    let token_endpoint = if member == "token_endpoint" {
-        endpoint.clone()
-    } else {
-        as_endpoint(ctx, "token_endpoint").await?
-    };
     let client = super::client::named(ctx, &t.client)?.clone();
+    // A push carries an authorization request (RFC 9126 §2.1), the default one of this client.
+    if t.endpoint.as_deref() == Some("par") {
+        let redirect = client.redirect_uris.first().cloned().unwrap_or_default();
+        let challenge = super::authorize::s256(&new_verifier());
+        let pairs = super::authorize::default_params(ctx, &client, redirect, &challenge);
+        return send(ctx, t, pairs).await;
+    }
     let grant_type = ctx.expand(&t.grant_type).map_err(Stop::Error)?;
     let mut pairs: Vec<(String, String)> = Vec::new();
     if !grant_type.is_empty() {
@@ -143,6 +137,41 @@ pub async fn token(ctx: &mut CaseCtx<'_>, t: &TokenStep) -> Result<Saved, Stop> 
             pairs.push(("resource".into(), r.to_string()));
         }
     }
+    send(ctx, t, pairs).await
+}
+
+/// Sends `pairs` to the step's endpoint with the client's authentication (or the step's
+/// choice of it) and the step's `params`/`omit` applied; returns the (first) response.
+pub async fn send(
+    ctx: &mut CaseCtx<'_>,
+    t: &TokenStep,
+    mut pairs: Vec<(String, String)>,
+) -> Result<Saved, Stop> {
+    let member = match t.endpoint.as_deref().unwrap_or("token") {
+        "token" => "token_endpoint",
+        "revocation" => "revocation_endpoint",
+        "introspection" => "introspection_endpoint",
+        "par" => super::par::MEMBER,
+        other => return Err(Stop::Error(format!("unknown endpoint {other:?}"))),
+    };
+    let par = member == super::par::MEMBER;
+    let endpoint = if par {
+        super::par::endpoint(ctx).await?
+    } else {
+        as_endpoint(ctx, member).await?
+    };
+    // An assertion's audience is the token endpoint whichever endpoint it is sent to.
+    let token_endpoint = if member == "token_endpoint" {
+        endpoint.clone()
+    } else {
+        as_endpoint(ctx, "token_endpoint").await?
+    };
+    let client = super::client::named(ctx, &t.client)?.clone();
+    let grant_type = if par {
+        String::new()
+    } else {
+        ctx.expand(&t.grant_type).map_err(Stop::Error)?
+    };
     let secret = match &t.secret {
         Some(s) => Some(ctx.expand(s).map_err(Stop::Error)?),
         None => client.secret.clone(),
@@ -197,6 +226,11 @@ pub async fn token(ctx: &mut CaseCtx<'_>, t: &TokenStep) -> Result<Saved, Stop> 
         }
         other => return Err(Stop::Error(format!("unknown token auth {other:?}"))),
     }
+    // A pushed request already names its client_id (RFC 9126 §2.1): once is enough.
+    if par {
+        let mut seen = false;
+        pairs.retain(|(k, _)| k != "client_id" || !std::mem::replace(&mut seen, true));
+    }
     if let Some(s) = &secret {
         ctx.env.http.redactor().add_secret(s);
     }
@@ -227,6 +261,7 @@ pub async fn token(ctx: &mut CaseCtx<'_>, t: &TokenStep) -> Result<Saved, Stop> 
         match member {
             "token_endpoint" => format!("token request ({grant_type})"),
             "revocation_endpoint" => "revocation request".to_string(),
+            super::par::MEMBER => "pushed authorization request (RFC 9126)".to_string(),
             _ => "introspection request".to_string(),
         },
     )
@@ -377,13 +412,9 @@ pub fn redeeming(from: &str, params: BTreeMap<String, String>) -> TokenStep {
 pub async fn run(ctx: &mut CaseCtx<'_>, s: &TokenStep) -> StepResult {
     let saved = token(ctx, s).await?;
     publish_facts(ctx, s, &saved);
-    let r = super::save_and_expect(
-        ctx,
-        saved,
-        &s.save,
-        s.expect.as_ref(),
-        Some(super::ErrorOwner::Token),
-    );
+    // The PAR endpoint's errors are not the token endpoint's error-format case's to judge.
+    let owner = (s.endpoint.as_deref() != Some("par")).then_some(super::ErrorOwner::Token);
+    let r = super::save_and_expect(ctx, saved, &s.save, s.expect.as_ref(), owner);
     super::precondition_held(
         ctx,
         r,
@@ -391,7 +422,7 @@ pub async fn run(ctx: &mut CaseCtx<'_>, s: &TokenStep) -> StepResult {
         &s.save,
         match s.endpoint.as_deref() {
             Some("revocation") => super::Stage::Revocation,
-            Some("introspection") => super::Stage::Http,
+            Some("introspection" | "par") => super::Stage::Http,
             _ => super::Stage::Token(&s.grant_type),
         },
     )

@@ -22,8 +22,15 @@ pub async fn run(ctx: &mut CaseCtx<'_>, s: &WaitStep) -> StepResult {
     }
     let what = if s.cimd_cache && ctx.env.profile.cimd.cache_secs.is_some() {
         "for the cached document to expire"
-    } else if s.until_expiry.is_some() {
-        "for the access token to expire"
+    } else if let Some(on) = &s.until_expiry {
+        // A PAR answer's expires_in is its request_uri's lifetime (RFC 9126 §2.2).
+        let par = matches!(ctx.saved.get(on), Some(Saved::Response { response, .. })
+            if response.json().is_some_and(|d| d.get("request_uri").is_some()));
+        if par {
+            "for the request_uri to expire"
+        } else {
+            "for the access token to expire"
+        }
     } else {
         "before the next step"
     };

@@ -447,6 +447,13 @@ pub struct AuthorizeStep {
     pub no_5xx: bool,
     /// Binds the code to this DPoP key of the case (`dpop_jkt`, RFC 9449 §10).
     pub dpop_jkt: Option<String>,
+    /// Push the request to the PAR endpoint first (RFC 9126 §2, with the client's token
+    /// endpoint authentication), save that answer as `<save>_par`, then open the authorization
+    /// endpoint with only `client_id` and the `request_uri` it returned (RFC 9126 §4).
+    pub push: bool,
+    /// Open the authorization endpoint with only the client's `client_id` and this
+    /// `request_uri` (template: one pushed earlier), nothing pushed now.
+    pub request_uri: Option<String>,
 }
 
 impl Default for AuthorizeStep {
@@ -471,6 +478,8 @@ impl Default for AuthorizeStep {
             max_secs: Default::default(),
             no_5xx: Default::default(),
             dpop_jkt: Default::default(),
+            push: Default::default(),
+            request_uri: Default::default(),
         }
     }
 }
@@ -598,7 +607,8 @@ pub struct TokenStep {
     /// Send `n` identical requests at once (race probes); all are recorded, the first saved.
     pub parallel: Option<usize>,
     /// The endpoint, with the same client authentication: `token` (default), `revocation`
-    /// (RFC 7009) or `introspection` (RFC 7662), from the AS metadata.
+    /// (RFC 7009), `introspection` (RFC 7662), or `par` (RFC 9126 §2: the body is then an
+    /// authorization request, `grant_type` is not sent), from the AS metadata.
     pub endpoint: Option<String>,
     /// A DPoP proof (RFC 9449 §5) sent with the request.
     pub dpop: Option<DpopSpec>,
