@@ -342,14 +342,20 @@ fn bound_key(s: &Ref, token: &str) -> Option<String> {
     st.access.get(token)?.jkt.clone()
 }
 
-fn challenge(status: u16, error: &str, desc: &str, nonce: Option<String>) -> Response {
-    let mut r = super::json(status, json!({ "error": error, "error_description": desc }));
+/// `/mcp`'s refusal: the DPoP challenge (RFC 9449 §7.1), and beside it the Bearer challenge
+/// every 401 of an MCP server carries (its `resource_metadata` is how a client discovers the
+/// AS; RFC 9449 §7.1 lets a resource name both schemes).
+fn challenge(s: &Ref, error: &str, desc: &str, nonce: Option<String>) -> Response {
+    let mut r = super::json(401, json!({ "error": error, "error_description": desc }));
     let v = format!(
         "DPoP error=\"{error}\", error_description=\"{desc}\", algs=\"{}\"",
         ALGS.join(" ")
     );
     if let Ok(v) = v.parse() {
-        r.headers_mut().insert("www-authenticate", v);
+        r.headers_mut().append("www-authenticate", v);
+    }
+    if let Ok(v) = super::resource::challenge(s, None).parse() {
+        r.headers_mut().append("www-authenticate", v);
     }
     if let Some(n) = nonce
         && let Ok(v) = n.parse()
@@ -377,7 +383,7 @@ pub fn at_resource(
         // §7.2: a DPoP-bound token sent as a bearer token is refused.
         if bound_key(s, token).is_some() && !s.fault("dpop-downgrade-bearer") {
             return Some(Err(Box::new(challenge(
-                401,
+                s,
                 "invalid_token",
                 "the access token is DPoP-bound: present it with the DPoP scheme and a proof",
                 None,
@@ -389,7 +395,7 @@ pub fn at_resource(
         return None;
     }
     let refuse =
-        |error: &str, desc: &str, nonce| Some(Err(Box::new(challenge(401, error, desc, nonce))));
+        |error: &str, desc: &str, nonce| Some(Err(Box::new(challenge(s, error, desc, nonce))));
     let proven = match check(s, headers, method, &s.resource, Some(token), true) {
         Ok(Some(p)) => p,
         Ok(None) => return refuse("invalid_dpop_proof", "no DPoP proof", None),

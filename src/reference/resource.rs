@@ -22,7 +22,7 @@ pub(super) fn prm_path(s: &Ref) -> &'static str {
     }
 }
 
-fn challenge(s: &Ref, error: Option<&str>) -> String {
+pub(super) fn challenge(s: &Ref, error: Option<&str>) -> String {
     let scheme = if s.fault("rs-401-bearer-scheme") {
         "Token"
     } else {
