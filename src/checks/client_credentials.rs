@@ -19,16 +19,7 @@ pub async fn supported(ctx: &mut CaseCtx<'_>, args: &BTreeMap<String, toml::Valu
         Some(other) => return Err(Stop::Error(format!("args.grant {other} is not a string"))),
         None => "client_credentials".to_string(),
     };
-    let asm = discovery::shared_as_metadata(ctx).await?;
-    let doc = match &asm {
-        Saved::Discovery(d) => d.doc(),
-        _ => None,
-    };
-    ctx.saved.entry("asm".into()).or_insert(asm);
-    let Some(doc) = doc else {
-        let e = Stop::Error("no authorization server metadata found (see the asm-* cases)".into());
-        return Err(discovery::without_doc(ctx, e, "asm-available"));
-    };
+    let doc = discovery::shared_as_doc(ctx).await?;
     match doc.get("grant_types_supported") {
         Some(Value::Array(a)) if a.iter().any(|g| g.as_str() == Some(grant.as_str())) => {
             ctx.note(format!("grant_types_supported lists {grant}"));

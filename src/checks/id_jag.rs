@@ -40,16 +40,7 @@ pub async fn ready(ctx: &mut CaseCtx<'_>) -> StepResult {
         ));
     };
     let idp = idp(ctx)?;
-    let asm = discovery::shared_as_metadata(ctx).await?;
-    let doc = match &asm {
-        Saved::Discovery(d) => d.doc(),
-        _ => None,
-    };
-    ctx.saved.entry("asm".into()).or_insert(asm);
-    let Some(doc) = doc else {
-        let e = Stop::Error("no authorization server metadata found (see the asm-* cases)".into());
-        return Err(discovery::without_doc(ctx, e, "asm-available"));
-    };
+    let doc = discovery::shared_as_doc(ctx).await?;
     let listed = doc
         .get("grant_types_supported")
         .and_then(Value::as_array)

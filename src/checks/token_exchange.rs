@@ -29,16 +29,7 @@ pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_tok
 /// offers the grant, whose metadata does not list it, fails (a MAY).
 pub async fn supported(ctx: &mut CaseCtx<'_>, args: &BTreeMap<String, toml::Value>) -> StepResult {
     let judge = matches!(args.get("judge"), Some(toml::Value::Boolean(true)));
-    let asm = discovery::shared_as_metadata(ctx).await?;
-    let doc = match &asm {
-        Saved::Discovery(d) => d.doc(),
-        _ => None,
-    };
-    ctx.saved.entry("asm".into()).or_insert(asm);
-    let Some(doc) = doc else {
-        let e = Stop::Error("no authorization server metadata found (see the asm-* cases)".into());
-        return Err(discovery::without_doc(ctx, e, "asm-available"));
-    };
+    let doc = discovery::shared_as_doc(ctx).await?;
     let listed = match doc.get("grant_types_supported") {
         Some(Value::Array(a)) => Some(a.iter().any(|g| g.as_str() == Some(GRANT))),
         _ => None,

@@ -46,6 +46,23 @@ pub fn without_doc(ctx: &mut CaseCtx<'_>, e: Stop, owner: &str) -> Stop {
 /// The run's AS metadata discovery (401 → PRM → AS metadata), made once per run: the session
 /// resolves it before the first case, and every case that relies on it gets its exchanges as
 /// evidence.
+/// The AS metadata document, found once per run and kept in the case as `asm`; without one
+/// the case is errored and blocked by asm-available.
+pub async fn shared_as_doc(
+    ctx: &mut CaseCtx<'_>,
+) -> Result<serde_json::Map<String, serde_json::Value>, Stop> {
+    let asm = shared_as_metadata(ctx).await?;
+    let doc = match &asm {
+        Saved::Discovery(d) => d.doc(),
+        _ => None,
+    };
+    ctx.saved.entry("asm".into()).or_insert(asm);
+    doc.ok_or_else(|| {
+        let e = Stop::Error("no authorization server metadata found (see the asm-* cases)".into());
+        without_doc(ctx, e, "asm-available")
+    })
+}
+
 pub async fn shared_as_metadata(ctx: &mut CaseCtx<'_>) -> Result<Saved, Stop> {
     let env = ctx.env;
     let shared = env
