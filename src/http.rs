@@ -168,7 +168,11 @@ impl Http {
             // No cookie jar: cookies are state a case must manage explicitly.
             .user_agent(concat!("authconform/", env!("CARGO_PKG_VERSION")))
             .no_proxy()
-            .http1_only();
+            .http1_only()
+            // An idle connection is reused only briefly: servers close idle keep-alive connections
+            // on their own clock (node 5 s, gunicorn 2 s), and a request written as the server
+            // closes is reset (ECONNRESET), which a case would have to report as errored.
+            .pool_idle_timeout(Duration::from_secs(1));
         // Names are resolved by the egress policy's resolver: it drops the addresses the policy
         // refuses, and the connector connects to exactly the addresses it checked.
         if let Some(p) = &cfg.egress {
