@@ -253,6 +253,12 @@ pub struct FuzzArgs {
     /// --seed, the same on every shard). Combine the shards' reports with `authconform merge`.
     #[arg(long, value_name = "K/N", value_parser = parse_shard, requires = "seed", conflicts_with = "replay")]
     pub shard: Option<crate::shard::Shard>,
+    /// Fuzz the OAuth lifecycle instead of single requests: sequences of authorize, redeem,
+    /// refresh, revoke, MCP calls and waits, judged by invariants between them (--seconds for
+    /// the whole campaign, default 60; --cases counts sequences; --concurrency bounds the
+    /// concurrent duplicates of one operation, at most 5).
+    #[arg(long, conflicts_with_all = ["shard", "endpoint"])]
+    pub lifecycle: bool,
     #[command(flatten)]
     pub reports: ReportArgs,
     /// Print each finding's details and exchanges.
@@ -792,6 +798,7 @@ async fn fuzz(a: FuzzArgs) -> Exit {
         replay: a.replay,
         reports: a.reports.options(),
         shard: a.shard,
+        lifecycle: a.lifecycle,
     };
     match session::fuzz(opts, &stop, &|e| printer.show(e)).await {
         Ok(report) => {
@@ -1206,6 +1213,68 @@ impl Printer {
                 let _ = std::io::stderr().flush();
             }
             Event::CampaignProgress { .. } => {}
+            Event::LifecyclePlan {
+                seed,
+                duration,
+                sequences,
+                clients,
+                revocation,
+            } => eprintln!(
+                "lifecycle campaign, seed {seed} (rerun with --seed {seed}); {}; {clients} client(s){}",
+                match (duration, sequences) {
+                    (Some(d), Some(n)) => format!("{:.1} s or {n} sequences", d.as_secs_f64()),
+                    (Some(d), None) => format!("{:.1} s", d.as_secs_f64()),
+                    (None, Some(n)) => format!("{n} sequences"),
+                    (None, None) => unreachable!("a bound is always set"),
+                },
+                if revocation {
+                    ", revocation endpoint"
+                } else {
+                    ", no revocation endpoint"
+                }
+            ),
+            Event::LifecycleProgress {
+                elapsed,
+                transitions,
+                findings,
+            } if self.progress_line => {
+                let secs = elapsed.as_secs_f64();
+                eprint!(
+                    "\r\x1b[2K[lifecycle] {secs:.1} s  {transitions} operations ({:.1}/s)  findings {findings}",
+                    if secs > 0.0 {
+                        transitions as f64 / secs
+                    } else {
+                        0.0
+                    },
+                );
+                let _ = std::io::stderr().flush();
+            }
+            Event::LifecycleProgress { .. } => {}
+            Event::LifecycleDone(l) => {
+                if self.progress_line {
+                    eprint!("\r\x1b[2K");
+                }
+                eprintln!(
+                    "lifecycle: {} sequences, {} operations in {:.1} s ({} per second), {} logins ({:.0}% of the time), {} finding(s){}",
+                    l.sequences,
+                    l.transitions,
+                    l.duration_ms as f64 / 1000.0,
+                    l.transitions_per_sec,
+                    l.logins,
+                    l.login_share * 100.0,
+                    l.findings.len(),
+                    l.stopped_early
+                        .as_deref()
+                        .map(|s| format!("; stopped: {}", sanitize_terminal(s)))
+                        .unwrap_or_default()
+                );
+                for c in &l.choices {
+                    eprintln!(
+                        "  learned (sequence {}, step {}): {}",
+                        c.sequence, c.step, c.behaviour
+                    );
+                }
+            }
             Event::CampaignDone(o) => {
                 if self.progress_line {
                     eprint!("\r\x1b[2K");

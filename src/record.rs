@@ -432,6 +432,77 @@ pub struct FuzzRecord {
     pub campaigns: Vec<CampaignStats>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<Finding>,
+    /// The lifecycle campaign (`fuzz --lifecycle`), when one ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<LifecycleRecord>,
+}
+
+/// A lifecycle campaign: sequences of operations judged by invariants between them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct LifecycleRecord {
+    /// Sequences run (shrinking and replays not included).
+    pub sequences: u64,
+    /// Operations performed in them.
+    pub transitions: u64,
+    pub duration_ms: u64,
+    pub transitions_per_sec: f64,
+    /// Logins (authorization requests driven through the profile's login) and their time.
+    pub logins: u64,
+    pub login_ms: u64,
+    /// Share of the campaign's time spent logging in, 0 to 1.
+    pub login_share: f64,
+    /// Operations whose answer said nothing (5xx, 429, no answer).
+    pub unjudged: u64,
+    /// What the server chose where the specifications leave a choice, and which sequence
+    /// showed it first.
+    pub choices: Vec<LearnedChoice>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<LifecycleFinding>,
+    /// Why the campaign stopped before its bound (the target stopped answering), if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_early: Option<String>,
+}
+
+/// A server's choice, as a lifecycle campaign learned it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LearnedChoice {
+    pub choice: String,
+    pub behaviour: String,
+    pub sequence: u64,
+    /// 1-based.
+    pub step: usize,
+}
+
+/// A broken lifecycle invariant, shrunk to a short sequence.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LifecycleFinding {
+    /// The result (`<requirement id>.lifecycle`) it belongs to.
+    pub result_id: String,
+    pub invariant: String,
+    pub seed: u64,
+    /// The sequence of the campaign that broke it first.
+    pub sequence: u64,
+    pub message: String,
+    /// Operations in the sequence that broke it (with the sequence that taught the choice it
+    /// relies on, when another one did) and in the shrunk one.
+    pub original_steps: usize,
+    pub shrunk_steps: usize,
+    pub shrink_tries: u32,
+    /// The shrunk sequence broke the invariant again when it was run on its own.
+    pub reproduced: bool,
+    /// Each operation of the shrunk sequence, what came of it, and its exchanges (indices into
+    /// the result's `exchanges`).
+    pub steps: Vec<LifecycleStep>,
+    /// The operations as `authconform fuzz --replay` runs them again.
+    pub ops: serde_json::Value,
+}
+
+/// One operation of a lifecycle finding.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LifecycleStep {
+    pub op: String,
+    pub outcome: String,
+    pub exchanges: Vec<usize>,
 }
 
 /// One endpoint's campaign.

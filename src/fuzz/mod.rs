@@ -8,6 +8,7 @@
 //! whatever the concurrency, and shrinking regenerates the case's value tree instead of keeping
 //! every tree alive.
 
+pub mod lifecycle;
 pub mod oracle;
 pub mod probe;
 pub mod results;

@@ -52,6 +52,22 @@ pub enum Event<'a> {
     },
     /// An endpoint's campaign ended.
     CampaignDone(&'a Outcome),
+    /// A lifecycle campaign's plan: its seed and bounds, and what the target offers it.
+    LifecyclePlan {
+        seed: u64,
+        duration: Option<Duration>,
+        sequences: Option<u64>,
+        clients: usize,
+        revocation: bool,
+    },
+    /// A lifecycle campaign's running counts (about four times a second).
+    LifecycleProgress {
+        elapsed: Duration,
+        transitions: u64,
+        findings: u64,
+    },
+    /// The lifecycle campaign ended.
+    LifecycleDone(&'a crate::record::LifecycleRecord),
     /// A case started a deliberate wait (for a code or a token to expire): the run may sit
     /// still for that long, and says why.
     Waiting(&'a crate::step::Waiting),

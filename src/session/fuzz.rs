@@ -37,6 +37,8 @@ pub struct FuzzOptions {
     pub reports: ReportOptions,
     /// Send only this share of each campaign's case numbers (`--shard K/N`; needs a seed).
     pub shard: Option<crate::shard::Shard>,
+    /// Run the lifecycle campaign (sequences of operations) instead of the endpoints'.
+    pub lifecycle: bool,
 }
 
 /// A target as campaigns know it: discovered URLs and the audited client.
@@ -125,6 +127,20 @@ pub async fn fuzz(
         return Err(Error::new(
             "--shard splits a campaign; --replay sends findings again: choose one",
         ));
+    }
+    if opts.shard.is_some() && opts.lifecycle {
+        return Err(Error::new(
+            "--shard splits the endpoints' campaigns; a lifecycle campaign is not sharded",
+        ));
+    }
+    // A report whose findings are lifecycle sequences is replayed as sequences.
+    if let Some(p) = &opts.replay
+        && let Some(found) = load_lifecycle_replay(p)?
+    {
+        return super::lifecycle::lifecycle(&opts, &cases, Some(found), stop, events).await;
+    }
+    if opts.lifecycle && opts.replay.is_none() {
+        return super::lifecycle::lifecycle(&opts, &cases, None, stop, events).await;
     }
     let replay = match &opts.replay {
         Some(p) => Some(load_replay(p)?),
@@ -219,6 +235,21 @@ pub fn fuzz_exit(report: &RunReport) -> super::Exit {
         OutcomeState::Incomplete => super::Exit::Unjudged,
         OutcomeState::Failed | OutcomeState::Interrupted => super::Exit::Failed,
     }
+}
+
+/// The lifecycle findings of a fuzz report's `results.json`, if it has any.
+fn load_lifecycle_replay(
+    p: &std::path::Path,
+) -> Result<Option<Vec<crate::record::LifecycleFinding>>, Error> {
+    let report = std::fs::read_to_string(p)
+        .map_err(|e| e.to_string())
+        .and_then(|t| serde_json::from_str::<RunReport>(&t).map_err(|e| e.to_string()))
+        .map_err(|e| Error(format!("--replay {}: {e}", p.display())))?;
+    Ok(report
+        .fuzz
+        .and_then(|f| f.lifecycle)
+        .map(|l| l.findings)
+        .filter(|f| !f.is_empty()))
 }
 
 /// The findings of a fuzz report's `results.json`.

@@ -9,6 +9,7 @@
 
 mod events;
 mod fuzz;
+mod lifecycle;
 mod login;
 mod merge;
 mod profile;

@@ -48,7 +48,7 @@ pub struct Prepared {
     pub spec: SpecInfo,
     /// The profile's provisioning command, when it has one (it ran before anything was sent).
     pub provision: Option<crate::record::ProvisionRecord>,
-    reference: Option<Reference>,
+    pub(super) reference: Option<Reference>,
 }
 
 impl Prepared {
