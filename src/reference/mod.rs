@@ -454,9 +454,9 @@ pub const FAULTS: &[&str] = &[
 ];
 
 /// Faults that only a sequence of operations reveals (for `authconform fuzz --lifecycle`), with
-/// what the faulty server does. Each acts on tokens of a later generation (issued by a refresh)
-/// or on a family that was refreshed, so every single-request case still passes and the
-/// single-request fuzz campaigns stay silent; a lifecycle invariant breaks.
+/// what the faulty server does. Each acts on tokens of a later generation (issued by a refresh;
+/// see `TokenGrant::generation`) or on a family that was refreshed, so every single-request case
+/// still passes and the single-request fuzz campaigns stay silent; a lifecycle invariant breaks.
 pub const LIFECYCLE_FAULTS: &[(&str, &str)] = &[
     (
         "lifecycle.code-replay-after-refresh",
@@ -465,12 +465,13 @@ pub const LIFECYCLE_FAULTS: &[(&str, &str)] = &[
     ),
     (
         "lifecycle.rt-revocation-later-generation",
-        "revoking a refresh token of generation 1 or later answers 200 and changes nothing",
+        "revoking a refresh token of generation 2 or later (rotated in by a second refresh) \
+         answers 200 and changes nothing",
     ),
     (
         "lifecycle.rs-revocation-later-generation",
-        "a revoked access token of generation 1 or later is inactive at introspection but the \
-         MCP endpoint accepts it until it expires",
+        "a revoked access token of generation 2 or later (issued by a second refresh) is inactive \
+         at introspection but the MCP endpoint accepts it until it expires",
     ),
     (
         "lifecycle.refresh-scope-regrowth",

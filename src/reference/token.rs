@@ -900,10 +900,11 @@ pub fn revoke(s: &Ref, method: &Method, query: &str, headers: &HeaderMap, body: 
         Some(_) if st.access.contains_key(&token) && s.fault("rev-unsupported-type") => {
             token_error(s, 400, "invalid_request", "access tokens cannot be revoked")
         }
-        // The lifecycle.rt-revocation-later-generation fault: a rotated-in refresh token is
-        // "revoked" with 200 and stays usable, its family too (breaks RFC 7009 §2.1).
+        // The lifecycle.rt-revocation-later-generation fault: a refresh token rotated in twice
+        // or more is "revoked" with 200 and stays usable, its family too (breaks RFC 7009 §2.1).
+        // Generation 2, not 1: rt-after-revocation revokes the first refresh's token.
         Some(g)
-            if g.generation >= 1
+            if g.generation >= 2
                 && st.refresh.contains_key(&token)
                 && s.fault("lifecycle.rt-revocation-later-generation") =>
         {
@@ -1086,10 +1087,11 @@ pub fn accepted_access(s: &Ref, token: &str, resource: &str) -> Option<Access> {
 }
 
 /// The lifecycle.rs-revocation-later-generation fault: the RS keeps its own view of tokens
-/// issued by a refresh and never hears they were revoked; introspection does (breaks RFC 7009
-/// §2: a revoked token must not be usable at the resource).
+/// issued by a second or later refresh and never hears they were revoked; introspection does
+/// (breaks RFC 7009 §2: a revoked token must not be usable at the resource). Generation 2, not
+/// 1: grant-revocation-complete checks the access token of a first (racing) refresh.
 fn rs_ignores_revocation(s: &Ref, g: &TokenGrant) -> bool {
-    g.generation >= 1 && s.fault("lifecycle.rs-revocation-later-generation")
+    g.generation >= 2 && s.fault("lifecycle.rs-revocation-later-generation")
 }
 
 /// The faults of the opaque-token attacks: an RS that matches tokens loosely (by prefix, or
