@@ -81,7 +81,8 @@ pub struct TargetArgs {
     /// A TOML target profile.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Run against the built-in reference server with this fault (a case id). Repeatable.
+    /// Run against the built-in reference server with this fault (a case id, or a lifecycle
+    /// fault id: `lifecycle.*`). Repeatable.
     #[arg(long = "reference-fault", value_name = "ID", conflicts_with_all = ["resource", "issuer", "config"])]
     pub reference_faults: Vec<String>,
     /// With no target named: how the built-in reference presents its login: form (HTML forms,
@@ -334,7 +335,7 @@ pub struct ReferenceArgs {
     /// Port on 127.0.0.1 (0 = any free port).
     #[arg(long, default_value_t = 0)]
     pub port: u16,
-    /// Inject this fault (a case id). Repeatable.
+    /// Inject this fault (a case id, or a lifecycle fault id: `lifecycle.*`). Repeatable.
     #[arg(long = "fault", value_name = "ID")]
     pub faults: Vec<String>,
     /// Development mode for Client ID Metadata Documents: also fetch documents from this

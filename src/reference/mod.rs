@@ -453,6 +453,57 @@ pub const FAULTS: &[&str] = &[
     "par-request-uri-entropy",
 ];
 
+/// Faults that only a sequence of operations reveals (for `authconform fuzz --lifecycle`), with
+/// what the faulty server does. Each acts on tokens of a later generation (issued by a refresh;
+/// see `TokenGrant::generation`) or on a family that was refreshed, so every single-request case
+/// still passes and the single-request fuzz campaigns stay silent; a lifecycle invariant breaks.
+pub const LIFECYCLE_FAULTS: &[(&str, &str)] = &[
+    (
+        "lifecycle.code-replay-after-refresh",
+        "once a token family has been refreshed, the code that started it can be redeemed again \
+         (fresh tokens, no invalid_grant, no family revocation)",
+    ),
+    (
+        "lifecycle.rt-revocation-later-generation",
+        "revoking a refresh token of generation 2 or later (rotated in by a second refresh) \
+         answers 200 and changes nothing",
+    ),
+    (
+        "lifecycle.rs-revocation-later-generation",
+        "a revoked access token of generation 2 or later (issued by a second refresh) is inactive \
+         at introspection but the MCP endpoint accepts it until it expires",
+    ),
+    (
+        "lifecycle.refresh-scope-regrowth",
+        "refreshing a refresh token of generation 1 or later checks the requested scope against \
+         every supported scope, and the new tokens carry it",
+    ),
+    (
+        "lifecycle.refresh-race-later-generation",
+        "a spent refresh token of generation 1 or later stays usable for 2 s after rotation \
+         (concurrent refreshes fork the family)",
+    ),
+];
+
+/// The lifecycle fault ids, comma-separated (for messages).
+pub fn lifecycle_ids() -> String {
+    LIFECYCLE_FAULTS
+        .iter()
+        .map(|(f, _)| *f)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A lifecycle fault id (see [`LIFECYCLE_FAULTS`]).
+pub fn is_lifecycle_fault(id: &str) -> bool {
+    LIFECYCLE_FAULTS.iter().any(|(f, _)| *f == id)
+}
+
+/// A fault the reference implements: a case id of [`FAULTS`] or a lifecycle fault id.
+pub fn is_fault(id: &str) -> bool {
+    FAULTS.contains(&id) || is_lifecycle_fault(id)
+}
+
 /// How to start the reference.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -821,7 +872,11 @@ pub struct Facts {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("unknown reference fault {0:?} (see `authconform list`: faults are case ids)")]
+    #[error(
+        "unknown reference fault {0:?} (faults are case ids, see `authconform list`, or lifecycle \
+         fault ids: {ids})",
+        ids = lifecycle_ids()
+    )]
     UnknownFault(String),
     #[error("cannot listen on 127.0.0.1:{port}: {source}")]
     Bind { port: u16, source: std::io::Error },
@@ -835,7 +890,7 @@ pub enum StartError {
 
 pub async fn start(opts: Options) -> Result<Reference, StartError> {
     for f in &opts.faults {
-        if !FAULTS.contains(&f.as_str()) {
+        if !is_fault(f) {
             return Err(StartError::UnknownFault(f.clone()));
         }
     }

@@ -55,6 +55,9 @@ pub struct CodeGrant {
     pub used: bool,
     /// Tokens issued from this code (revoked when the code is replayed, O21 4.1.3).
     pub tokens: Vec<String>,
+    /// The token family the code's redemption started (the lifecycle fault
+    /// `lifecycle.code-replay-after-refresh` finds the code of a family through it).
+    pub family: Option<String>,
 }
 
 #[derive(Clone)]
@@ -79,6 +82,10 @@ pub struct TokenGrant {
     pub user: Option<String>,
     /// The DPoP key the tokens are bound to (RFC 9449 §6.1 `cnf.jkt`), if any.
     pub jkt: Option<String>,
+    /// How many refreshes separate the token from its grant: 0 for a code redemption (or any
+    /// other grant), n+1 for the tokens a generation-n refresh token was exchanged for. The
+    /// lifecycle faults act on later generations only, so single-request cases never see them.
+    pub generation: u32,
 }
 
 impl TokenGrant {
@@ -96,6 +103,7 @@ impl TokenGrant {
             machine: false,
             user: None,
             jkt: None,
+            generation: 0,
         }
     }
 }
@@ -163,6 +171,7 @@ impl Store {
                 issued: Instant::now(),
                 used: false,
                 tokens: Vec::new(),
+                family: None,
             },
         );
     }

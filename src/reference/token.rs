@@ -545,6 +545,7 @@ fn authorization_code(
     if let Some(c) = st.codes.get_mut(&code) {
         c.tokens.push(at.clone());
         c.tokens.push(rt.clone());
+        c.family = Some(grant.family.clone());
     }
     drop(st);
     // OIDC Core 1.0 §3.1.3.3: a code granted with `openid` brings an ID token too.
@@ -637,9 +638,22 @@ fn refresh(
         .split(' ')
         .filter(|x| !x.is_empty())
         .collect();
+    // The lifecycle.refresh-scope-regrowth fault: a later-generation refresh token is checked
+    // against every scope the server knows, not its grant's, and the new tokens (refresh token
+    // too) carry what was asked: a narrow grant regrows to the full scope (breaks O21 4.3.1).
+    let regrowth = g.generation >= 1 && s.fault("lifecycle.refresh-scope-regrowth");
+    let mut regrown = None;
+    let granted = if regrowth {
+        super::scopes::CATALOGUE.to_vec()
+    } else {
+        granted
+    };
     let at_scope = match get("scope") {
         Some(req) => {
             let wanted: Vec<&str> = req.split(' ').filter(|x| !x.is_empty()).collect();
+            if regrowth {
+                regrown = Some(wanted.join(" "));
+            }
             if !wanted.iter().all(|w| granted.contains(w)) && !s.fault("rt-scope-escalation") {
                 return token_error(
                     s,
@@ -667,13 +681,18 @@ fn refresh(
     if rotate {
         if let Some(old) = st.refresh.get_mut(&rt) {
             old.active = false;
-            if s.fault("rt-concurrent") && old.grace_until.is_none() {
+            // The lifecycle.refresh-race-later-generation fault: rt-concurrent's grace window, for
+            // later generations only (concurrent refreshes fork the family, O21 4.3.1).
+            let grace = s.fault("rt-concurrent")
+                || (g.generation >= 1 && s.fault("lifecycle.refresh-race-later-generation"));
+            if grace && old.grace_until.is_none() {
                 old.grace_until = Some(Instant::now() + Duration::from_secs(2));
             }
         }
     }
     let mut at_grant = TokenGrant::new(g.client_id.clone(), at_resource, at_scope);
     at_grant.family = g.family.clone();
+    at_grant.generation = g.generation + 1;
     at_grant.user = g.user.clone();
     at_grant.jkt = dpop.access(s);
     let at = guessable_access(s, new_access_token(s, &at_grant));
@@ -683,10 +702,11 @@ fn refresh(
         let rt_scope = if s.fault("rt-new-rt-same-scope") {
             at_grant.scope.clone()
         } else {
-            g.scope
+            regrown.or(g.scope)
         };
         let mut rt_grant = TokenGrant::new(g.client_id, g.resource, rt_scope);
         rt_grant.family = g.family.clone();
+        rt_grant.generation = g.generation + 1;
         rt_grant.user = g.user.clone();
         // The binding stays; a public client's unbound refresh token is bound now (§5).
         rt_grant.jkt = g.jkt.clone().or(dpop.jkt.clone().filter(|_| public));
@@ -699,6 +719,17 @@ fn refresh(
         rt.clone()
     };
     st.new_access(at.clone(), at_grant.clone());
+    // The lifecycle.code-replay-after-refresh fault: refreshing rewrites the family's code
+    // record and loses its "used" mark, so the code can be redeemed again (breaks O21 4.1.3
+    // single use once the family was refreshed; the code still expires).
+    if s.fault("lifecycle.code-replay-after-refresh")
+        && let Some(c) = st
+            .codes
+            .values_mut()
+            .find(|c| c.family.as_deref() == Some(g.family.as_str()))
+    {
+        c.used = false;
+    }
     drop(st);
     let mut r = respond(s, &at, Some(&rt2), &at_grant);
     if s.fault("rt-no-store") {
@@ -869,6 +900,16 @@ pub fn revoke(s: &Ref, method: &Method, query: &str, headers: &HeaderMap, body: 
         Some(_) if st.access.contains_key(&token) && s.fault("rev-unsupported-type") => {
             token_error(s, 400, "invalid_request", "access tokens cannot be revoked")
         }
+        // The lifecycle.rt-revocation-later-generation fault: a refresh token rotated in twice
+        // or more is "revoked" with 200 and stays usable, its family too (breaks RFC 7009 §2.1).
+        // Generation 2, not 1: rt-after-revocation revokes the first refresh's token.
+        Some(g)
+            if g.generation >= 2
+                && st.refresh.contains_key(&token)
+                && s.fault("lifecycle.rt-revocation-later-generation") =>
+        {
+            ok()
+        }
         Some(g) => {
             if !s.fault("rev-valid") {
                 if st.refresh.contains_key(&token) && s.fault("rt-after-revocation") {
@@ -1015,7 +1056,7 @@ pub fn accepted_access(s: &Ref, token: &str, resource: &str) -> Option<Access> {
         let jti = v.claims.get("jti").and_then(Value::as_str)?;
         let g = st.access.get(st.jwt_ids.get(jti)?)?;
         // The JWT's own `exp` was checked; revocation is what only the AS knows.
-        if (!g.active && !s.fault("rev-at"))
+        if (!g.active && !s.fault("rev-at") && !rs_ignores_revocation(s, g))
             || (g.expires <= now && !s.fault("at-expired-rs") && !s.fault("rs-401-expired-token"))
         {
             return None;
@@ -1037,10 +1078,20 @@ pub fn accepted_access(s: &Ref, token: &str, resource: &str) -> Option<Access> {
         Some(r) => r == resource || s.fault("rs-aud-wrong"),
         None => s.fault("rs-aud-missing"),
     };
-    ((g.active || s.fault("rev-at")) && !expired && aud_ok).then(|| Access {
-        scope: g.scope.clone(),
-        machine: g.machine,
-    })
+    ((g.active || s.fault("rev-at") || rs_ignores_revocation(s, g)) && !expired && aud_ok).then(
+        || Access {
+            scope: g.scope.clone(),
+            machine: g.machine,
+        },
+    )
+}
+
+/// The lifecycle.rs-revocation-later-generation fault: the RS keeps its own view of tokens
+/// issued by a second or later refresh and never hears they were revoked; introspection does
+/// (breaks RFC 7009 §2: a revoked token must not be usable at the resource). Generation 2, not
+/// 1: grant-revocation-complete checks the access token of a first (racing) refresh.
+fn rs_ignores_revocation(s: &Ref, g: &TokenGrant) -> bool {
+    g.generation >= 2 && s.fault("lifecycle.rs-revocation-later-generation")
 }
 
 /// The faults of the opaque-token attacks: an RS that matches tokens loosely (by prefix, or

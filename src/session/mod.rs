@@ -123,12 +123,18 @@ pub fn load_cases(dir: Option<&Path>) -> Result<Vec<Case>, Error> {
     .map_err(|e| Error(format!("invalid case files:\n{e}")))
 }
 
-/// Every fault must name one of `cases` and be one the reference implements.
+/// Every fault must be a lifecycle fault id, or name one of `cases` and be one the reference
+/// implements.
 pub fn check_faults(faults: &[String], cases: &[Case]) -> Result<(), Error> {
     for f in faults {
+        if reference::is_lifecycle_fault(f) {
+            continue;
+        }
         if !cases.iter().any(|c| c.id() == f) {
             return Err(Error(format!(
-                "--reference-fault {f:?} names no case (see `authconform list`)"
+                "--reference-fault {f:?} names no case and no lifecycle fault (faults are case \
+                 ids, see `authconform list`, or lifecycle fault ids: {})",
+                reference::lifecycle_ids()
             )));
         }
         if !reference::FAULTS.contains(&f.as_str()) {

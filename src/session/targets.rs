@@ -145,11 +145,15 @@ pub fn load(path: &Path) -> Result<Vec<Target>, FileError> {
             ));
         }
         for f in &e.faults {
-            if !crate::reference::FAULTS.contains(&f.as_str()) {
+            if !crate::reference::is_fault(f) {
                 return Err(at(
                     i,
                     "faults",
-                    format!("the reference server has no fault {f:?} (see `authconform list`)"),
+                    format!(
+                        "the reference server has no fault {f:?} (faults are case ids, see \
+                         `authconform list`, or lifecycle fault ids: {})",
+                        crate::reference::lifecycle_ids()
+                    ),
                 ));
             }
         }
