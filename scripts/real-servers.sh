@@ -27,6 +27,8 @@
 #   django-oauth-toolkit        django-oauth-toolkit/start.sh (scripts/targets) PORT=4200 profiles/django-oauth-toolkit.toml
 #   openauth                    openauth/start.sh (scripts/targets) PORT=4300  profiles/openauth.toml
 #   better-auth                 better-auth/start.sh (scripts/targets) PORT=4400 profiles/better-auth.toml
+#   <server>-lifecycle, mcp-ts-campaign
+#                               a bounded lifecycle campaign (fuzz --lifecycle) against each server above
 # A start script is looked up in this repository's scripts/targets first, then in
 # ../shared/targets. The scripts/targets servers are authorization servers alone (no MCP
 # endpoint): their profiles name only the issuer, so the resource-server cases are skipped. The
@@ -127,6 +129,15 @@ LIFECYCLE_AREAS=(--only token_lifecycle --only revocation)
 # The forged-token cases alone take ~25 token requests; the RS-side areas get their own servers.
 AUDIENCE_AREAS=(--only audience)
 RS_AREAS=(--only transport --only scopes --only client_credentials)
+# The lifecycle campaigns (`fuzz --lifecycle`, issue 19): a selection starting with `fuzz` runs
+# that command instead of `run`, bounded by a fixed seed and number of sequences so its verdicts
+# can be expected. Where a server's parallel requests race nondeterministically (authlib,
+# django-oauth-toolkit and better-auth: see above), the campaign sends no concurrent duplicates
+# (--concurrency 1). The MCP TypeScript SDK example's rate limits (50 token requests per 15
+# minutes) allow a few sequences only.
+CAMPAIGN=(fuzz --lifecycle --seed 1 --cases 60)
+CAMPAIGN_NO_RACES=(fuzz --lifecycle --seed 1 --cases 60 --concurrency 1)
+SMALL_CAMPAIGN=(fuzz --lifecycle --seed 1 --cases 4)
 # run name|start script (relative to $TARGETS)|ports it must answer on|profile|selection|server environment|login check
 # The login check (issue 16), before the run, on the first run of each profile: `login` = `authconform
 # login --config <profile>` must exit 0; `login+wrong` = and with a wrong password it must exit 1
@@ -150,6 +161,13 @@ RUN_LIST=(
   "django-oauth-toolkit|django-oauth-toolkit/start.sh|4200|profiles/django-oauth-toolkit.toml|--skip rt-concurrent||login+wrong"
   "openauth|openauth/start.sh|4300|profiles/openauth.toml|||login+wrong"
   "better-auth|better-auth/start.sh|4400|profiles/better-auth.toml|--skip rt-concurrent --skip code-concurrent-redeem|NODE_EXTRA_CA_CERTS=$NODE_CA|login+wrong"
+  "oidc-provider-strict-lifecycle|oidc-provider/start.sh|4000|profiles/oidc-provider-strict.toml|${CAMPAIGN[*]}|NODE_EXTRA_CA_CERTS=$NODE_CA|"
+  "oidc-provider-misconfigured-lifecycle|oidc-provider/start-misconfigured.sh|4001|profiles/oidc-provider-misconfigured.toml|${CAMPAIGN[*]}|NODE_EXTRA_CA_CERTS=$NODE_CA|"
+  "mcp-ts-campaign|mcp-ts/start.sh|3000 3001|profiles/mcp-ts.toml|${SMALL_CAMPAIGN[*]}||"
+  "authlib-lifecycle|authlib/start.sh|4100|profiles/authlib.toml|${CAMPAIGN_NO_RACES[*]}||"
+  "django-oauth-toolkit-lifecycle|django-oauth-toolkit/start.sh|4200|profiles/django-oauth-toolkit.toml|${CAMPAIGN_NO_RACES[*]}||"
+  "openauth-lifecycle|openauth/start.sh|4300|profiles/openauth.toml|${CAMPAIGN[*]}||"
+  "better-auth-lifecycle|better-auth/start.sh|4400|profiles/better-auth.toml|${CAMPAIGN_NO_RACES[*]}|NODE_EXTRA_CA_CERTS=$NODE_CA|"
 )
 
 # RUNS="name ...": keep only the runs named; an unknown name is a usage error.
@@ -276,9 +294,15 @@ run_one() { # entry
     cleanup; return 1
   fi
   local expect="tests/expected/$name.toml"
-  # shellcheck disable=SC2206 # the selection is a list of flags
-  local -a args=(run --config "$profile" --report-dir "reports/$name" --no-color $selection)
-  if [ -n "${CONCURRENCY:-}" ]; then args+=(--concurrency "$CONCURRENCY"); fi
+  local -a args
+  if [[ "$selection" == fuzz* ]]; then
+    # shellcheck disable=SC2206 # the command and its flags
+    args=($selection --config "$profile" --report-dir "reports/$name" --no-color)
+  else
+    # shellcheck disable=SC2206 # the selection is a list of flags
+    args=(run --config "$profile" --report-dir "reports/$name" --no-color $selection)
+    if [ -n "${CONCURRENCY:-}" ]; then args+=(--concurrency "$CONCURRENCY"); fi
+  fi
   if [ "$MODE" = write ]; then
     args+=(--write-expect "$expect")
   elif [ -f "$expect" ]; then

@@ -260,6 +260,13 @@ pub struct FuzzArgs {
     /// concurrent duplicates of one operation, at most 5).
     #[arg(long, conflicts_with_all = ["shard", "endpoint"])]
     pub lifecycle: bool,
+    /// Expected verdicts (TOML `[verdicts]` id = status) the lifecycle campaign must match:
+    /// exit 0 when every verdict matches, as `run --expect`.
+    #[arg(long, value_name = "FILE", requires = "lifecycle")]
+    pub expect: Option<PathBuf>,
+    /// Write the lifecycle campaign's verdicts to FILE as expectations.
+    #[arg(long, value_name = "FILE", requires = "lifecycle")]
+    pub write_expect: Option<PathBuf>,
     #[command(flatten)]
     pub reports: ReportArgs,
     /// Print each finding's details and exchanges.
@@ -800,6 +807,8 @@ async fn fuzz(a: FuzzArgs) -> Exit {
         reports: a.reports.options(),
         shard: a.shard,
         lifecycle: a.lifecycle,
+        expect: a.expect,
+        write_expect: a.write_expect,
     };
     match session::fuzz(opts, &stop, &|e| printer.show(e)).await {
         Ok(report) => {

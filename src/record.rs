@@ -495,6 +495,22 @@ pub struct LifecycleFinding {
     pub steps: Vec<LifecycleStep>,
     /// The operations as `authconform fuzz --replay` runs them again.
     pub ops: serde_json::Value,
+    /// The server's choice the finding holds it to, as another sequence showed it (the
+    /// shrunk sequence and its replay start knowing it): `choice` and its `behaviour`,
+    /// `kills` (the event revoked the token there), and that sequence's step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assumes: Option<AssumedChoice>,
+}
+
+/// A choice a lifecycle finding relies on.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AssumedChoice {
+    pub choice: String,
+    pub kills: bool,
+    pub behaviour: String,
+    pub sequence: u64,
+    /// 1-based.
+    pub step: usize,
 }
 
 /// One operation of a lifecycle finding.

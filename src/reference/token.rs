@@ -465,6 +465,11 @@ fn authorization_code(
             for t in &g.tokens {
                 st.revoke(t);
             }
+            // "All tokens previously issued based on that authorization code": those of the
+            // refreshes since, too (the family the code started).
+            if let Some(f) = &g.family {
+                st.revoke_family(f);
+            }
         }
         return token_error(s, 400, "invalid_grant", "code already used");
     }

@@ -39,6 +39,10 @@ pub struct FuzzOptions {
     pub shard: Option<crate::shard::Shard>,
     /// Run the lifecycle campaign (sequences of operations) instead of the endpoints'.
     pub lifecycle: bool,
+    /// Expected verdicts the lifecycle campaign must match (`--expect`).
+    pub expect: Option<PathBuf>,
+    /// Where to write the lifecycle campaign's verdicts as an expectations file.
+    pub write_expect: Option<PathBuf>,
 }
 
 /// A target as campaigns know it: discovered URLs and the audited client.

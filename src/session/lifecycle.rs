@@ -12,9 +12,10 @@ use super::run::{Prepared, SetupOptions, prepare};
 use super::{Error, Event, Events, StopSignal};
 use crate::case::Case;
 use crate::case::model::ClientStep;
+use crate::expected_verdicts;
 use crate::fuzz::lifecycle::exec::{SequenceRun, Target};
 use crate::fuzz::lifecycle::model::{Op, Shape, scopes};
-use crate::fuzz::lifecycle::oracle::{Invariant, Timing};
+use crate::fuzz::lifecycle::oracle::{Choice, Invariant, Learned, Timing};
 use crate::fuzz::lifecycle::{self as lc, Found};
 use crate::record::{
     CaseResult, FuzzRecord, LearnedChoice, LifecycleFinding, LifecycleRecord, LifecycleStep,
@@ -34,6 +35,10 @@ pub async fn lifecycle(
     stop: &StopSignal,
     events: Events<'_>,
 ) -> Result<RunReport, Error> {
+    let expect = match &opts.expect {
+        Some(p) => Some(expected_verdicts::load(p).map_err(Error::new)?),
+        None => None,
+    };
     let prepared = prepare(
         &SetupOptions {
             target: opts.target.clone(),
@@ -80,8 +85,33 @@ pub async fn lifecycle(
         detection: format!("lifecycle campaign; {}", spec.detection),
     };
     let mut report = clock.report(info, spec, interrupted, results, record);
-    report.outcome = Some(super::fuzz::fuzz_outcome(&report));
+    report.outcome = Some(match &expect {
+        // With expectations, every verdict must match them (as a run's: exit 0, 1 or 3).
+        Some(exp) => {
+            let known: Vec<String> = Invariant::ALL.iter().map(|i| i.result_id()).collect();
+            super::run::judge(&report, Some(exp), &known).0
+        }
+        None => super::fuzz::fuzz_outcome(&report),
+    });
     opts.reports.write(&report, default_dir, events)?;
+    if let Some(p) = &opts.write_expect {
+        let header = format!(
+            "Expected verdicts for `authconform fuzz --lifecycle --expect`; written by --write-expect.\nTarget: {} {}",
+            report.target.kind,
+            report
+                .target
+                .resource
+                .as_deref()
+                .or(report.target.issuer.as_deref())
+                .unwrap_or("")
+        );
+        let previous = match p.exists() {
+            true => Some(expected_verdicts::load(p).map_err(Error::new)?),
+            false => None,
+        };
+        let text = expected_verdicts::render(&report.results, &header, previous.as_ref());
+        std::fs::write(p, text).map_err(|e| Error(format!("cannot write {}: {e}", p.display())))?;
+    }
     Ok(report)
 }
 
@@ -256,7 +286,7 @@ async fn campaign(
             .0
             .iter()
             .map(|(c, l)| LearnedChoice {
-                choice: format!("{c:?}"),
+                choice: choice_name(*c),
                 behaviour: c.describe(l.kills).into(),
                 sequence: l.sequence,
                 step: l.step + 1,
@@ -283,11 +313,28 @@ async fn campaign(
                 }
             );
             r.details = steps_text(f);
+            if let Some((s, ex)) = &f.taught {
+                let (c, l) = f
+                    .assumes
+                    .as_ref()
+                    .expect("a taught finding assumes its choice");
+                r.details.push(format!(
+                    "held to what sequence {} showed at step {}: {} ({} → {}; its exchanges follow the sequence's)",
+                    l.sequence,
+                    l.step + 1,
+                    c.describe(l.kills),
+                    s.op.describe(),
+                    s.outcome
+                ));
+                r.exchanges.extend(ex.iter().cloned());
+            }
             r.details.push(format!(
                 "replay: authconform fuzz --replay {} (with this run's target options)",
                 opts.reports.json_path("reports/fuzz").display()
             ));
+            let taught = std::mem::take(&mut r.exchanges);
             r.exchanges = f.run.exchanges.clone();
+            r.exchanges.extend(taught);
         } else if checks > 0 {
             r.message = format!(
                 "held in {checks} check(s) over {} sequence(s)",
@@ -404,7 +451,38 @@ fn finding(f: &Found, seed: u64) -> LifecycleFinding {
             })
             .collect(),
         ops: serde_json::to_value(&f.ops).unwrap_or_default(),
+        assumes: f
+            .assumes
+            .as_ref()
+            .map(|(c, l)| crate::record::AssumedChoice {
+                choice: choice_name(*c),
+                kills: l.kills,
+                behaviour: c.describe(l.kills).into(),
+                sequence: l.sequence,
+                step: l.step + 1,
+            }),
     }
+}
+
+/// A choice's name as the report writes it (`refresh-revocation-cascades`).
+fn choice_name(c: Choice) -> String {
+    serde_json::to_value(c)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// The choice a recorded finding assumes, read back.
+fn assumed(a: &crate::record::AssumedChoice) -> Option<(Choice, Learned)> {
+    let c: Choice = serde_json::from_value(serde_json::Value::String(a.choice.clone())).ok()?;
+    Some((
+        c,
+        Learned {
+            kills: a.kills,
+            sequence: a.sequence,
+            step: a.step.saturating_sub(1),
+        },
+    ))
 }
 
 /// Each finding's operations run again, on their own: `failed` when the invariant breaks
@@ -444,7 +522,9 @@ async fn replay_findings(
             inv.as_str(),
             ops.len()
         );
-        let (hit, run): (bool, SequenceRun) = lc::replay(env, target, &ops, inv).await;
+        let assumes = f.assumes.as_ref().and_then(assumed);
+        let (hit, run): (bool, SequenceRun) =
+            lc::replay(env, target, &ops, inv, assumes.clone()).await;
         let found = Found {
             invariant: inv,
             sequence: f.sequence,
@@ -454,8 +534,16 @@ async fn replay_findings(
             tries: 0,
             reproduced: hit,
             run,
+            assumes: None,
+            taught: None,
         };
         r.details = vec![format!("recorded: {}", f.message)];
+        if let Some(a) = &f.assumes {
+            r.details.push(format!(
+                "knowing what the recorded campaign's sequence {} showed at step {}: {}",
+                a.sequence, a.step, a.behaviour
+            ));
+        }
         r.details.extend(steps_text(&found));
         r.exchanges = found.run.exchanges.clone();
         match found.run.violations.iter().find(|v| v.invariant == inv) {

@@ -296,7 +296,7 @@ async fn perform(
                 Ok(s) => s.response().map(|(_, r)| r.status),
                 Err(_) => None,
             };
-            model.revoked(step, ti, *other_client, status);
+            model.revoked(step, ti, *other_client, *hint == Hint::Wrong, status);
             let outcome = match (status, r) {
                 (Some(s), _) => format!("answered {s}"),
                 (None, Err(s)) => format!("no judgeable answer ({})", stop_text(&s)),

@@ -57,6 +57,11 @@ pub struct Found {
     pub message: String,
     pub tries: u32,
     pub reproduced: bool,
+    /// The server's choice the finding holds it to, when another sequence showed it: the
+    /// shrunk sequence and its replay start knowing it (the teaching step is evidence too).
+    pub assumes: Option<(oracle::Choice, oracle::Learned)>,
+    /// The teaching step: what it did and its exchanges.
+    pub taught: Option<(exec::StepRun, Vec<crate::record::Exchange>)>,
 }
 
 /// What a campaign did and found.
@@ -115,9 +120,10 @@ pub async fn campaign(
     }
     let mut out = Outcome::default();
     let mut sessions = HashMap::new();
-    // The sequences that taught each choice: a finding that holds the server to a choice
-    // another sequence showed is shrunk from both, so it reproduces on its own.
-    let mut teachers: HashMap<u64, Vec<Op>> = HashMap::new();
+    // The runs that taught each choice: a finding that holds the server to a choice another
+    // sequence showed carries the teaching step as evidence, and is shrunk and replayed
+    // knowing that choice.
+    let mut teachers: HashMap<u64, SequenceRun> = HashMap::new();
     for n in 0.. {
         if stop.is_stopped()
             || settings.sequences.is_some_and(|c| n >= c)
@@ -137,7 +143,7 @@ pub async fn campaign(
             *out.checked.entry(*inv).or_default() += k;
         }
         if out.choices.0.keys().any(|c| !before.contains(c)) {
-            teachers.insert(n, ops.clone());
+            teachers.insert(n, run.clone());
         }
         let down = run.target_down.clone();
         let mut seen: Vec<Invariant> = Vec::new();
@@ -149,25 +155,34 @@ pub async fn campaign(
             if stop.is_stopped() {
                 break;
             }
-            let mut initial = Vec::new();
-            if let Some((t, _)) = v.taught_by
-                && let Some(ops_t) = teachers.get(&t)
-            {
-                initial.extend(ops_t.iter().cloned());
-            }
-            initial.extend(ops.iter().cloned());
-            let found = shrink(
+            let assumes = v.taught_by.and_then(|_| {
+                out.choices
+                    .0
+                    .iter()
+                    .find(|(c, _)| c.invariant() == v.invariant)
+                    .map(|(c, l)| (*c, l.clone()))
+            });
+            let taught = v.taught_by.and_then(|(t, step)| {
+                let r = teachers.get(&t)?;
+                let s = r.steps.get(step)?.clone();
+                let ex = r.exchanges.get(s.exchanges.clone())?.to_vec();
+                Some((s, ex))
+            });
+            let mut found = shrink(
                 env,
                 target,
                 settings,
                 n,
                 v.invariant,
-                initial,
+                ops.clone(),
+                assumes.clone(),
                 &run,
                 &mut sessions,
                 stop,
             )
             .await;
+            found.assumes = assumes;
+            found.taught = taught;
             progress.findings.fetch_add(1, Ordering::Relaxed);
             out.found.push(found);
         }
@@ -180,15 +195,19 @@ pub async fn campaign(
     out
 }
 
-/// Runs `ops` on their own (no choice learned before): does `inv` break?
+/// Runs `ops` on their own (knowing only the choice `assumes`, if any): does `inv` break?
 async fn alone(
     env: &RunEnv,
     target: &Target,
     ops: &[Op],
     inv: Invariant,
+    assumes: Option<(oracle::Choice, oracle::Learned)>,
     sessions: &mut HashMap<String, crate::login::Browser>,
 ) -> (bool, SequenceRun) {
     let mut fresh = Choices::default();
+    if let Some((c, l)) = assumes {
+        fresh.0.insert(c, l);
+    }
     // Shrinking runs are numbered apart from the campaign's sequences.
     let run = exec::run(env, target, ops, u64::MAX, &mut fresh, sessions).await;
     (run.violations.iter().any(|v| v.invariant == inv), run)
@@ -204,6 +223,7 @@ async fn shrink(
     sequence: u64,
     inv: Invariant,
     initial: Vec<Op>,
+    assumes: Option<(oracle::Choice, oracle::Learned)>,
     original: &SequenceRun,
     sessions: &mut HashMap<String, crate::login::Browser>,
     stop: &StopSignal,
@@ -211,7 +231,7 @@ async fn shrink(
     let started = Instant::now();
     let original_len = initial.len();
     let mut tries = 1u32;
-    let (ok, first) = alone(env, target, &initial, inv, sessions).await;
+    let (ok, first) = alone(env, target, &initial, inv, assumes.clone(), sessions).await;
     if !ok {
         // The campaign saw it, but the sequence does not break it on its own: report what
         // was seen, unshrunk.
@@ -232,6 +252,8 @@ async fn shrink(
             message,
             tries,
             reproduced: false,
+            assumes: None,
+            taught: None,
         };
     }
     let mut best = initial;
@@ -257,16 +279,17 @@ async fn shrink(
                 continue;
             }
             tries += 1;
-            let (ok, run) = alone(env, target, &candidate, inv, sessions).await;
+            let (ok, run) = alone(env, target, &candidate, inv, assumes.clone(), sessions).await;
             if ok {
                 best = candidate;
                 best_run = run;
-                chunks = (chunks - 1).max(2);
                 reduced = true;
                 break;
             }
         }
-        if !reduced {
+        if reduced {
+            chunks = (chunks - 1).max(2);
+        } else {
             if chunks >= best.len() {
                 break;
             }
@@ -288,6 +311,8 @@ async fn shrink(
         message,
         tries,
         reproduced: true,
+        assumes: None,
+        taught: None,
     }
 }
 
@@ -297,9 +322,10 @@ pub async fn replay(
     target: &Target,
     ops: &[Op],
     inv: Invariant,
+    assumes: Option<(oracle::Choice, oracle::Learned)>,
 ) -> (bool, SequenceRun) {
     let mut sessions = HashMap::new();
-    alone(env, target, ops, inv, &mut sessions).await
+    alone(env, target, ops, inv, assumes, &mut sessions).await
 }
 
 #[cfg(test)]

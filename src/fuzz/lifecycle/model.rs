@@ -239,16 +239,16 @@ pub fn op(shape: Shape) -> SBoxedStrategy<Op> {
     if shape.revocation {
         // Waits are rare: every other operation takes milliseconds, a wait seconds.
         prop_oneof![
-            4 => authorize,
-            8 => redeem,
-            8 => refresh,
-            8 => revoke,
-            10 => call,
+            8 => authorize,
+            16 => redeem,
+            20 => refresh,
+            16 => revoke,
+            20 => call,
             1 => wait
         ]
         .sboxed()
     } else {
-        prop_oneof![4 => authorize, 8 => redeem, 8 => refresh, 10 => call, 1 => wait].sboxed()
+        prop_oneof![8 => authorize, 16 => redeem, 20 => refresh, 20 => call, 1 => wait].sboxed()
     }
 }
 
@@ -342,6 +342,8 @@ pub struct Token {
     pub foreign_revoke: Option<usize>,
     /// Another client tried to refresh with it (the AS may retire it).
     pub misused: bool,
+    /// Its revocation named the other token type (`token_type_hint`).
+    pub wrong_hint: bool,
     /// Last time a refresh with it succeeded (idle expiry counts from then).
     pub last_used: Instant,
 }
@@ -448,6 +450,7 @@ mod tests {
                 state: TokenState::Live,
                 foreign_revoke: None,
                 misused: false,
+                wrong_hint: false,
                 last_used: Instant::now(),
             });
         }

@@ -31,6 +31,7 @@ pub enum Invariant {
     CodeClient,
     CodeVerifier,
     RevokedRefresh,
+    WrongHintRevocation,
     RotatedRefresh,
     RefreshConcurrent,
     RefreshClient,
@@ -45,12 +46,13 @@ pub enum Invariant {
 }
 
 impl Invariant {
-    pub const ALL: [Invariant; 16] = [
+    pub const ALL: [Invariant; 17] = [
         Invariant::CodeOnce,
         Invariant::CodeConcurrent,
         Invariant::CodeClient,
         Invariant::CodeVerifier,
         Invariant::RevokedRefresh,
+        Invariant::WrongHintRevocation,
         Invariant::RotatedRefresh,
         Invariant::RefreshConcurrent,
         Invariant::RefreshClient,
@@ -72,6 +74,7 @@ impl Invariant {
             Invariant::CodeClient => "code-client-binding",
             Invariant::CodeVerifier => "pkce-verifier-mismatch",
             Invariant::RevokedRefresh => "rt-after-revocation",
+            Invariant::WrongHintRevocation => "rev-hint-wrong",
             Invariant::RotatedRefresh => "rt-rotation-public",
             Invariant::RefreshConcurrent => "rt-concurrent",
             Invariant::RefreshClient => "rt-client-binding",
@@ -98,6 +101,7 @@ impl Invariant {
             Invariant::CodeClient => "code-client",
             Invariant::CodeVerifier => "code-verifier",
             Invariant::RevokedRefresh => "revoked-refresh",
+            Invariant::WrongHintRevocation => "wrong-hint-revocation",
             Invariant::RotatedRefresh => "rotated-refresh",
             Invariant::RefreshConcurrent => "refresh-concurrent",
             Invariant::RefreshClient => "refresh-client",
@@ -126,6 +130,9 @@ impl Invariant {
             Invariant::CodeClient => "a code is never redeemed by another client",
             Invariant::CodeVerifier => "a code is never redeemed with a wrong verifier",
             Invariant::RevokedRefresh => "a revoked refresh token never works again",
+            Invariant::WrongHintRevocation => {
+                "a refresh token revoked with the wrong token_type_hint never works again"
+            }
             Invariant::RotatedRefresh => "a rotated-out refresh token never works again",
             Invariant::RefreshConcurrent => {
                 "concurrent refreshes with one refresh token do not fork its family"
@@ -162,7 +169,8 @@ pub enum Choice {
     /// A revoked access token is refused at the MCP endpoint (RFC 7009 §2; a JWT-reading RS
     /// may accept it until it expires).
     ResourceHonoursRevocation,
-    /// Revoking a refresh token revokes the grant's access tokens (RFC 7009 §2.1, SHOULD).
+    /// Revoking a refresh token revokes the rest of the grant: its access tokens (RFC 7009
+    /// §2.1, SHOULD) and its other refresh tokens.
     RefreshRevocationCascades,
     /// Revoking an access token revokes the grant's refresh token (RFC 7009 §2.1, MAY).
     AccessRevocationCascades,
@@ -191,10 +199,10 @@ impl Choice {
                 "the MCP endpoint accepts revoked access tokens (until they expire)"
             }
             (Choice::RefreshRevocationCascades, true) => {
-                "revoking a refresh token revokes its grant's access tokens"
+                "revoking a refresh token revokes the rest of its grant"
             }
             (Choice::RefreshRevocationCascades, false) => {
-                "revoking a refresh token leaves its grant's access tokens valid"
+                "revoking a refresh token leaves the rest of its grant valid"
             }
             (Choice::AccessRevocationCascades, true) => {
                 "revoking an access token revokes its grant's refresh token"
@@ -211,7 +219,7 @@ impl Choice {
 }
 
 /// A choice as first shown: by which sequence and step.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Learned {
     pub kills: bool,
     pub sequence: u64,
@@ -284,6 +292,10 @@ impl Answer {
     }
     pub fn issued(&self) -> bool {
         matches!(self, Answer::Issued { .. })
+    }
+    /// Refused because the grant (code or refresh token) is not valid (RFC 6749 §5.2).
+    pub fn grant_refused(&self) -> bool {
+        matches!(self, Answer::Refused { error: Some(e), .. } if e == "invalid_grant")
     }
     pub fn describe(&self) -> String {
         match self {
@@ -461,6 +473,10 @@ impl<'c> Model<'c> {
                 ),
             ));
         }
+        if successes > 0 && answers.iter().any(Answer::grant_refused) {
+            // The duplicates that lost the race were replays of a spent code.
+            self.holdings.codes[ci].replay_refused.get_or_insert(step);
+        }
         if code.redeemed_at.is_some() {
             if answers.iter().any(|a| matches!(a, Answer::Refused { .. })) {
                 self.holdings.codes[ci].replay_refused.get_or_insert(step);
@@ -521,6 +537,7 @@ impl<'c> Model<'c> {
             state: TokenState::Live,
             foreign_revoke: None,
             misused: false,
+            wrong_hint: false,
             last_used: now,
         };
         if let Some(rt) = refresh {
@@ -551,6 +568,16 @@ impl<'c> Model<'c> {
             }
         } else {
             match t.state {
+                // RFC 7009 §2.1: a wrong hint only widens the search; the 200 still means revoked.
+                TokenState::Revoked(s) if t.wrong_hint => {
+                    return Expect::Dead(
+                        Invariant::WrongHintRevocation,
+                        format!(
+                            "it was revoked at step {} (with token_type_hint=access_token, answered 200)",
+                            s + 1
+                        ),
+                    );
+                }
                 TokenState::Revoked(s) => {
                     return Expect::Dead(
                         Invariant::RevokedRefresh,
@@ -567,8 +594,10 @@ impl<'c> Model<'c> {
             }
         }
         // An event revokes only what existed when it happened: a token obtained later (a
-        // revoked refresh token that still worked, say) is not its concern.
-        let before = |event: Option<usize>| event.filter(|&s| t.step < s);
+        // revoked refresh token that still worked, say) is not its concern. The same step
+        // counts: a concurrent duplicate refused beside the one that succeeded is a replay
+        // the server saw after issuing.
+        let before = |event: Option<usize>| event.filter(|&s| t.step <= s);
         let mut causes: Vec<(Choice, String)> = Vec::new();
         if t.access {
             if let TokenState::Revoked(s) = t.state {
@@ -577,16 +606,19 @@ impl<'c> Model<'c> {
                     format!("it was revoked at step {}", s + 1),
                 ));
             }
-            if let Some(s) = before(f.rt_revoked) {
-                causes.push((
-                    Choice::RefreshRevocationCascades,
-                    format!("a refresh token of its grant was revoked at step {}", s + 1),
-                ));
-            }
         } else if let Some(s) = before(f.at_revoked) {
             causes.push((
                 Choice::AccessRevocationCascades,
                 format!("an access token of its grant was revoked at step {}", s + 1),
+            ));
+        }
+        // Revoking one refresh token (even a rotated-out one) may revoke the rest of its grant.
+        if let Some(s) = before(f.rt_revoked)
+            && !matches!(t.state, TokenState::Revoked(_))
+        {
+            causes.push((
+                Choice::RefreshRevocationCascades,
+                format!("a refresh token of its grant was revoked at step {}", s + 1),
             ));
         }
         if let Some(s) = before(f.reuse_refused) {
@@ -765,8 +797,9 @@ impl<'c> Model<'c> {
         let mut out = Vec::new();
         let t = self.holdings.tokens[ti].clone();
         let successes: Vec<&Answer> = answers.iter().filter(|a| a.issued()).collect();
-        let refused =
-            !answers.is_empty() && answers.iter().all(|a| matches!(a, Answer::Refused { .. }));
+        // Only invalid_grant says the refresh token itself is no good (RFC 6749 §5.2): a wider
+        // scope refused with invalid_scope says nothing of the token.
+        let refused = !answers.is_empty() && answers.iter().all(Answer::grant_refused);
         if other_client {
             self.check(Invariant::RefreshClient);
             if !successes.is_empty() {
@@ -843,6 +876,12 @@ impl<'c> Model<'c> {
                 ),
             ));
         }
+        if !successes.is_empty() && answers.iter().any(Answer::grant_refused) {
+            // The duplicates that lost the race presented a spent refresh token: reuse.
+            self.holdings.families[family]
+                .reuse_refused
+                .get_or_insert(step);
+        }
         if refused && t.state != TokenState::Live {
             if matches!(t.state, TokenState::RotatedOut(_)) {
                 self.holdings.families[family]
@@ -880,20 +919,32 @@ impl<'c> Model<'c> {
     }
 
     /// Records a revocation of token `ti` and its answer's status.
-    pub fn revoked(&mut self, step: usize, ti: usize, other_client: bool, status: Option<u16>) {
+    pub fn revoked(
+        &mut self,
+        step: usize,
+        ti: usize,
+        other_client: bool,
+        wrong_hint: bool,
+        status: Option<u16>,
+    ) {
         let t = &mut self.holdings.tokens[ti];
         if other_client {
             t.foreign_revoke.get_or_insert(step);
             return;
         }
-        // RFC 7009 §2.2: 200 = revoked (or the token was invalid already).
-        if status == Some(200) && t.state == TokenState::Live {
-            t.state = TokenState::Revoked(step);
+        // RFC 7009 §2.2: 200 = revoked (or the token was invalid already). A refresh token's
+        // revocation may reach its whole grant even when that token was spent already.
+        if status == Some(200) {
+            let live = t.state == TokenState::Live;
+            if live {
+                t.state = TokenState::Revoked(step);
+                t.wrong_hint = wrong_hint;
+            }
             let f = &mut self.holdings.families[t.family];
-            if t.access {
-                f.at_revoked.get_or_insert(step);
-            } else {
+            if !t.access {
                 f.rt_revoked.get_or_insert(step);
+            } else if live {
+                f.at_revoked.get_or_insert(step);
             }
         }
     }
@@ -1001,10 +1052,12 @@ mod tests {
             &[issued("a", None, None), issued("b", None, None), refused()],
         );
         assert_eq!(invs(&v), [Invariant::CodeConcurrent]);
-        // A refused replay is the conforming answer; it may revoke what the code gave.
+        // The duplicate refused beside the winner was a replay already (step 3); a refused
+        // replay is the conforming answer, and it may revoke what the code gave.
+        assert_eq!(m.holdings.codes[1].replay_refused, Some(3));
         let v = m.redeemed(4, 1, CodeUse::Own, &[refused()]);
         assert!(v.is_empty());
-        assert_eq!(m.holdings.codes[1].replay_refused, Some(4));
+        assert_eq!(m.holdings.codes[1].replay_refused, Some(3));
     }
 
     #[test]
@@ -1058,7 +1111,7 @@ mod tests {
             .iter()
             .position(|t| t.value == "rt1")
             .unwrap();
-        m.revoked(4, rt1, false, Some(200));
+        m.revoked(4, rt1, false, false, Some(200));
         let v = m.refreshed(
             5,
             rt1,
@@ -1089,6 +1142,29 @@ mod tests {
             &[issued("at4", Some("rt4"), None)],
         );
         assert!(invs(&v).contains(&Invariant::ScopeCeiling), "{v:?}");
+    }
+
+    #[test]
+    fn a_revocation_with_the_wrong_hint_is_held_to_rev_hint_wrong() {
+        let mut c = Choices::default();
+        let mut m = model(&mut c);
+        let rt0 = m.holdings.token(0, false).unwrap();
+        m.revoked(2, rt0, false, true, Some(200));
+        let v = m.refreshed(
+            3,
+            rt0,
+            ScopeAsk::Same,
+            None,
+            false,
+            &[issued("a", Some("r"), None)],
+        );
+        assert_eq!(invs(&v), [Invariant::WrongHintRevocation]);
+        // Another client's revocation changes nothing, whatever it was answered.
+        let mut c = Choices::default();
+        let mut m = model(&mut c);
+        let rt0 = m.holdings.token(0, false).unwrap();
+        m.revoked(2, rt0, true, false, Some(200));
+        assert_eq!(m.holdings.tokens[rt0].state, TokenState::Live);
     }
 
     #[test]
@@ -1130,7 +1206,7 @@ mod tests {
         {
             let mut m = model(&mut c);
             let at0 = m.holdings.token(0, true).unwrap();
-            m.revoked(2, at0, false, Some(200));
+            m.revoked(2, at0, false, false, Some(200));
             // First showing: the MCP endpoint refuses a revoked token. Learned, no finding.
             assert_eq!(m.called(3, at0, Call::Refused), None);
         }
@@ -1142,7 +1218,7 @@ mod tests {
             m.authorized("auth0".into(), 0, false, vec![]);
             m.redeemed(1, 0, CodeUse::Own, &[issued("at9", Some("rt9"), None)]);
             let at = m.holdings.token(0, true).unwrap();
-            m.revoked(2, at, false, Some(200));
+            m.revoked(2, at, false, false, Some(200));
             let v = m.called(3, at, Call::Accepted(200)).unwrap();
             assert_eq!(v.invariant, Invariant::ResourceRevocation);
             assert_eq!(v.taught_by, Some((1, 3)));
@@ -1151,12 +1227,12 @@ mod tests {
         let mut c = Choices::default();
         let mut m = model(&mut c);
         let at0 = m.holdings.token(0, true).unwrap();
-        m.revoked(2, at0, false, Some(200));
+        m.revoked(2, at0, false, false, Some(200));
         assert_eq!(m.called(3, at0, Call::Accepted(200)), None);
         m.authorized("auth1".into(), 0, false, vec![]);
         m.redeemed(4, 1, CodeUse::Own, &[issued("at5", Some("rt5"), None)]);
         let at5 = m.holdings.token(0, true).unwrap();
-        m.revoked(5, at5, false, Some(200));
+        m.revoked(5, at5, false, false, Some(200));
         let v = m.called(6, at5, Call::Refused).unwrap();
         assert_eq!(v.invariant, Invariant::ResourceRevocation);
         assert_eq!(v.taught_by, None);
@@ -1167,7 +1243,7 @@ mod tests {
         let mut c = Choices::default();
         let mut m = model(&mut c);
         let at0 = m.holdings.token(0, true).unwrap();
-        m.revoked(2, at0, true, Some(200));
+        m.revoked(2, at0, true, false, Some(200));
         let v = m.called(3, at0, Call::Refused).unwrap();
         assert_eq!(v.invariant, Invariant::RevokeClient);
         // Without the foreign attempt, a refusal of a live token is not judged.
