@@ -156,7 +156,11 @@ fn a_code_replayed_after_a_refresh_is_found() {
 fn a_later_generation_refresh_token_that_survives_revocation_is_found() {
     found(
         "lifecycle.rt-revocation-later-generation",
-        &["revoked-refresh", "wrong-hint-revocation", "refresh-revocation-cascade"],
+        &[
+            "revoked-refresh",
+            "wrong-hint-revocation",
+            "refresh-revocation-cascade",
+        ],
         10,
     );
 }
