@@ -467,6 +467,8 @@ pub struct LifecycleRecord {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LearnedChoice {
     pub choice: String,
+    /// `access` or `refresh`: the kind of token it was shown on.
+    pub tokens: String,
     pub behaviour: String,
     pub sequence: u64,
     /// 1-based.
@@ -507,6 +509,8 @@ pub struct LifecycleFinding {
 pub struct AssumedChoice {
     pub choice: String,
     pub kills: bool,
+    /// `access` or `refresh`: the kind of token it was shown on.
+    pub tokens: String,
     pub behaviour: String,
     pub sequence: u64,
     /// 1-based.

@@ -64,7 +64,7 @@ fn the_compliant_reference_breaks_no_invariant_and_the_record_says_what_ran() {
     assert!(l["logins"].as_u64().unwrap() > 0);
     // One result per invariant, each named `<requirement>.lifecycle`; most are exercised.
     let res = r["results"].as_array().unwrap();
-    assert_eq!(res.len(), 17, "{out}");
+    assert_eq!(res.len(), 18, "{out}");
     let passed = res.iter().filter(|x| x["status"] == "passed").count();
     assert!(passed >= 10, "only {passed} invariants checked:\n{out}");
     assert!(res.iter().all(|x| x["status"] != "failed"));

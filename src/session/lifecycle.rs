@@ -164,12 +164,31 @@ async fn target(env: &RunEnv, opts: &FuzzOptions) -> Target {
             }
         }
     }
-    let revocation = doc
-        .as_ref()
-        .and_then(|d| d.get("revocation_endpoint"))
-        .is_some_and(|v| v.is_string());
+    let has = |member: &str| {
+        doc.as_ref()
+            .and_then(|d| d.get(member))
+            .is_some_and(|v| v.is_string())
+    };
+    let revocation = has("revocation_endpoint");
+    // Introspection needs a client the endpoint answers: a confidential one (RFC 7662 §2.1).
+    let introspector = match has("introspection_endpoint") {
+        true => crate::step::client::provision(
+            &mut ctx,
+            &ClientStep {
+                save: "introspector".into(),
+                kind: crate::case::model::ClientKind::Confidential,
+                ..Default::default()
+            },
+        )
+        .await
+        .ok(),
+        false => None,
+    };
     let _ = opts;
     Target {
+        introspection: introspector.is_some(),
+        introspector,
+        registration: has("registration_endpoint"),
         clients,
         asked,
         known_scopes: known,
@@ -191,12 +210,14 @@ async fn target(env: &RunEnv, opts: &FuzzOptions) -> Target {
 fn shape(opts: &FuzzOptions, target: &Target) -> Shape {
     Shape {
         min_len: 4,
-        max_len: 14,
+        max_len: 16,
         // Concurrent duplicates: up to `--concurrency` requests at once, five at most (a race
         // shows with a few; more only loads the server).
         max_copies: opts.concurrency.clamp(1, 5) as u8,
         max_wait_secs: 2,
         revocation: target.revocation,
+        introspection: target.introspection,
+        registration: target.registration,
     }
 }
 
@@ -285,9 +306,10 @@ async fn campaign(
             .choices
             .0
             .iter()
-            .map(|(c, l)| LearnedChoice {
+            .map(|((c, _), l)| LearnedChoice {
                 choice: choice_name(*c),
-                behaviour: c.describe(l.kills).into(),
+                tokens: kind(l.access).into(),
+                behaviour: behaviour(*c, l),
                 sequence: l.sequence,
                 step: l.step + 1,
             })
@@ -322,7 +344,7 @@ async fn campaign(
                     "held to what sequence {} showed at step {}: {} ({} → {}; its exchanges follow the sequence's)",
                     l.sequence,
                     l.step + 1,
-                    c.describe(l.kills),
+                    behaviour(*c, l),
                     s.op.describe(),
                     s.outcome
                 ));
@@ -381,6 +403,9 @@ fn unreached(inv: Invariant, t: &Target) -> &'static str {
             if !t.revocation =>
         {
             "the AS metadata names no revocation_endpoint"
+        }
+        IntrospectionInactive if !t.introspection => {
+            "no introspection_endpoint, or no confidential client to ask it with"
         }
         ExpiredAccess | ResourceRevocation | RefreshRevocationCascade if t.resource.is_none() => {
             "no MCP endpoint to call (--resource)"
@@ -457,11 +482,25 @@ fn finding(f: &Found, seed: u64) -> LifecycleFinding {
             .map(|(c, l)| crate::record::AssumedChoice {
                 choice: choice_name(*c),
                 kills: l.kills,
-                behaviour: c.describe(l.kills).into(),
+                tokens: kind(l.access).into(),
+                behaviour: behaviour(*c, l),
                 sequence: l.sequence,
                 step: l.step + 1,
             }),
     }
+}
+
+fn kind(access: bool) -> &'static str {
+    if access { "access" } else { "refresh" }
+}
+
+/// What the server chose, for which tokens.
+fn behaviour(c: Choice, l: &Learned) -> String {
+    format!(
+        "{} (seen on {} tokens)",
+        c.describe(l.kills),
+        kind(l.access)
+    )
 }
 
 /// A choice's name as the report writes it (`refresh-revocation-cascades`).
@@ -479,6 +518,7 @@ fn assumed(a: &crate::record::AssumedChoice) -> Option<(Choice, Learned)> {
         c,
         Learned {
             kills: a.kills,
+            access: a.tokens == "access",
             sequence: a.sequence,
             step: a.step.saturating_sub(1),
         },

@@ -15,11 +15,15 @@ use crate::step::{CaseCtx, RunEnv, Saved, Stop};
 pub struct Target {
     /// The two clients (`a`, `b`), provisioned once.
     pub clients: Vec<crate::step::client::Client>,
+    /// A confidential client the introspection endpoint answers (RFC 7662 §2.1), if any.
+    pub introspector: Option<crate::step::client::Client>,
     /// The scope the profile asks for, as a list.
     pub asked: Vec<String>,
     /// Every scope the campaign knows of (asked + advertised): a "wider" refresh asks these.
     pub known_scopes: Vec<String>,
     pub revocation: bool,
+    pub introspection: bool,
+    pub registration: bool,
     pub resource: Option<String>,
     pub timing: Timing,
     /// Longest wait for an access token to expire, in seconds.
@@ -71,7 +75,13 @@ pub async fn run(
         ctx.saved
             .insert(client_name(i).to_string(), Saved::Client(c.clone()));
     }
+    if let Some(c) = &target.introspector {
+        ctx.saved
+            .insert(INTROSPECTOR.to_string(), Saved::Client(c.clone()));
+    }
     ctx.sessions = std::mem::take(sessions);
+    // Clients registered by this sequence: "the other client" is the newest of them.
+    let mut others: Vec<String> = Vec::new();
     let mut model = Model::new(choices, sequence, target.timing);
     let mut out = SequenceRun::default();
     for (step, op) in ops.iter().enumerate() {
@@ -82,7 +92,7 @@ pub async fn run(
         let first = ctx.exchanges.len();
         let started = Instant::now();
         let (outcome, login_ms, violations) = if usable(op, &model.holdings) {
-            perform(&mut ctx, &mut model, target, step, op).await
+            perform(&mut ctx, &mut model, target, &mut others, step, op).await
         } else {
             ("nothing held to use: skipped".to_string(), None, Vec::new())
         };
@@ -140,14 +150,88 @@ fn summary(answers: &[Answer]) -> String {
         .join(", ")
 }
 
+/// The saved name of the introspecting client.
+const INTROSPECTOR: &str = "introspector";
+
+/// The client that is not `owner`: the newest one this sequence registered, else the other of
+/// the campaign's two.
+fn other(others: &[String], owner: usize) -> String {
+    others
+        .last()
+        .cloned()
+        .unwrap_or_else(|| client_name(owner + 1).to_string())
+}
+
 async fn perform(
     ctx: &mut CaseCtx<'_>,
     model: &mut Model<'_>,
     target: &Target,
+    others: &mut Vec<String>,
     step: usize,
     op: &Op,
 ) -> (String, Option<u64>, Vec<Violation>) {
     match op {
+        Op::Register => {
+            let name = format!("registered{step}");
+            let want = crate::case::model::ClientStep {
+                save: name.clone(),
+                fresh: true,
+                ..Default::default()
+            };
+            match crate::step::client::provision(ctx, &want).await {
+                Ok(c) => {
+                    let id = c.client_id.clone();
+                    ctx.saved.insert(name.clone(), Saved::Client(c));
+                    others.push(name);
+                    (format!("registered client {id}"), None, Vec::new())
+                }
+                Err(s) => (
+                    format!("could not register: {}", stop_text(&s)),
+                    None,
+                    Vec::new(),
+                ),
+            }
+        }
+        Op::Introspect { token, access } => {
+            let Some(ti) = model.holdings.token(*token, *access) else {
+                return ("no such token held".into(), None, Vec::new());
+            };
+            if target.introspector.is_none() {
+                return ("no client may introspect".into(), None, Vec::new());
+            }
+            let mut params = std::collections::BTreeMap::new();
+            params.insert("token".to_string(), model.holdings.tokens[ti].value.clone());
+            let step_def = TokenStep {
+                client: INTROSPECTOR.into(),
+                endpoint: Some("introspection".into()),
+                grant_type: String::new(),
+                params,
+                save: format!("introspect{step}"),
+                ..Default::default()
+            };
+            let r = crate::step::token::token(ctx, &step_def).await;
+            let active = match &r {
+                Ok(s) => s.response().and_then(|(_, r)| {
+                    (r.status == 200)
+                        .then(|| r.json())
+                        .flatten()
+                        .and_then(|d| d.get("active").and_then(|a| a.as_bool()))
+                }),
+                Err(_) => None,
+            };
+            let v = model.introspected(step, ti, active);
+            let outcome = match (active, r) {
+                (Some(a), _) => format!("active: {a}"),
+                (None, Ok(s)) => format!(
+                    "no judgeable answer ({})",
+                    s.response()
+                        .map(|(_, r)| format!("status {}", r.status))
+                        .unwrap_or_default()
+                ),
+                (None, Err(s)) => format!("no judgeable answer ({})", stop_text(&s)),
+            };
+            (outcome, None, v.into_iter().collect())
+        }
         Op::Authorize { client, narrow } => {
             let ci = *client as usize % target.clients.len();
             let save = format!("auth{step}");
@@ -194,8 +278,8 @@ async fn perform(
             };
             let c = model.holdings.codes[ci].clone();
             let client = match by {
-                CodeUse::OtherClient => client_name(c.client + 1),
-                _ => client_name(c.client),
+                CodeUse::OtherClient => other(others, c.client),
+                _ => client_name(c.client).to_string(),
             };
             let mut params = std::collections::BTreeMap::new();
             if *by == CodeUse::WrongVerifier {
@@ -229,7 +313,10 @@ async fn perform(
             };
             let t = model.holdings.tokens[ti].clone();
             let fam = model.holdings.families[t.family].clone();
-            let client = client_name(fam.client + usize::from(*other_client));
+            let client = match other_client {
+                true => other(others, fam.client),
+                false => client_name(fam.client).to_string(),
+            };
             let asked = asked_scope(*scope, &fam.granted, &target.known_scopes);
             let mut params = std::collections::BTreeMap::new();
             params.insert("refresh_token".to_string(), t.value.clone());
@@ -261,7 +348,10 @@ async fn perform(
             };
             let t = model.holdings.tokens[ti].clone();
             let fam = model.holdings.families[t.family].clone();
-            let client = client_name(fam.client + usize::from(*other_client));
+            let client = match other_client {
+                true => other(others, fam.client),
+                false => client_name(fam.client).to_string(),
+            };
             let mut params = std::collections::BTreeMap::new();
             params.insert("token".to_string(), t.value.clone());
             let right = if *access {

@@ -155,12 +155,14 @@ pub async fn campaign(
             if stop.is_stopped() {
                 break;
             }
-            let assumes = v.taught_by.and_then(|_| {
+            let assumes = v.taught_by.and_then(|taught| {
                 out.choices
                     .0
                     .iter()
-                    .find(|(c, _)| c.invariant() == v.invariant)
-                    .map(|(c, l)| (*c, l.clone()))
+                    .find(|((c, _), l)| {
+                        c.invariant() == v.invariant && (l.sequence, l.step) == taught
+                    })
+                    .map(|((c, _), l)| (*c, l.clone()))
             });
             let taught = v.taught_by.and_then(|(t, step)| {
                 let r = teachers.get(&t)?;
@@ -206,7 +208,7 @@ async fn alone(
 ) -> (bool, SequenceRun) {
     let mut fresh = Choices::default();
     if let Some((c, l)) = assumes {
-        fresh.0.insert(c, l);
+        fresh.0.insert((c, l.access), l);
     }
     // Shrinking runs are numbered apart from the campaign's sequences.
     let run = exec::run(env, target, ops, u64::MAX, &mut fresh, sessions).await;
@@ -340,6 +342,8 @@ mod tests {
             max_copies: 4,
             max_wait_secs: 4,
             revocation: true,
+            introspection: true,
+            registration: false,
         };
         assert_eq!(generate(7, 3, shape), generate(7, 3, shape));
         assert_ne!(generate(7, 3, shape), generate(7, 4, shape));

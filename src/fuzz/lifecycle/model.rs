@@ -72,6 +72,10 @@ pub enum Op {
     },
     /// Calls the MCP endpoint with a held access token.
     Call { token: u8 },
+    /// Asks the introspection endpoint (RFC 7662) about a held access or refresh token.
+    Introspect { token: u8, access: bool },
+    /// Registers another client (RFC 7591): later "other client" probes use the newest one.
+    Register,
     /// Lets a little time pass.
     Wait { secs: u8 },
     /// Waits until the newest access token is past its `expires_in` (when that is within the
@@ -136,6 +140,11 @@ impl Op {
                 }
             ),
             Op::Call { token } => format!("call the MCP endpoint with access token #{token}"),
+            Op::Introspect { token, access } => format!(
+                "introspect {} token #{token}",
+                if *access { "access" } else { "refresh" }
+            ),
+            Op::Register => "register another client".into(),
             Op::Wait { secs } => format!("wait {secs} s"),
             Op::Expire => "wait for the newest access token to expire".into(),
         }
@@ -174,6 +183,10 @@ pub struct Shape {
     pub max_wait_secs: u8,
     /// Whether the target has a revocation endpoint.
     pub revocation: bool,
+    /// Whether the campaign can introspect (an endpoint and a client allowed to use it).
+    pub introspection: bool,
+    /// Whether the AS registers clients (RFC 7591).
+    pub registration: bool,
 }
 
 fn pick() -> impl Strategy<Value = u8> + Clone {
@@ -232,24 +245,27 @@ pub fn op(shape: Shape) -> SBoxedStrategy<Op> {
             other_client,
         });
     let call = pick().prop_map(|token| Op::Call { token });
+    let introspect =
+        (pick(), any::<bool>()).prop_map(|(token, access)| Op::Introspect { token, access });
     let wait = prop_oneof![
         2 => (1u8..=shape.max_wait_secs.max(1)).prop_map(|secs| Op::Wait { secs }),
         1 => Just(Op::Expire)
     ];
-    if shape.revocation {
-        // Waits are rare: every other operation takes milliseconds, a wait seconds.
-        prop_oneof![
-            8 => authorize,
-            16 => redeem,
-            20 => refresh,
-            16 => revoke,
-            20 => call,
-            1 => wait
-        ]
-        .sboxed()
-    } else {
-        prop_oneof![8 => authorize, 16 => redeem, 20 => refresh, 20 => call, 1 => wait].sboxed()
-    }
+    // Waits are rare: every other operation takes milliseconds, a wait seconds. New codes are
+    // drawn less often than uses of what is held: the deep states (a third generation, a
+    // revoked token used again) need several operations on one family. Operations the target
+    // does not offer are not drawn.
+    prop_oneof![
+        4 => authorize,
+        10 => redeem,
+        24 => refresh,
+        if shape.revocation { 16 } else { 0 } => revoke,
+        16 => call,
+        if shape.introspection { 6 } else { 0 } => introspect,
+        if shape.registration { 1 } else { 0 } => Just(Op::Register),
+        1 => wait
+    ]
+    .sboxed()
 }
 
 /// A sequence: it always starts by authorizing and redeeming (nothing else has anything to
@@ -396,6 +412,8 @@ mod tests {
             max_copies: 4,
             max_wait_secs: 3,
             revocation: true,
+            introspection: true,
+            registration: true,
         }
     }
 

@@ -38,6 +38,7 @@ pub enum Invariant {
     ScopeCeiling,
     RevokeClient,
     ExpiredAccess,
+    IntrospectionInactive,
     ResourceRevocation,
     RefreshRevocationCascade,
     AccessRevocationCascade,
@@ -46,7 +47,7 @@ pub enum Invariant {
 }
 
 impl Invariant {
-    pub const ALL: [Invariant; 17] = [
+    pub const ALL: [Invariant; 18] = [
         Invariant::CodeOnce,
         Invariant::CodeConcurrent,
         Invariant::CodeClient,
@@ -59,6 +60,7 @@ impl Invariant {
         Invariant::ScopeCeiling,
         Invariant::RevokeClient,
         Invariant::ExpiredAccess,
+        Invariant::IntrospectionInactive,
         Invariant::ResourceRevocation,
         Invariant::RefreshRevocationCascade,
         Invariant::AccessRevocationCascade,
@@ -81,6 +83,7 @@ impl Invariant {
             Invariant::ScopeCeiling => "rt-scope-escalation",
             Invariant::RevokeClient => "rev-client-binding",
             Invariant::ExpiredAccess => "at-expired-rs",
+            Invariant::IntrospectionInactive => "intro-inactive",
             Invariant::ResourceRevocation => "rev-at",
             Invariant::RefreshRevocationCascade => "rev-rt-cascades",
             Invariant::AccessRevocationCascade => "rev-at-cascades-rt",
@@ -108,6 +111,7 @@ impl Invariant {
             Invariant::ScopeCeiling => "scope-ceiling",
             Invariant::RevokeClient => "revoke-client",
             Invariant::ExpiredAccess => "expired-access",
+            Invariant::IntrospectionInactive => "introspection-inactive",
             Invariant::ResourceRevocation => "resource-revocation",
             Invariant::RefreshRevocationCascade => "refresh-revocation-cascade",
             Invariant::AccessRevocationCascade => "access-revocation-cascade",
@@ -142,6 +146,9 @@ impl Invariant {
             Invariant::RevokeClient => "another client's revocation leaves a token valid",
             Invariant::ExpiredAccess => {
                 "the MCP endpoint refuses an access token past its lifetime"
+            }
+            Invariant::IntrospectionInactive => {
+                "introspection says inactive for a revoked, rotated-out or expired token"
             }
             Invariant::ResourceRevocation => {
                 "the MCP endpoint treats revoked access tokens the same way every time"
@@ -222,13 +229,16 @@ impl Choice {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Learned {
     pub kills: bool,
+    /// Learned of access tokens (else refresh tokens): a server may revoke one kind and not
+    /// the other on the same event, and is held to each separately.
+    pub access: bool,
     pub sequence: u64,
     pub step: usize,
 }
 
 /// What the campaign learned of the server's choices (shared by its sequences).
 #[derive(Debug, Clone, Default)]
-pub struct Choices(pub BTreeMap<Choice, Learned>);
+pub struct Choices(pub BTreeMap<(Choice, bool), Learned>);
 
 /// An invariant broken at a step.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -641,7 +651,7 @@ impl<'c> Model<'c> {
         }
         // Known choices that kill decide; otherwise one unknown choice is learned.
         for (c, why) in &causes {
-            if let Some(l) = self.choices.0.get(c)
+            if let Some(l) = self.choices.0.get(&(*c, t.access))
                 && l.kills
             {
                 return Expect::Chosen {
@@ -685,7 +695,7 @@ impl<'c> Model<'c> {
                 Expect::Chosen {
                     choice: c,
                     why,
-                    known: self.choices.0.get(&c).cloned(),
+                    known: self.choices.0.get(&(c, t.access)).cloned(),
                     clean: clean && t.foreign_revoke.is_none(),
                 }
             }
@@ -761,9 +771,10 @@ impl<'c> Model<'c> {
                 // Learn only from an answer that can mean nothing else.
                 if worked || (refused && clean) {
                     self.choices.0.insert(
-                        choice,
+                        (choice, t.access),
                         Learned {
                             kills: !worked,
+                            access: t.access,
                             sequence: self.sequence,
                             step,
                         },
@@ -949,6 +960,47 @@ impl<'c> Model<'c> {
         }
     }
 
+    /// Judges an introspection answer about token `ti` (`active`: its `active` member).
+    pub fn introspected(
+        &mut self,
+        step: usize,
+        ti: usize,
+        active: Option<bool>,
+    ) -> Option<Violation> {
+        let t = self.holdings.tokens[ti].clone();
+        let name = format!(
+            "{} token #{ti} (generation {})",
+            if t.access { "access" } else { "refresh" },
+            t.generation
+        );
+        // RFC 7662 §2.2 with RFC 7009 §2: what the AS revoked, rotated out or let expire is
+        // inactive, whatever a resource server that reads JWTs may still accept.
+        let dead = match (t.access, t.state, self.expect(ti)) {
+            (true, TokenState::Revoked(s), _) => Some(format!("it was revoked at step {}", s + 1)),
+            (_, _, Expect::Dead(_, why)) => Some(why),
+            _ => None,
+        };
+        match dead {
+            Some(why) => {
+                self.check(Invariant::IntrospectionInactive);
+                (active == Some(true)).then(|| {
+                    self.violation(
+                        Invariant::IntrospectionInactive,
+                        step,
+                        format!("introspection said {name} is active, though {why}"),
+                    )
+                })
+            }
+            None => self.judge_use(
+                step,
+                ti,
+                active == Some(true),
+                active == Some(false),
+                "introspection",
+            ),
+        }
+    }
+
     /// Judges a call to the MCP endpoint with access token `ti`.
     pub fn called(&mut self, step: usize, ti: usize, call: Call) -> Option<Violation> {
         self.judge_use(
@@ -1001,6 +1053,8 @@ pub fn usable(op: &Op, h: &Holdings) -> bool {
         Op::Refresh { token, .. } => h.token(*token, false).is_some(),
         Op::Revoke { token, access, .. } => h.token(*token, *access).is_some(),
         Op::Call { token } => h.token(*token, true).is_some(),
+        Op::Introspect { token, access } => h.token(*token, *access).is_some(),
+        Op::Register => true,
     }
 }
 
@@ -1210,7 +1264,7 @@ mod tests {
             // First showing: the MCP endpoint refuses a revoked token. Learned, no finding.
             assert_eq!(m.called(3, at0, Call::Refused), None);
         }
-        assert!(c.0[&Choice::ResourceHonoursRevocation].kills);
+        assert!(c.0[&(Choice::ResourceHonoursRevocation, true)].kills);
         {
             // Another sequence: a revoked token is accepted. Held to the choice: broken, and
             // the finding names the teaching sequence.
