@@ -289,7 +289,7 @@ async fn perform(
                 );
             }
             let t = TokenStep {
-                client: client.into(),
+                client,
                 from: Some(c.saved.clone()),
                 params,
                 parallel: (*copies > 1).then_some(*copies as usize),
@@ -324,7 +324,7 @@ async fn perform(
                 params.insert("scope".to_string(), s.join(" "));
             }
             let step_def = TokenStep {
-                client: client.into(),
+                client,
                 grant_type: "refresh_token".into(),
                 params,
                 parallel: (*copies > 1).then_some(*copies as usize),
@@ -374,7 +374,7 @@ async fn perform(
                 }
             }
             let step_def = TokenStep {
-                client: client.into(),
+                client,
                 endpoint: Some("revocation".into()),
                 grant_type: String::new(),
                 params,
