@@ -95,22 +95,7 @@ pub async fn lifecycle(
     });
     opts.reports.write(&report, default_dir, events)?;
     if let Some(p) = &opts.write_expect {
-        let header = format!(
-            "Expected verdicts for `authconform fuzz --lifecycle --expect`; written by --write-expect.\nTarget: {} {}",
-            report.target.kind,
-            report
-                .target
-                .resource
-                .as_deref()
-                .or(report.target.issuer.as_deref())
-                .unwrap_or("")
-        );
-        let previous = match p.exists() {
-            true => Some(expected_verdicts::load(p).map_err(Error::new)?),
-            false => None,
-        };
-        let text = expected_verdicts::render(&report.results, &header, previous.as_ref());
-        std::fs::write(p, text).map_err(|e| Error(format!("cannot write {}: {e}", p.display())))?;
+        super::run::write_expectations(&report, p, "authconform fuzz --lifecycle --expect")?;
     }
     Ok(report)
 }

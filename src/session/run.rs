@@ -437,25 +437,7 @@ impl Finished {
     pub fn gate(&self) -> Result<Gate, Error> {
         let report = &self.report;
         if let Some(p) = &self.write_expect {
-            let header = format!(
-                "Expected verdicts for `authconform run --expect`; written by --write-expect.\nTarget: {} {}",
-                report.target.kind,
-                report
-                    .target
-                    .resource
-                    .as_deref()
-                    .or(report.target.issuer.as_deref())
-                    .unwrap_or("")
-            );
-            // Reasons and dates written by hand outlive a refresh of the file.
-            let previous = if p.exists() {
-                Some(expected_verdicts::load(p).map_err(Error::new)?)
-            } else {
-                None
-            };
-            let text = expected_verdicts::render(&report.results, &header, previous.as_ref());
-            std::fs::write(p, text)
-                .map_err(|e| Error(format!("cannot write {}: {e}", p.display())))?;
+            write_expectations(report, p, "authconform run --expect")?;
         }
         let exit = match report.outcome.as_ref().map(|o| o.state) {
             Some(OutcomeState::Passed) => Exit::Ok,
@@ -467,6 +449,32 @@ impl Finished {
             comparison: self.comparison.clone(),
         })
     }
+}
+
+/// Writes `report`'s verdicts to `path` as an expectations file for `command` (`--write-expect`
+/// of a run or a lifecycle campaign). Reasons and dates written by hand outlive a refresh.
+pub(super) fn write_expectations(
+    report: &RunReport,
+    path: &std::path::Path,
+    command: &str,
+) -> Result<(), Error> {
+    let header = format!(
+        "Expected verdicts for `{command}`; written by --write-expect.\nTarget: {} {}",
+        report.target.kind,
+        report
+            .target
+            .resource
+            .as_deref()
+            .or(report.target.issuer.as_deref())
+            .unwrap_or("")
+    );
+    let previous = if path.exists() {
+        Some(expected_verdicts::load(path).map_err(Error::new)?)
+    } else {
+        None
+    };
+    let text = expected_verdicts::render(&report.results, &header, previous.as_ref());
+    std::fs::write(path, text).map_err(|e| Error(format!("cannot write {}: {e}", path.display())))
 }
 
 /// The run's verdict. An interrupted run fails. With `--expect`, every verdict must match the
