@@ -153,13 +153,14 @@ fn summary(answers: &[Answer]) -> String {
 /// The saved name of the introspecting client.
 const INTROSPECTOR: &str = "introspector";
 
-/// The client that is not `owner`: the newest one this sequence registered, else the other of
-/// the campaign's two.
-fn other(others: &[String], owner: usize) -> String {
-    others
-        .last()
-        .cloned()
-        .unwrap_or_else(|| client_name(owner + 1).to_string())
+/// The client a step acts as: `owner` itself, or (`other`) the newest client this sequence
+/// registered, else the other of the campaign's two.
+fn acting(others: &[String], owner: usize, other: bool) -> String {
+    match (other, others.last()) {
+        (false, _) => client_name(owner).to_string(),
+        (true, Some(newest)) => newest.clone(),
+        (true, None) => client_name(owner + 1).to_string(),
+    }
 }
 
 async fn perform(
@@ -277,10 +278,7 @@ async fn perform(
                 return ("no code held".into(), None, Vec::new());
             };
             let c = model.holdings.codes[ci].clone();
-            let client = match by {
-                CodeUse::OtherClient => other(others, c.client),
-                _ => client_name(c.client).to_string(),
-            };
+            let client = acting(others, c.client, *by == CodeUse::OtherClient);
             let mut params = std::collections::BTreeMap::new();
             if *by == CodeUse::WrongVerifier {
                 params.insert(
@@ -313,10 +311,7 @@ async fn perform(
             };
             let t = model.holdings.tokens[ti].clone();
             let fam = model.holdings.families[t.family].clone();
-            let client = match other_client {
-                true => other(others, fam.client),
-                false => client_name(fam.client).to_string(),
-            };
+            let client = acting(others, fam.client, *other_client);
             let asked = asked_scope(*scope, &fam.granted, &target.known_scopes);
             let mut params = std::collections::BTreeMap::new();
             params.insert("refresh_token".to_string(), t.value.clone());
@@ -348,10 +343,7 @@ async fn perform(
             };
             let t = model.holdings.tokens[ti].clone();
             let fam = model.holdings.families[t.family].clone();
-            let client = match other_client {
-                true => other(others, fam.client),
-                false => client_name(fam.client).to_string(),
-            };
+            let client = acting(others, fam.client, *other_client);
             let mut params = std::collections::BTreeMap::new();
             params.insert("token".to_string(), t.value.clone());
             let right = if *access {
