@@ -3,25 +3,13 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Output};
+use common::{bin, text};
 
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_authconform"));
-    c.env("NO_COLOR", "1");
-    c
-}
+use std::path::Path;
+use std::process::Output;
 
 fn run(args: &[&str]) -> Output {
     bin().args(args).output().expect("spawn authconform")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn results(dir: &Path) -> serde_json::Value {

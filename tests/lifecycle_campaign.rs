@@ -4,29 +4,13 @@
 //! that breaks the invariant on its own, and `--replay` confirms it (and finds nothing against
 //! the compliant reference).
 
-use std::process::{Command, Output};
+mod common;
+
+use common::{bin, results, text};
+
 use std::sync::Mutex;
 
 use serde_json::Value;
-
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_authconform"));
-    c.env("NO_COLOR", "1");
-    c
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn results(dir: &std::path::Path) -> Value {
-    let s = std::fs::read_to_string(dir.join("results.json")).expect("results.json written");
-    serde_json::from_str(&s).expect("results.json is JSON")
-}
 
 /// Campaigns are timed by the budget, and the machine is small: one at a time.
 static CAMPAIGNS: Mutex<()> = Mutex::new(());

@@ -6,9 +6,12 @@
 //! form login and consent, the token endpoint, revocation, introspection and `/mcp`. Each
 //! fault's test runs the same sequence against the compliant reference too.
 
+mod common;
+
+use common::{bin, results, text};
+
 use std::collections::BTreeSet;
 use std::future::Future;
-use std::process::{Command, Output};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -26,25 +29,6 @@ const RACE: &str = "lifecycle.refresh-race-later-generation";
 
 // ---------------------------------------------------------------------------------------------
 // The command line: no case and no single-request campaign catches a lifecycle fault.
-
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_authconform"));
-    c.env("NO_COLOR", "1");
-    c
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn results(dir: &std::path::Path) -> Value {
-    let s = std::fs::read_to_string(dir.join("results.json")).expect("results.json written");
-    serde_json::from_str(&s).expect("results.json is JSON")
-}
 
 /// Whole runs are internally parallel and the machine is small: one at a time.
 static WHOLE_RUNS: Mutex<()> = Mutex::new(());

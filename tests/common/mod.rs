@@ -1,5 +1,30 @@
 //! Helpers shared by the integration tests.
 
+/// The authconform binary of this build, without colours.
+#[allow(dead_code)] // Not every test binary that includes this module uses every helper.
+pub fn bin() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_authconform"));
+    c.env("NO_COLOR", "1");
+    c
+}
+
+/// What a finished command printed, stdout then stderr.
+#[allow(dead_code)]
+pub fn text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The `results.json` a command wrote into `dir`.
+#[allow(dead_code)]
+pub fn results(dir: &std::path::Path) -> serde_json::Value {
+    let s = std::fs::read_to_string(dir.join("results.json")).expect("results.json written");
+    serde_json::from_str(&s).expect("results.json is JSON")
+}
+
 /// A report page must be self-contained and inert: no element that loads anything, no event
 /// handler, no meta refresh, no URL-bearing attribute that leaves the document, and no script
 /// but the page's own: at most one `<script>`, inline, whose SHA-256 is the only `script-src`
