@@ -59,7 +59,7 @@ pub async fn lifecycle(
     let clock = Clock::start();
     let spec_s = spec.graded.clone();
     let result = async {
-        let target = target(&env, opts).await;
+        let target = target(&env).await;
         match replay {
             Some(findings) => {
                 let results = replay_findings(&env, &target, &findings, cases, &spec_s).await;
@@ -102,7 +102,7 @@ pub async fn lifecycle(
 
 /// The campaign's clients and what it knows of the target. A second client is registered when
 /// the AS allows it; without one the binding probes are not drawn.
-async fn target(env: &RunEnv, opts: &FuzzOptions) -> Target {
+async fn target(env: &RunEnv) -> Target {
     let mut ctx = CaseCtx::new(env);
     ctx.case_id = "lifecycle-setup".into();
     let mut clients = Vec::new();
@@ -169,7 +169,6 @@ async fn target(env: &RunEnv, opts: &FuzzOptions) -> Target {
         .ok(),
         false => None,
     };
-    let _ = opts;
     Target {
         introspection: introspector.is_some(),
         introspector,

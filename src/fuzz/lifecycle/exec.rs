@@ -123,8 +123,7 @@ fn stop_text(s: &Stop) -> String {
 /// The answers of the last token request: every parallel response, or the one.
 fn answers(ctx: &CaseCtx<'_>, r: Result<Saved, Stop>, copies: u8) -> Vec<Answer> {
     match r {
-        Ok(saved) if copies > 1 && !ctx.parallel.is_empty() => {
-            let _ = saved;
+        Ok(_) if copies > 1 && !ctx.parallel.is_empty() => {
             ctx.parallel.iter().map(|r| Answer::of(Ok(r))).collect()
         }
         Ok(saved) => match saved.response() {

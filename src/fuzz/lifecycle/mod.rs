@@ -244,7 +244,6 @@ async fn shrink(
             .map(|v| v.message.clone())
             .unwrap_or_default();
         let ops: Vec<Op> = original.steps.iter().map(|s| s.op.clone()).collect();
-        let _ = first;
         return Found {
             invariant: inv,
             sequence,

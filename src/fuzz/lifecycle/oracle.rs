@@ -1088,6 +1088,14 @@ mod tests {
         assert!(v.is_empty());
         m
     }
+    /// The index of the held token with this value.
+    fn held(m: &Model<'_>, value: &str) -> usize {
+        m.holdings
+            .tokens
+            .iter()
+            .position(|t| t.value == value)
+            .unwrap()
+    }
     fn invs(v: &[Violation]) -> Vec<Invariant> {
         v.iter().map(|v| v.invariant).collect()
     }
@@ -1159,12 +1167,7 @@ mod tests {
             &[issued("at2", Some("rt2"), None)],
         );
         assert_eq!(invs(&v), [Invariant::RotatedRefresh]);
-        let rt1 = m
-            .holdings
-            .tokens
-            .iter()
-            .position(|t| t.value == "rt1")
-            .unwrap();
+        let rt1 = held(&m, "rt1");
         m.revoked(4, rt1, false, false, Some(200));
         let v = m.refreshed(
             5,
@@ -1176,12 +1179,7 @@ mod tests {
         );
         assert_eq!(invs(&v), [Invariant::RevokedRefresh]);
         // A wider scope than the grant: broken, whether the response says so or not.
-        let rt2 = m
-            .holdings
-            .tokens
-            .iter()
-            .position(|t| t.value == "rt2")
-            .unwrap();
+        let rt2 = held(&m, "rt2");
         let wide = asked_scope(
             ScopeAsk::Wider,
             &scopes("read write"),
